@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STAGE ?= dev
+
+.PHONY: run test lint bench deploy package clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+## make run: the whole system locally (moto AWS, WeCom sandbox, HTTP API, queue workers, schedules)
+run: $(STAMP)
+	$(PY) -m infra.local_stack
+
+## make test: every test (unit, functional on moto + sandbox, end-to-end over real HTTP) and lint
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/callback.py
+	$(PY) bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

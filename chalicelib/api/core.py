@@ -1,0 +1,296 @@
+"""The API's spine: one decorator per endpoint does auth, request parsing, error mapping and
+registers the endpoint for the OpenAPI document, so every route behaves the same way.
+
+Errors are JSON `{"error": {"code": "...", "message": "...", "details": ...}}` with a stable
+`code`; clients branch on the code, never on the message.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import secrets as pysecrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 256 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def invalid(message: str, details: Any = None) -> ApiError:
+    return ApiError(400, "invalid_request", message, details)
+
+
+def conflict(code: str, message: str) -> ApiError:
+    return ApiError(409, code, message)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+    return Response(
+        body=body.model_dump_json(), status_code=status, headers={"Content-Type": "application/json"}
+    )
+
+
+# -- auth ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Principal:
+    is_admin: bool
+    corp_id: str | None = None
+
+    def require_corp(self) -> str:
+        if self.corp_id is None:
+            raise ApiError(403, "corp_key_required", "this endpoint needs a corp-scoped API key")
+        return self.corp_id
+
+    def may_see(self, corp_id: str) -> bool:
+        return self.is_admin or self.corp_id == corp_id
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key(corp_id: str) -> str:
+    return f"scrm_{pysecrets.token_urlsafe(32)}"
+
+
+_admin_key_cache: list[str] = []
+
+
+def admin_key() -> str | None:
+    """SCRM_ADMIN_KEY from the environment, else the SSM parameter named by
+    SCRM_ADMIN_KEY_PARAMETER (AWS), read once per instance."""
+    if _admin_key_cache:
+        return _admin_key_cache[0]
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    value = settings.admin_key
+    if value is None and settings.admin_key_parameter:
+        from chalicelib import aws
+
+        value = aws.client("ssm").get_parameter(
+            Name=settings.admin_key_parameter, WithDecryption=True
+        )["Parameter"]["Value"]
+    if value:
+        _admin_key_cache.append(value)
+    return value
+
+
+def reset_admin_key() -> None:
+    _admin_key_cache.clear()
+
+
+def authenticate(headers: dict[str, str]) -> Principal:
+    auth = headers.get("authorization") or ""
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <API key>'")
+    token = token.strip()
+    admin = admin_key()
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return Principal(is_admin=True)
+    from chalicelib.store import corps
+
+    found = corps.get_api_key(hash_api_key(token))
+    if found is None:
+        raise ApiError(401, "unauthenticated", "unknown API key")
+    return Principal(is_admin=False, corp_id=found.corp_id)
+
+
+# -- pagination ----------------------------------------------------------------------------------
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null on the last page"
+    )
+
+
+# -- endpoints -----------------------------------------------------------------------------------
+@dataclass
+class EndpointSpec:
+    method: str
+    path: str
+    summary: str
+    auth: str  # "public" | "admin" | "corp" | "any"
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any
+    status: int
+    path_params: list[str] = field(default_factory=list)
+
+
+ENDPOINTS: list[EndpointSpec] = []
+
+
+@dataclass
+class Call:
+    """What a view function receives: who calls, and the parsed inputs."""
+
+    principal: Principal
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value
+
+
+def endpoint(
+    bp: Blueprint,
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    auth: str = "corp",
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+) -> Callable[[Callable[[Call], Any]], Callable[..., Response]]:
+    """Register `fn(call) -> model | None` as a Chalice route with the API's shared behaviour."""
+
+    def decorate(fn: Callable[[Call], Any]) -> Callable[..., Response]:
+        spec = EndpointSpec(method, path, summary, auth, body, query, response, status)
+        spec.path_params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        ENDPOINTS.append(spec)
+
+        @functools.wraps(fn)
+        def view(**params: str) -> Response:
+            request = bp.current_request
+            try:
+                principal = Principal(is_admin=False)
+                if auth != "public":
+                    principal = authenticate(request.headers)
+                    if auth == "admin" and not principal.is_admin:
+                        raise ApiError(403, "admin_key_required", "this endpoint needs the admin key")
+                    if auth == "corp":
+                        principal.require_corp()
+                call = Call(principal=principal, params=params)
+                if body is not None:
+                    call.body = _parse_body(request.raw_body, body)
+                if query is not None:
+                    call.query = _parse_query(request.query_params or {}, query)
+                result = fn(call)
+                if result is None and status == 204:
+                    return Response(body="", status_code=204)
+                return Response(
+                    body=json.dumps(_dump(result), ensure_ascii=False),
+                    status_code=status,
+                    headers={"Content-Type": "application/json"},
+                )
+            except ApiError as exc:
+                return error_response(exc.status, exc.code, exc.message, exc.details)
+            except Exception as exc:  # mapped once, here; unknown errors stay 500 and are logged
+                mapped = map_exception(exc)
+                if mapped is None:
+                    logger.exception("unhandled error in %s %s", method, path)
+                    return error_response(500, "internal_error", "internal error")
+                return error_response(mapped.status, mapped.code, mapped.message, mapped.details)
+
+        view.__name__ = fn.__name__
+        return bp.route(path, methods=[method], content_types=["*/*"])(view)
+
+    return decorate
+
+
+def map_exception(exc: Exception) -> ApiError | None:
+    """Errors from lower layers, mapped to HTTP once (never by message text)."""
+    from chalicelib.store import InvalidCursor
+
+    if isinstance(exc, InvalidCursor):
+        return invalid(str(exc))
+    try:
+        from chalicelib.wecom import errors as wecom_errors
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, wecom_errors.FrequencyLimited):
+        return ApiError(429, "wecom_rate_limited", "WeCom's frequency limit was hit; retry later",
+                        {"retry_after": getattr(exc, "retry_after", None)})
+    if isinstance(exc, wecom_errors.ApiError):
+        status = 400 if isinstance(exc, wecom_errors.InvalidArgument) else 502
+        return ApiError(status, "wecom_error", f"WeCom refused the call: errcode {exc.errcode}",
+                        {"errcode": exc.errcode, "api": getattr(exc, "api", None)})
+    if isinstance(exc, wecom_errors.WeComError):
+        return ApiError(502, "wecom_unavailable", "WeCom could not be reached; retry later")
+    return None
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
+    if raw is None or raw == b"":
+        raise invalid("a JSON body is required")
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("body is not valid JSON") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", "the request body is invalid",
+                       _validation_details(exc)) from exc
+
+
+def _parse_query(params: dict[str, str], model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", "the query parameters are invalid",
+                       _validation_details(exc)) from exc

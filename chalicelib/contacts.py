@@ -1,0 +1,107 @@
+"""Customers and their relations with staff members, from change_external_contact events.
+
+A customer who adds two staff members is one customer with two relations. Relations keep their
+history: lost (the customer removed the staff member), removed (the staff member removed the
+customer) and transferred (a handover moved the customer) are told apart and counted apart.
+Counters are daily, in the corp's time zone, per corp / channel / staff member, and are only ever
+changed inside the event's exactly-once commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.router import ROUTER
+from chalicelib.store import contacts as store
+from chalicelib.store.contacts import RelationItem, TimelineEntry
+
+EVENT = "change_external_contact"
+NO_CHANNEL = "-"  # counter value for contacts that came without a channel code's state
+
+
+def _counts(ctx: Any, staff_id: str, channel: str, **increments: int) -> list[store.StoreOp]:
+    return [
+        store.count(ctx.corp_id, ctx.day, "corp", "all", **increments),
+        store.count(ctx.corp_id, ctx.day, "channel", channel or NO_CHANNEL, **increments),
+        store.count(ctx.corp_id, ctx.day, "staff", staff_id, **increments),
+    ]
+
+
+def _timeline(ctx: Any, kind: str, **details: Any) -> store.StoreOp:
+    ev = ctx.event
+    return store.timeline(
+        ctx.corp_id,
+        TimelineEntry(customer_id=ev.external_user_id, at=ev.create_time, kind=kind,
+                      staff_id=ev.user_id, details={k: v for k, v in details.items() if v}),
+        ctx.identity,
+    )
+
+
+@ROUTER.register(EVENT, "add_external_contact")
+def on_add(ctx: Any) -> list[store.StoreOp]:
+    ev = ctx.event
+    state = ev.state or ""
+    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status="active",
+                       state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
+    return [
+        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time),
+        store.relation_added(ctx.corp_id, rel),
+        _timeline(ctx, "added", state=state),
+        *_counts(ctx, ev.user_id, state, adds=1),
+    ]
+
+
+@ROUTER.register(EVENT, "add_half_external_contact")
+def on_half_add(ctx: Any) -> list[store.StoreOp]:
+    """The customer added a skip-verify staff member who has not accepted yet: a pending relation."""
+    ev = ctx.event
+    state = ev.state or ""
+    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status="pending",
+                       state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
+    return [
+        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time),
+        store.relation_added(ctx.corp_id, rel),
+        _timeline(ctx, "half_added", state=state),
+        *_counts(ctx, ev.user_id, state, half_adds=1),
+    ]
+
+
+def _channel_of(ctx: Any) -> str:
+    rel = store.get_relation(ctx.corp_id, ctx.event.external_user_id, ctx.event.user_id)
+    return (rel.state if rel else None) or ""
+
+
+@ROUTER.register(EVENT, "del_follow_user")
+def on_lost(ctx: Any) -> list[store.StoreOp]:
+    """The customer removed the staff member: churn."""
+    ev = ctx.event
+    return [
+        store.relation_ended(ctx.corp_id, ev.external_user_id, ev.user_id, status="lost",
+                             at=ev.create_time),
+        _timeline(ctx, "lost"),
+        *_counts(ctx, ev.user_id, _channel_of(ctx), lost=1),
+    ]
+
+
+@ROUTER.register(EVENT, "del_external_contact")
+def on_removed(ctx: Any) -> list[store.StoreOp]:
+    """The staff member removed the customer; DELETE_BY_TRANSFER is a handover, not churn."""
+    ev = ctx.event
+    transfer = (ev.source or "") == "DELETE_BY_TRANSFER"
+    status = "transferred" if transfer else "removed"
+    return [
+        store.relation_ended(ctx.corp_id, ev.external_user_id, ev.user_id, status=status,
+                             at=ev.create_time),
+        _timeline(ctx, status, source=ev.source),
+        *_counts(ctx, ev.user_id, _channel_of(ctx), **{status: 1}),
+    ]
+
+
+@ROUTER.register(EVENT, "edit_external_contact")
+def on_edit(ctx: Any) -> list[store.StoreOp]:
+    return [_timeline(ctx, "edited")]
+
+
+@ROUTER.register(EVENT, "transfer_fail")
+def on_transfer_fail(ctx: Any) -> list[store.StoreOp]:
+    return [_timeline(ctx, "transfer_failed", reason=ctx.event.fail_reason)]

@@ -1,0 +1,62 @@
+"""Corps: registration, and the per-instance runtime view (secrets opened, crypto ready).
+
+The callback path needs a corp's token and AES key on every request; opening them costs a
+DynamoDB read and a KMS decrypt, so the opened view is kept in memory for `RUNTIME_TTL` seconds
+(a rotated secret takes effect within that time).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.secrets import CorpSecrets
+
+RUNTIME_TTL = 300.0
+UNKNOWN_TTL = 10.0
+
+
+@dataclass(frozen=True)
+class CorpRuntime:
+    corp_id: str
+    name: str
+    time_zone: str
+    secrets: CorpSecrets
+    crypto: Any  # wecom.crypto.CallbackCrypto
+
+
+_runtime: dict[str, tuple[float, CorpRuntime | None]] = {}
+
+
+def runtime(corp_id: str, *, now: float | None = None) -> CorpRuntime | None:
+    now = time.monotonic() if now is None else now
+    hit = _runtime.get(corp_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    from chalicelib import secrets
+    from chalicelib.store import corps as corp_store
+
+    item = corp_store.get_corp(corp_id)
+    value: CorpRuntime | None = None
+    if item is not None:
+        from chalicelib.wecom.crypto import CallbackCrypto
+
+        opened = secrets.unseal(item.sealed_secrets, corp_id=corp_id)
+        value = CorpRuntime(
+            corp_id=corp_id,
+            name=item.name,
+            time_zone=item.time_zone,
+            secrets=opened,
+            crypto=CallbackCrypto(
+                token=opened.callback_token.get_secret_value(),
+                encoding_aes_key=opened.encoding_aes_key.get_secret_value(),
+                receive_id=corp_id,
+            ),
+        )
+    _runtime[corp_id] = (now + (RUNTIME_TTL if value else UNKNOWN_TTL), value)
+    return value
+
+
+def forget_runtime() -> None:
+    _runtime.clear()

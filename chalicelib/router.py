@@ -1,0 +1,44 @@
+"""Dispatch of callback events to capability handlers, keyed on (Event, ChangeType).
+
+Capabilities register their handlers; the consumer asks the router which handlers an event has.
+A handler's name is its exactly-once step: `<module>.<function>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+Handler = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    step: str
+    handler: Handler
+
+
+class Router:
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, str | None], list[Route]] = {}
+
+    def register(self, event: str, change_type: str | None = None) -> Callable[[Handler], Handler]:
+        """`change_type=None` receives every ChangeType of the event."""
+
+        def decorate(fn: Handler) -> Handler:
+            step = f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
+            self._routes.setdefault((event, change_type), []).append(Route(step, fn))
+            return fn
+
+        return decorate
+
+    def fetch(self, event: str, change_type: str | None) -> list[Route]:
+        exact = self._routes.get((event, change_type), []) if change_type is not None else []
+        return exact + self._routes.get((event, None), [])
+
+    def keys(self) -> list[tuple[str, str | None]]:
+        return list(self._routes)
+
+
+# The one router of callback events; capability modules register on it at import.
+ROUTER = Router()

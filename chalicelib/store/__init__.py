@@ -1,0 +1,24 @@
+"""DynamoDB: the only package that knows keys, expressions and botocore's error codes.
+
+Submodules are imported where used (no eager boto3 import here).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib.store.table import ConditionFailed, InvalidCursor, StoreError, Table
+
+__all__ = ["ConditionFailed", "InvalidCursor", "StoreError", "Table", "get_table", "reset_table"]
+
+
+@lru_cache(maxsize=1)
+def get_table() -> Table:
+    from chalicelib import aws
+    from chalicelib.settings import get_settings
+
+    return Table(aws.client("dynamodb"), get_settings().table_name)
+
+
+def reset_table() -> None:
+    get_table.cache_clear()

@@ -1,0 +1,80 @@
+"""Exactly-once bookkeeping for callback events.
+
+One record per event identity (`EVENT#<identity>`, TTL'd) holds the set of handler steps already
+committed. A handler's DynamoDB effects are committed in ONE transaction together with adding its
+step to that set, conditioned on the step not being there yet: a redelivered or retried event can
+never apply them twice, and a crash before the commit leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.store import ConditionFailed, get_table, keys
+
+_MAX_TRANSACTION_ITEMS = 100
+
+
+@dataclass(frozen=True)
+class StoreOp:
+    """One transaction operation; `stale_ok` ops may be dropped when their condition fails
+    (e.g. a relation already updated by a newer event), the rest of the commit still applies."""
+
+    op: dict[str, Any]
+    stale_ok: bool = False
+
+
+class Duplicate(Exception):
+    """Another delivery of this event committed these steps first."""
+
+
+def done_steps(corp_id: str, identity: str) -> set[str]:
+    item = get_table().get(keys.event_claim(corp_id, identity), consistent=True)
+    return set(item.get("done_steps", ())) if item else set()
+
+
+def commit(
+    corp_id: str,
+    identity: str,
+    *,
+    steps: list[str],
+    ops: list[StoreOp],
+    expires_at: int,
+    route: str,
+) -> list[int]:
+    """Apply `ops` and mark `steps` done, atomically. Returns the indexes of ops dropped as stale.
+
+    Raises Duplicate when any of the steps was already committed.
+    """
+    table = get_table()
+    names = {"#done": "done_steps", "#exp": "expires_at", "#route": "route"}
+    values: dict[str, Any] = {":steps": set(steps), ":exp": expires_at, ":route": route}
+    conditions = []
+    for i, step in enumerate(steps):
+        values[f":s{i}"] = step
+        conditions.append(f"NOT contains(#done, :s{i})")
+    record = table.op_update(
+        keys.event_claim(corp_id, identity),
+        expression="ADD #done :steps SET #exp = :exp, #route = :route",
+        names=names,
+        values=values,
+        condition="attribute_not_exists(#done) OR (" + " AND ".join(conditions) + ")",
+    )
+    live = list(range(len(ops)))
+    dropped: list[int] = []
+    if len(ops) + 1 > _MAX_TRANSACTION_ITEMS:
+        raise ValueError("too many operations for one commit")
+    while True:
+        try:
+            table.transact([record, *(ops[i].op for i in live)])
+            return dropped
+        except ConditionFailed as exc:
+            reasons = exc.reasons
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise Duplicate(identity) from exc
+            failed = [live[j - 1] for j, r in enumerate(reasons) if j > 0 and r == "ConditionalCheckFailed"]
+            if not failed or any(not ops[i].stale_ok for i in failed):
+                raise
+            dropped.extend(failed)
+            live = [i for i in live if i not in failed]

@@ -1,0 +1,125 @@
+"""Every key of every item type: the only place that spells them.
+
+All of a corp's items live under the partition `CORP#<corp_id>` (or a partition that starts
+with it), so one deployment serves many corps and a corp's data can be listed and deleted.
+docs/architecture.md lists each item type with these shapes.
+"""
+
+from __future__ import annotations
+
+Key = dict[str, str]
+
+
+def _k(pk: str, sk: str) -> Key:
+    return {"PK": pk, "SK": sk}
+
+
+def corp_partition(corp_id: str) -> str:
+    return f"CORP#{corp_id}"
+
+
+def corp(corp_id: str) -> Key:
+    return _k(corp_partition(corp_id), "CORP")
+
+
+def corp_list_entry() -> str:
+    """GSI2 partition that lists every registered corp (admin view)."""
+    return "CORPS"
+
+
+def api_key(key_hash: str) -> Key:
+    # Looked up by hash on every API call: its own partition, no index needed.
+    return _k(f"APIKEY#{key_hash}", "APIKEY")
+
+
+def event_claim(corp_id: str, identity: str) -> Key:
+    return _k(corp_partition(corp_id), f"EVENT#{identity}")
+
+
+def effect_claim(corp_id: str, effect: str) -> Key:
+    return _k(corp_partition(corp_id), f"EFFECT#{effect}")
+
+
+def customer(corp_id: str, customer_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"CUSTOMER#{customer_id}")
+
+
+def customer_prefix(corp_id: str, customer_id: str) -> str:
+    """SK prefix under which a customer, its relations and its timeline sort together."""
+    return f"CUSTOMER#{customer_id}"
+
+
+def relation(corp_id: str, customer_id: str, staff_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"CUSTOMER#{customer_id}#REL#{staff_id}")
+
+
+def relation_prefix(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}#REL#"
+
+
+def timeline_entry(corp_id: str, customer_id: str, at_ms: int, identity: str) -> Key:
+    return _k(corp_partition(corp_id), f"CUSTOMER#{customer_id}#LOG#{at_ms:015d}#{identity}")
+
+
+def timeline_prefix(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}#LOG#"
+
+
+def staff_relations_partition(corp_id: str, staff_id: str) -> str:
+    """GSI1 partition: one staff member's relations."""
+    return f"CORP#{corp_id}#STAFF#{staff_id}"
+
+
+def relations_by_corp_partition(corp_id: str) -> str:
+    """GSI2 partition: all relations of a corp, by date added (customer list)."""
+    return f"CORP#{corp_id}#RELATIONS"
+
+
+def counter(corp_id: str, day: str, dimension: str, value: str) -> Key:
+    """Daily counters: day is YYYY-MM-DD in the corp's time zone; dimension corp|channel|staff|group."""
+    return _k(corp_partition(corp_id), f"COUNT#{day}#{dimension}#{value}")
+
+
+def counter_prefix(day_prefix: str = "") -> str:
+    return f"COUNT#{day_prefix}"
+
+
+def group(corp_id: str, group_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"GROUP#{group_id}")
+
+
+def group_member(corp_id: str, group_id: str, member_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"GROUP#{group_id}#MEMBER#{member_id}")
+
+
+def group_member_prefix(group_id: str) -> str:
+    return f"GROUP#{group_id}#MEMBER#"
+
+
+def access_token(corp_id: str, app: str) -> Key:
+    return _k(corp_partition(corp_id), f"TOKEN#{app}")
+
+
+def rate_window(corp_id: str, api: str, window: int) -> Key:
+    return _k(f"{corp_partition(corp_id)}#RATE#{api}", f"W#{window}")
+
+
+def sync_job(corp_id: str, job_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"SYNC#{job_id}")
+
+
+def channel_code(corp_id: str, code_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"CHANNEL#{code_id}")
+
+
+def channel_state_partition(corp_id: str, state: str) -> str:
+    """GSI2 partition: a channel code by the `state` WeCom echoes in add_external_contact."""
+    return f"CORP#{corp_id}#STATE#{state}"
+
+
+def tag(corp_id: str, tag_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"TAG#{tag_id}")
+
+
+def tag_group(corp_id: str, group_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"TAGGROUP#{group_id}")

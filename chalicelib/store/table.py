@@ -1,0 +1,273 @@
+"""A thin typed layer over the DynamoDB client: plain Python values in and out.
+
+botocore's error codes never leave the store package: a failed condition becomes
+`ConditionFailed`, anything else propagates as it is (a real outage must fail loudly).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.store import schema
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class ConditionFailed(StoreError):
+    """A conditional write found the item not as expected (already claimed, stale, absent).
+
+    `reasons` lists, for a transaction, which operations failed ("ConditionalCheckFailed") and
+    `old_item` holds the item as found when DynamoDB returned it.
+    """
+
+    def __init__(self, reasons: list[str] | None = None, old_item: dict | None = None):
+        super().__init__(reasons or "condition failed")
+        self.reasons = reasons or []
+        self.old_item = old_item
+
+
+class InvalidCursor(StoreError):
+    """A pagination cursor that this query did not produce."""
+
+
+_serializer = None
+_deserializer = None
+
+
+def _ser():
+    global _serializer, _deserializer
+    if _serializer is None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+    return _serializer, _deserializer
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value
+
+
+def _dynamo_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _dynamo_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_dynamo_value(v) for v in value]
+    return value
+
+
+def to_attrs(item: dict[str, Any]) -> dict[str, Any]:
+    ser, _ = _ser()
+    return {k: ser.serialize(_dynamo_value(v)) for k, v in item.items() if v is not None}
+
+
+def from_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    _, de = _ser()
+    return {k: _plain(de.deserialize(v)) for k, v in attrs.items()}
+
+
+def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(from_attrs(last_key), separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *, partition: str, partition_attr: str) -> dict | None:
+    """Decode a cursor, refusing one whose partition is not the one being queried (a cursor
+    must never let a caller page into another corp's items)."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    if not isinstance(key, dict) or key.get(partition_attr) != partition:
+        raise InvalidCursor("cursor does not belong to this listing")
+    return to_attrs(key)
+
+
+class Table:
+    def __init__(self, client: Any, name: str):
+        self.client = client
+        self.name = name
+
+    # -- single items -------------------------------------------------------------------------
+    def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
+        resp = self.client.get_item(TableName=self.name, Key=to_attrs(key), ConsistentRead=consistent)
+        item = resp.get("Item")
+        return from_attrs(item) if item else None
+
+    def put(
+        self,
+        item: dict[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs = self._conditional(condition, names, values)
+        try:
+            self.client.put_item(TableName=self.name, Item=to_attrs(item), **kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConditionFailed(old_item=_old_item(exc)) from exc
+
+    def update(
+        self,
+        key: dict[str, str],
+        *,
+        expression: str,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+        return_new: bool = False,
+    ) -> dict[str, Any] | None:
+        kwargs = self._conditional(condition, names, values)
+        if return_new:
+            kwargs["ReturnValues"] = "ALL_NEW"
+        try:
+            resp = self.client.update_item(
+                TableName=self.name, Key=to_attrs(key), UpdateExpression=expression, **kwargs
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConditionFailed(old_item=_old_item(exc)) from exc
+        attrs = resp.get("Attributes")
+        return from_attrs(attrs) if attrs else None
+
+    def delete(self, key: dict[str, str], *, condition: str | None = None,
+               names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> None:
+        kwargs = self._conditional(condition, names, values)
+        try:
+            self.client.delete_item(TableName=self.name, Key=to_attrs(key), **kwargs)
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            raise ConditionFailed() from exc
+
+    # -- many items -----------------------------------------------------------------------------
+    def query(
+        self,
+        partition: str,
+        *,
+        sk_prefix: str | None = None,
+        sk_between: tuple[str, str] | None = None,
+        index: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+        filter_expression: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        pk_attr, sk_attr = {
+            None: (schema.PK, schema.SK),
+            schema.GSI1: (schema.GSI1_PK, schema.GSI1_SK),
+            schema.GSI2: (schema.GSI2_PK, schema.GSI2_SK),
+        }[index]
+        all_names = {"#pk": pk_attr, **(names or {})}
+        all_values: dict[str, Any] = {":pk": partition, **(values or {})}
+        condition = "#pk = :pk"
+        if sk_prefix is not None:
+            all_names["#sk"] = sk_attr
+            all_values[":skp"] = sk_prefix
+            condition += " AND begins_with(#sk, :skp)"
+        elif sk_between is not None:
+            all_names["#sk"] = sk_attr
+            all_values[":sk_lo"], all_values[":sk_hi"] = sk_between
+            condition += " AND #sk BETWEEN :sk_lo AND :sk_hi"
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": all_names,
+            "ExpressionAttributeValues": to_attrs(all_values),
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        if limit:
+            kwargs["Limit"] = limit
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        start = decode_cursor(cursor, partition=partition, partition_attr=pk_attr)
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        resp = self.client.query(**kwargs)
+        items = [from_attrs(i) for i in resp.get("Items", [])]
+        return items, encode_cursor(resp.get("LastEvaluatedKey"))
+
+    def query_all(self, partition: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page, cursor = self.query(partition, cursor=cursor, **kwargs)
+            items.extend(page)
+            if not cursor:
+                return items
+
+    def batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pending = [to_attrs(k) for k in keys]
+        while pending:
+            chunk, pending = pending[:100], pending[100:]
+            request = {self.name: {"Keys": chunk}}
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request)
+                found.extend(from_attrs(i) for i in resp.get("Responses", {}).get(self.name, []))
+                request = resp.get("UnprocessedKeys") or None
+        return found
+
+    # -- transactions ---------------------------------------------------------------------------
+    def op_put(self, item: dict[str, Any], *, condition: str | None = None,
+               names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict:
+        return {"Put": {"TableName": self.name, "Item": to_attrs(item),
+                        **self._conditional(condition, names, values)}}
+
+    def op_update(self, key: dict[str, str], *, expression: str, names: dict[str, str] | None = None,
+                  values: dict[str, Any] | None = None, condition: str | None = None) -> dict:
+        return {"Update": {"TableName": self.name, "Key": to_attrs(key), "UpdateExpression": expression,
+                           **self._conditional(condition, names, values)}}
+
+    def op_check(self, key: dict[str, str], *, condition: str, names: dict[str, str] | None = None,
+                 values: dict[str, Any] | None = None) -> dict:
+        return {"ConditionCheck": {"TableName": self.name, "Key": to_attrs(key),
+                                   **self._conditional(condition, names, values)}}
+
+    def transact(self, operations: list[dict]) -> None:
+        """All or nothing; a failed condition raises ConditionFailed with per-operation reasons."""
+        try:
+            self.client.transact_write_items(TransactItems=operations)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise ConditionFailed(reasons) from exc
+            raise
+
+    @staticmethod
+    def _conditional(condition: str | None, names: dict[str, str] | None,
+                     values: dict[str, Any] | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = to_attrs(values)
+        return kwargs
+
+
+def _old_item(exc: Exception) -> dict | None:
+    item = getattr(exc, "response", {}).get("Item")
+    return from_attrs(item) if item else None

@@ -1,0 +1,333 @@
+"""The whole system on one machine: moto's server as AWS, the WeCom sandbox, `chalice local` for
+HTTP, and a runner that does what Lambda's event sources do (poll the queues, fire the
+schedules) by calling the very handler functions Lambda calls (`app.handler_map`), honouring
+partial batch responses.
+
+`python -m infra.local_stack` (what `make run` runs) starts it all and stays in the foreground
+until Ctrl-C. Tests start the same `LocalStack` on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets as pysecrets
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+logger = logging.getLogger("local_stack")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lambda_context(name: str) -> Any:
+    from chalice.local import LambdaContext
+
+    return LambdaContext(name, 256)
+
+
+class QueueBridge(threading.Thread):
+    """SQS -> Lambda for one queue, as the event source mapping does in AWS."""
+
+    def __init__(self, app: Any, handler_name: str, queue_name: str, batch_size: int,
+                 stop: threading.Event):
+        super().__init__(name=f"sqs-{queue_name}", daemon=True)
+        self.app, self.handler_name, self.queue_name = app, handler_name, queue_name
+        self.batch_size, self.stop = min(batch_size, 10), stop
+        self.processed = 0
+        self.idle = threading.Event()
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        from chalicelib import aws, queues
+
+        sqs = aws.client("sqs")
+        url = queues.queue_url(self.queue_name)
+        resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=self.batch_size,
+                                   WaitTimeSeconds=wait_seconds, AttributeNames=["All"])
+        messages = resp.get("Messages", [])
+        if not messages:
+            return 0
+        arn = f"arn:aws:sqs:us-east-1:123456789012:{self.queue_name}"
+        event = {"Records": [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "attributes": m.get("Attributes", {}), "messageAttributes": {},
+             "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
+             "eventSourceARN": arn, "awsRegion": "us-east-1"} for m in messages]}
+        try:
+            result = self.app.handler_map[self.handler_name](event, _lambda_context(self.handler_name))
+        except Exception:  # Lambda failed whole: nothing is deleted, all come back
+            logger.exception("%s failed on a batch", self.handler_name)
+            return 0
+        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+        self.processed += len(done)
+        return len(messages)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                got = self.poll_once()
+            except Exception:  # keep polling; moto restarts are not our problem here
+                logger.exception("poll of %s failed", self.queue_name)
+                time.sleep(1)
+                continue
+            if got:
+                self.idle.clear()
+            else:
+                self.idle.set()
+
+
+def _cron_matches(expr: str, t: time.struct_time) -> bool:
+    """cron(min hour dom month dow year), UTC, supporting numbers, lists, ranges, '*' and '?'."""
+    fields = expr.split()
+    values = [t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7 + 1, t.tm_year]
+
+    def match(field: str, value: int) -> bool:
+        if field in ("*", "?"):
+            return True
+        for part in field.split(","):
+            if "-" in part:
+                lo, hi = part.split("-")
+                if lo.isdigit() and hi.isdigit() and int(lo) <= value <= int(hi):
+                    return True
+            elif part.isdigit() and int(part) == value:
+                return True
+        return False
+
+    return all(match(f, v) for f, v in zip(fields, values))
+
+
+class ScheduleFirer(threading.Thread):
+    """EventBridge schedules: moto stores them but never fires, so we do."""
+
+    def __init__(self, app: Any, stop: threading.Event):
+        super().__init__(name="schedules", daemon=True)
+        self.app, self.stop = app, stop
+        self.schedules: list[tuple[str, str]] = []
+        from chalice.app import ScheduledEventConfig
+
+        for source in app.event_sources:
+            if isinstance(source, ScheduledEventConfig):
+                expr = source.schedule_expression
+                expr = expr if isinstance(expr, str) else expr.to_string()
+                self.schedules.append((source.name, expr))
+
+    def fire(self, name: str) -> Any:
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": "123456789012",
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1",
+                 "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{name}"], "detail": {}}
+        return self.app.handler_map[name](event, _lambda_context(name))
+
+    def run(self) -> None:
+        last_fired: dict[str, float] = {}
+        while not self.stop.wait(1.0):
+            now = time.time()
+            for name, expr in self.schedules:
+                due = False
+                m = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expr)
+                if m:
+                    unit = {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]
+                    due = now - last_fired.get(name, now - 10**9) >= int(m.group(1)) * unit
+                elif expr.startswith("cron("):
+                    minute = int(now // 60)
+                    due = (last_fired.get(name, -1) // 60 != minute
+                           and _cron_matches(expr[5:-1], time.gmtime(now)))
+                if due:
+                    last_fired[name] = now
+                    try:
+                        self.fire(name)
+                    except Exception:
+                        logger.exception("schedule %s failed", name)
+
+
+class LocalStack:
+    def __init__(self, *, http_port: int = 8000, moto_port: int = 5055, sandbox_port: int = 8700,
+                 admin_key: str | None = None, wecom_api_base: str | None = None,
+                 start_http: bool = True, start_workers: bool = True):
+        self.http_port, self.moto_port, self.sandbox_port = http_port, moto_port, sandbox_port
+        self.admin_key = admin_key or os.environ.get("SCRM_ADMIN_KEY") or f"admin_{pysecrets.token_urlsafe(24)}"
+        self.external_wecom = wecom_api_base or os.environ.get("WECOM_API_BASE") or None
+        self.start_http, self.start_workers = start_http, start_workers
+        self.stop_event = threading.Event()
+        self.bridges: list[QueueBridge] = []
+        self.schedules: ScheduleFirer | None = None
+        self._servers: list[Any] = []
+        self.sandbox: Any = None
+        self.app: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def wecom_api_base(self) -> str:
+        return self.external_wecom or f"http://127.0.0.1:{self.sandbox_port}/cgi-bin"
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "SCRM_ADMIN_KEY": self.admin_key,
+            "WECOM_API_BASE": self.wecom_api_base,
+            "SCRM_PUBLIC_BASE_URL": self.base_url,
+        }
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        os.environ.update(self._environment())
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        moto.start()
+        self._servers.append(moto)
+        self._reset_caches()
+        self.bootstrap()
+        if self.external_wecom is None:
+            self._start_sandbox()
+        sys.path.insert(0, ROOT)
+        import app as app_module
+
+        self.app = app_module.app
+        if self.start_workers:
+            self._start_workers()
+        if self.start_http:
+            self._start_http()
+        return self
+
+    @staticmethod
+    def _reset_caches() -> None:
+        from chalicelib import aws, corps, queues, settings, store
+        from chalicelib.api import core
+
+        settings.reset_settings()
+        aws.reset_clients()
+        store.reset_table()
+        queues.reset_queue_urls()
+        corps.forget_runtime()
+        core.reset_admin_key()
+
+    def bootstrap(self) -> None:
+        """Create the table, the queues and the secrets key, as infra/ does in AWS."""
+        from chalicelib import aws, queues, secrets
+        from chalicelib.settings import get_settings
+        from chalicelib.store import schema
+
+        settings = get_settings()
+        schema.create_table(aws.client("dynamodb"), settings.table_name)
+        queues.create_queues(aws.client("sqs"), settings)
+        secrets.ensure_local_key(aws.client("kms"), settings.kms_key_id)
+
+    def _start_sandbox(self) -> None:
+        try:
+            import sandbox.server as sandbox_server
+        except ImportError:
+            logger.warning("sandbox package not available; WeCom calls will fail")
+            return
+        self.sandbox = sandbox_server.serve(self.sandbox_port)
+        self._servers.append(self.sandbox)
+
+    def _start_workers(self) -> None:
+        from chalice.app import SQSEventConfig
+
+        for source in self.app.event_sources:
+            if isinstance(source, SQSEventConfig):
+                bridge = QueueBridge(self.app, source.name, source.queue, source.batch_size,
+                                     self.stop_event)
+                bridge.start()
+                self.bridges.append(bridge)
+        self.schedules = ScheduleFirer(self.app, self.stop_event)
+        self.schedules.start()
+
+    def _start_http(self) -> None:
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        server = create_local_server(self.app, Config.create(), "127.0.0.1", self.http_port)
+        thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        thread.start()
+        self._servers.append(server)
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for bridge in self.bridges:
+            bridge.join(timeout=5)
+        for server in reversed(self._servers):
+            try:
+                (getattr(server, "shutdown", None) or server.stop)()
+            except Exception:  # shutting down anyway
+                logger.debug("error stopping %r", server, exc_info=True)
+
+    def banner(self) -> str:
+        fingerprint = hashlib.sha256(self.admin_key.encode()).hexdigest()[:8]
+        lines = [
+            "",
+            "SCRM is running locally (Ctrl-C stops everything).",
+            f"  health:        curl {self.base_url}/api/v1/health",
+            f"  API:           {self.base_url}/api/v1   (OpenAPI: {self.base_url}/api/v1/openapi.json)",
+            f"  admin key:     {self.admin_key}   (sha256 {fingerprint}…)",
+            f"  WeCom API:     {self.wecom_api_base}" + ("" if self.external_wecom else "   (the sandbox)"),
+            f"  AWS (moto):    http://127.0.0.1:{self.moto_port}",
+            f"  callback URL:  {self.base_url}/wecom/<corp_id>/callback",
+            "  queue workers: " + ", ".join(f"{b.queue_name} -> {b.handler_name}" for b in self.bridges),
+            "  schedules:     " + ", ".join(f"{n} {e}" for n, e in (self.schedules.schedules if self.schedules else [])),
+        ]
+        if self.sandbox is not None:
+            lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: demo)")
+        return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SCRM_HTTP_PORT", 8000)))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("SCRM_MOTO_PORT", 5055)))
+    parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SCRM_SANDBOX_PORT", 8700)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("SCRM_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port)
+    stack.start()
+    print(stack.banner(), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("stopping…", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

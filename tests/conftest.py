@@ -1,0 +1,63 @@
+"""Shared fixtures.
+
+`aws`: moto in-process (mock_aws) with the table and queues created from the same definitions
+infra/ deploys, fresh for each test. Fast, and the same boto3 calls production makes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Never reach a real AWS account from a test, whatever the developer's shell holds.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def reset_caches() -> None:
+    from chalicelib import aws, queues, settings, store
+
+    settings.reset_settings()
+    aws.reset_clients()
+    store.reset_table()
+    queues.reset_queue_urls()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Environment of a test deployment (names only; no AWS yet)."""
+    monkeypatch.setenv("SCRM_TABLE_NAME", "scrm-test")
+    monkeypatch.setenv("SCRM_EVENTS_QUEUE", "scrm-test-events")
+    monkeypatch.setenv("SCRM_SENDS_QUEUE", "scrm-test-sends")
+    monkeypatch.setenv("SCRM_SYNC_QUEUE", "scrm-test-sync")
+    monkeypatch.setenv("SCRM_ADMIN_KEY", "admin-test-key")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    reset_caches()
+    yield
+    reset_caches()
+
+
+@pytest.fixture
+def aws(aws_env):
+    """moto in-process with the table and every queue (+ DLQ) created."""
+    from moto import mock_aws
+
+    from chalicelib import aws as aws_clients
+    from chalicelib import queues, secrets
+    from chalicelib.settings import get_settings
+    from chalicelib.store import schema
+
+    with mock_aws():
+        settings = get_settings()
+        schema.create_table(aws_clients.client("dynamodb"), settings.table_name)
+        queues.create_queues(aws_clients.client("sqs"), settings)
+        secrets.ensure_local_key(aws_clients.client("kms"), settings.kms_key_id)
+        yield settings

@@ -1,0 +1,123 @@
+"""Callback -> queue -> consumer -> DynamoDB, in-process (moto + chalice's test client)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers import CORP_ID, contact_xml, drain_queue, encrypted, register, sqs_event
+
+
+def _post(client, xml: bytes, corp_id: str = CORP_ID):
+    query, body = encrypted(xml, corp_id)
+    return client.http.post(f"/wecom/{corp_id}/callback?{query}", body=body,
+                            headers={"Content-Type": "text/xml"})
+
+
+def _consume(client, bodies):
+    return client.lambda_.invoke("on_events", sqs_event(bodies)).payload
+
+
+def test_add_contact_recorded_once_despite_retries_and_redelivery(chalice_client, aws):
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    xml = contact_xml(create_time=1_700_000_000)
+    for _ in range(3):  # WeCom re-posts the same callback
+        resp = _post(chalice_client, xml)
+        assert resp.status_code == 200 and resp.body == b""
+    bodies = drain_queue(aws.events_queue)
+    assert len(bodies) == 3
+    result = _consume(chalice_client, bodies + bodies[:1])  # and SQS redelivers one
+    assert result == {"batchItemFailures": []}
+
+    rel = contacts.get_relation(CORP_ID, "wmCustomer0001", "zhangsan")
+    assert rel is not None and rel.status == "active" and rel.state == "store-001"
+    rows = contacts.counters(CORP_ID, "2023-11-15", "2023-11-15")
+    corp_row = next(r for r in rows if r["dimension"] == "corp")
+    assert corp_row["adds"] == 1
+    channel_row = next(r for r in rows if r["dimension"] == "channel")
+    assert channel_row["value"] == "store-001" and channel_row["adds"] == 1
+
+
+def test_poison_message_fails_alone(chalice_client, aws):
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    _post(chalice_client, contact_xml(customer="wmGood", create_time=1_700_000_100))
+    good = drain_queue(aws.events_queue)
+    event = sqs_event(["{not json", *good])
+    result = chalice_client.lambda_.invoke("on_events", event).payload
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert contacts.get_relation(CORP_ID, "wmGood", "zhangsan") is not None
+
+
+def test_customer_with_two_staff_is_one_customer_with_two_relations(chalice_client, aws):
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    _post(chalice_client, contact_xml(staff="alice", customer="wmShared", create_time=1_700_000_200))
+    _post(chalice_client, contact_xml(staff="bob", customer="wmShared", create_time=1_700_000_300))
+    _consume(chalice_client, drain_queue(aws.events_queue))
+    rels = contacts.relations_of_customer(CORP_ID, "wmShared")
+    assert sorted(r.staff_id for r in rels) == ["alice", "bob"]
+    items = contacts.customer_items(CORP_ID, "wmShared")
+    assert sum(1 for i in items if i["type"] == "customer") == 1
+
+
+def test_lost_removed_and_transfer_are_counted_apart(chalice_client, aws):
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    t = 1_700_000_000
+    _post(chalice_client, contact_xml(customer="wmA", create_time=t))
+    _post(chalice_client, contact_xml(customer="wmB", create_time=t))
+    _post(chalice_client, contact_xml(customer="wmC", create_time=t))
+    _post(chalice_client, contact_xml("del_follow_user", customer="wmA", create_time=t + 10))
+    _post(chalice_client, contact_xml("del_external_contact", customer="wmB", create_time=t + 10))
+    _post(chalice_client, contact_xml("del_external_contact", customer="wmC", create_time=t + 10,
+                                      extra="<Source><![CDATA[DELETE_BY_TRANSFER]]></Source>"))
+    _consume(chalice_client, drain_queue(aws.events_queue))
+    statuses = {c: contacts.get_relation(CORP_ID, c, "zhangsan").status for c in ("wmA", "wmB", "wmC")}
+    assert statuses == {"wmA": "lost", "wmB": "removed", "wmC": "transferred"}
+    corp_row = next(r for r in contacts.counters(CORP_ID, "2023-11-15", "2023-11-15")
+                    if r["dimension"] == "corp")
+    assert (corp_row["adds"], corp_row["lost"], corp_row["removed"], corp_row["transferred"]) == (3, 1, 1, 1)
+
+
+def test_stale_add_does_not_revive_a_lost_relation(chalice_client, aws):
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    t = 1_700_000_000
+    _post(chalice_client, contact_xml("del_follow_user", customer="wmLate", create_time=t + 50))
+    _consume(chalice_client, drain_queue(aws.events_queue))
+    _post(chalice_client, contact_xml(customer="wmLate", create_time=t))  # arrives late
+    assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
+    assert contacts.get_relation(CORP_ID, "wmLate", "zhangsan").status == "lost"
+
+
+def test_group_events_record_groups_and_members(chalice_client, aws):
+    from chalicelib.store import groups
+
+    register(chalice_client)
+    base = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_chat]]></Event>"
+            "<ChatId><![CDATA[wrChat1]]></ChatId>")
+    _post(chalice_client, (base + "<CreateTime>1700000000</CreateTime><ChangeType><![CDATA[create]]></ChangeType></xml>").encode())
+    _post(chalice_client, (base + "<CreateTime>1700000010</CreateTime><ChangeType><![CDATA[update]]></ChangeType>"
+                           "<UpdateDetail><![CDATA[add_member]]></UpdateDetail><JoinScene>3</JoinScene>"
+                           "<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item>wmX</Item><Item>wmY</Item></MemChangeList>"
+                           "</xml>").encode())
+    _consume(chalice_client, drain_queue(aws.events_queue))
+    assert groups.get_group(CORP_ID, "wrChat1")["status"] == "active"
+    assert sorted(m["member_id"] for m in groups.members(CORP_ID, "wrChat1")) == ["wmX", "wmY"]
+
+
+def test_unknown_event_is_accepted_and_ignored(chalice_client, aws):
+    register(chalice_client)
+    xml = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><CreateTime>1700000000</CreateTime>"
+           "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[brand_new_event]]></Event></xml>").encode()
+    assert _post(chalice_client, xml).status_code == 200
+    bodies = drain_queue(aws.events_queue)
+    assert json.loads(bodies[0])["event"]["event"] == "brand_new_event"
+    assert _consume(chalice_client, bodies) == {"batchItemFailures": []}

@@ -1,0 +1,82 @@
+"""End to end over real HTTP: API registration, encrypted callback, SQS, consumer, DynamoDB."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.helpers import CORP_ID, contact_xml, corp_body, crypto_for
+
+
+def _wait_for(predicate, timeout: float = 15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _queue_empty(name: str) -> bool:
+    from chalicelib import aws, queues
+
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queues.queue_url(name),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_add_contact_end_to_end_exactly_once(stack):
+    from chalicelib import aws, queues
+    from chalicelib.settings import get_settings
+    from chalicelib.store import contacts
+
+    http = httpx.Client(base_url=stack.base_url, timeout=10)
+    assert http.get("/api/v1/health").json()["status"] == "ok"
+    created = http.post("/api/v1/corps", json=corp_body(),
+                        headers={"Authorization": f"Bearer {stack.admin_key}"})
+    assert created.status_code == 201, created.text
+    callback = created.json()["callback_url"].replace(stack.base_url, "")
+
+    xml = contact_xml(customer="wmE2E", state="poster-7", create_time=int(time.time()))
+    params, body = crypto_for().encrypt_callback(xml, timestamp=str(int(time.time())), nonce="e2e")
+    for _ in range(3):  # WeCom retries the same callback
+        resp = http.post(callback, params=params, content=body, headers={"Content-Type": "text/xml"})
+        assert resp.status_code == 200 and resp.content == b""
+
+    rel = _wait_for(lambda: contacts.get_relation(CORP_ID, "wmE2E", "zhangsan"))
+    assert rel.status == "active" and rel.state == "poster-7"
+    _wait_for(lambda: _queue_empty(get_settings().events_queue))
+
+    # SQS delivers a message twice: replay one copy of what the receiver enqueued.
+    from chalicelib.store import events as event_store  # noqa: F401  (same store the consumer uses)
+    from chalicelib.wecom.events import parse_event
+
+    event = parse_event(xml)
+    message = queues.EventMessage(corp_id=CORP_ID, received_at_ms=int(time.time() * 1000), event=event.to_dict())
+    aws.client("sqs").send_message(QueueUrl=queues.queue_url(get_settings().events_queue),
+                                   MessageBody=message.model_dump_json())
+    _wait_for(lambda: _queue_empty(get_settings().events_queue))
+
+    day = time.strftime("%Y-%m-%d", time.gmtime(event.create_time + 8 * 3600))  # Asia/Shanghai
+    rows = contacts.counters(CORP_ID, day, day)
+    corp_row = next(r for r in rows if r["dimension"] == "corp")
+    assert corp_row["adds"] == 1
+    assert len([r for r in contacts.relations_of_customer(CORP_ID, "wmE2E")]) == 1
+
+
+def test_url_verification_over_http(stack):
+    from chalicelib.wecom.crypto import signature
+    from tests.helpers import TOKEN
+
+    http = httpx.Client(base_url=stack.base_url, timeout=10)
+    http.post("/api/v1/corps", json=corp_body(), headers={"Authorization": f"Bearer {stack.admin_key}"})
+    echostr = crypto_for().encrypt(b"1288432023552776189")
+    ts = str(int(time.time()))
+    resp = http.get(f"/wecom/{CORP_ID}/callback", params={
+        "msg_signature": signature(TOKEN, ts, "n1", echostr), "timestamp": ts, "nonce": "n1", "echostr": echostr})
+    assert resp.status_code == 200
+    assert resp.content == b"1288432023552776189"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import re
@@ -112,7 +111,7 @@ def _cron_matches(expr: str, t: time.struct_time) -> bool:
                 return True
         return False
 
-    return all(match(f, v) for f, v in zip(fields, values))
+    return all(match(f, v) for f, v in zip(fields, values, strict=False))
 
 
 class ScheduleFirer(threading.Thread):
@@ -298,7 +297,8 @@ class LocalStack:
             f"  AWS (moto):    http://127.0.0.1:{self.moto_port}",
             f"  callback URL:  {self.base_url}/wecom/<corp_id>/callback",
             "  queue workers: " + ", ".join(f"{b.queue_name} -> {b.handler_name}" for b in self.bridges),
-            "  schedules:     " + ", ".join(f"{n} {e}" for n, e in (self.schedules.schedules if self.schedules else [])),
+            "  schedules:     " + ", ".join(
+                f"{n} {e}" for n, e in (self.schedules.schedules if self.schedules else [])),
         ]
         if self.sandbox is not None:
             lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: demo)")

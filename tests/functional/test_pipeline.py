@@ -103,7 +103,8 @@ def test_group_events_record_groups_and_members(chalice_client, aws):
     base = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
             "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_chat]]></Event>"
             "<ChatId><![CDATA[wrChat1]]></ChatId>")
-    _post(chalice_client, (base + "<CreateTime>1700000000</CreateTime><ChangeType><![CDATA[create]]></ChangeType></xml>").encode())
+    _post(chalice_client,
+          (base + "<CreateTime>1700000000</CreateTime><ChangeType><![CDATA[create]]></ChangeType></xml>").encode())
     _post(chalice_client, (base + "<CreateTime>1700000010</CreateTime><ChangeType><![CDATA[update]]></ChangeType>"
                            "<UpdateDetail><![CDATA[add_member]]></UpdateDetail><JoinScene>3</JoinScene>"
                            "<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item>wmX</Item><Item>wmY</Item></MemChangeList>"

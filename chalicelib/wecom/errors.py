@@ -1,0 +1,179 @@
+"""One error tree for everything the WeCom API client raises.
+
+Decided by ``errcode`` only, never by ``errmsg`` (WeCom rewrites its messages and appends a
+``hint`` and the caller's IP). Codes and meanings: wecom-api.md section 5, which copies WeCom's
+errcode page (doc 90313) via go-workwx ``errcodes/mod.go``::
+
+    WeComError
+    ├── ApiError(errcode, errmsg, api)          WeCom answered with errcode != 0
+    │   ├── TokenInvalid          40014 42001   (the client refreshes once itself)
+    │   ├── AuthError             40001 40013 48002 60011 60020 84074 301002   configuration
+    │   ├── FrequencyLimited      45009 (retry_after 60 s), 45033 (retry_after 1 s)
+    │   ├── SystemBusy            -1 6000
+    │   ├── InvalidArgument       40003 40050 40058 40068 40071 40096 41xxx ...
+    │   │   ├── MemberNotActivated    41054
+    │   │   ├── WelcomeCodeExpired    41050
+    │   │   └── WelcomeAlreadySent    41051 41096
+    │   └── NotFound
+    │       └── NoRelation        84061
+    └── WeComUnavailable          HTTP 5xx, connection refused/reset, unreadable body
+        └── WeComTimeout          no answer in time; ``maybe_executed`` for non-idempotent calls
+
+``retryable`` says whether the *same* request may succeed later (queue consumers defer those);
+the client's own in-process retries are narrower (see client.py).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "FrequencyLimited",
+    "InvalidArgument",
+    "MemberNotActivated",
+    "NoRelation",
+    "NotFound",
+    "SystemBusy",
+    "TokenInvalid",
+    "WeComError",
+    "WeComTimeout",
+    "WeComUnavailable",
+    "WelcomeAlreadySent",
+    "WelcomeCodeExpired",
+    "from_errcode",
+]
+
+
+class WeComError(Exception):
+    """Base of every error the WeCom client raises."""
+
+    retryable: bool = False
+
+
+class ApiError(WeComError):
+    """WeCom answered HTTP 200 with a non-zero ``errcode``."""
+
+    retryable = False
+
+    def __init__(self, errcode: int, errmsg: str = "", api: str = "") -> None:
+        self.errcode = int(errcode)
+        self.errmsg = errmsg
+        self.api = api
+        super().__init__(f"{api or 'wecom'}: errcode {self.errcode}: {errmsg}")
+
+
+class TokenInvalid(ApiError):
+    """40014 invalid / 42001 expired access_token. The client drops the cached token and retries
+    once; seeing this means the fresh token failed too."""
+
+    retryable = True
+
+
+class AuthError(ApiError):
+    """Configuration: wrong secret or corp id, API not granted to the app, IP not trusted."""
+
+
+class FrequencyLimited(ApiError):
+    """45009 (frequency block: wait out the window, 60 s for the per-minute rule) or 45033
+    (too many concurrent calls: short sleep). Raised locally too (``local=True``) when our own
+    pacing would have to wait longer than the client may sleep; WeCom was not called then."""
+
+    retryable = True
+    DEFAULT_RETRY_AFTER = {45009: 60.0, 45033: 1.0}
+
+    def __init__(self, errcode: int = 45009, errmsg: str = "", api: str = "", *,
+                 retry_after: float | None = None, local: bool = False) -> None:
+        super().__init__(errcode, errmsg, api)
+        self.retry_after = float(
+            retry_after if retry_after is not None else self.DEFAULT_RETRY_AFTER.get(self.errcode, 60.0)
+        )
+        self.local = local
+
+
+class SystemBusy(ApiError):
+    """-1 system busy, 6000 data version conflict: retry with backoff (at most 3 times)."""
+
+    retryable = True
+
+
+class InvalidArgument(ApiError):
+    """The request is wrong for WeCom (bad id, too long, too many items, missing parameter)."""
+
+
+class MemberNotActivated(InvalidArgument):
+    """41054: the staff member on a channel code has not activated WeCom."""
+
+
+class WelcomeCodeExpired(InvalidArgument):
+    """41050: welcome_code invalid or older than 20 s."""
+
+
+class WelcomeAlreadySent(InvalidArgument):
+    """41051 (the customer is already chatting / another app sent the welcome) or 41096
+    (a welcome is being sent for this code)."""
+
+
+class NotFound(ApiError):
+    """The object does not exist (any more)."""
+
+
+class NoRelation(NotFound):
+    """84061: no relation between this staff member and customer (removed by the staff member,
+    or a skip-verify add the staff member has not confirmed). Mark lost; do not retry."""
+
+
+class WeComUnavailable(WeComError):
+    """No usable WeCom answer: HTTP 5xx, connection refused/reset, a body that is not JSON."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, api: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.api = api
+        self.status_code = status_code
+
+
+class WeComTimeout(WeComUnavailable):
+    """No answer in time. ``maybe_executed`` is True when the request had been sent, so WeCom may
+    have acted on it: a non-idempotent call (welcome, broadcast) must not be repeated blindly."""
+
+    def __init__(self, message: str, *, api: str = "", maybe_executed: bool) -> None:
+        super().__init__(message, api=api)
+        self.maybe_executed = maybe_executed
+
+
+_AUTH = {40001, 40013, 48002, 60011, 60020, 84074, 301002}
+_TOKEN = {40014, 42001}
+_BUSY = {-1, 6000}
+_INVALID = {40003, 40050, 40058, 40068, 40071, 40096, 40097, 40098, 40128, 44004, 81017}
+_SPECIFIC: dict[int, type[ApiError]] = {
+    41050: WelcomeCodeExpired,
+    41051: WelcomeAlreadySent,
+    41096: WelcomeAlreadySent,
+    41054: MemberNotActivated,
+    84061: NoRelation,
+}
+
+
+def error_class(errcode: int) -> type[ApiError]:
+    """The ApiError subclass for an errcode (by code only)."""
+    errcode = int(errcode)
+    if errcode in _SPECIFIC:
+        return _SPECIFIC[errcode]
+    if errcode in _TOKEN:
+        return TokenInvalid
+    if errcode in _AUTH:
+        return AuthError
+    if errcode in (45009, 45033):
+        return FrequencyLimited
+    if errcode in _BUSY:
+        return SystemBusy
+    if errcode in _INVALID or 41000 <= errcode < 42000:
+        return InvalidArgument
+    return ApiError
+
+
+def from_errcode(errcode: int, errmsg: str = "", api: str = "") -> ApiError:
+    """Build the right ApiError for a WeCom answer."""
+    cls = error_class(errcode)
+    return cls(int(errcode), errmsg, api)

@@ -1,19 +1,21 @@
 """Wiring only: routes, queue consumers and schedules -> functions in chalicelib.
 
 Heavy modules (boto3, httpx, pycryptodome) are imported inside the handlers, on first use, to
-keep the Lambda cold start small.
+keep the Lambda cold start small. Queue names come from the stage's environment.
 """
 
 import os
 
-from chalice import Chalice
+from chalice import Chalice, Cron, Rate
 
-from chalicelib.api import corps as corps_api
+from chalicelib.api import acquisition, corps
 
 app = Chalice(app_name="scrm")
-app.register_blueprint(corps_api.bp)
+app.register_blueprint(corps.bp)
+app.register_blueprint(acquisition.bp)
 
 EVENTS_QUEUE = os.environ.get("SCRM_EVENTS_QUEUE", "scrm-events")
+SYNC_QUEUE = os.environ.get("SCRM_SYNC_QUEUE", "scrm-sync")
 
 
 @app.route("/wecom/{corp_id}/callback", methods=["GET", "POST"], content_types=["*/*"])
@@ -24,8 +26,30 @@ def wecom_callback(corp_id):
     return callback.handle(request.method, corp_id, request.query_params, request.raw_body)
 
 
+# Batch sizes and windows must equal chalicelib.queues' specs (infra/package.py checks it).
 @app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10, maximum_batching_window_in_seconds=0)
 def on_events(event):
     from chalicelib import consumer
 
     return consumer.handle_batch([(r.to_dict()["messageId"], r.body) for r in event])
+
+
+@app.on_sqs_message(queue=SYNC_QUEUE, batch_size=1, maximum_batching_window_in_seconds=0)
+def on_sync(event):
+    from chalicelib import consumer, customer_sync
+
+    return consumer.handle_each([(r.to_dict()["messageId"], r.body) for r in event], customer_sync.handle_message)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def tick_minute(event):
+    from chalicelib import schedules
+
+    return schedules.minute()
+
+
+@app.schedule(Cron(0, 19, "*", "*", "?", "*"))  # 03:00 Asia/Shanghai
+def tick_daily(event):
+    from chalicelib import schedules
+
+    return schedules.daily()

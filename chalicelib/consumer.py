@@ -23,7 +23,8 @@ from chalicelib.router import ROUTER
 logger = logging.getLogger(__name__)
 
 # Capability modules whose handlers the router dispatches to; imported on the first batch.
-CAPABILITIES = ("contacts", "groups")
+# Order matters: welcome first, its code dies 20 s after the add.
+CAPABILITIES = ("welcome", "contacts", "tags", "groups")
 _loaded: list[str] = []
 
 MAX_DEFERRALS = 24  # a day of hourly frequency-limit blocks; then the event fails to the DLQ
@@ -128,14 +129,19 @@ def handle_message(body: str) -> str:
     return Outcome.DEFERRED
 
 
-def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
-    """records: (message_id, body). Returns Lambda's partial batch response."""
+def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[dict[str, str]]]:
+    """records: (message_id, body). Runs `handler(body)` per record; returns Lambda's partial
+    batch response, so one poison message never redelivers the good ones."""
     failures = []
     for message_id, body in records:
         try:
-            outcome = handle_message(body)
-            logger.info("event message %s: %s", message_id, outcome)
+            outcome = handler(body)
+            logger.info("message %s: %s", message_id, outcome)
         except Exception:
-            logger.exception("event message %s failed", message_id)
+            logger.exception("message %s failed", message_id)
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
+    return handle_each(records, handle_message)

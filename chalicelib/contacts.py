@@ -19,12 +19,15 @@ EVENT = "change_external_contact"
 NO_CHANNEL = "-"  # counter value for contacts that came without a channel code's state
 
 
-def _counts(ctx: Any, staff_id: str, channel: str, **increments: int) -> list[store.StoreOp]:
-    return [
-        store.count(ctx.corp_id, ctx.day, "corp", "all", **increments),
-        store.count(ctx.corp_id, ctx.day, "channel", channel or NO_CHANNEL, **increments),
-        store.count(ctx.corp_id, ctx.day, "staff", staff_id, **increments),
+def _counts(ctx: Any, staff_id: str, channel: str, **increments: int) -> list[Any]:
+    counts = [
+        store.count(ctx.day, "corp", "all", **increments),
+        store.count(ctx.day, "channel", channel or NO_CHANNEL, **increments),
+        store.count(ctx.day, "staff", staff_id, **increments),
     ]
+    if channel:  # per channel code and staff member: what daily caps are checked against
+        counts.append(store.count(ctx.day, "channel_staff", f"{channel}|{staff_id}", **increments))
+    return counts
 
 
 def _timeline(ctx: Any, kind: str, **details: Any) -> store.StoreOp:

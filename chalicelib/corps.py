@@ -60,3 +60,47 @@ def runtime(corp_id: str, *, now: float | None = None) -> CorpRuntime | None:
 
 def forget_runtime() -> None:
     _runtime.clear()
+
+
+# -- WeCom API clients ---------------------------------------------------------------------------
+_clients: dict[str, Any] = {}
+_transport: list[Any] = []
+
+
+def use_wecom_transport(transport: Any | None) -> None:
+    """Route every WeCom client through `transport` (tests: the sandbox in-process)."""
+    _transport.clear()
+    if transport is not None:
+        _transport.append(transport)
+    for c in _clients.values():
+        c.close()
+    _clients.clear()
+
+
+def wecom_client(corp_id: str) -> Any:
+    """The corp's WeCom client, one per instance: the token it holds in memory costs no AWS
+    request; the shared DynamoDB token cache and pacing windows keep instances in step."""
+    corp = runtime(corp_id)
+    if corp is None:
+        raise LookupError(f"corp {corp_id} is not registered")
+    secret = corp.secrets.contact_secret.get_secret_value()
+    client = _clients.get(corp_id)
+    if client is not None and client._secret == secret:
+        return client
+    from chalicelib.settings import get_settings
+    from chalicelib.store import get_table
+    from chalicelib.store.rate_limits import DynamoRateLimiter
+    from chalicelib.store.tokens import DynamoTokenCache
+    from chalicelib.wecom.client import WeComClient
+
+    table = get_table()
+    client = WeComClient(
+        corp_id=corp_id,
+        secret=secret,
+        base_url=get_settings().wecom_api_base,
+        token_cache=DynamoTokenCache(table),
+        rate_limiter=DynamoRateLimiter(table),
+        transport=_transport[0] if _transport else None,
+    )
+    _clients[corp_id] = client
+    return client

@@ -18,8 +18,8 @@ EVENT = "change_external_chat"
 
 def _count(ctx: Any, **increments: int) -> list[Any]:
     return [
-        counters.count(ctx.corp_id, ctx.day, "corp", "all", **increments),
-        counters.count(ctx.corp_id, ctx.day, "group", ctx.event.chat_id, **increments),
+        counters.count(ctx.day, "corp", "all", **increments),
+        counters.count(ctx.day, "group", ctx.event.chat_id, **increments),
     ]
 
 

@@ -6,8 +6,9 @@ A handler's name is its exactly-once step: `<module>.<function>`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Handler = Callable[[Any], Any]
 

@@ -104,7 +104,7 @@ class Function:
 # Every function in the packaged template must be listed here (a test checks); a new handler
 # that calls WeCom must say so, or it leaves AWS from an address WeCom refuses.
 FUNCTIONS = (
-    Function("api_handler", calls_wecom=False),  # callbacks + operator API: DynamoDB/SQS only
+    Function("api_handler", calls_wecom=True),  # the operator API calls WeCom (channel codes, tags)
     Function("on_events", calls_wecom=True, queue=queues.EVENTS),
     Function("on_sync", calls_wecom=True, queue=queues.SYNC),
     Function("on_sends", calls_wecom=True, queue=queues.SENDS),

@@ -13,8 +13,9 @@ import hmac
 import json
 import logging
 import secrets as pysecrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -179,7 +180,7 @@ class Call:
 
 def _dump(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="json", by_alias=True)
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value
@@ -243,12 +244,24 @@ def endpoint(
     return decorate
 
 
+_ERROR_MAP: list[tuple[type[Exception], int, str, Callable[[Exception], Any] | None]] = []
+
+
+def register_error(exc_type: type[Exception], status: int, code: str,
+                   details: Callable[[Exception], Any] | None = None) -> None:
+    """A capability's exception -> HTTP status and stable code, declared once by its API module."""
+    _ERROR_MAP.append((exc_type, status, code, details))
+
+
 def map_exception(exc: Exception) -> ApiError | None:
     """Errors from lower layers, mapped to HTTP once (never by message text)."""
     from chalicelib.store import InvalidCursor
 
     if isinstance(exc, InvalidCursor):
         return invalid(str(exc))
+    for exc_type, status, code, details in _ERROR_MAP:
+        if isinstance(exc, exc_type):
+            return ApiError(status, code, str(exc) or code, details(exc) if details else None)
     try:
         from chalicelib.wecom import errors as wecom_errors
     except ImportError:  # pragma: no cover

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from chalicelib.store import get_table, keys, schema
-from chalicelib.store.events import StoreOp
+from chalicelib.store.events import Count, StoreOp
 
 RelationStatus = Literal["active", "pending", "lost", "removed", "transferred"]
 
@@ -107,7 +107,8 @@ def timeline(corp_id: str, entry: TimelineEntry, identity: str) -> StoreOp:
     return StoreOp(
         get_table().op_put(
             {
-                **keys.timeline_entry(corp_id, entry.customer_id, entry.at * 1000, identity[:16]),
+                **keys.timeline_entry(corp_id, entry.customer_id, entry.at * 1000,
+                                      f"{identity[:16]}#{entry.kind}"),
                 "type": "timeline",
                 **entry.model_dump(),
             }
@@ -115,8 +116,13 @@ def timeline(corp_id: str, entry: TimelineEntry, identity: str) -> StoreOp:
     )
 
 
-def count(corp_id: str, day: str, dimension: str, value: str, **increments: int) -> StoreOp:
-    """ADD to a daily counter item; only ever committed together with its event step."""
+def count(day: str, dimension: str, value: str, **increments: int) -> Count:
+    """Daily counter increments (dimension corp|channel|staff|group); only ever applied inside
+    the event's exactly-once commit."""
+    return Count(day, dimension, value, tuple(sorted(increments.items())))
+
+
+def count_op(corp_id: str, day: str, dimension: str, value: str, increments: dict[str, int]) -> StoreOp:
     names = {"#type": "type", "#day": "day", "#dim": "dimension", "#val": "value"}
     values: dict[str, Any] = {":type": "counter", ":day": day, ":dim": dimension, ":val": value}
     adds = []
@@ -166,4 +172,78 @@ def list_relations(corp_id: str, *, staff_id: str | None, limit: int, cursor: st
         partition, index = keys.relations_by_corp_partition(corp_id), schema.GSI2
     items, next_cursor = get_table().query(partition, index=index, limit=limit, cursor=cursor,
                                            newest_first=newest_first)
+    return [RelationItem.model_validate(i) for i in items], next_cursor
+
+
+def channel_staff_adds(corp_id: str, day: str, state: str) -> dict[str, int]:
+    """Today's adds per staff member through one channel code (for daily caps)."""
+    items = get_table().query_all(
+        keys.corp_partition(corp_id), sk_prefix=keys.counter(corp_id, day, "channel_staff", f"{state}|")["SK"])
+    return {i["value"].split("|", 1)[1]: int(i.get("adds", 0)) for i in items}
+
+
+class CustomerProfile(BaseModel):
+    customer_id: str
+    name: str | None = None
+    avatar: str | None = None
+    customer_type: int | None = None  # 1 WeChat user, 2 WeCom user
+    gender: int | None = None
+    unionid: str | None = None
+    first_seen_at: int | None = None
+
+
+def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[RelationItem]) -> None:
+    """Write what a full sync read from WeCom: plain puts in batches (a page of 100 customers is a
+    handful of requests). Re-running a page writes the same items again, so a resumed or
+    redelivered page never duplicates anything."""
+    items: list[dict[str, Any]] = []
+    for p in profiles:
+        items.append({**keys.customer(corp_id, p.customer_id), "type": "customer", **p.model_dump()})
+    for rel in relations:
+        added = rel.added_at or 0
+        item = {**keys.relation(corp_id, rel.customer_id, rel.staff_id), "type": "relation",
+                **rel.model_dump(exclude={"tags"}),
+                schema.GSI1_PK: keys.staff_relations_partition(corp_id, rel.staff_id),
+                schema.GSI1_SK: _added_sk(added, rel.customer_id, rel.staff_id),
+                schema.GSI2_PK: keys.relations_by_corp_partition(corp_id),
+                schema.GSI2_SK: _added_sk(added, rel.customer_id, rel.staff_id)}
+        if rel.tags:
+            item["tags"] = set(rel.tags)
+        items.append(item)
+    get_table().batch_put(items)
+
+
+def search_relations(corp_id: str, *, staff_id: str | None = None, tag: str | None = None,
+                     channel: str | None = None, status: str | None = None,
+                     added_from: int | None = None, added_to: int | None = None,
+                     limit: int, cursor: str | None) -> tuple[list[RelationItem], str | None]:
+    """Relations newest first, by staff member (GSI1) or corp-wide (GSI2), filtered.
+
+    Filters apply after DynamoDB reads `limit` items, so a page can be short (even empty) while
+    `next_cursor` is set: callers follow the cursor until it is null.
+    """
+    if staff_id:
+        partition, index = keys.staff_relations_partition(corp_id, staff_id), schema.GSI1
+    else:
+        partition, index = keys.relations_by_corp_partition(corp_id), schema.GSI2
+    lo = f"{added_from or 0:012d}"
+    hi = f"{added_to if added_to is not None else 10**12 - 1:012d}\uffff"
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    filters = []
+    if tag:
+        names["#tags"] = "tags"
+        values[":tag"] = tag
+        filters.append("contains(#tags, :tag)")
+    if channel:
+        names["#state"] = "state"
+        values[":state"] = channel
+        filters.append("#state = :state")
+    if status:
+        names["#status"] = "status"
+        values[":status"] = status
+        filters.append("#status = :status")
+    items, next_cursor = get_table().query(
+        partition, index=index, sk_between=(lo, hi), limit=limit, cursor=cursor, newest_first=True,
+        filter_expression=" AND ".join(filters) or None, names=names or None, values=values or None)
     return [RelationItem.model_validate(i) for i in items], next_cursor

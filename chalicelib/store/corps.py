@@ -26,6 +26,11 @@ class ApiKeyItem(BaseModel):
     created_at: int
 
 
+class StaffDirectory(BaseModel):
+    staff_ids: list[str]
+    read_at: int
+
+
 class CorpExists(Exception):
     pass
 
@@ -71,3 +76,26 @@ def put_api_key(api_key: ApiKeyItem) -> None:
 def get_api_key(key_hash: str) -> ApiKeyItem | None:
     item: dict[str, Any] | None = get_table().get(keys.api_key(key_hash))
     return ApiKeyItem.model_validate(item) if item else None
+
+
+def save_staff_directory(corp_id: str, directory: StaffDirectory) -> None:
+    get_table().put({**keys.staff_directory(corp_id), "type": "staff_directory", **directory.model_dump()})
+
+
+def get_staff_directory(corp_id: str) -> StaffDirectory | None:
+    item = get_table().get(keys.staff_directory(corp_id))
+    return StaffDirectory.model_validate(item) if item else None
+
+
+def set_default_welcome(corp_id: str, content: dict[str, Any] | None) -> None:
+    """The corp's welcome for contacts that came through no channel code (None removes it)."""
+    key = keys.default_welcome(corp_id)
+    if content is None:
+        get_table().delete(key)
+    else:
+        get_table().put({**key, "type": "default_welcome", "content": content})
+
+
+def get_default_welcome(corp_id: str) -> dict[str, Any] | None:
+    item = get_table().get(keys.default_welcome(corp_id))
+    return item["content"] if item else None

@@ -25,6 +25,30 @@ class StoreOp:
     stale_ok: bool = False
 
 
+@dataclass(frozen=True)
+class Count:
+    """Increments of one daily counter. Several handlers of one event may count on the same
+    counter (a transaction may touch an item only once), so counts are merged at commit."""
+
+    day: str
+    dimension: str
+    value: str
+    increments: tuple[tuple[str, int], ...]
+
+
+def merge_counts(corp_id: str, items: list[StoreOp | Count]) -> list[StoreOp]:
+    from chalicelib.store.contacts import count_op
+
+    ops = [i for i in items if isinstance(i, StoreOp)]
+    merged: dict[tuple[str, str, str], dict[str, int]] = {}
+    for c in (i for i in items if isinstance(i, Count)):
+        totals = merged.setdefault((c.day, c.dimension, c.value), {})
+        for name, n in c.increments:
+            totals[name] = totals.get(name, 0) + n
+    ops.extend(count_op(corp_id, day, dim, value, totals) for (day, dim, value), totals in merged.items())
+    return ops
+
+
 class Duplicate(Exception):
     """Another delivery of this event committed these steps first."""
 
@@ -39,7 +63,7 @@ def commit(
     identity: str,
     *,
     steps: list[str],
-    ops: list[StoreOp],
+    ops: list[StoreOp | Count],
     expires_at: int,
     route: str,
 ) -> list[int]:
@@ -48,6 +72,7 @@ def commit(
     Raises Duplicate when any of the steps was already committed.
     """
     table = get_table()
+    ops = merge_counts(corp_id, ops)
     names = {"#done": "done_steps", "#exp": "expires_at", "#route": "route"}
     values: dict[str, Any] = {":steps": set(steps), ":exp": expires_at, ":route": route}
     conditions = []

@@ -123,3 +123,35 @@ def tag(corp_id: str, tag_id: str) -> Key:
 
 def tag_group(corp_id: str, group_id: str) -> Key:
     return _k(corp_partition(corp_id), f"TAGGROUP#{group_id}")
+
+
+def channel_code_prefix() -> str:
+    return "CHANNEL#"
+
+
+def routed_codes_partition(corp_id: str) -> str:
+    """GSI2 partition: channel codes whose routing the schedule tick must re-check."""
+    return f"CORP#{corp_id}#ROUTED"
+
+
+def tag_prefix() -> str:
+    return "TAG#"
+
+
+def staff_directory(corp_id: str) -> Key:
+    """The corp's staff members with customer-contact permission, as last read from WeCom."""
+    return _k(corp_partition(corp_id), "STAFFDIR")
+
+
+def default_welcome(corp_id: str) -> Key:
+    return _k(corp_partition(corp_id), "WELCOME#default")
+
+
+def sync_lock(corp_id: str, kind: str) -> Key:
+    """One running job of a kind per corp."""
+    return _k(corp_partition(corp_id), f"SYNCLOCK#{kind}")
+
+
+def stalled_jobs_partition() -> str:
+    """GSI2 partition of running jobs, for the watchdog that resumes a killed run."""
+    return "JOBS#running"

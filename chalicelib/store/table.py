@@ -229,6 +229,21 @@ class Table:
                 request = resp.get("UnprocessedKeys") or None
         return found
 
+    def batch_put(self, items: list[dict[str, Any]]) -> None:
+        """Unconditional puts, 25 per request, retrying what DynamoDB leaves unprocessed."""
+        import time
+
+        pending = [{"PutRequest": {"Item": to_attrs(i)}} for i in items]
+        attempt = 0
+        while pending:
+            chunk, pending = pending[:25], pending[25:]
+            resp = self.client.batch_write_item(RequestItems={self.name: chunk})
+            left = resp.get("UnprocessedItems", {}).get(self.name, [])
+            if left:
+                attempt += 1
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+                pending = left + pending
+
     # -- transactions ---------------------------------------------------------------------------
     def op_put(self, item: dict[str, Any], *, condition: str | None = None,
                names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> dict:

@@ -125,7 +125,8 @@ def test_functions_that_call_wecom_leave_through_the_fixed_egress_ip(stage):
         "Value": {"Ref": "EgressIp"},
     }
     callers = {fn.resource for fn in build.FUNCTIONS if fn.calls_wecom}
-    assert callers == {"OnEvents", "OnSync", "OnSends", "TickMinute", "TickDaily"}
+    # The operator API calls WeCom synchronously (channel codes, tags), so it needs the fixed IP too.
+    assert callers == {"APIHandler", "OnEvents", "OnSync", "OnSends", "TickMinute", "TickDaily"}
     for fn in build.FUNCTIONS:
         vpc = resources[fn.resource]["Properties"].get("VpcConfig")
         if fn.calls_wecom:
@@ -240,7 +241,8 @@ def test_packaged_template_matches_queue_specs_and_merge(packaged, stage):
         if fn.resource in resources:
             source = resources[fn.resource]["Properties"]["Events"][fn.event_source]
             assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert resources["APIHandler"]["Properties"].get("VpcConfig") is None
+    # The API handler calls WeCom (channel codes, tags): inside the VPC when the fixed IP is on.
+    assert resources["APIHandler"]["Properties"]["VpcConfig"]["Fn::If"][0] == build.FIXED_EGRESS_CONDITION
     assert resources["Table"]["Type"] == "AWS::DynamoDB::Table"
 
 

@@ -1,0 +1,322 @@
+"""Channel codes (渠道活码): one permanent WeCom contact-way QR per store / poster / campaign /
+staff member, carrying a `state` that attributes every new contact to its source, and
+configuring the tags and the welcome message that contact gets.
+
+Routing: a code routes to its staff members, or by a schedule (which staff in which hours), with
+an optional daily cap per staff member and backup staff for when everyone is capped or off duty
+(or the code is outside its validity window). `tick` re-evaluates routing every minute and calls
+WeCom's update_contact_way only when the routed staff actually change: WeCom's frequency limits
+are per corp per API, and rewriting every code on every tick (as some SCRMs do) burns them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.content import MessageContent
+from chalicelib.store import channel_codes as store
+from chalicelib.store.channel_codes import ChannelCodeItem, ScheduleRule
+
+logger = logging.getLogger(__name__)
+
+MAX_STAFF = 100  # contact way type 2 ("multi") user list
+STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"  # WeCom: state <= 30 characters
+LOOKUP_TTL = 60.0
+
+
+class ChannelCodeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=30, description="also WeCom's remark (<= 30 chars)")
+    store: str | None = Field(None, max_length=64, description="store label, for stats")
+    channel: str | None = Field(None, max_length=64, description="channel label (poster, receipt, ad…)")
+    state: str | None = Field(None, pattern=STATE_PATTERN, description="custom state; generated if absent")
+    staff_ids: list[str] = Field(min_length=1, max_length=MAX_STAFF)
+    backup_staff_ids: list[str] = Field(default_factory=list, max_length=MAX_STAFF)
+    schedule: list[ScheduleRule] = Field(default_factory=list, max_length=50)
+    daily_cap: int | None = Field(None, ge=1, le=100_000, description="new contacts per staff member per day")
+    skip_verify: bool = True
+    tag_ids: list[str] = Field(default_factory=list, max_length=100)
+    welcome: MessageContent | None = None
+    valid_from: int | None = Field(None, description="epoch seconds")
+    valid_until: int | None = Field(None, description="epoch seconds")
+
+    @field_validator("staff_ids", "backup_staff_ids", "tag_ids")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("must not repeat an id")
+        if any(not s or len(s) > 64 for s in v):
+            raise ValueError("ids must be 1-64 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> ChannelCodeCreate:
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        for rule in self.schedule:
+            if rule.end != "24:00" and rule.end <= rule.start:
+                raise ValueError("a schedule rule must end after it starts")
+        return self
+
+    def all_staff(self) -> list[str]:
+        seen = dict.fromkeys([*self.staff_ids, *self.backup_staff_ids,
+                              *(s for r in self.schedule for s in r.staff_ids)])
+        return list(seen)
+
+
+class ChannelCodeUpdate(BaseModel):
+    """Fields to change; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=30)
+    store: str | None = Field(None, max_length=64)
+    channel: str | None = Field(None, max_length=64)
+    staff_ids: list[str] | None = Field(None, min_length=1, max_length=MAX_STAFF)
+    backup_staff_ids: list[str] | None = Field(None, max_length=MAX_STAFF)
+    schedule: list[ScheduleRule] | None = Field(None, max_length=50)
+    daily_cap: int | None = Field(None, ge=1, le=100_000)
+    skip_verify: bool | None = None
+    tag_ids: list[str] | None = Field(None, max_length=100)
+    welcome: MessageContent | None = None
+    valid_from: int | None = None
+    valid_until: int | None = None
+
+
+class ChannelCodeView(BaseModel):
+    state: str
+    name: str
+    store: str | None
+    channel: str | None
+    staff_ids: list[str]
+    backup_staff_ids: list[str]
+    schedule: list[ScheduleRule]
+    daily_cap: int | None
+    skip_verify: bool
+    tag_ids: list[str]
+    welcome: MessageContent | None
+    valid_from: int | None
+    valid_until: int | None
+    qr_code: str | None = Field(description="the permanent QR code URL to print")
+    config_id: str
+    routed_staff_ids: list[str]
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def of(cls, item: ChannelCodeItem) -> ChannelCodeView:
+        return cls.model_validate(item.model_dump())
+
+
+class InvalidChannelCode(Exception):
+    """The definition refers to things that do not exist (unknown tags or staff)."""
+
+    def __init__(self, message: str, details: Any = None):
+        super().__init__(message)
+        self.details = details
+
+
+class NotFound(Exception):
+    pass
+
+
+def _validate_references(corp_id: str, staff_ids: list[str], tag_ids: list[str]) -> None:
+    from chalicelib import staff
+    from chalicelib.store import tags as tag_store
+
+    if tag_ids:
+        known = tag_store.get_tags(corp_id, tag_ids)
+        missing = [t for t in tag_ids if t not in known]
+        if missing:
+            raise InvalidChannelCode("unknown tag ids", {"tag_ids": missing})
+    if staff_ids:
+        missing = staff.unknown(corp_id, staff_ids)
+        if missing:
+            raise InvalidChannelCode("unknown staff members (not in WeCom's customer-contact list)",
+                                     {"staff_ids": missing})
+
+
+# -- routing -------------------------------------------------------------------------------------
+def desired_staff(code: ChannelCodeItem | ChannelCodeCreate, *, at: datetime,
+                  added_today: dict[str, int]) -> list[str]:
+    """Who the code should route to at local time `at`, given today's adds per staff member."""
+    epoch = at.timestamp()
+    in_window = (not code.valid_from or epoch >= code.valid_from) and (
+        not code.valid_until or epoch < code.valid_until)
+    if not in_window:
+        candidates = list(code.backup_staff_ids)
+    elif code.schedule:
+        hhmm = at.strftime("%H:%M")
+        candidates = []
+        for rule in code.schedule:
+            if at.isoweekday() in rule.weekdays and rule.start <= hhmm < rule.end:
+                candidates += [s for s in rule.staff_ids if s not in candidates]
+    else:
+        candidates = list(code.staff_ids)
+    if code.daily_cap:
+        candidates = [s for s in candidates if added_today.get(s, 0) < code.daily_cap]
+    if not candidates:
+        candidates = list(code.backup_staff_ids) or list(code.staff_ids)
+    return sorted(dict.fromkeys(candidates))
+
+
+def _local_now(corp_id: str, now: float) -> datetime:
+    from chalicelib import corps
+
+    corp = corps.runtime(corp_id)
+    zone = ZoneInfo(corp.time_zone if corp else "Asia/Shanghai")
+    return datetime.fromtimestamp(now, zone)
+
+
+def _added_today(corp_id: str, state: str, day: str) -> dict[str, int]:
+    from chalicelib.store import contacts as contact_store
+
+    return contact_store.channel_staff_adds(corp_id, day, state)
+
+
+def _contact_way(code: ChannelCodeItem | None, *, req: ChannelCodeCreate | None = None,
+                 routed: list[str], state: str, config_id: str | None = None) -> Any:
+    from chalicelib.wecom.models import ContactWay
+
+    src = req or code
+    return ContactWay(
+        config_id=config_id,
+        type=None if config_id else 2,  # multi: routing may change the staff list later
+        scene=None if config_id else 2,
+        remark=src.name,
+        skip_verify=src.skip_verify,
+        state=None if config_id else state,
+        user=routed,
+    )
+
+
+# -- operations ----------------------------------------------------------------------------------
+def create(corp_id: str, req: ChannelCodeCreate, *, now: float | None = None) -> ChannelCodeItem:
+    """Validate, reserve the state, create the contact way in WeCom, save. A refusal anywhere
+    leaves WeCom and the store untouched (the reservation is released)."""
+    from chalicelib import corps
+
+    now = time.time() if now is None else now
+    _validate_references(corp_id, req.all_staff(), req.tag_ids)
+    state = req.state or f"c{pysecrets.token_hex(6)}"
+    store.reserve_state(corp_id, state)  # StateTaken if another code has it
+    try:
+        routed = desired_staff(req, at=_local_now(corp_id, now), added_today={})
+        result = corps.wecom_client(corp_id).add_contact_way(_contact_way(None, req=req, routed=routed, state=state))
+        item = ChannelCodeItem(
+            **req.model_dump(exclude={"state"}), state=state, config_id=result.config_id,
+            qr_code=result.qr_code, routed_staff_ids=routed, created_at=int(now), updated_at=int(now))
+        store.save_new(corp_id, item)
+    except BaseException:
+        store.release_state(corp_id, state)
+        raise
+    forget(corp_id, state)
+    return item
+
+
+def get(corp_id: str, state: str) -> ChannelCodeItem:
+    item = store.get(corp_id, state)
+    if item is None or item.status != "active":
+        raise NotFound(state)
+    return item
+
+
+def update(corp_id: str, state: str, req: ChannelCodeUpdate, *, now: float | None = None) -> ChannelCodeItem:
+    from chalicelib import corps
+
+    now = time.time() if now is None else now
+    current = get(corp_id, state)
+    changes = req.model_dump(exclude_unset=True)
+    merged = ChannelCodeCreate.model_validate(
+        {**current.model_dump(include=set(ChannelCodeCreate.model_fields) - {"state"}), **changes})
+    new_refs_staff = [s for s in merged.all_staff() if s not in set(current.staff_ids + current.backup_staff_ids)]
+    _validate_references(corp_id, new_refs_staff, [t for t in merged.tag_ids if t not in current.tag_ids])
+    routed = desired_staff(merged, at=_local_now(corp_id, now),
+                           added_today=_added_today(corp_id, state, _local_now(corp_id, now).date().isoformat()))
+    updated = current.model_copy(update={**merged.model_dump(exclude={"state"}), "routed_staff_ids": routed,
+                                         "updated_at": int(now), "version": current.version + 1})
+    wecom_fields_changed = (routed != current.routed_staff_ids or merged.name != current.name
+                            or merged.skip_verify != current.skip_verify)
+    if wecom_fields_changed:
+        corps.wecom_client(corp_id).update_contact_way(
+            _contact_way(updated, routed=routed, state=state, config_id=current.config_id))
+    store.save(corp_id, updated, expected_version=current.version)
+    forget(corp_id, state)
+    return updated
+
+
+def delete(corp_id: str, state: str, *, now: float | None = None) -> None:
+    """Delete the contact way in WeCom; keep the code (status deleted) so that contacts it
+    brought stay attributed to it."""
+    from chalicelib import corps
+    from chalicelib.wecom import errors
+
+    now = time.time() if now is None else now
+    current = get(corp_id, state)
+    try:
+        corps.wecom_client(corp_id).del_contact_way(current.config_id)
+    except errors.InvalidArgument:
+        logger.warning("contact way %s was already gone in WeCom", current.config_id)
+    store.save(corp_id, current.model_copy(update={"status": "deleted", "updated_at": int(now),
+                                                   "version": current.version + 1}),
+               expected_version=current.version)
+    forget(corp_id, state)
+
+
+def tick(corp_ids: list[str], *, now: float | None = None) -> dict[str, int]:
+    """Re-route scheduled / capped / windowed codes; WeCom is called only on a change."""
+    from chalicelib import corps
+
+    now = time.time() if now is None else now
+    checked = changed = 0
+    for corp_id in corp_ids:
+        local = _local_now(corp_id, now)
+        for code in store.routed_codes(corp_id):
+            checked += 1
+            routed = desired_staff(code, at=local,
+                                   added_today=_added_today(corp_id, code.state, local.date().isoformat())
+                                   if code.daily_cap else {})
+            if routed == code.routed_staff_ids:
+                continue
+            corps.wecom_client(corp_id).update_contact_way(
+                _contact_way(code, routed=routed, state=code.state, config_id=code.config_id))
+            try:
+                store.save(corp_id, code.model_copy(update={
+                    "routed_staff_ids": routed, "updated_at": int(now), "version": code.version + 1}),
+                    expected_version=code.version)
+            except store.VersionConflict:
+                continue  # an operator edit won; the next tick re-checks
+            changed += 1
+            forget(corp_id, code.state)
+    return {"checked": checked, "changed": changed}
+
+
+# -- lookups on the hot path (welcome, tags) ------------------------------------------------------
+_lookup_cache: dict[tuple[str, str], tuple[float, ChannelCodeItem | None]] = {}
+
+
+def lookup(corp_id: str, state: str | None) -> ChannelCodeItem | None:
+    """The code a new contact came through, cached per instance for a minute: a burst of adds
+    through one poster costs one GetItem, not one per add."""
+    if not state:
+        return None
+    now = time.monotonic()
+    hit = _lookup_cache.get((corp_id, state))
+    if hit and hit[0] > now:
+        return hit[1]
+    item = store.get(corp_id, state)
+    _lookup_cache[(corp_id, state)] = (now + LOOKUP_TTL, item)
+    return item
+
+
+def forget(corp_id: str | None = None, state: str | None = None) -> None:
+    if corp_id is None:
+        _lookup_cache.clear()
+    else:
+        _lookup_cache.pop((corp_id, state or ""), None)

@@ -1,0 +1,141 @@
+"""Full customer sync from WeCom, so a corp that already has a million customers can adopt the
+product: get_follow_user_list, then batch/get_by_user over the staff in chunks of 100 with
+WeCom's cursor, one page per queue message.
+
+Exactly one page message is in flight per job. The job item records the next page and WeCom's
+cursor; a page is applied and the job advanced under a condition on the page number, so a
+redelivered message is recognised, and a run killed mid-way resumes from the job item (the
+minute tick re-sends the next page of a job that has not moved for `STALL_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from chalicelib.store import sync_jobs
+from chalicelib.store.sync_jobs import SyncJob
+
+logger = logging.getLogger(__name__)
+
+KIND = "customers"
+STAFF_PER_CALL = 100  # batch/get_by_user userid_list limit
+CONTACTS_PER_CALL = 100  # its `limit` maximum
+STALL_SECONDS = 300
+
+
+def start(corp_id: str, *, now: float | None = None) -> SyncJob:
+    """Start a sync (JobRunning if one is already running for the corp)."""
+    now = int(time.time() if now is None else now)
+    job = SyncJob(corp_id=corp_id, job_id=uuid.uuid4().hex[:16], kind=KIND, started_at=now,
+                  updated_at=now, progress={"staff": 0, "customers": 0, "relations": 0, "pages": 0})
+    sync_jobs.start(job, stale_after=STALL_SECONDS * 3)
+    _send_page(job, 0)
+    return job
+
+
+def _send_page(job: SyncJob, page: int, *, delay: int = 0) -> None:
+    from chalicelib import queues
+
+    queues.send(queues.SYNC, queues.SyncPageMessage(corp_id=job.corp_id, job_id=job.job_id, kind=job.kind,
+                                                    cursor={"page": page}), delay_seconds=delay)
+
+
+def _convert(contacts: list[Any]) -> tuple[list[Any], list[Any]]:
+    from chalicelib.store.contacts import CustomerProfile, RelationItem
+
+    profiles: dict[str, CustomerProfile] = {}
+    relations = []
+    for entry in contacts:
+        ec, follow = entry.external_contact, entry.follow_info
+        created = getattr(follow, "createtime", None)
+        prev = profiles.get(ec.external_userid)
+        first_seen = min(x for x in (created, prev.first_seen_at if prev else None) if x) if (
+            created or prev) else None
+        profiles[ec.external_userid] = CustomerProfile(
+            customer_id=ec.external_userid, name=ec.name, avatar=getattr(ec, "avatar", None),
+            customer_type=getattr(ec, "type", None), gender=getattr(ec, "gender", None),
+            unionid=getattr(ec, "unionid", None), first_seen_at=first_seen)
+        relations.append(RelationItem(
+            customer_id=ec.external_userid, staff_id=follow.userid, status="active",
+            state=getattr(follow, "state", None) or None, added_at=created,
+            last_event_at=created or 0, tags=list(getattr(follow, "tag_id", None) or [])))
+    return list(profiles.values()), relations
+
+
+def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = None) -> str:
+    from chalicelib import corps
+    from chalicelib.store import contacts as contact_store
+
+    now = int(time.time() if now is None else now)
+    job = sync_jobs.get(corp_id, job_id)
+    if job is None or job.status != "running":
+        return "stale"
+    if page < job.next_page:
+        if page == job.next_page - 1:  # advanced, but the next message may not have been sent
+            _send_page(job, job.next_page)
+        return "duplicate"
+    if page > job.next_page:
+        return "ahead"
+    client = corps.wecom_client(corp_id)
+    state = dict(job.state)
+    progress = dict(job.progress)
+    if "staff" not in state:
+        staff = sorted(client.get_follow_user_list().follow_user)
+        state = {"staff": staff, "chunk": 0, "cursor": ""}
+        progress["staff"] = len(staff)
+    else:
+        staff = state["staff"]
+        chunk = staff[state["chunk"] * STAFF_PER_CALL:(state["chunk"] + 1) * STAFF_PER_CALL]
+        resp = client.batch_get_by_user(chunk, cursor=state["cursor"] or None, limit=CONTACTS_PER_CALL)
+        profiles, relations = _convert(resp.external_contact_list)
+        contact_store.put_synced(corp_id, profiles, relations)
+        progress["relations"] = progress.get("relations", 0) + len(relations)
+        progress["customers"] = progress.get("customers", 0) + len(profiles)
+        if resp.next_cursor:
+            state["cursor"] = resp.next_cursor
+        else:
+            state["chunk"] += 1
+            state["cursor"] = ""
+    progress["pages"] = page + 1
+    done = state["chunk"] * STAFF_PER_CALL >= len(state["staff"])
+    updated = job.model_copy(update={
+        "next_page": page + 1, "state": state, "progress": progress, "updated_at": now,
+        "status": "done" if done else "running", "finished_at": now if done else None})
+    try:
+        sync_jobs.advance(job, page=page, updated=updated)
+    except sync_jobs.StalePage:
+        return "duplicate"
+    if not done:
+        _send_page(updated, page + 1)
+    return "done" if done else "advanced"
+
+
+def handle_message(body: str) -> str:
+    from chalicelib import queues
+    from chalicelib.wecom import errors
+
+    msg = queues.SyncPageMessage.model_validate_json(body)
+    if msg.kind != KIND:
+        raise ValueError(f"unknown sync kind {msg.kind}")
+    try:
+        return handle_page(msg.corp_id, msg.job_id, int(msg.cursor.get("page", 0)))
+    except (errors.FrequencyLimited, errors.SystemBusy, errors.WeComUnavailable) as exc:
+        # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
+        wait = int(getattr(exc, "retry_after", None) or 5)
+        queues.defer(queues.SYNC, msg, delay_seconds=wait)
+        sync_jobs.postpone(msg.corp_id, msg.job_id, until=int(time.time()) + wait)
+        return "deferred"
+
+
+def resume_stalled(*, now: float | None = None) -> int:
+    """Re-send the next page of jobs that stopped moving (a killed run, a lost message)."""
+    now = int(time.time() if now is None else now)
+    resumed = 0
+    for job in sync_jobs.running_jobs(updated_before=now - STALL_SECONDS):
+        logger.warning("resuming stalled sync %s/%s at page %d", job.corp_id, job.job_id, job.next_page)
+        _send_page(job, job.next_page)
+        resumed += 1
+    return resumed

@@ -1,0 +1,61 @@
+"""Customers (客户) as operators look them up: filtered lists and one customer's whole story."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.store.contacts import CustomerProfile, RelationItem, TimelineEntry
+
+
+class CustomerQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = None
+    tag: str | None = Field(None, description="tag id the relation carries")
+    staff_id: str | None = None
+    channel: str | None = Field(None, description="channel code state")
+    status: Literal["active", "pending", "lost", "removed", "transferred"] | None = None
+    added_from: int | None = Field(None, ge=0, description="epoch seconds, inclusive")
+    added_to: int | None = Field(None, ge=0, description="epoch seconds, inclusive")
+
+
+class CustomerDetail(BaseModel):
+    customer_id: str
+    profile: CustomerProfile | None
+    relations: list[RelationItem]
+    tags: list[str] = Field(description="union of the tags on all relations")
+    timeline: list[TimelineEntry]
+
+
+class CustomerNotFound(Exception):
+    pass
+
+
+def search(corp_id: str, q: CustomerQuery) -> tuple[list[RelationItem], str | None]:
+    from chalicelib.store import contacts as store
+
+    return store.search_relations(corp_id, staff_id=q.staff_id, tag=q.tag, channel=q.channel, status=q.status,
+                                  added_from=q.added_from, added_to=q.added_to, limit=q.limit, cursor=q.cursor)
+
+
+def detail(corp_id: str, customer_id: str) -> CustomerDetail:
+    from chalicelib.store import contacts as store
+
+    items = store.customer_items(corp_id, customer_id)
+    if not items:
+        raise CustomerNotFound(customer_id)
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        by_type.setdefault(item.get("type", ""), []).append(item)
+    profile = by_type.get("customer")
+    relations = [RelationItem.model_validate(i) for i in by_type.get("relation", [])]
+    timeline = [TimelineEntry.model_validate(i) for i in by_type.get("timeline", [])]
+    return CustomerDetail(
+        customer_id=customer_id,
+        profile=CustomerProfile.model_validate(profile[0]) if profile else None,
+        relations=relations,
+        tags=sorted({t for r in relations for t in r.tags}),
+        timeline=sorted(timeline, key=lambda e: e.at),
+    )

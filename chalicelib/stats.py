@@ -1,0 +1,69 @@
+"""Contact stats (数据复盘), read from the daily counters that the event consumer keeps in the same
+exactly-once commit as each event: never recounted by scanning relations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_DAYS = 366
+FIELDS = ("adds", "half_adds", "lost", "removed", "transferred", "welcomes_sent", "welcomes_missed",
+          "welcomes_already_sent", "tags_marked")
+
+
+class ContactStatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: date = Field(alias="from", description="first day, YYYY-MM-DD (corp time zone)")
+    to: date = Field(description="last day, inclusive")
+    by: Literal["day", "channel", "staff"] = "day"
+
+    @model_validator(mode="after")
+    def _range(self) -> ContactStatsQuery:
+        if self.to < self.from_:
+            raise ValueError("`to` is before `from`")
+        if (self.to - self.from_).days >= MAX_DAYS:
+            raise ValueError(f"at most {MAX_DAYS} days per query")
+        return self
+
+
+class ContactStatsRow(BaseModel):
+    key: str = Field(description="the day, channel state or staff id")
+    adds: int = 0
+    half_adds: int = 0
+    lost: int = Field(0, description="customers who removed the staff member (churn)")
+    removed: int = Field(0, description="customers the staff member removed")
+    transferred: int = Field(0, description="moved away by a handover (not churn)")
+    net: int = Field(0, description="adds - lost - removed")
+    welcomes_sent: int = 0
+    welcomes_missed: int = 0
+    welcomes_already_sent: int = 0
+    tags_marked: int = 0
+
+
+class ContactStats(BaseModel):
+    by: str
+    from_: date = Field(serialization_alias="from")
+    to: date
+    rows: list[ContactStatsRow]
+    total: ContactStatsRow
+
+
+def contact_stats(corp_id: str, q: ContactStatsQuery) -> ContactStats:
+    from chalicelib.store import contacts as store
+
+    dimension = {"day": "corp", "channel": "channel", "staff": "staff"}[q.by]
+    rows: dict[str, dict[str, int]] = {}
+    for item in store.counters(corp_id, q.from_.isoformat(), q.to.isoformat()):
+        if item.get("dimension") != dimension:
+            continue
+        key = item["day"] if q.by == "day" else item["value"]
+        row = rows.setdefault(key, {})
+        for f in FIELDS:
+            row[f] = row.get(f, 0) + int(item.get(f, 0))
+    out = [ContactStatsRow(key=k, **v, net=v.get("adds", 0) - v.get("lost", 0) - v.get("removed", 0))
+           for k, v in sorted(rows.items())]
+    totals = {f: sum(getattr(r, f) for r in out) for f in FIELDS}
+    total = ContactStatsRow(key="total", **totals, net=totals["adds"] - totals["lost"] - totals["removed"])
+    return ContactStats(by=q.by, from_=q.from_, to=q.to, rows=out, total=total)

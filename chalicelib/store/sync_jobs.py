@@ -1,0 +1,100 @@
+"""Long jobs run one page per queue message (full customer sync). The job item is the single
+record of progress: a page is applied only if it is the job's next page (conditional write), so a
+redelivered or duplicated page message is recognised and a killed run resumes where it stopped."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chalicelib.store import ConditionFailed, get_table, keys, schema
+
+JobStatus = Literal["running", "done", "failed"]
+
+
+class SyncJob(BaseModel):
+    corp_id: str
+    job_id: str
+    kind: str
+    status: JobStatus = "running"
+    next_page: int = 0
+    state: dict[str, Any] = Field(default_factory=dict, description="where the next page starts")
+    progress: dict[str, int] = Field(default_factory=dict)
+    started_at: int
+    updated_at: int
+    finished_at: int | None = None
+    error: str | None = None
+
+
+class JobRunning(Exception):
+    def __init__(self, job_id: str):
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class StalePage(Exception):
+    """The page was already applied (a redelivery) or the job is no longer running."""
+
+
+def _item(job: SyncJob) -> dict[str, Any]:
+    item = {**keys.sync_job(job.corp_id, job.job_id), "type": "sync_job", **job.model_dump()}
+    if job.status == "running":
+        item[schema.GSI2_PK] = keys.stalled_jobs_partition()
+        item[schema.GSI2_SK] = f"{job.updated_at:012d}#{job.corp_id}#{job.job_id}"
+    return item
+
+
+def start(job: SyncJob, *, stale_after: int) -> None:
+    """Create the job unless one of its kind is running for the corp (and not stale)."""
+    table = get_table()
+    lock = {**keys.sync_lock(job.corp_id, job.kind), "type": "sync_lock", "job_id": job.job_id,
+            "locked_at": job.started_at}
+    try:
+        table.transact([
+            table.op_put(lock, condition="attribute_not_exists(PK) OR locked_at < :stale",
+                         values={":stale": job.started_at - stale_after}),
+            table.op_put(_item(job), condition="attribute_not_exists(PK)"),
+        ])
+    except ConditionFailed as exc:
+        current = table.get(keys.sync_lock(job.corp_id, job.kind), consistent=True)
+        raise JobRunning(current["job_id"] if current else "") from exc
+
+
+def get(corp_id: str, job_id: str) -> SyncJob | None:
+    item = get_table().get(keys.sync_job(corp_id, job_id), consistent=True)
+    return SyncJob.model_validate(item) if item else None
+
+
+def advance(job: SyncJob, *, page: int, updated: SyncJob) -> None:
+    """Record page `page` as applied; StalePage if it already was (or the job ended)."""
+    table = get_table()
+    ops = [table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
+                        names={"#s": "status"}, values={":p": page, ":running": "running"})]
+    if updated.status != "running":
+        ops.append(table.op_update(keys.sync_lock(job.corp_id, job.kind), expression="SET locked_at = :zero",
+                                   values={":zero": 0}))
+    try:
+        table.transact(ops)
+    except ConditionFailed as exc:
+        raise StalePage(f"{job.job_id} page {page}") from exc
+
+
+def running_jobs(updated_before: int) -> list[SyncJob]:
+    items, _ = get_table().query(keys.stalled_jobs_partition(), index=schema.GSI2,
+                                 sk_between=("0", f"{updated_before:012d}"), limit=100)
+    return [SyncJob.model_validate(i) for i in items]
+
+
+def postpone(corp_id: str, job_id: str, *, until: int) -> None:
+    """Mark a running job as waiting (deferred page) so the watchdog leaves it alone until then."""
+    try:
+        get_table().update(
+            keys.sync_job(corp_id, job_id),
+            expression="SET updated_at = :u, GSI2SK = :sk",
+            names={"#s": "status"},
+            values={":u": until, ":sk": f"{until:012d}#{corp_id}#{job_id}", ":running": "running"},
+            condition="#s = :running",
+        )
+    except ConditionFailed:
+        pass  # finished meanwhile

@@ -1,0 +1,246 @@
+"""Tags (标签): the corp's tag library, synced both ways with WeCom, and tags on customers.
+
+WeCom is the source of truth for the library: `sync_library` mirrors get_corp_tag_list into the
+table, on change_external_tag callbacks (which carry only ids) and on a daily schedule. Changes
+made through our API call WeCom first and then update the mirror, because WeCom fires no
+callback for changes made through its API.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from chalicelib.router import ROUTER
+from chalicelib.store import tags as store
+from chalicelib.store.tags import TagItem
+
+logger = logging.getLogger(__name__)
+
+MAX_TAGS_PER_CORP = 3000
+MAX_BULK = 100
+
+
+class TagGroupView(BaseModel):
+    group_id: str
+    group_name: str
+    tags: list[TagItem]
+
+
+class TagCreate(BaseModel):
+    """Create tags in an existing group (group_id) or in a new group (group_name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_id: str | None = None
+    group_name: str | None = Field(None, min_length=1, max_length=30)
+    names: list[str] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_group(self) -> TagCreate:
+        if bool(self.group_id) == bool(self.group_name):
+            raise ValueError("give exactly one of group_id or group_name")
+        if any(not n.strip() or len(n) > 30 for n in self.names):
+            raise ValueError("tag names must be 1-30 characters")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("tag names must be unique")
+        return self
+
+
+class TagRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=30)
+
+
+class CustomerTagChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=64)
+    staff_id: str = Field(min_length=1, max_length=64)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _something(self) -> CustomerTagChange:
+        if not self.add and not self.remove:
+            raise ValueError("add or remove at least one tag")
+        if set(self.add) & set(self.remove):
+            raise ValueError("a tag cannot be both added and removed")
+        return self
+
+
+class BulkTagChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    changes: list[CustomerTagChange] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class TagChangeResult(BaseModel):
+    customer_id: str
+    staff_id: str
+    status: str = Field(description="done | no_relation | failed")
+    error: str | None = None
+
+
+class UnknownTags(Exception):
+    def __init__(self, tag_ids: list[str]):
+        super().__init__(f"unknown tag ids: {tag_ids}")
+        self.tag_ids = tag_ids
+
+
+class NoSuchRelation(Exception):
+    pass
+
+
+class TagNotFound(Exception):
+    pass
+
+
+def _items_from_wecom(groups: list[Any]) -> list[TagItem]:
+    items = []
+    for group in groups:
+        if group.deleted:
+            continue
+        for tag in group.tag:
+            if tag.deleted or not tag.id:
+                continue
+            items.append(TagItem(tag_id=tag.id, name=tag.name, group_id=group.group_id or "",
+                                 group_name=group.group_name, order=tag.order or 0,
+                                 created_at=tag.create_time))
+    return items
+
+
+def sync_library(corp_id: str) -> dict[str, int]:
+    from chalicelib import corps
+
+    groups = corps.wecom_client(corp_id).get_corp_tag_list().tag_group
+    items = _items_from_wecom(groups)
+    written, deleted = store.replace_library(corp_id, items)
+    return {"tags": len(items), "written": written, "deleted": deleted}
+
+
+def library(corp_id: str) -> list[TagGroupView]:
+    groups: dict[str, TagGroupView] = {}
+    for tag in sorted(store.list_tags(corp_id), key=lambda t: (t.group_name, t.order, t.name)):
+        groups.setdefault(tag.group_id, TagGroupView(group_id=tag.group_id, group_name=tag.group_name,
+                                                     tags=[])).tags.append(tag)
+    return list(groups.values())
+
+
+def create(corp_id: str, req: TagCreate) -> TagGroupView:
+    from chalicelib import corps
+    from chalicelib.wecom.models import AddCorpTagRequest
+
+    existing = store.list_tags(corp_id)
+    if len(existing) + len(req.names) > MAX_TAGS_PER_CORP:
+        raise ValueError(f"a corp holds at most {MAX_TAGS_PER_CORP} tags")
+    if req.group_id and not any(t.group_id == req.group_id for t in existing):
+        raise TagNotFound(req.group_id)
+    resp = corps.wecom_client(corp_id).add_corp_tag(AddCorpTagRequest(
+        group_id=req.group_id, group_name=req.group_name, tag=[{"name": n} for n in req.names]))
+    created = _items_from_wecom([resp.tag_group])
+    for tag in created:
+        store.put_tag(corp_id, tag)
+    group = resp.tag_group
+    return TagGroupView(group_id=group.group_id or "", group_name=group.group_name, tags=created)
+
+
+def _existing(corp_id: str, tag_id: str) -> TagItem:
+    found = store.get_tags(corp_id, [tag_id]).get(tag_id)
+    if found is None:
+        raise TagNotFound(tag_id)
+    return found
+
+
+def rename(corp_id: str, tag_id: str, req: TagRename) -> TagItem:
+    from chalicelib import corps
+    from chalicelib.wecom.models import EditCorpTagRequest
+
+    tag = _existing(corp_id, tag_id)
+    corps.wecom_client(corp_id).edit_corp_tag(EditCorpTagRequest(id=tag_id, name=req.name))
+    renamed = tag.model_copy(update={"name": req.name})
+    store.put_tag(corp_id, renamed)
+    return renamed
+
+
+def delete(corp_id: str, tag_id: str) -> None:
+    from chalicelib import corps
+
+    _existing(corp_id, tag_id)
+    corps.wecom_client(corp_id).del_corp_tag(tag_id=[tag_id])
+    store.delete_tags(corp_id, [tag_id])
+
+
+def change_customer_tags(corp_id: str, change: CustomerTagChange) -> TagChangeResult:
+    """mark_tag for one relation, then mirror it (WeCom fires no callback for API changes)."""
+    from chalicelib import corps
+    from chalicelib.store import contacts as contact_store
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import MarkTagRequest
+
+    wanted = [*change.add, *change.remove]
+    known = store.get_tags(corp_id, wanted)
+    missing = [t for t in wanted if t not in known]
+    if missing:
+        raise UnknownTags(missing)
+    rel = contact_store.get_relation(corp_id, change.customer_id, change.staff_id)
+    if rel is None or rel.status != "active":
+        return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
+    try:
+        corps.wecom_client(corp_id).mark_tag(MarkTagRequest(
+            userid=change.staff_id, external_userid=change.customer_id, add_tag=change.add,
+            remove_tag=change.remove))
+    except errors.NoRelation:
+        return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
+    store.apply_relation_tags(corp_id, change.customer_id, change.staff_id, add=change.add, remove=change.remove)
+    return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="done")
+
+
+def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
+    from chalicelib.wecom import errors
+
+    wanted = sorted({t for c in bulk.changes for t in (*c.add, *c.remove)})
+    known = store.get_tags(corp_id, wanted)
+    missing = [t for t in wanted if t not in known]
+    if missing:  # refuse the whole request before any call: nothing half-applied
+        raise UnknownTags(missing)
+    results = []
+    for change in bulk.changes:
+        try:
+            results.append(change_customer_tags(corp_id, change))
+        except errors.WeComError as exc:
+            results.append(TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id,
+                                           status="failed", error=type(exc).__name__))
+    return results
+
+
+# -- callbacks -----------------------------------------------------------------------------------
+@ROUTER.register("change_external_tag")
+def on_tag_library_changed(ctx: Any) -> list[Any]:
+    """The events carry only ids (and a deleted group takes its tags without per-tag events):
+    re-read the whole library. Idempotent, so a retried event is harmless."""
+    sync_library(ctx.corp_id)
+    return []
+
+
+@ROUTER.register("change_external_contact", "add_external_contact")
+def apply_channel_tags(ctx: Any) -> list[Any]:
+    """Mark the channel code's tags on the new relation. Not on add_half_external_contact: the
+    relation is not accepted yet and WeCom would answer 84061; its add_external_contact follows."""
+    from chalicelib import channel_codes, corps
+    from chalicelib.store import contacts as contact_store
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import MarkTagRequest
+
+    ev = ctx.event
+    code = channel_codes.lookup(ctx.corp_id, ev.state)
+    if code is None or not code.tag_ids:
+        return []
+    try:
+        corps.wecom_client(ctx.corp_id).mark_tag(MarkTagRequest(
+            userid=ev.user_id, external_userid=ev.external_user_id, add_tag=code.tag_ids))
+    except errors.NoRelation:
+        logger.info("relation %s/%s gone before tagging", ev.user_id, ev.external_user_id)
+        return []
+    # Adding to a set is idempotent: written directly, not in the event's transaction.
+    store.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=code.tag_ids, remove=[])
+    return [contact_store.count(ctx.day, "channel", code.state, tags_marked=1)]

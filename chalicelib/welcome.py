@@ -1,0 +1,108 @@
+"""Welcome messages (欢迎语): the channel's own welcome, sent with WeCom's one-time welcome code.
+
+The code is single-use and dies about 20 seconds after the add, so this handler runs first for
+a new contact, and a code that is already too old is not sent at all: it is logged and counted
+as a missed welcome (never retried, never sent to the DLQ). WeCom's single-use rule also makes a
+repeated send harmless: a second attempt is refused with 41051, so a redelivered event can never
+greet a customer twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chalicelib.content import MessageContent
+from chalicelib.router import ROUTER
+from chalicelib.store import contacts as store
+
+logger = logging.getLogger(__name__)
+
+EVENT = "change_external_contact"
+WELCOME_WINDOW_SECONDS = 20.0
+# Leave time for the send itself: a code this old is treated as already lost.
+SEND_DEADLINE_SECONDS = WELCOME_WINDOW_SECONDS - 1.0
+DEFAULT_TTL = 60.0
+
+_default_cache: dict[str, tuple[float, MessageContent | None]] = {}
+
+
+def default_welcome(corp_id: str) -> MessageContent | None:
+    now = time.monotonic()
+    hit = _default_cache.get(corp_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    from chalicelib.store import corps as corp_store
+
+    raw = corp_store.get_default_welcome(corp_id)
+    value = MessageContent.model_validate(raw) if raw else None
+    _default_cache[corp_id] = (now + DEFAULT_TTL, value)
+    return value
+
+
+def set_default_welcome(corp_id: str, content: MessageContent | None) -> None:
+    from chalicelib.store import corps as corp_store
+
+    corp_store.set_default_welcome(corp_id, content.model_dump(mode="json") if content else None)
+    _default_cache.pop(corp_id, None)
+
+
+def _outcome(ctx: Any, channel: str, outcome: str, **details: Any) -> list[Any]:
+    ev = ctx.event
+    field = f"welcomes_{outcome}"
+    counts = [store.count(ctx.day, "corp", "all", **{field: 1}),
+              store.count(ctx.day, "channel", channel or "-", **{field: 1}),
+              store.count(ctx.day, "staff", ev.user_id, **{field: 1})]
+    from chalicelib.store.contacts import TimelineEntry
+
+    entry = TimelineEntry(customer_id=ev.external_user_id, at=ev.create_time, kind=f"welcome_{outcome}",
+                          staff_id=ev.user_id, details={k: v for k, v in details.items() if v is not None})
+    return [store.timeline(ctx.corp_id, entry, ctx.identity), *counts]
+
+
+def _customer_name(ctx: Any) -> str | None:
+    from chalicelib import corps
+    from chalicelib.wecom import errors
+
+    try:
+        resp = corps.wecom_client(ctx.corp_id).get_external_contact(ctx.event.external_user_id)
+        return resp.external_contact.name
+    except errors.WeComError as exc:  # greet without the name rather than not at all
+        logger.warning("no name for %s: %r", ctx.event.external_user_id, exc)
+        return None
+
+
+@ROUTER.register(EVENT, "add_external_contact")
+@ROUTER.register(EVENT, "add_half_external_contact")
+def send_welcome(ctx: Any) -> list[Any]:
+    from chalicelib import channel_codes, corps
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import WelcomeMessage
+
+    ev = ctx.event
+    if not ev.welcome_code:  # WeCom gives none when the console welcome is set or a chat exists
+        return []
+    state = ev.state or ""
+    code = channel_codes.lookup(ctx.corp_id, state)
+    content = code.welcome if code and code.welcome else default_welcome(ctx.corp_id)
+    if content is None:
+        return []
+    age = time.time() - ev.create_time
+    if age > SEND_DEADLINE_SECONDS:
+        logger.warning("welcome for %s missed: event %.1fs old", ev.external_user_id, age)
+        return _outcome(ctx, state, "missed", reason="expired_before_send", age_seconds=round(age, 1))
+    name = _customer_name(ctx) if content.needs_customer_name else None
+    message = WelcomeMessage(welcome_code=ev.welcome_code,
+                             text={"content": t} if (t := content.render_text(customer_name=name)) else None,
+                             attachments=content.wecom_attachments() or None)
+    try:
+        corps.wecom_client(ctx.corp_id).send_welcome_msg(message)
+    except errors.WelcomeCodeExpired:
+        return _outcome(ctx, state, "missed", reason="code_expired")
+    except errors.WelcomeAlreadySent:
+        return _outcome(ctx, state, "already_sent")
+    except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
+        # Deferring would outlive the code; a timeout may have delivered it. Count, don't retry.
+        return _outcome(ctx, state, "missed", reason=type(exc).__name__)
+    return _outcome(ctx, state, "sent")

@@ -7,6 +7,7 @@ server locally) is honoured by boto3 itself; we pass it explicitly so settings s
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -14,8 +15,24 @@ from chalicelib.settings import get_settings
 
 
 @cache
-def client(service: str) -> Any:
+def _session() -> Any:
+    # One session for all clients: each new session reloads endpoint and partition data
+    # (measured: three clients 135-150 ms with a session each, 66-84 ms sharing one).
     import boto3
+
+    return boto3.session.Session()
+
+
+_lock = threading.Lock()
+
+
+@cache
+def client(service: str) -> Any:
+    with _lock:  # creating clients from one session is not thread-safe (the local stack has threads)
+        return _new_client(service)
+
+
+def _new_client(service: str) -> Any:
     from botocore.config import Config
 
     settings = get_settings()
@@ -25,7 +42,7 @@ def client(service: str) -> Any:
         read_timeout=5,
         tcp_keepalive=True,
     )
-    return boto3.session.Session().client(
+    return _session().client(
         service, endpoint_url=settings.aws_endpoint_url, config=config
     )
 
@@ -33,3 +50,4 @@ def client(service: str) -> Any:
 def reset_clients() -> None:
     """Tests switch between moto back-ends; forget the clients built for the last one."""
     client.cache_clear()
+    _session.cache_clear()

@@ -171,6 +171,8 @@ class LocalStack:
         self.schedules: ScheduleFirer | None = None
         self._servers: list[Any] = []
         self.sandbox: Any = None
+        self.sandbox_app: Any = None
+        self.demo: dict[str, Any] | None = None
         self.app: Any = None
 
     @property
@@ -240,13 +242,30 @@ class LocalStack:
         secrets.ensure_local_key(aws.client("kms"), settings.kms_key_id)
 
     def _start_sandbox(self) -> None:
-        try:
-            import sandbox.server as sandbox_server
-        except ImportError:
-            logger.warning("sandbox package not available; WeCom calls will fail")
-            return
-        self.sandbox = sandbox_server.serve(self.sandbox_port)
+        import sandbox
+
+        self.sandbox_app = sandbox.Sandbox(public_url=f"http://127.0.0.1:{self.sandbox_port}")
+        self.sandbox = sandbox.serve(self.sandbox_port, sandbox=self.sandbox_app)
         self._servers.append(self.sandbox)
+
+    def register_demo_corp(self) -> dict[str, Any]:
+        """The sandbox's demo corp, registered on both sides: WeCom (the sandbox) posts its
+        callbacks to us, and we hold its secrets. Idempotent across restarts of the sandbox."""
+        import httpx
+
+        import sandbox
+
+        callback_url = f"{self.base_url}/wecom/{sandbox.DEMO_CORP_ID}/callback"
+        sandbox.seed_demo(self.sandbox_app, callback_url=callback_url)
+        resp = httpx.post(f"{self.base_url}/api/v1/corps", timeout=10,
+                          headers={"Authorization": f"Bearer {self.admin_key}"},
+                          json={"corp_id": sandbox.DEMO_CORP_ID, "name": "Demo Corp",
+                                "callback_token": sandbox.DEMO_CALLBACK_TOKEN,
+                                "encoding_aes_key": sandbox.DEMO_AES_KEY,
+                                "contact_secret": sandbox.DEMO_SECRET, "agent_id": "1000002"})
+        resp.raise_for_status()
+        self.demo = resp.json()
+        return self.demo
 
     def _start_workers(self) -> None:
         from chalice.app import SQSEventConfig
@@ -301,7 +320,9 @@ class LocalStack:
                 f"{n} {e}" for n, e in (self.schedules.schedules if self.schedules else [])),
         ]
         if self.sandbox is not None:
-            lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: demo)")
+            lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: the demo)")
+        if self.demo:
+            lines.append(f"  demo corp:     {self.demo['corp_id']}   corp API key: {self.demo['api_key']}")
         return "\n".join(lines) + "\n"
 
 
@@ -316,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port)
     stack.start()
+    if stack.sandbox is not None and stack.start_http:
+        stack.register_demo_corp()
     print(stack.banner(), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

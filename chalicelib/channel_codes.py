@@ -239,8 +239,9 @@ def update(corp_id: str, state: str, req: ChannelCodeUpdate, *, now: float | Non
     _validate_references(corp_id, new_refs_staff, [t for t in merged.tag_ids if t not in current.tag_ids])
     routed = desired_staff(merged, at=_local_now(corp_id, now),
                            added_today=_added_today(corp_id, state, _local_now(corp_id, now).date().isoformat()))
-    updated = current.model_copy(update={**merged.model_dump(exclude={"state"}), "routed_staff_ids": routed,
-                                         "updated_at": int(now), "version": current.version + 1})
+    updated = ChannelCodeItem.model_validate({
+        **current.model_dump(), **merged.model_dump(exclude={"state"}), "routed_staff_ids": routed,
+        "updated_at": int(now), "version": current.version + 1})
     wecom_fields_changed = (routed != current.routed_staff_ids or merged.name != current.name
                             or merged.skip_verify != current.skip_verify)
     if wecom_fields_changed:

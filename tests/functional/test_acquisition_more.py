@@ -1,0 +1,176 @@
+"""Half adds, routing by schedule / daily cap / backup, code edits, tags, customers lists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tests.functional.test_acquisition import WELCOME, _code, _today
+from tests.helpers import CORP_ID
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _way(world, config_id: str) -> dict | None:
+    """The contact way as the sandbox (WeCom) holds it."""
+    return next((w for w in world.sb.dump(CORP_ID)["contact_ways"] if w["config_id"] == config_id), None)
+
+
+def test_half_add_is_welcomed_at_once_and_tagged_only_when_accepted(world):
+    from chalicelib.store import contacts
+
+    world.sb.update_corp(CORP_ID, settings={"skip_verify_half": True})
+    tag_ids = world.tag("source", "half")
+    _, code = _code(world, tag_ids=tag_ids)
+    scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Hal")
+    world.pump()
+    customer = scan["external_userid"]
+    assert len(world.sb.journal.welcomes(customer)) == 1
+    assert world.sb.requests("externalcontact/mark_tag") == []  # 84061 before acceptance
+    assert contacts.get_relation(CORP_ID, customer, "alice").status == "pending"
+
+    world.sb.simulator.confirm_contact(CORP_ID, "alice", customer)
+    world.pump()
+    rel = contacts.get_relation(CORP_ID, customer, "alice")
+    assert rel.status == "active" and rel.tags == tag_ids
+    assert len(world.sb.journal.welcomes(customer)) == 1  # the code was used by the half add
+
+
+def test_default_welcome_for_contacts_without_a_channel(world):
+    status, _ = world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello {customer_name}!"}})
+    assert status == 200
+    add = world.sb.simulator.add_staff(CORP_ID, "bob", name="Walk-in Wu")
+    world.pump()
+    welcomes = world.sb.journal.welcomes(add["external_userid"])
+    assert [w["text"] for w in welcomes] == ["Hello Walk-in Wu!"]
+
+
+def _at(hour: int, minute: int = 0, *, day: int = 2) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=SHANGHAI)  # 2026-11-02 is a Monday
+
+
+def test_desired_staff_follows_schedule_caps_window_and_backup():
+    from chalicelib.channel_codes import ChannelCodeCreate, desired_staff
+
+    code = ChannelCodeCreate(
+        name="shifts", staff_ids=["alice", "bob"], backup_staff_ids=["carol"], daily_cap=2,
+        schedule=[{"staff_ids": ["alice"], "weekdays": [1, 2, 3, 4, 5], "start": "09:00", "end": "13:00"},
+                  {"staff_ids": ["bob"], "weekdays": [1, 2, 3, 4, 5], "start": "13:00", "end": "21:00"}])
+    assert desired_staff(code, at=_at(10), added_today={}) == ["alice"]
+    assert desired_staff(code, at=_at(14), added_today={}) == ["bob"]
+    assert desired_staff(code, at=_at(22), added_today={}) == ["carol"]  # off duty
+    assert desired_staff(code, at=_at(10, day=7), added_today={}) == ["carol"]  # Saturday
+    assert desired_staff(code, at=_at(10), added_today={"alice": 2}) == ["carol"]  # capped
+    windowed = code.model_copy(update={"valid_until": int(_at(8).timestamp())})
+    assert desired_staff(windowed, at=_at(10), added_today={}) == ["carol"]
+
+
+def test_tick_reroutes_only_when_routing_changes(world):
+    from chalicelib import channel_codes
+    from chalicelib.store import channel_codes as store
+
+    status, code = _code(world, staff_ids=["alice", "bob"], backup_staff_ids=["carol"], daily_cap=1,
+                         schedule=[{"staff_ids": ["alice", "bob"], "start": "00:00", "end": "24:00"}])
+    assert status == 201, code
+    assert code["routed_staff_ids"] == ["alice", "bob"]
+    updates = lambda: len(world.sb.requests("externalcontact/update_contact_way"))  # noqa: E731
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0}
+    assert updates() == 0
+
+    world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], userid="alice", name="One")
+    world.pump()
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 1}  # alice reached her cap
+    assert store.get(CORP_ID, code["state"]).routed_staff_ids == ["bob"]
+    assert _way(world, code["config_id"])["user"] == ["bob"]
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0}
+    assert updates() == 1
+
+
+def test_update_and_delete_follow_wecom(world):
+    _, code = _code(world)
+    status, updated = world.call("PATCH", f"/api/v1/channel-codes/{code['state']}",
+                                 {"staff_ids": ["bob"], "welcome": {"text": "New text"}})
+    assert status == 200 and updated["routed_staff_ids"] == ["bob"]
+    assert _way(world, code["config_id"])["user"] == ["bob"]
+    status, _ = world.call("PATCH", f"/api/v1/channel-codes/{code['state']}", {"staff_ids": ["ghost"]})
+    assert status == 400
+    status, _ = world.call("DELETE", f"/api/v1/channel-codes/{code['state']}")
+    assert status == 204
+    assert _way(world, code["config_id"]) is None
+    assert world.call("GET", f"/api/v1/channel-codes/{code['state']}")[0] == 404
+    assert world.call("GET", "/api/v1/channel-codes")[1]["items"] == []
+
+
+def test_tags_api_mirrors_wecom_and_marks_customers(world):
+    from chalicelib.store import contacts
+
+    vip, regular = world.tag("level", "vip", "regular")
+    status, renamed = world.call("PATCH", f"/api/v1/tags/{vip}", {"name": "VIP"})
+    assert status == 200 and renamed["name"] == "VIP"
+    _, code = _code(world)
+    a = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="A")["external_userid"]
+    b = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="B")["external_userid"]
+    world.pump()
+    status, result = world.call("POST", "/api/v1/customers/tags", {"changes": [
+        {"customer_id": a, "staff_id": "alice", "add": [vip]},
+        {"customer_id": b, "staff_id": "alice", "add": [regular]},
+        {"customer_id": "wmNobody", "staff_id": "alice", "add": [regular]},
+    ]})
+    assert status == 200
+    assert [r["status"] for r in result["results"]] == ["done", "done", "no_relation"]
+    assert contacts.get_relation(CORP_ID, a, "alice").tags == [vip]
+    _, vips = world.call("GET", f"/api/v1/customers?tag={vip}")
+    assert [r["customer_id"] for r in vips["items"]] == [a]
+    unknown, body = world.call("POST", "/api/v1/customers/tags", {"changes": [
+        {"customer_id": a, "staff_id": "alice", "add": ["etNope"]}]})
+    assert unknown == 400 and body["error"]["code"] == "unknown_tags"
+    assert world.call("DELETE", f"/api/v1/tags/{regular}")[0] == 204
+    _, library = world.call("GET", "/api/v1/tags")
+    assert [t["name"] for g in library["groups"] for t in g["tags"]] == ["VIP"]
+
+
+def test_tag_callbacks_resync_the_library(world):
+    from chalicelib.wecom.models import AddCorpTagRequest
+
+    # A tag created in WeCom's admin console (not through us) arrives as change_external_tag.
+    from chalicelib import corps
+
+    world.tag("level", "vip")
+    corps.wecom_client(CORP_ID).add_corp_tag(AddCorpTagRequest(group_name="console", tag=[{"name": "new"}]))
+    xml = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+           "<CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+           "<Event><![CDATA[change_external_tag]]></Event><Id><![CDATA[etX]]></Id>"
+           "<TagType><![CDATA[tag]]></TagType><ChangeType><![CDATA[create]]></ChangeType></xml>").encode()
+    from tests.helpers import encrypted
+
+    query, body = encrypted(xml)
+    assert world.client.http.post(f"/wecom/{CORP_ID}/callback?{query}", body=body).status_code == 200
+    world.pump()
+    _, library = world.call("GET", "/api/v1/tags")
+    assert sorted(t["name"] for g in library["groups"] for t in g["tags"]) == ["new", "vip"]
+
+
+def test_customer_list_filters_and_paginates(world):
+    _, poster = _code(world, name="poster", staff_ids=["alice"])
+    _, receipt = _code(world, name="receipt", staff_ids=["bob"], welcome=WELCOME)
+    ids = [world.sb.simulator.scan_contact_way(CORP_ID, poster["config_id"], name=f"P{i}")["external_userid"]
+           for i in range(5)]
+    world.sb.simulator.scan_contact_way(CORP_ID, receipt["config_id"], name="R")
+    world.pump()
+    seen, cursor = [], None
+    while True:
+        url = f"/api/v1/customers?channel={poster['state']}&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        status, page = world.call("GET", url)
+        assert status == 200 and len(page["items"]) <= 2
+        seen += [r["customer_id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids)
+    _, bobs = world.call("GET", "/api/v1/customers?staff_id=bob")
+    assert len(bobs["items"]) == 1
+    assert world.call("GET", "/api/v1/customers?status=bogus")[0] == 400
+    assert world.call("GET", "/api/v1/customers?cursor=garbage")[0] == 400
+    _, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}&by=day")
+    assert stats["rows"][0]["key"] == _today() and stats["total"]["adds"] == 6
+    assert world.call("GET", "/api/v1/stats/contacts?from=2026-01-02&to=2026-01-01")[0] == 400

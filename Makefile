@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: run test lint bench deploy package clean
+.PHONY: run test lint bench infra package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/callback.py
-	$(PY) bench/cold_start.py
+	$(PY) bench/cold_start.py --no-cffi
+	$(PY) bench/welcome_burst.py
+	$(PY) bench/full_sync.py
+
+## make infra: re-render the merge templates and IAM policies (after queues.py / schema.py / config.json changes)
+infra: $(STAMP)
+	$(PY) infra/build.py
+
+## make package STAGE=prod: CloudFormation template + zip with .pyc, cfn-lint; no AWS needed
+package: $(STAMP)
+	$(PY) infra/package.py $(STAGE)
+
+## make deploy STAGE=prod ARTIFACT_BUCKET=...: needs AWS credentials
+deploy: $(STAMP)
+	PYTHON=$(PY) bash infra/deploy.sh $(STAGE)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out infra/out .run .pytest_cache .ruff_cache

@@ -304,6 +304,18 @@ class LocalStack:
             except Exception:  # shutting down anyway
                 logger.debug("error stopping %r", server, exc_info=True)
 
+    def write_env_file(self, path: str = os.path.join(ROOT, ".run", "env")) -> str:
+        """Shell exports for the README's demo (`source .run/env`); git ignores .run/."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lines = [f"export SCRM={self.base_url}", f"export SCRM_ADMIN_KEY={self.admin_key}",
+                 f"export WECOM={self.wecom_api_base.rsplit('/cgi-bin', 1)[0]}"]
+        if self.demo:
+            lines += [f"export CORP={self.demo['corp_id']}", f"export KEY={self.demo['api_key']}"]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(path, 0o600)
+        return path
+
     def banner(self) -> str:
         fingerprint = hashlib.sha256(self.admin_key.encode()).hexdigest()[:8]
         lines = [
@@ -323,6 +335,7 @@ class LocalStack:
             lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: the demo)")
         if self.demo:
             lines.append(f"  demo corp:     {self.demo['corp_id']}   corp API key: {self.demo['api_key']}")
+        lines.append("  demo shell:    source .run/env   (exports SCRM, WECOM, KEY, CORP, SCRM_ADMIN_KEY)")
         return "\n".join(lines) + "\n"
 
 
@@ -339,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.start()
     if stack.sandbox is not None and stack.start_http:
         stack.register_demo_corp()
+    stack.write_env_file()
     print(stack.banner(), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -17,7 +17,6 @@ class RelationItem(BaseModel):
     staff_id: str
     status: RelationStatus
     state: str | None = None
-    channel_code_id: str | None = None
     added_at: int | None = None
     ended_at: int | None = None
     last_event_at: int
@@ -45,7 +44,7 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
             keys.relation(corp_id, rel.customer_id, rel.staff_id),
             expression=(
                 "SET #type = :type, customer_id = :c, staff_id = :s, #status = :status, "
-                "#state = :state, channel_code_id = :chan, last_event_at = :at, "
+                "#state = :state, last_event_at = :at, "
                 "added_at = if_not_exists(added_at, :added), "
                 "GSI1PK = :g1pk, GSI1SK = if_not_exists(GSI1SK, :g1sk), "
                 "GSI2PK = :g2pk, GSI2SK = if_not_exists(GSI2SK, :g2sk) REMOVE ended_at"
@@ -53,7 +52,7 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
             names={"#type": "type", "#status": "status", "#state": "state"},
             values={
                 ":type": "relation", ":c": rel.customer_id, ":s": rel.staff_id,
-                ":status": rel.status, ":state": rel.state or "", ":chan": rel.channel_code_id or "",
+                ":status": rel.status, ":state": rel.state or "",
                 ":at": rel.last_event_at, ":added": added_at,
                 ":g1pk": keys.staff_relations_partition(corp_id, rel.staff_id),
                 ":g1sk": _added_sk(added_at, rel.customer_id, rel.staff_id),

@@ -130,10 +130,9 @@ def test_tags_api_mirrors_wecom_and_marks_customers(world):
 
 
 def test_tag_callbacks_resync_the_library(world):
-    from chalicelib.wecom.models import AddCorpTagRequest
-
     # A tag created in WeCom's admin console (not through us) arrives as change_external_tag.
     from chalicelib import corps
+    from chalicelib.wecom.models import AddCorpTagRequest
 
     world.tag("level", "vip")
     corps.wecom_client(CORP_ID).add_corp_tag(AddCorpTagRequest(group_name="console", tag=[{"name": "new"}]))

@@ -80,3 +80,32 @@ def test_url_verification_over_http(stack):
         "msg_signature": signature(TOKEN, ts, "n1", echostr), "timestamp": ts, "nonce": "n1", "echostr": echostr})
     assert resp.status_code == 200
     assert resp.content == b"1288432023552776189"
+
+
+def test_scan_on_the_simulator_end_to_end(stack):
+    """The sandbox's customer scans a channel code; WeCom's callback goes over HTTP to the product,
+    through SQS to the consumer, which sends the welcome back to the sandbox over HTTP."""
+    from chalicelib.store import contacts
+
+    demo = stack.demo or stack.register_demo_corp()
+    http = httpx.Client(base_url=stack.base_url, timeout=10,
+                        headers={"Authorization": f"Bearer {demo['api_key']}"})
+    code = http.post("/api/v1/channel-codes", json={
+        "name": "e2e poster", "staff_ids": ["alice"],
+        "welcome": {"text": "Welcome, {customer_name}!"}})
+    assert code.status_code == 201, code.text
+    sandbox = httpx.Client(base_url=f"http://127.0.0.1:{stack.sandbox_port}", timeout=10)
+    scan = sandbox.post(f"/sandbox/corps/{demo['corp_id']}/simulate/scan_contact_way",
+                        json={"config_id": code.json()["config_id"], "name": "Eve E2E"})
+    assert scan.status_code == 200, scan.text
+    customer = scan.json()["external_userid"]
+    assert scan.json()["callbacks"][0]["statuses"] == [200]
+
+    def welcomed():
+        entries = sandbox.get("/sandbox/journal", params={"kind": "welcome"}).json()["entries"]
+        return [e for e in entries if e["external_userid"] == customer]
+
+    welcomes = _wait_for(welcomed)
+    assert [w["text"] for w in welcomes] == ["Welcome, Eve E2E!"]
+    rel = _wait_for(lambda: contacts.get_relation(demo["corp_id"], customer, "alice"))
+    assert rel.state == code.json()["state"]

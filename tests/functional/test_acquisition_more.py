@@ -173,3 +173,38 @@ def test_customer_list_filters_and_paginates(world):
     _, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}&by=day")
     assert stats["rows"][0]["key"] == _today() and stats["total"]["adds"] == 6
     assert world.call("GET", "/api/v1/stats/contacts?from=2026-01-02&to=2026-01-01")[0] == 400
+
+
+def test_frequency_limit_defers_the_rest_of_the_event_as_a_new_delayed_message(world, monkeypatch):
+    """45009 on mark_tag: the welcome (already sent) is not repeated; the event is re-sent as a
+    delayed copy (attempt 1) instead of failing toward the DLQ, and the copy finishes the tags."""
+    from chalicelib import aws, queues
+    from chalicelib.store import contacts
+    from tests.helpers import drain_queue, sqs_event
+
+    sent: list[tuple[str, int]] = []
+    real_send = queues.send
+
+    def spy(spec, message, *, delay_seconds=0):  # records, then really sends to (moto's) SQS
+        sent.append((message.model_dump_json(), delay_seconds))
+        real_send(spec, message, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(queues, "send", spy)
+    tag_ids = world.tag("source", "limited")
+    _, code = _code(world, tag_ids=tag_ids)
+    world.sb.faults.add(kind="errcode", errcode=45009, path="externalcontact/mark_tag", count=1)
+    scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Rate Limited")
+    customer = scan["external_userid"]
+    result = world.client.lambda_.invoke("on_events", sqs_event(drain_queue(world.settings.events_queue))).payload
+    assert result == {"batchItemFailures": []}  # not a failure: nothing counts toward the DLQ
+    assert len(world.sb.journal.welcomes(customer)) == 1
+    body, delay = sent[-1]
+    assert delay >= 60 and '"attempt":1' in body
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queues.queue_url(world.settings.events_queue), AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+
+    # The delayed copy arrives (here: now) and completes only what was left: the tags.
+    assert world.client.lambda_.invoke("on_events", sqs_event([body])).payload == {"batchItemFailures": []}
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1
+    assert contacts.get_relation(CORP_ID, customer, "alice").tags == tag_ids

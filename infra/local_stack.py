@@ -199,6 +199,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         os.environ.update(self._environment())
+        os.environ.update(self._queue_names_of_imported_app())
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
@@ -209,14 +210,27 @@ class LocalStack:
         if self.external_wecom is None:
             self._start_sandbox()
         sys.path.insert(0, ROOT)
-        import app as app_module
-
-        self.app = app_module.app
+        self.app = self._load_app()
         if self.start_workers:
             self._start_workers()
         if self.start_http:
             self._start_http()
         return self
+
+    @staticmethod
+    def _load_app() -> Any:
+        import app as app_module
+
+        return app_module.app
+
+    @staticmethod
+    def _queue_names_of_imported_app() -> dict[str, str]:
+        """app.py reads its queue names from the environment at import; if this process imported
+        it already (a test run), the stack must use those names rather than re-import it."""
+        module = sys.modules.get("app")
+        if module is None:
+            return {}
+        return {"SCRM_EVENTS_QUEUE": module.EVENTS_QUEUE, "SCRM_SYNC_QUEUE": module.SYNC_QUEUE}
 
     @staticmethod
     def _reset_caches() -> None:

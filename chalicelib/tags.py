@@ -244,3 +244,24 @@ def apply_channel_tags(ctx: Any) -> list[Any]:
     # Adding to a set is idempotent: written directly, not in the event's transaction.
     store.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=code.tag_ids, remove=[])
     return [contact_store.count(ctx.day, "channel", code.state, tags_marked=1)]
+
+
+@ROUTER.register("change_external_contact", "edit_external_contact")
+def sync_relation_tags(ctx: Any) -> list[Any]:
+    """A staff member edited the customer in the WeCom client (tags, remark): the event says only
+    who, so read the relation's corp tags from WeCom now. Reading the current state makes an old
+    or repeated event harmless."""
+    from chalicelib import corps
+    from chalicelib.wecom import errors
+
+    ev = ctx.event
+    try:
+        resp = corps.wecom_client(ctx.corp_id).get_external_contact(ev.external_user_id)
+    except errors.NotFound:
+        return []
+    follow = next((f for f in resp.follow_user if f.userid == ev.user_id), None)
+    if follow is None:
+        return []
+    corp_tags = sorted(t.tag_id for t in follow.tags if t.tag_id and t.type == 1)
+    store.set_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, corp_tags)
+    return []

@@ -79,3 +79,13 @@ def apply_relation_tags(corp_id: str, customer_id: str, staff_id: str, *, add: l
                         remove: list[str]) -> None:
     op = relation_tags_changed(corp_id, customer_id, staff_id, add=add, remove=remove)
     get_table().transact([op.op])
+
+
+def set_relation_tags(corp_id: str, customer_id: str, staff_id: str, tag_ids: list[str]) -> None:
+    """Replace a relation's tags with what WeCom holds now (idempotent: read at processing time)."""
+    table = get_table()
+    if tag_ids:
+        table.update(keys.relation(corp_id, customer_id, staff_id), expression="SET tags = :t",
+                     values={":t": set(tag_ids)})
+    else:
+        table.update(keys.relation(corp_id, customer_id, staff_id), expression="REMOVE tags")

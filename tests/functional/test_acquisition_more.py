@@ -208,3 +208,17 @@ def test_frequency_limit_defers_the_rest_of_the_event_as_a_new_delayed_message(w
     assert world.client.lambda_.invoke("on_events", sqs_event([body])).payload == {"batchItemFailures": []}
     assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1
     assert contacts.get_relation(CORP_ID, customer, "alice").tags == tag_ids
+
+
+def test_tags_edited_by_staff_in_the_wecom_client_flow_back(world):
+    from chalicelib.store import contacts
+
+    first, second = world.tag("interest", "masks", "alcohol")
+    _, code = _code(world, tag_ids=[first])
+    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Pat")["external_userid"]
+    world.pump()
+    world.sb.simulator.staff_edits_customer(CORP_ID, "alice", customer, add_tag=[second], remove_tag=[first])
+    world.pump()
+    assert contacts.get_relation(CORP_ID, customer, "alice").tags == [second]
+    _, masks = world.call("GET", f"/api/v1/customers?tag={first}")
+    assert masks["items"] == []

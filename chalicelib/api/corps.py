@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from chalicelib import dead_letters
 from chalicelib.api.core import (
     API_PREFIX,
     ApiError,
@@ -19,9 +20,11 @@ from chalicelib.api.core import (
     hash_api_key,
     new_api_key,
     not_found,
+    register_error,
 )
 
 bp = Blueprint(__name__)
+register_error(dead_letters.UnknownQueue, 404, "not_found")
 
 
 class CorpCreate(BaseModel):
@@ -197,3 +200,48 @@ def openapi() -> Response:
 
 
 __all__ = ["bp", "ApiError"]
+
+
+# -- dead letters (admin) ---------------------------------------------------------------------------
+class DeadLetterSummary(BaseModel):
+    queues: list = Field(description="per queue: its DLQ and how many messages it holds")
+
+
+class DeadLetterPeek(BaseModel):
+    messages: list
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_messages: int = Field(1000, ge=1, le=100_000)
+
+
+class RedriveResult(BaseModel):
+    queue: str
+    moved: int
+
+
+class DeadLetterQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(10, ge=1, le=10)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/dead-letters", summary="Dead-letter queues and their sizes (admin)",
+          auth="admin", response=DeadLetterSummary)
+def dead_letter_summary(call: Call) -> DeadLetterSummary:
+    return DeadLetterSummary(queues=[q.model_dump() for q in dead_letters.summary()])
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/dead-letters/{{queue}}", summary="Look at dead letters (admin)",
+          auth="admin", query=DeadLetterQuery, response=DeadLetterPeek)
+def dead_letter_peek(call: Call) -> DeadLetterPeek:
+    return DeadLetterPeek(messages=[m.model_dump() for m in dead_letters.peek(call.params["queue"],
+                                                                              limit=call.query.limit)])
+
+
+@endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",
+          summary="Move dead letters back to their queue (admin)", auth="admin", body=RedriveRequest,
+          response=RedriveResult)
+def dead_letter_redrive(call: Call) -> RedriveResult:
+    moved = dead_letters.redrive(call.params["queue"], max_messages=call.body.max_messages)
+    return RedriveResult(queue=call.params["queue"], moved=moved)

@@ -119,3 +119,25 @@ def test_openapi_is_public_and_describes_the_endpoints(chalice_client, aws):
     body_ref = spec["paths"]["/api/v1/corps"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     name = body_ref["$ref"].rsplit("/", 1)[-1]
     assert "encoding_aes_key" in spec["components"]["schemas"][name]["properties"]
+
+
+def test_dead_letters_can_be_seen_and_redriven_by_the_admin(chalice_client, aws):
+    from chalicelib import aws as clients
+    from chalicelib import queues
+
+    sqs = clients.client("sqs")
+    dlq = queues.queue_url(queues.dlq_name(aws.events_queue))
+    for i in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"poison": i}))
+    corp_key = register(chalice_client)["api_key"]
+    assert chalice_client.http.get("/api/v1/dead-letters", headers=_auth(corp_key)).status_code == 403
+    summary = json.loads(chalice_client.http.get("/api/v1/dead-letters", headers=ADMIN).body)
+    assert {q["queue"]: q["dead_letters"] for q in summary["queues"]} == {"events": 3, "sends": 0, "sync": 0}
+    peek = json.loads(chalice_client.http.get("/api/v1/dead-letters/events?limit=2", headers=ADMIN).body)
+    assert len(peek["messages"]) == 2 and "poison" in peek["messages"][0]["body"]
+    assert chalice_client.http.get("/api/v1/dead-letters/nope", headers=ADMIN).status_code == 404
+    moved = chalice_client.http.post("/api/v1/dead-letters/events/redrive", headers=ADMIN,
+                                     body=json.dumps({"max_messages": 2}))
+    assert json.loads(moved.body) == {"queue": "events", "moved": 2}
+    back = sqs.receive_message(QueueUrl=queues.queue_url(aws.events_queue), MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["poison"] for m in back) in ([0, 1], [0, 2], [1, 2])

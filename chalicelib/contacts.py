@@ -40,33 +40,28 @@ def _timeline(ctx: Any, kind: str, **details: Any) -> store.StoreOp:
     )
 
 
-@ROUTER.register(EVENT, "add_external_contact")
-def on_add(ctx: Any) -> list[store.StoreOp]:
+def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
     ev = ctx.event
     state = ev.state or ""
-    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status="active",
+    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status=status,
                        state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
     return [
         store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time),
         store.relation_added(ctx.corp_id, rel),
-        _timeline(ctx, "added", state=state),
-        *_counts(ctx, ev.user_id, state, adds=1),
+        _timeline(ctx, kind, state=state),
+        *_counts(ctx, ev.user_id, state, **{counter: 1}),
     ]
+
+
+@ROUTER.register(EVENT, "add_external_contact")
+def on_add(ctx: Any) -> list[Any]:
+    return _added(ctx, status="active", kind="added", counter="adds")
 
 
 @ROUTER.register(EVENT, "add_half_external_contact")
-def on_half_add(ctx: Any) -> list[store.StoreOp]:
+def on_half_add(ctx: Any) -> list[Any]:
     """The customer added a skip-verify staff member who has not accepted yet: a pending relation."""
-    ev = ctx.event
-    state = ev.state or ""
-    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status="pending",
-                       state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
-    return [
-        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time),
-        store.relation_added(ctx.corp_id, rel),
-        _timeline(ctx, "half_added", state=state),
-        *_counts(ctx, ev.user_id, state, half_adds=1),
-    ]
+    return _added(ctx, status="pending", kind="half_added", counter="half_adds")
 
 
 def _channel_of(ctx: Any) -> str:

@@ -194,17 +194,24 @@ class FollowUserTag(BaseModel):
     type: int = 1  # 1 corp tag, 2 personal, 3 rule-group
 
 
-class FollowUser(BaseModel):
+class _Follow(BaseModel):
+    """A relation as WeCom describes it, from the staff member's side."""
+
     model_config = ConfigDict(extra="allow")
     userid: str
     remark: str = ""
     description: str = ""
     createtime: int = 0
-    tags: list[FollowUserTag] = Field(default_factory=list)
     remark_mobiles: list[str] = Field(default_factory=list)
     add_way: int = 0
     oper_userid: str | None = None
     state: str | None = None
+
+
+class FollowUser(_Follow):
+    """externalcontact/get's `follow_user`: tags with names."""
+
+    tags: list[FollowUserTag] = Field(default_factory=list)
 
 
 class GetExternalContactResponse(_Response):
@@ -219,17 +226,10 @@ class BatchGetByUserRequest(_Request):
     limit: int | None = Field(default=None, ge=1, le=100)
 
 
-class FollowInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    userid: str
-    remark: str = ""
-    description: str = ""
-    createtime: int = 0
+class FollowInfo(_Follow):
+    """batch/get_by_user's `follow_info`: tag ids only."""
+
     tag_id: list[str] = Field(default_factory=list)
-    remark_mobiles: list[str] = Field(default_factory=list)
-    add_way: int = 0
-    oper_userid: str | None = None
-    state: str | None = None
 
 
 class BatchContact(BaseModel):

@@ -7,12 +7,15 @@ The default budget is 10,000/min x 0.9 / 60 = 150 calls per second per API (the 
 150,000 is then the binding limit only for sustained load over ~17 minutes, which the queue
 consumers' concurrency bounds anyway).
 
-Item `keys.rate_window(corp_id, api, window)` holds ``n`` (calls taken) and ``expires_at`` (TTL,
-a minute after the window). One UpdateItem per call: ``ADD n 1`` on condition ``n < budget``; a
-failed condition means the window is full, and the caller waits for the next one.
+Item `keys.rate_window(corp_id, api, window)` holds ``n`` (permits taken) and ``expires_at`` (TTL,
+a minute after the window). An instance leases ``block`` permits with one UpdateItem (``ADD n
+block`` on condition ``n <= budget - block``, else a single permit) and spends them from memory;
+when not even one is left, the caller waits for the next window.
 """
 
 from __future__ import annotations
+
+import threading
 
 from chalicelib.store import keys
 from chalicelib.store.table import ConditionFailed, Table
@@ -21,6 +24,7 @@ PER_MINUTE_LIMIT = 10_000
 SAFETY = 0.9
 DEFAULT_PER_SECOND = int(PER_MINUTE_LIMIT * SAFETY / 60)  # 150
 WINDOW_TTL_SECONDS = 60
+DEFAULT_BLOCK = 5  # permits leased per UpdateItem
 
 
 class DynamoRateLimiter:
@@ -31,24 +35,49 @@ class DynamoRateLimiter:
     """
 
     def __init__(self, table: Table, *, per_second: int = DEFAULT_PER_SECOND,
-                 budgets: dict[str, int] | None = None):
+                 budgets: dict[str, int] | None = None, block: int = DEFAULT_BLOCK):
         self.table = table
         self.per_second = per_second
         self.budgets = dict(budgets or {})
+        self.block = max(1, block)
+        self._held: dict[tuple[str, str], tuple[int, int]] = {}
+        self._full: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
 
     def budget(self, api: str) -> int:
         return self.budgets.get(api, self.per_second)
 
     def acquire(self, corp_id: str, api: str, now: float) -> float:
+        """0 to go now, else seconds until the next window. Permits are leased from the shared
+        window `block` at a time and spent from memory, so a busy instance pays one UpdateItem per
+        `block` calls; leased permits left at the window's end lapse (the budget is never exceeded)."""
         window = int(now)
+        key = (corp_id, api)
+        with self._lock:
+            held_window, left = self._held.get(key, (-1, 0))
+            if held_window == window and left > 0:
+                self._held[key] = (window, left - 1)
+                return 0.0
+            wait = max(0.001, window + 1 - now)
+            if self._full.get(key) == window:  # refused already: no request until the next window
+                return wait
+            budget = self.budget(api)
+            for size in dict.fromkeys((min(self.block, budget), 1)):
+                if self._lease(corp_id, api, window, size, budget):
+                    self._held[key] = (window, size - 1)
+                    return 0.0
+            self._full[key] = window
+            return wait
+
+    def _lease(self, corp_id: str, api: str, window: int, size: int, budget: int) -> bool:
         try:
             self.table.update(
                 keys.rate_window(corp_id, api, window),
-                expression="ADD #n :one SET #ttl = :ttl",
-                condition="attribute_not_exists(#n) OR #n < :budget",
+                expression="ADD #n :size SET #ttl = :ttl",
+                condition="attribute_not_exists(#n) OR #n <= :most",
                 names={"#n": "n", "#ttl": "expires_at"},
-                values={":one": 1, ":budget": self.budget(api), ":ttl": window + WINDOW_TTL_SECONDS},
+                values={":size": size, ":most": budget - size, ":ttl": window + WINDOW_TTL_SECONDS},
             )
         except ConditionFailed:
-            return max(0.001, window + 1 - now)
-        return 0.0
+            return False
+        return True

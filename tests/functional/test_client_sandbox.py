@@ -155,6 +155,23 @@ def test_each_api_has_its_own_budget(aws):
     assert limiter.acquire(CORP, "externalcontact/add_msg_template", now + 0.75) == 0
 
 
+def test_instances_lease_permits_in_blocks_and_never_exceed_the_budget(aws):
+    from bench.aws_requests import count_aws_requests
+
+    table = get_table()
+    a, b = DynamoRateLimiter(table, per_second=12, block=5), DynamoRateLimiter(table, per_second=12, block=5)
+    now = T0 + 0.5
+    with count_aws_requests(table.client) as counts:
+        granted = sum(limiter.acquire(CORP, "externalcontact/get", now) == 0
+                      for limiter in (a, b) for _ in range(8))
+        # a leased 5 + 5 and spent 8; b got single permits 11 and 12, then none: the window is spent
+        assert granted == 10
+        assert counts.total == 2 + 2 + 2 * 2  # a: 2 leases; b: 2 singles, then a block and a single refused
+        assert [a.acquire(CORP, "externalcontact/get", now) for _ in range(3)] == [0, 0, pytest.approx(0.5)]
+    window = table.get({"PK": f"CORP#{CORP}#RATE#externalcontact/get", "SK": f"W#{int(now)}"})
+    assert window["n"] == 12  # never more than the budget, across instances
+
+
 # -- over real HTTP ------------------------------------------------------------------------------------
 @pytest.fixture
 def server(sb):

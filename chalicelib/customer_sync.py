@@ -24,13 +24,15 @@ KIND = "customers"
 STAFF_PER_CALL = 100  # batch/get_by_user userid_list limit
 CONTACTS_PER_CALL = 100  # its `limit` maximum
 STALL_SECONDS = 300
+RESEND_AFTER_SECONDS = 60
+MAX_STALLS = 5  # watchdog resends of one page before the job is marked failed
 
 
 def start(corp_id: str, *, now: float | None = None) -> SyncJob:
     """Start a sync (JobRunning if one is already running for the corp)."""
     now = int(time.time() if now is None else now)
     job = SyncJob(corp_id=corp_id, job_id=uuid.uuid4().hex[:16], kind=KIND, started_at=now,
-                  updated_at=now, progress={"staff": 0, "customers": 0, "relations": 0, "pages": 0})
+                  updated_at=now, progress={"staff": 0, "relations": 0, "new_customers": 0, "pages": 0})
     sync_jobs.start(job, stale_after=STALL_SECONDS * 3)
     _send_page(job, 0)
     return job
@@ -74,7 +76,10 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
     if job is None or job.status != "running":
         return "stale"
     if page < job.next_page:
-        if page == job.next_page - 1:  # advanced, but the next message may not have been sent
+        # The job advanced past this page. Its next message was sent right after the advance;
+        # resend it only if the job has not moved for a while (the sender may have died between
+        # the two), else every redelivery would double the rest of the run.
+        if page == job.next_page - 1 and now - job.updated_at >= RESEND_AFTER_SECONDS:
             _send_page(job, job.next_page)
         return "duplicate"
     if page > job.next_page:
@@ -89,11 +94,12 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
     else:
         staff = state["staff"]
         chunk = staff[state["chunk"] * STAFF_PER_CALL:(state["chunk"] + 1) * STAFF_PER_CALL]
+        read_at = int(time.time())
         resp = client.batch_get_by_user(chunk, cursor=state["cursor"] or None, limit=CONTACTS_PER_CALL)
         profiles, relations = _convert(resp.external_contact_list)
-        contact_store.put_synced(corp_id, profiles, relations)
+        new_customers = contact_store.put_synced(corp_id, profiles, relations, read_at=read_at)
         progress["relations"] = progress.get("relations", 0) + len(relations)
-        progress["customers"] = progress.get("customers", 0) + len(profiles)
+        progress["new_customers"] = progress.get("new_customers", 0) + new_customers
         if resp.next_cursor:
             state["cursor"] = resp.next_cursor
         else:
@@ -126,7 +132,9 @@ def handle_message(body: str) -> str:
         # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
         wait = int(getattr(exc, "retry_after", None) or 5)
         queues.defer(queues.SYNC, msg, delay_seconds=wait)
-        sync_jobs.postpone(msg.corp_id, msg.job_id, until=int(time.time()) + wait)
+        job = sync_jobs.get(msg.corp_id, msg.job_id)
+        if job is not None:
+            sync_jobs.postpone(job, until=int(time.time()) + min(wait, queues.MAX_DELAY_SECONDS))
         return "deferred"
 
 
@@ -135,6 +143,13 @@ def resume_stalled(*, now: float | None = None) -> int:
     now = int(time.time() if now is None else now)
     resumed = 0
     for job in sync_jobs.running_jobs(updated_before=now - STALL_SECONDS):
+        try:
+            job = sync_jobs.record_stall(job, now=now, max_stalls=MAX_STALLS)
+        except sync_jobs.StalePage:
+            continue  # it moved meanwhile
+        if job.status == "failed":
+            logger.error("sync %s/%s failed: %s", job.corp_id, job.job_id, job.error)
+            continue
         logger.warning("resuming stalled sync %s/%s at page %d", job.corp_id, job.job_id, job.next_page)
         _send_page(job, job.next_page)
         resumed += 1

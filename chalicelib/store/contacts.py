@@ -191,25 +191,57 @@ class CustomerProfile(BaseModel):
     first_seen_at: int | None = None
 
 
-def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[RelationItem]) -> None:
-    """Write what a full sync read from WeCom: plain puts in batches (a page of 100 customers is a
-    handful of requests). Re-running a page writes the same items again, so a resumed or
-    redelivered page never duplicates anything."""
+ENDED = ("lost", "removed", "transferred")
+
+
+def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[RelationItem], *,
+               read_at: int) -> int:
+    """Merge what a full sync read from WeCom at `read_at` into what callbacks recorded; returns
+    how many customers were new. One BatchGetItem and a few BatchWriteItems per page of 100.
+
+    - A relation touched by an event newer than the read is left alone (the event knows better).
+    - A relation that ended (lost / removed / transferred) stays ended unless WeCom's add time is
+      after the end (a re-add): WeCom keeps listing a customer who deleted the staff member.
+    - `first_seen_at` and `added_at` only ever move earlier; fields written by events are kept.
+    Re-running a page writes the same items again, so a resumed or redelivered page never
+    duplicates anything.
+    """
+    table = get_table()
+    wanted = [keys.customer(corp_id, p.customer_id) for p in profiles]
+    wanted += [keys.relation(corp_id, r.customer_id, r.staff_id) for r in relations]
+    found = {i["SK"]: i for i in table.batch_get(wanted)}
     items: list[dict[str, Any]] = []
+    new_customers = 0
     for p in profiles:
-        items.append({**keys.customer(corp_id, p.customer_id), "type": "customer", **p.model_dump()})
+        key = keys.customer(corp_id, p.customer_id)
+        old = found.get(key["SK"])
+        new_customers += old is None
+        seen = [t for t in (p.first_seen_at, (old or {}).get("first_seen_at")) if t]
+        items.append({**(old or {}), **key, "type": "customer",
+                      **p.model_dump(exclude_none=True, exclude={"first_seen_at"}),
+                      "first_seen_at": min(seen) if seen else None})
     for rel in relations:
-        added = rel.added_at or 0
-        item = {**keys.relation(corp_id, rel.customer_id, rel.staff_id), "type": "relation",
-                **rel.model_dump(exclude={"tags"}),
+        key = keys.relation(corp_id, rel.customer_id, rel.staff_id)
+        old = found.get(key["SK"]) or {}
+        if old.get("last_event_at", 0) > read_at:
+            continue
+        added = min(t for t in (rel.added_at, old.get("added_at")) if t) if (rel.added_at or old.get("added_at")) else 0
+        ended = old.get("status") in ENDED and (rel.added_at or 0) <= (old.get("ended_at") or 0)
+        item = {**old, **key, "type": "relation", **rel.model_dump(exclude={"tags", "status", "last_event_at"}),
+                "added_at": added, "status": old["status"] if ended else "active",
+                "last_event_at": max(rel.last_event_at, old.get("last_event_at", 0)),
                 schema.GSI1_PK: keys.staff_relations_partition(corp_id, rel.staff_id),
                 schema.GSI1_SK: _added_sk(added, rel.customer_id, rel.staff_id),
                 schema.GSI2_PK: keys.relations_by_corp_partition(corp_id),
                 schema.GSI2_SK: _added_sk(added, rel.customer_id, rel.staff_id)}
+        if not ended:
+            item.pop("ended_at", None)
+        item.pop("tags", None)
         if rel.tags:
             item["tags"] = set(rel.tags)
         items.append(item)
-    get_table().batch_put(items)
+    table.batch_put(items)
+    return new_customers
 
 
 def search_relations(corp_id: str, *, staff_id: str | None = None, tag: str | None = None,

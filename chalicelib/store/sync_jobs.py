@@ -25,6 +25,8 @@ class SyncJob(BaseModel):
     updated_at: int
     finished_at: int | None = None
     error: str | None = None
+    stalls: int = Field(0, description="times the watchdog had to resend the same page")
+    stalled_page: int = -1
 
 
 class JobRunning(Exception):
@@ -66,18 +68,43 @@ def get(corp_id: str, job_id: str) -> SyncJob | None:
     return SyncJob.model_validate(item) if item else None
 
 
+def _lock_refresh(table: Any, job: SyncJob, at: int) -> dict:
+    """The lock names the job and when it last moved: a job that keeps moving keeps its lock
+    however long it runs; one that stopped for good frees it (see `start`)."""
+    return table.op_update(keys.sync_lock(job.corp_id, job.kind), expression="SET locked_at = :t",
+                           condition="job_id = :j", values={":t": at, ":j": job.job_id})
+
+
 def advance(job: SyncJob, *, page: int, updated: SyncJob) -> None:
     """Record page `page` as applied; StalePage if it already was (or the job ended)."""
     table = get_table()
     ops = [table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
-                        names={"#s": "status"}, values={":p": page, ":running": "running"})]
-    if updated.status != "running":
-        ops.append(table.op_update(keys.sync_lock(job.corp_id, job.kind), expression="SET locked_at = :zero",
-                                   values={":zero": 0}))
+                        names={"#s": "status"}, values={":p": page, ":running": "running"}),
+           _lock_refresh(table, job, updated.updated_at if updated.status == "running" else 0)]
     try:
         table.transact(ops)
     except ConditionFailed as exc:
         raise StalePage(f"{job.job_id} page {page}") from exc
+
+
+def record_stall(job: SyncJob, *, now: int, max_stalls: int) -> SyncJob:
+    """The watchdog found `job` not moving: count it; after `max_stalls` at the same page the job
+    fails (its page went to the DLQ or keeps failing) and its lock is freed."""
+    table = get_table()
+    stalls = job.stalls + 1 if job.stalled_page == job.next_page else 1
+    failed = stalls > max_stalls
+    updated = job.model_copy(update={
+        "stalls": stalls, "stalled_page": job.next_page, "updated_at": now,
+        "status": "failed" if failed else "running", "finished_at": now if failed else None,
+        "error": f"page {job.next_page} did not complete after {max_stalls} resends" if failed else None})
+    try:
+        table.transact([
+            table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
+                         names={"#s": "status"}, values={":p": job.next_page, ":running": "running"}),
+            _lock_refresh(table, job, 0 if failed else now)])
+    except ConditionFailed as exc:
+        raise StalePage(job.job_id) from exc
+    return updated
 
 
 def running_jobs(updated_before: int) -> list[SyncJob]:
@@ -86,15 +113,16 @@ def running_jobs(updated_before: int) -> list[SyncJob]:
     return [SyncJob.model_validate(i) for i in items]
 
 
-def postpone(corp_id: str, job_id: str, *, until: int) -> None:
+def postpone(job: SyncJob, *, until: int) -> None:
     """Mark a running job as waiting (deferred page) so the watchdog leaves it alone until then."""
+    table = get_table()
     try:
-        get_table().update(
-            keys.sync_job(corp_id, job_id),
-            expression="SET updated_at = :u, GSI2SK = :sk",
-            names={"#s": "status"},
-            values={":u": until, ":sk": f"{until:012d}#{corp_id}#{job_id}", ":running": "running"},
-            condition="#s = :running",
-        )
+        table.transact([
+            table.op_update(keys.sync_job(job.corp_id, job.job_id),
+                            expression="SET updated_at = :u, GSI2SK = :sk", names={"#s": "status"},
+                            values={":u": until, ":sk": f"{until:012d}#{job.corp_id}#{job.job_id}",
+                                    ":running": "running"},
+                            condition="#s = :running"),
+            _lock_refresh(table, job, until)])
     except ConditionFailed:
         pass  # finished meanwhile

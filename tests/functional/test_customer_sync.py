@@ -1,0 +1,365 @@
+"""Full customer sync on the sandbox: a corp that already has customers in WeCom (populated straight
+into the sandbox's world, no callbacks) is read page by page through the sync queue.
+
+The small version of bench/full_sync.py: every customer present once with its relations, tags and
+state; a killed run resumed by the watchdog ends in the same state; a redelivered page is a no-op;
+one running sync per corp; a 45009 defers the page instead of failing it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.helpers import CORP_ID, drain_queue, sqs_event
+
+EXTRA_STAFF = ("dave", "erin")  # + the fixture's alice, bob, carol
+PER_STAFF = 60
+SHARE_EVERY = 4  # every 4th customer is also a contact of the next staff member
+T0 = 1_700_000_000
+
+
+# -- populating the sandbox's WeCom directly ---------------------------------------------------------
+def populate(sb, corp_id: str, staff: list[str], per_staff: int, *, tags: list[str] = (),
+             share_every: int = SHARE_EVERY, t0: int = T0) -> dict[str, dict[str, dict]]:
+    """`per_staff` customers per staff member, every `share_every`-th also followed by the next
+    staff member; some relations carry a channel state and tags. Returns what WeCom holds:
+    {customer_id: {staff_id: {"state", "tags", "createtime"}}}."""
+    from sandbox.state import Customer, Relation
+
+    corp = sb.world.corp(corp_id)
+    expected: dict[str, dict[str, dict]] = {}
+    with sb.world.lock:
+        for userid in staff:
+            if userid not in corp.staff:
+                sb.add_staff(corp_id, userid)
+        n = 0
+        for si, userid in enumerate(staff):
+            for _ in range(per_staff):
+                ext = f"wm{n:030d}"
+                corp.customers[ext] = Customer(ext, f"Customer {n}", type=1 + (n % 7 == 0), gender=n % 3,
+                                               unionid=f"o{n:027d}" if n % 7 else None)
+                owners = [userid]
+                if n % share_every == 0:
+                    owners.append(staff[(si + 1) % len(staff)])
+                expected[ext] = {}
+                for k, owner in enumerate(owners):
+                    state = f"store-{n % 5}" if n % 3 == 0 else None
+                    rel_tags = [tags[(n + k) % len(tags)]] if tags and n % 2 == 0 else []
+                    created = t0 + n * 10 + k * 5
+                    corp.relations[(ext, owner)] = Relation(owner, ext, created, state=state,
+                                                            tags=list(rel_tags))
+                    expected[ext][owner] = {"state": state, "tags": sorted(rel_tags), "createtime": created}
+                n += 1
+    return expected
+
+
+# -- driving the sync queue as Lambda's event source would ---------------------------------------------
+def run_sync(world, *, max_messages: int = 500, stop_after: int | None = None) -> int:
+    """Feed each message of the sync queue to `on_sync` (batch size 1) until the queue is empty
+    (or `stop_after` messages); returns how many were handled. Fails on a batch item failure."""
+    handled = 0
+    while handled < max_messages:
+        bodies = drain_queue(world.settings.sync_queue)
+        if not bodies:
+            return handled
+        for body in bodies:
+            payload = world.client.lambda_.invoke("on_sync", sqs_event([body])).payload
+            assert payload == {"batchItemFailures": []}, payload
+            handled += 1
+            if stop_after is not None and handled >= stop_after:
+                return handled
+    raise AssertionError("sync queue did not drain")
+
+
+def synced_items(corp_id: str) -> tuple[dict[str, dict], dict[tuple[str, str], dict]]:
+    """Every customer item and relation item in the table for the corp."""
+    from chalicelib.store import get_table, keys
+
+    items = get_table().query_all(keys.corp_partition(corp_id), sk_prefix="CUSTOMER#")
+    customers: dict[str, dict] = {}
+    relations: dict[tuple[str, str], dict] = {}
+    for item in items:
+        if item["type"] == "customer":
+            assert item["customer_id"] not in customers
+            customers[item["customer_id"]] = item
+        elif item["type"] == "relation":
+            key = (item["customer_id"], item["staff_id"])
+            assert key not in relations
+            relations[key] = item
+    return customers, relations
+
+
+def assert_synced(expected: dict[str, dict[str, dict]], sb) -> None:
+    customers, relations = synced_items(CORP_ID)
+    assert sorted(customers) == sorted(expected)  # every customer, once
+    want = {(c, s) for c, owners in expected.items() for s in owners}
+    assert set(relations) == want
+    corp = sb.world.corp(CORP_ID)
+    for (c, s), item in relations.items():
+        rel = expected[c][s]
+        assert item["status"] == "active"
+        assert item.get("state") == rel["state"], (c, s)
+        assert sorted(item.get("tags") or []) == rel["tags"], (c, s)
+        assert item["added_at"] == rel["createtime"]
+        assert item["GSI1PK"].endswith(s)  # a staff member's list (GSI1) finds it
+    for c, item in customers.items():
+        wecom = corp.customers[c]
+        assert (item["name"], item["customer_type"], item["gender"], item.get("unionid")) == (
+            wecom.name, wecom.type, wecom.gender, wecom.unionid)
+
+
+def expected_pages(expected: dict[str, dict[str, dict]]) -> int:
+    relations = sum(len(o) for o in expected.values())
+    return 1 + -(-relations // 100)  # get_follow_user_list, then 100 relations per page
+
+
+def skip_sqs_clock(monkeypatch, seconds: float) -> None:
+    """Move moto's SQS clock forward (message delays and visibility timeouts), not ours."""
+    import moto.sqs.models as sqs_models
+
+    real = sqs_models.unix_time_millis
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda dt=None: real(dt) + seconds * 1000)
+
+
+@pytest.fixture
+def corp_with_customers(world):
+    tag_ids = world.tag("level", "vip", "regular", "new")
+    staff = sorted(world.sb.world.corp(CORP_ID).staff) + list(EXTRA_STAFF)
+    expected = populate(world.sb, CORP_ID, staff, PER_STAFF, tags=tag_ids)
+    return world, expected
+
+
+# -- the tests -------------------------------------------------------------------------------------
+def test_full_sync_brings_every_customer_once_with_relations_tags_and_state(corp_with_customers):
+    world, expected = corp_with_customers
+    relations = sum(len(o) for o in expected.values())
+    assert len(expected) == 5 * PER_STAFF and relations > len(expected)  # some shared
+
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202, job
+    assert job["status"] == "running" and job["next_page"] == 0
+    handled = run_sync(world)
+    assert handled == expected_pages(expected)  # one message per page, no extra
+
+    assert_synced(expected, world.sb)
+    status, view = world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")
+    assert status == 200, view
+    assert view["status"] == "done" and view["finished_at"]
+    assert "staff" not in view["state"]  # the staff list stays internal
+    assert view["progress"]["staff"] == 5
+    assert view["progress"]["relations"] == relations
+    assert view["progress"]["pages"] == expected_pages(expected)
+    assert view["progress"]["new_customers"] == len(expected)
+    # WeCom was read with the cursor, 100 staff and 100 contacts per call
+    calls = world.sb.requests("externalcontact/batch/get_by_user")
+    assert len(calls) == expected_pages(expected) - 1 and all(c["errcode"] == 0 for c in calls)
+    assert len(world.sb.requests("externalcontact/get_follow_user_list")) == 1
+
+    # Customers are readable through the API with their relation's tags and state.
+    sample = next(c for c, owners in expected.items() if len(owners) == 2 and any(o["tags"] for o in owners.values()))
+    status, detail = world.call("GET", f"/api/v1/customers/{sample}")
+    assert status == 200, detail
+    got = {r["staff_id"]: (r["state"], sorted(r["tags"])) for r in detail["relations"]}
+    assert got == {s: (o["state"], o["tags"]) for s, o in expected[sample].items()}
+
+    # A second sync when the first is done re-reads everything and duplicates nothing.
+    status, job2 = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202 and job2["job_id"] != job["job_id"]
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert world.call("GET", f"/api/v1/customer-syncs/{job2['job_id']}")[1]["status"] == "done"
+
+
+def test_killed_run_resumes_from_the_job_item(corp_with_customers, monkeypatch):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=3) == 3  # follow list + 2 pages applied
+
+    # The 4th page crashes after its writes but before the job advances (a Lambda killed mid-page);
+    # its message is gone from the queue (deleted here; in AWS it would also come back).
+    real_advance = sync_jobs.advance
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("Lambda killed")
+
+    monkeypatch.setattr(sync_jobs, "advance", killed)
+    bodies = drain_queue(world.settings.sync_queue)
+    assert len(bodies) == 1
+    payload = world.client.lambda_.invoke("on_sync", sqs_event(bodies)).payload
+    assert len(payload["batchItemFailures"]) == 1
+    monkeypatch.setattr(sync_jobs, "advance", real_advance)
+    assert drain_queue(world.settings.sync_queue) == []
+    stuck = sync_jobs.get(CORP_ID, job["job_id"])
+    assert (stuck.status, stuck.next_page, stuck.progress["pages"]) == ("running", 3, 3)
+
+    # The minute tick leaves a job alone while it may still be moving, then re-sends its page.
+    assert customer_sync.resume_stalled(now=time.time()) == 0
+    assert customer_sync.resume_stalled(now=time.time() + customer_sync.STALL_SECONDS + 1) == 1
+    assert run_sync(world) == expected_pages(expected) - 3
+
+    assert_synced(expected, world.sb)
+    done = world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]
+    assert done["status"] == "done"
+    # progress counts the re-run page once (the crashed attempt never advanced the job)
+    assert done["progress"]["relations"] == sum(len(o) for o in expected.values())
+    assert done["progress"]["pages"] == expected_pages(expected)
+    # the crashed page was read from WeCom twice, nothing else was
+    assert len(world.sb.requests("externalcontact/batch/get_by_user")) == expected_pages(expected)
+    assert customer_sync.resume_stalled(now=time.time() + 10 * customer_sync.STALL_SECONDS) == 0
+
+
+def test_redelivered_page_is_a_duplicate_and_changes_nothing(corp_with_customers):
+    from chalicelib import customer_sync, queues
+    from chalicelib.store import sync_jobs
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    first = drain_queue(world.settings.sync_queue)
+    assert len(first) == 1 and customer_sync.handle_message(first[0]) == "advanced"
+    page1 = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(page1[0]) == "advanced"
+    before = sync_jobs.get(CORP_ID, job["job_id"])
+    calls = len(world.sb.requests("externalcontact/batch/get_by_user"))
+
+    # SQS delivers page 0 again: recognised from the job item, WeCom not called.
+    assert customer_sync.handle_message(first[0]) == "duplicate"
+    after = sync_jobs.get(CORP_ID, job["job_id"])
+    assert after.next_page == before.next_page == 2 and after.progress == before.progress
+    assert len(world.sb.requests("externalcontact/batch/get_by_user")) == calls
+    # A page from the future (never sent) is ignored too.
+    ahead = queues.SyncPageMessage(corp_id=CORP_ID, job_id=job["job_id"], kind="customers", cursor={"page": 9})
+    assert customer_sync.handle_message(ahead.model_dump_json()) == "ahead"
+
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    done = sync_jobs.get(CORP_ID, job["job_id"])
+    assert done.status == "done" and done.progress["relations"] == sum(len(o) for o in expected.values())
+    # Once done, any late copy is stale.
+    assert customer_sync.handle_message(page1[0]) == "stale"
+
+
+def test_redelivered_last_applied_page_does_not_double_the_rest_of_the_run(corp_with_customers):
+    """SQS redelivers the page just applied (its delete was lost): the rest of the run must still
+    take one message per page. Today the duplicate re-sends the next page although it was sent,
+    and that second copy does the same on the next page, to the end of the run."""
+    from chalicelib import customer_sync
+
+    world, expected = corp_with_customers
+    world.call("POST", "/api/v1/customer-syncs")
+    first = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(first[0]) == "advanced"
+    assert customer_sync.handle_message(first[0]) == "duplicate"  # redelivered at once
+    handled = run_sync(world)
+    assert_synced(expected, world.sb)
+    assert len(world.sb.requests("externalcontact/batch/get_by_user")) == expected_pages(expected) - 1
+    assert handled == expected_pages(expected) - 1
+
+
+def test_second_sync_while_one_runs_is_409(corp_with_customers):
+    world, _ = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    status, body = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 409, body
+    assert body["error"]["code"] == "sync_running" and body["error"]["details"] == {"job_id": job["job_id"]}
+    run_sync(world)
+    status, again = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202 and again["job_id"] != job["job_id"]
+
+
+def test_unknown_job_is_404(world):
+    status, body = world.call("GET", "/api/v1/customer-syncs/nosuchjob")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+def test_frequency_limit_defers_the_page_and_the_sync_completes(corp_with_customers, monkeypatch):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=2) == 2
+    world.sb.faults.add("errcode", path="externalcontact/batch/get_by_user", errcode=45009, count=1)
+
+    bodies = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(bodies[0]) == "deferred"  # not a failure: no DLQ count
+    waiting = sync_jobs.get(CORP_ID, job["job_id"])
+    assert waiting.status == "running" and waiting.next_page == 2
+    assert waiting.updated_at >= time.time() + 50  # the watchdog leaves the deferred page alone
+    assert customer_sync.resume_stalled(now=time.time() + customer_sync.STALL_SECONDS) == 0
+    # The retry is a new message delayed past the 60 s block.
+    assert drain_queue(world.settings.sync_queue) == []
+    skip_sqs_clock(monkeypatch, 62)
+    retried = drain_queue(world.settings.sync_queue)
+    assert len(retried) == 1 and '"attempt":1' in retried[0].replace(" ", "")
+    assert customer_sync.handle_message(retried[0]) == "advanced"
+    run_sync(world)
+
+    assert_synced(expected, world.sb)
+    done = world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]
+    assert done["status"] == "done" and done["progress"]["pages"] == expected_pages(expected)
+    faulted = [r for r in world.sb.requests("externalcontact/batch/get_by_user") if r["fault"]]
+    assert len(faulted) == 1 and faulted[0]["errcode"] == 45009
+
+
+def test_a_long_running_sync_keeps_its_lock(corp_with_customers):
+    """The lock is refreshed by every page, so a sync running longer than the stale limit is not
+    joined by a second one; a sync that stopped moving frees it."""
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, _ = corp_with_customers
+    job = customer_sync.start(CORP_ID, now=T0)
+    for page in range(3):  # pages applied well after the stale limit (3 x 900 s)
+        bodies = drain_queue(world.settings.sync_queue)
+        assert customer_sync.handle_page(CORP_ID, job.job_id, page, now=T0 + 1000 * (page + 1)) == "advanced"
+        assert len(bodies) == 1
+    with pytest.raises(sync_jobs.JobRunning):
+        customer_sync.start(CORP_ID, now=T0 + 3500)
+    # ... until it stops moving for longer than the limit
+    assert customer_sync.start(CORP_ID, now=T0 + 3000 + customer_sync.STALL_SECONDS * 3 + 1).job_id != job.job_id
+
+
+def test_sync_does_not_revive_lost_relations_and_keeps_the_earliest_first_seen(corp_with_customers):
+    from chalicelib.store import contacts
+
+    world, expected = corp_with_customers
+    shared = next(c for c, owners in expected.items() if len(owners) == 2)
+    first_owner, second_owner = sorted(expected[shared], key=lambda s: expected[shared][s]["createtime"])
+    # A callback recorded that the customer deleted one staff member (WeCom still lists the relation).
+    world.sb.simulator.customer_deletes_staff(CORP_ID, shared, second_owner)
+    world.pump()
+    assert contacts.get_relation(CORP_ID, shared, second_owner).status == "lost"
+
+    world.call("POST", "/api/v1/customer-syncs")
+    run_sync(world)
+    assert contacts.get_relation(CORP_ID, shared, second_owner).status == "lost"
+    assert contacts.get_relation(CORP_ID, shared, first_owner).status == "active"
+    customer = next(i for i in contacts.customer_items(CORP_ID, shared) if i["type"] == "customer")
+    assert customer["first_seen_at"] == expected[shared][first_owner]["createtime"]
+
+
+def test_a_page_that_never_completes_fails_the_job_after_the_watchdog_gives_up(corp_with_customers):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, _ = corp_with_customers
+    job = customer_sync.start(CORP_ID, now=T0)
+    now = T0
+    for _ in range(customer_sync.MAX_STALLS):
+        drain_queue(world.settings.sync_queue)  # the page message is lost every time
+        now += customer_sync.STALL_SECONDS + 1
+        assert customer_sync.resume_stalled(now=now) == 1
+    now += customer_sync.STALL_SECONDS + 1
+    assert customer_sync.resume_stalled(now=now) == 0
+    failed = sync_jobs.get(CORP_ID, job.job_id)
+    assert failed.status == "failed" and "page 0" in failed.error
+    assert customer_sync.start(CORP_ID, now=now + 1).job_id != job.job_id  # the lock is free again

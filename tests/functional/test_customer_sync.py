@@ -363,3 +363,17 @@ def test_a_page_that_never_completes_fails_the_job_after_the_watchdog_gives_up(c
     failed = sync_jobs.get(CORP_ID, job.job_id)
     assert failed.status == "failed" and "page 0" in failed.error
     assert customer_sync.start(CORP_ID, now=now + 1).job_id != job.job_id  # the lock is free again
+
+
+def test_a_second_sync_of_unchanged_customers_writes_nothing(corp_with_customers):
+    from bench.aws_requests import count_aws_requests
+    from chalicelib import aws
+
+    world, expected = corp_with_customers
+    world.call("POST", "/api/v1/customer-syncs")
+    run_sync(world)
+    world.call("POST", "/api/v1/customer-syncs")
+    with count_aws_requests(aws.client("dynamodb")) as counts:
+        run_sync(world)
+    assert counts["dynamodb.BatchWriteItem"] == 0
+    assert_synced(expected, world.sb)

@@ -122,55 +122,6 @@ def start_local_aws() -> Any:
     return server
 
 
-def cheap_moto_transactions() -> None:
-    """moto's TransactWriteItems deep-copies every table it touches before applying the ops (to
-    roll back on a failed condition): O(table size) per page here, so the run turns quadratic
-    (~0.25 s more per page at 20k customers, seconds at 100k). This keeps moto's logic but
-    snapshots only the items the transaction touches, and restores those on failure."""
-    import copy
-
-    import moto.dynamodb.models as ddb_models
-
-    class _NoTableCopy:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(x: Any, memo: Any = None) -> Any:
-            return x if isinstance(x, ddb_models.Table) else copy.deepcopy(x, memo)
-
-    backend_cls = ddb_models.DynamoDBBackend
-    if getattr(backend_cls.transact_write_items, "_bench", False):
-        return
-    original = backend_cls.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        snapshots = []
-        for entry in transact_items:
-            op = next(iter(entry.values()))
-            try:
-                table = self.get_table(op["TableName"])
-                key = op.get("Key") or {a: op["Item"][a] for a in (table.hash_key_attr, table.range_key_attr) if a}
-                current = self.get_item(op["TableName"], key)
-                snapshots.append((op["TableName"], key, current.to_json()["Attributes"] if current else None))
-            except Exception:  # moto raises the proper error itself below
-                continue
-        try:
-            return original(self, transact_items)
-        except Exception:
-            for table_name, key, attrs in reversed(snapshots):
-                if attrs is None:
-                    if self.get_item(table_name, key) is not None:
-                        self.delete_item(table_name, key)
-                else:
-                    self.put_item(table_name, attrs)
-            raise
-
-    transact_write_items._bench = True  # type: ignore[attr-defined]
-    ddb_models.copy = _NoTableCopy()  # the module's `copy`: whole tables are no longer copied
-    backend_cls.transact_write_items = transact_write_items
-
-
 # -- the sandbox's WeCom, populated directly -----------------------------------------------------------
 def populate(sb: Any, customers: int, staff: int, shared: float) -> tuple[int, int]:
     """`customers` customers round-robin over `staff` staff members; a `shared` fraction also
@@ -367,7 +318,9 @@ def main() -> int:
     logging.getLogger("chalicelib.consumer").setLevel(logging.CRITICAL)  # the killed page's traceback
 
     if not args.moto_table_copy:
-        cheap_moto_transactions()
+        from infra import moto_fixes
+
+        moto_fixes.cheap_moto_transactions()
     server = start_local_aws()
     try:
         return run(args)

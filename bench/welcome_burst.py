@@ -33,10 +33,10 @@ Handler CPU: `time.thread_time()` around each `on_events` invocation (the entry 
 divided by its adds. moto's server, the sandbox and chalice local run in other threads of this
 process, so their CPU is not in the figure; botocore's and httpx's client-side work is.
 
-Emulator artifacts this bench removes by default (flags keep them): moto's TransactWriteItems
-copies the whole table once per item (`--stock-moto`), and the sandbox's HTTP server stalls each
-answer ~44 ms on Nagle + delayed ACK (`--stock-sandbox`). `--moto-process` runs moto's server in
-a child process, off this process's GIL.
+moto's TransactWriteItems copies the whole table once per item; the local stack corrects that
+(infra/moto_fixes.py) and `--stock-moto` keeps it. (The sandbox's HTTP server used to stall each
+answer ~44 ms on Nagle + delayed ACK; fixed in sandbox/server.py.) `--moto-process` runs moto's
+server in a child process, off this process's GIL.
 
 --pollers K runs K pollers for the events queue (the stack starts 1; K-1 more `QueueBridge`s are
 built here): Lambda scales consumer concurrency out, one local thread cannot.
@@ -127,65 +127,6 @@ class Counting:
 
 
 # -- moto's transactions -------------------------------------------------------------------------
-def patch_moto_transactions(setattr: Any = setattr) -> None:  # noqa: A002 (tests pass monkeypatch.setattr)
-    """moto 5's TransactWriteItems backs up the WHOLE table with copy.deepcopy, once per item of
-    the transaction, to roll back on failure: O(items in table x items in transaction) per
-    request (0.3-0.5 s per commit after a few hundred adds here), which AWS does not have, and a
-    rollback also undoes every other request's writes made meanwhile. This bench (only) makes
-    the backup per touched item instead: same results, cost O(items in transaction).
-    `--stock-moto` keeps moto as it is."""
-    import copy
-
-    import moto.dynamodb.models as models
-    from moto.dynamodb.models.table import Table
-
-    class _NoTableCopy:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(copy, name)
-
-        @staticmethod
-        def deepcopy(x: Any, memo: Any = None) -> Any:
-            return x if isinstance(x, Table) else copy.deepcopy(x, memo)
-
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        backups = []
-        for item in transact_items:
-            _, op = next(iter(item.items()))
-            table = self.get_table(op["TableName"])
-            if "Key" in op:
-                key = op["Key"]
-            else:
-                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
-                if table.range_key_attr is not None:
-                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
-            current = self.get_item(table.name, key)
-            backups.append((table.name, key, None if current is None else current.to_json()["Attributes"]))
-        try:
-            original(self, transact_items)
-        except Exception:
-            for table_name, key, attrs in reversed(backups):
-                if attrs is None:
-                    if self.get_item(table_name, key) is not None:
-                        self.delete_item(table_name, key)
-                else:
-                    self.put_item(table_name, copy.deepcopy(attrs))
-            raise
-
-    setattr(models, "copy", _NoTableCopy())
-    setattr(models.DynamoDBBackend, "transact_write_items", transact_write_items)
-
-
-def patch_sandbox_nagle(setattr: Any = setattr) -> None:  # noqa: A002
-    """sandbox/server.py answers in two writes (headers, body) on a keep-alive connection: Nagle
-    holds the body until the client's delayed ACK (40 ms on Linux), so every WeCom call takes
-    ~44 ms locally instead of ~0.5 ms. Not WeCom's behaviour; `--stock-sandbox` keeps it."""
-    import sandbox.server
-
-    setattr(sandbox.server._Handler, "disable_nagle_algorithm", True)
-
-
 class MotoProcess:
     """`moto.server.ThreadedMotoServer`'s interface, but moto runs in a child process of its own
     (`--moto-process`): in-process, moto's server shares one GIL with the consumer, chalice local,
@@ -200,10 +141,9 @@ class MotoProcess:
         import socket
         import subprocess
 
-        patch = "" if self.stock else "wb.patch_moto_transactions()"
+        patch = "" if self.stock else "from infra import moto_fixes; moto_fixes.cheap_moto_transactions()"
         code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
                 "import logging; logging.getLogger('werkzeug').disabled = True\n"
-                "from bench import welcome_burst as wb\n"
                 f"{patch}\n"
                 "from moto.server import main\n"
                 f"main(['-H', {self.ip!r}, '-p', '{self.port}'])\n")
@@ -321,10 +261,8 @@ class Bench:
 
             moto.server.ThreadedMotoServer = functools.partial(  # type: ignore[misc]
                 MotoProcess, stock_moto=self.args.stock_moto)
-        elif not self.args.stock_moto:
-            patch_moto_transactions()
-        if not self.args.stock_sandbox:
-            patch_sandbox_nagle()
+        if self.args.stock_moto:
+            os.environ["SCRM_STOCK_MOTO"] = "1"  # the local stack applies infra/moto_fixes.py otherwise
         os.environ.pop("WECOM_API_BASE", None)
         self.stack = LocalStack(http_port=free_port(), moto_port=free_port(),
                                 sandbox_port=free_port(), admin_key="admin-bench-key")
@@ -548,9 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=32, help="scan thread pool size")
     parser.add_argument("--timeout", type=float, default=120.0, help="max wait per phase, s")
     parser.add_argument("--stock-moto", action="store_true",
-                        help="keep moto's whole-table copy per transaction item (see patch_moto_transactions)")
-    parser.add_argument("--stock-sandbox", action="store_true",
-                        help="keep the sandbox server's Nagle stall (~44 ms per WeCom call)")
+                        help="keep moto's whole-table copy per transaction item (see infra/moto_fixes.py)")
     parser.add_argument("--moto-process", action="store_true",
                         help="run moto's server in a child process (its own GIL) instead of a thread")
     parser.add_argument("--quick", action="store_true", help="smoke run: burst 30, 10/s for 3 s")

@@ -24,6 +24,7 @@ WELCOME_WINDOW_SECONDS = 20.0
 # Leave time for the send itself: a code this old is treated as already lost.
 SEND_DEADLINE_SECONDS = WELCOME_WINDOW_SECONDS - 1.0
 DEFAULT_TTL = 60.0
+NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
 
 _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
 
@@ -39,6 +40,15 @@ def default_welcome(corp_id: str) -> MessageContent | None:
     value = MessageContent.model_validate(raw) if raw else None
     _default_cache[corp_id] = (now + DEFAULT_TTL, value)
     return value
+
+
+def _now() -> float:
+    """Wall-clock time, the welcome code's clock (a seam for tests)."""
+    return time.time()
+
+
+def forget_default_welcomes() -> None:
+    _default_cache.clear()
 
 
 def set_default_welcome(corp_id: str, content: MessageContent | None) -> None:
@@ -59,6 +69,12 @@ def _outcome(ctx: Any, channel: str, outcome: str, **details: Any) -> list[Any]:
     entry = TimelineEntry(customer_id=ev.external_user_id, at=ev.create_time, kind=f"welcome_{outcome}",
                           staff_id=ev.user_id, details={k: v for k, v in details.items() if v is not None})
     return [store.timeline(ctx.corp_id, entry, ctx.identity), *counts]
+
+
+def _missed_before_send(ctx: Any, state: str) -> list[Any]:
+    age = _now() - ctx.event.create_time
+    logger.warning("welcome for %s missed: event %.1fs old", ctx.event.external_user_id, age)
+    return _outcome(ctx, state, "missed", reason="expired_before_send", age_seconds=round(age, 1))
 
 
 def _customer_name(ctx: Any) -> str | None:
@@ -88,11 +104,14 @@ def send_welcome(ctx: Any) -> list[Any]:
     content = code.welcome if code and code.welcome else default_welcome(ctx.corp_id)
     if content is None:
         return []
-    age = time.time() - ev.create_time
-    if age > SEND_DEADLINE_SECONDS:
-        logger.warning("welcome for %s missed: event %.1fs old", ev.external_user_id, age)
-        return _outcome(ctx, state, "missed", reason="expired_before_send", age_seconds=round(age, 1))
-    name = _customer_name(ctx) if content.needs_customer_name else None
+    deadline = ev.create_time + SEND_DEADLINE_SECONDS
+    if _now() > deadline:
+        return _missed_before_send(ctx, state)
+    # The name costs a WeCom call (and maybe a wait for a pacing slot): only with time to spare.
+    name = (_customer_name(ctx) if content.needs_customer_name
+            and deadline - _now() > NAME_LOOKUP_MIN_SECONDS_LEFT else None)
+    if _now() > deadline:  # the lookup ate the window: don't spend a send slot on a dead code
+        return _missed_before_send(ctx, state)
     message = WelcomeMessage(welcome_code=ev.welcome_code,
                              text={"content": t} if (t := content.render_text(customer_name=name)) else None,
                              attachments=content.wecom_attachments() or None)

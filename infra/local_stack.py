@@ -174,6 +174,7 @@ class LocalStack:
         self.sandbox_app: Any = None
         self.demo: dict[str, Any] | None = None
         self.app: Any = None
+        self._app_class: type | None = None
 
     @property
     def base_url(self) -> str:
@@ -198,6 +199,9 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
+        from infra import moto_fixes
+
+        moto_fixes.apply()
         os.environ.update(self._environment())
         os.environ.update(self._queue_names_of_imported_app())
         os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -205,6 +209,10 @@ class LocalStack:
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         moto.start()
         self._servers.append(moto)
+        # moto's state is per process, shared by every server in it: start from nothing.
+        import httpx
+
+        httpx.post(f"http://127.0.0.1:{self.moto_port}/moto-api/reset", timeout=10).raise_for_status()
         self._reset_caches()
         self.bootstrap()
         if self.external_wecom is None:
@@ -234,7 +242,9 @@ class LocalStack:
 
     @staticmethod
     def _reset_caches() -> None:
-        from chalicelib import aws, corps, queues, settings, store
+        """Forget what a previous stack in this process left in memory (clients bound to its
+        moto and sandbox, cached corps, codes and welcomes)."""
+        from chalicelib import aws, channel_codes, corps, queues, settings, store, welcome
         from chalicelib.api import core
 
         settings.reset_settings()
@@ -242,6 +252,9 @@ class LocalStack:
         store.reset_table()
         queues.reset_queue_urls()
         corps.forget_runtime()
+        corps.use_wecom_transport(None)
+        channel_codes.forget()
+        welcome.forget_default_welcomes()
         core.reset_admin_key()
 
     def bootstrap(self) -> None:
@@ -297,6 +310,9 @@ class LocalStack:
         from chalice.config import Config
         from chalice.local import create_local_server
 
+        # create_local_server swaps the app's class for a local subclass; keep the original so
+        # that stop() can give it back (a second stack in one process would otherwise fail).
+        self._app_class = type(self.app)
         server = create_local_server(self.app, Config.create(), "127.0.0.1", self.http_port)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
@@ -310,6 +326,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self._app_class is not None:
+            self.app.__class__ = self._app_class
         for bridge in self.bridges:
             bridge.join(timeout=5)
         for server in reversed(self._servers):

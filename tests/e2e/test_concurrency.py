@@ -5,11 +5,8 @@ The stack is the one `make run` starts (moto's server, the WeCom sandbox, `chali
 poller per queue), on free ports. CI-sized: 200 adds from 20 threads, well under a minute on 2
 cores; bigger runs and timings belong in bench/welcome_burst.py.
 
-Two emulator artifacts are removed for this test only (see bench/welcome_burst.py): moto copies
-the whole table for every item of a TransactWriteItems (O(table) per commit: the consumer slows
-down as the test adds rows), and the sandbox's HTTP server stalls each answer ~44 ms on Nagle +
-delayed ACK. With them the stack on 2 cores cannot get 200 welcomes out within WeCom's 20 s, for
-reasons that exist in neither AWS nor WeCom.
+The stack corrects moto's whole-table copy per TransactWriteItems item (infra/moto_fixes.py): with
+it the consumer slows down as the test adds rows, for a reason that does not exist in AWS.
 """
 
 from __future__ import annotations
@@ -20,57 +17,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 
 CUSTOMERS = 200
 THREADS = 20
 STAFF = ("alice", "bob", "carol")
 WELCOME = {"text": "Hi {customer_name}, welcome to Store 7!"}
-
-
-def _unwrap_chalice_app() -> None:
-    """`chalice local` (LocalStack._start_http -> create_local_server) turns the app's class into
-    CustomLocalChalice, and a second stack in the same process then fails with "a __bases__ item
-    causes an inheritance cycle". Give the app its own class back before and after our stack."""
-    from chalice.local import CustomLocalChalice
-
-    import app as app_module
-
-    if type(app_module.app) is CustomLocalChalice:
-        app_module.app.__class__ = next(b for b in CustomLocalChalice.__bases__
-                                        if b.__name__ != "LocalChalice")
-
-
-def _forget_instance_state() -> None:
-    """What a new LocalStack in the same process does not reset (LocalStack._reset_caches): the
-    per-instance WeCom clients hold the last stack's table (token cache, pacing) and sandbox URL."""
-    from chalicelib import channel_codes, corps, welcome
-
-    corps.use_wecom_transport(None)  # closes and forgets the cached WeCom clients
-    channel_codes.forget()
-    welcome._default_cache.clear()
-
-
-@pytest.fixture(scope="module")
-def _plain_chalice_app():
-    _unwrap_chalice_app()
-    _forget_instance_state()
-    yield
-    _unwrap_chalice_app()
-    _forget_instance_state()
-
-
-@pytest.fixture(scope="module")
-def stack(_plain_chalice_app, stack):  # the e2e conftest's stack, on an unwrapped app
-    return stack
-
-
-@pytest.fixture
-def fast_emulators(monkeypatch):
-    from bench.welcome_burst import patch_moto_transactions, patch_sandbox_nagle
-
-    patch_moto_transactions(monkeypatch.setattr)
-    patch_sandbox_nagle(monkeypatch.setattr)
 
 
 def _events_queue_empty() -> bool:
@@ -121,7 +72,7 @@ def _day(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, ZoneInfo("Asia/Shanghai")).date().isoformat()
 
 
-def test_200_simultaneous_scans_each_get_exactly_one_welcome_relation_and_count(stack, fast_emulators):
+def test_200_simultaneous_scans_each_get_exactly_one_welcome_relation_and_count(stack):
     from chalicelib.store import contacts
 
     demo = _demo_corp(stack)

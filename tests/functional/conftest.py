@@ -23,7 +23,7 @@ def chalice_client(aws):
     corps.forget_runtime()
     core.reset_admin_key()
     channel_codes.forget()
-    welcome._default_cache.clear()
+    welcome.forget_default_welcomes()
     import app as app_module
 
     with Client(app_module.app) as client:

@@ -66,8 +66,7 @@ def test_welcome_code_past_its_window_is_counted_missed_not_retried(world, monke
     status, code = _code(world)
     scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Late Larry")
     # The consumer only gets to it 30 s later (a backlog): the code is dead.
-    real_time = time.time
-    monkeypatch.setattr(welcome.time, "time", lambda: real_time() + 30)
+    monkeypatch.setattr(welcome, "_now", lambda: time.time() + 30)
     results = world.pump()
     assert all(r == {"batchItemFailures": []} for r in results)
     assert world.sb.journal.welcomes(scan["external_userid"]) == []
@@ -126,3 +125,34 @@ def test_invalid_channel_codes_are_refused_and_touch_nothing(world):
     assert (clash, body["error"]["code"]) == (409, "state_taken")
     assert len(world.sb.requests("externalcontact/add_contact_way")) == before + 1
     assert channel_codes.get(CORP_ID, "spring-poster").name == "Store 7 poster"
+
+
+def test_a_slow_name_lookup_does_not_spend_a_send_on_a_dead_code(world, monkeypatch):
+    """The name lookup is skipped without time to spare, and the age is checked again right before
+    the send: a code that died meanwhile costs no send_welcome_msg call."""
+    from chalicelib import welcome
+
+    status, code = _code(world)
+    scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Slow Sam")
+    clock = {"now": time.time()}
+    monkeypatch.setattr(welcome, "_now", lambda: clock["now"])
+
+    def slow_lookup(ctx):  # WeCom answers the name only after 25 s
+        clock["now"] += 25
+        return "Slow Sam"
+
+    monkeypatch.setattr(welcome, "_customer_name", slow_lookup)
+    world.pump()
+    assert world.sb.requests("externalcontact/send_welcome_msg") == []
+    _, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}")
+    assert stats["total"]["welcomes_missed"] == 1
+
+    # With 12 s already gone, the name is not looked up at all; the welcome goes out nameless.
+    calls = []
+    monkeypatch.setattr(welcome, "_customer_name", lambda ctx: calls.append(ctx) or "X")
+    clock["now"] = time.time() + 12
+    scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Quick Quinn")
+    world.pump()
+    assert calls == []
+    assert [w["text"] for w in world.sb.journal.welcomes(scan["external_userid"])] == [
+        "Hi , welcome to Store 7! Your coupon is below."]

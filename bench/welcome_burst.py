@@ -35,11 +35,9 @@ process, so their CPU is not in the figure; botocore's and httpx's client-side w
 
 moto's TransactWriteItems copies the whole table once per item; the local stack corrects that
 (infra/moto_fixes.py) and `--stock-moto` keeps it. (The sandbox's HTTP server used to stall each
-answer ~44 ms on Nagle + delayed ACK; fixed in sandbox/server.py.) `--moto-process` runs moto's
-server in a child process, off this process's GIL.
-
---pollers K runs K pollers for the events queue (the stack starts 1; K-1 more `QueueBridge`s are
-built here): Lambda scales consumer concurrency out, one local thread cannot.
+answer ~44 ms on Nagle + delayed ACK; fixed in sandbox/server.py.) The stack runs moto's server
+in a child process, off this process's GIL (`--moto-thread` puts it back in a thread), and 4
+pollers of the events queue (`--pollers K`): Lambda scales consumers out, one thread cannot.
 Everything is bounded: each phase waits at most --timeout seconds for its welcomes.
 """
 
@@ -126,48 +124,6 @@ class Counting:
             aws_requests._active.remove(c)
 
 
-# -- moto's transactions -------------------------------------------------------------------------
-class MotoProcess:
-    """`moto.server.ThreadedMotoServer`'s interface, but moto runs in a child process of its own
-    (`--moto-process`): in-process, moto's server shares one GIL with the consumer, chalice local,
-    the sandbox and the simulated customers, and on 2 cores that alone caps the local stack."""
-
-    def __init__(self, ip_address: str = "127.0.0.1", port: int = 5000, verbose: bool = False,
-                 stock_moto: bool = False) -> None:
-        self.ip, self.port, self.stock = ip_address, port, stock_moto
-        self.proc: Any = None
-
-    def start(self) -> None:
-        import socket
-        import subprocess
-
-        patch = "" if self.stock else "from infra import moto_fixes; moto_fixes.cheap_moto_transactions()"
-        code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-                "import logging; logging.getLogger('werkzeug').disabled = True\n"
-                f"{patch}\n"
-                "from moto.server import main\n"
-                f"main(['-H', {self.ip!r}, '-p', '{self.port}'])\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with socket.create_connection((self.ip, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("moto server process did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-
-
 # -- instrumentation of the consumer (wrappers installed at run time, product code unchanged) -----
 class Probe:
     def __init__(self) -> None:
@@ -248,24 +204,18 @@ class Bench:
     def start(self) -> None:
         import chalice.local
 
-        from infra.local_stack import LocalStack, QueueBridge, free_port
+        from infra.local_stack import LocalStack, free_port
 
         # chalice local prints one line per request to stderr: not at hundreds of adds
         chalice.local.ChaliceRequestHandler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
 
         aws_requests.install()  # before the stack builds its boto3 clients
-        if self.args.moto_process:
-            import functools
-
-            import moto.server
-
-            moto.server.ThreadedMotoServer = functools.partial(  # type: ignore[misc]
-                MotoProcess, stock_moto=self.args.stock_moto)
         if self.args.stock_moto:
             os.environ["SCRM_STOCK_MOTO"] = "1"  # the local stack applies infra/moto_fixes.py otherwise
         os.environ.pop("WECOM_API_BASE", None)
-        self.stack = LocalStack(http_port=free_port(), moto_port=free_port(),
-                                sandbox_port=free_port(), admin_key="admin-bench-key")
+        self.stack = LocalStack(http_port=free_port(), moto_port=free_port(), sandbox_port=free_port(),
+                                admin_key="admin-bench-key", moto_in_process=self.args.moto_thread,
+                                events_pollers=self.args.pollers)
         self.stack.start()
         app = self.stack.app
         self.probe.wrap_handler(app)
@@ -273,14 +223,8 @@ class Bench:
         from chalicelib.settings import get_settings
 
         events_queue = get_settings().events_queue
-        for bridge in self.stack.bridges:
-            if bridge.queue_name == events_queue:
-                bridge.name = f"sqs-events-{bridge.queue_name}-0"  # (already running; name only)
-        for i in range(1, self.args.pollers):
-            extra = QueueBridge(app, "on_events", events_queue, 10, self.stack.stop_event)
-            extra.name = f"sqs-events-{events_queue}-{i}"
-            extra.start()
-            self.stack.bridges.append(extra)  # stack.stop() joins it
+        for i, bridge in enumerate(b for b in self.stack.bridges if b.queue_name == events_queue):
+            bridge.name = f"sqs-events-{bridge.queue_name}-{i}"  # (already running; name only)
         demo = self.stack.register_demo_corp()
         self.corp_id = demo["corp_id"]
         import httpx
@@ -320,7 +264,7 @@ class Bench:
         return False
 
     def process_cpu(self) -> dict[str, float]:
-        """CPU seconds of this process (everything but moto with --moto-process) and of moto's."""
+        """CPU seconds of this process (everything but moto, unless --moto-thread) and of moto's."""
         out = {"stack process": time.process_time()}
         for server in self.stack._servers if self.stack else []:
             proc = getattr(server, "proc", None)
@@ -482,13 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=500, help="adds in the burst (0: skip)")
     parser.add_argument("--rate", type=float, default=20.0, help="steady adds per second (0: skip)")
     parser.add_argument("--seconds", type=float, default=15.0, help="steady phase length")
-    parser.add_argument("--pollers", type=int, default=1, help="pollers for the events queue")
+    parser.add_argument("--pollers", type=int, default=4,
+                        help="pollers of the events queue (the local stack's default: 4)")
     parser.add_argument("--threads", type=int, default=32, help="scan thread pool size")
     parser.add_argument("--timeout", type=float, default=120.0, help="max wait per phase, s")
     parser.add_argument("--stock-moto", action="store_true",
                         help="keep moto's whole-table copy per transaction item (see infra/moto_fixes.py)")
-    parser.add_argument("--moto-process", action="store_true",
-                        help="run moto's server in a child process (its own GIL) instead of a thread")
+    parser.add_argument("--moto-thread", action="store_true",
+                        help="run moto's server in a thread of this process (the stack's default: a child process)")
     parser.add_argument("--quick", action="store_true", help="smoke run: burst 30, 10/s for 3 s")
     args = parser.parse_args(argv)
     if args.quick:

@@ -158,14 +158,59 @@ class ScheduleFirer(threading.Thread):
                         logger.exception("schedule %s failed", name)
 
 
+class MotoProcess:
+    """moto's server in a child process of its own: in-process it would share one GIL with the
+    consumer, chalice local, the sandbox and the simulated customers, and on 2 cores that alone
+    caps the local stack (measured by bench/welcome_burst.py). Same interface as
+    `moto.server.ThreadedMotoServer`; infra/moto_fixes.py is applied in the child."""
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 5055) -> None:
+        self.ip, self.port = ip_address, port
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import subprocess
+
+        code = (f"import sys; sys.path.insert(0, {ROOT!r})\n"
+                "import logging; logging.getLogger('werkzeug').disabled = True\n"
+                "from infra import moto_fixes; moto_fixes.apply()\n"
+                "from moto.server import main\n"
+                f"main(['-H', {self.ip!r}, '-p', '{self.port}'])\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("moto's server process exited at start")
+            try:
+                with socket.create_connection((self.ip, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("moto's server process did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001  (it must go)
+                self.proc.kill()
+
+
 class LocalStack:
     def __init__(self, *, http_port: int = 8000, moto_port: int = 5055, sandbox_port: int = 8700,
                  admin_key: str | None = None, wecom_api_base: str | None = None,
-                 start_http: bool = True, start_workers: bool = True):
+                 start_http: bool = True, start_workers: bool = True, moto_in_process: bool = False,
+                 events_pollers: int = 4):
         self.http_port, self.moto_port, self.sandbox_port = http_port, moto_port, sandbox_port
         self.admin_key = admin_key or os.environ.get("SCRM_ADMIN_KEY") or f"admin_{pysecrets.token_urlsafe(24)}"
         self.external_wecom = wecom_api_base or os.environ.get("WECOM_API_BASE") or None
         self.start_http, self.start_workers = start_http, start_workers
+        # Lambda runs several consumers of the events queue at once (up to 20 in prod); one local
+        # poller thread per queue would make the welcome path wait behind whole batches.
+        self.moto_in_process, self.events_pollers = moto_in_process, max(1, events_pollers)
         self.stop_event = threading.Event()
         self.bridges: list[QueueBridge] = []
         self.schedules: ScheduleFirer | None = None
@@ -206,7 +251,10 @@ class LocalStack:
         os.environ.update(self._queue_names_of_imported_app())
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        if self.moto_in_process:
+            moto: Any = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        else:
+            moto = MotoProcess("127.0.0.1", self.moto_port)
         moto.start()
         self._servers.append(moto)
         # moto's state is per process, shared by every server in it: start from nothing.
@@ -297,12 +345,16 @@ class LocalStack:
     def _start_workers(self) -> None:
         from chalice.app import SQSEventConfig
 
+        from chalicelib.settings import get_settings
+
         for source in self.app.event_sources:
             if isinstance(source, SQSEventConfig):
-                bridge = QueueBridge(self.app, source.name, source.queue, source.batch_size,
-                                     self.stop_event)
-                bridge.start()
-                self.bridges.append(bridge)
+                pollers = self.events_pollers if source.queue == get_settings().events_queue else 1
+                for _ in range(pollers):
+                    bridge = QueueBridge(self.app, source.name, source.queue, source.batch_size,
+                                         self.stop_event)
+                    bridge.start()
+                    self.bridges.append(bridge)
         self.schedules = ScheduleFirer(self.app, self.stop_event)
         self.schedules.start()
 
@@ -359,7 +411,9 @@ class LocalStack:
             f"  WeCom API:     {self.wecom_api_base}" + ("" if self.external_wecom else "   (the sandbox)"),
             f"  AWS (moto):    http://127.0.0.1:{self.moto_port}",
             f"  callback URL:  {self.base_url}/wecom/<corp_id>/callback",
-            "  queue workers: " + ", ".join(f"{b.queue_name} -> {b.handler_name}" for b in self.bridges),
+            "  queue workers: " + ", ".join(sorted({f"{b.queue_name} -> {b.handler_name} x"
+                                                    f"{sum(c.queue_name == b.queue_name for c in self.bridges)}"
+                                                    for b in self.bridges})),
             "  schedules:     " + ", ".join(
                 f"{n} {e}" for n, e in (self.schedules.schedules if self.schedules else [])),
         ]

@@ -9,6 +9,12 @@ distorts what the local stack shows, it is corrected here, in one place.
   other requests' writes made meanwhile. AWS has neither. The fix keeps moto's own logic but
   snapshots only the items the transaction touches and restores those on failure.
 
+- Concurrency: moto's server handles requests on threads, but its DynamoDB does not apply a
+  conditional write (or a transaction and its rollback) atomically against other threads; AWS
+  does. With several consumers at once (as Lambda runs them) two deliveries of one event could
+  both pass a condition. DynamoDB writes are therefore served one at a time (reads and other
+  services, e.g. SQS long polls, stay concurrent).
+
 `SCRM_STOCK_MOTO=1` leaves moto as it is.
 """
 
@@ -64,7 +70,32 @@ def cheap_moto_transactions() -> None:
     backend_cls.transact_write_items = transact_write_items
 
 
+_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def serialized_dynamodb() -> None:
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication.__call__, "_scrm_fixed", False):
+        return
+    original = DomainDispatcherApplication.__call__
+    lock = threading.Lock()
+
+    def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not (target.startswith("DynamoDB") and target.rsplit(".", 1)[-1] in _WRITES):
+            return original(self, environ, start_response)
+        with lock:  # the whole response is produced under the lock
+            return list(original(self, environ, start_response))
+
+    __call__._scrm_fixed = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.__call__ = __call__  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply the fixes (idempotent) unless SCRM_STOCK_MOTO=1."""
     if os.environ.get("SCRM_STOCK_MOTO") != "1":
         cheap_moto_transactions()
+        serialized_dynamodb()

@@ -127,8 +127,9 @@ class GetContactWayResponse(_Response):
 
 
 # -- welcome messages (doc 92137) ---------------------------------------------------------------
-class WelcomeMessage(_Request):
-    welcome_code: str
+class _TextAndAttachments(_Request):
+    """Text (<= 4000 bytes) plus up to 9 attachments: welcome messages and broadcasts alike."""
+
     text: Text | None = None
     attachments: list[Attachment] | None = Field(default=None, max_length=9)
 
@@ -138,6 +139,10 @@ class WelcomeMessage(_Request):
         if v is not None:
             _utf8_max(v.content, 4000, "text.content")
         return v
+
+
+class WelcomeMessage(_TextAndAttachments):
+    welcome_code: str
 
 
 class GroupWelcomeTemplate(_Request):
@@ -384,22 +389,13 @@ class TagFilter(BaseModel):
     group_list: list[TagFilterGroup]
 
 
-class MsgTemplate(_Request):
+class MsgTemplate(_TextAndAttachments):
     chat_type: Literal["single", "group"] | None = None
     external_userid: list[str] | None = Field(default=None, max_length=10_000)
     chat_id_list: list[str] | None = Field(default=None, max_length=2_000)
     tag_filter: TagFilter | None = None
     sender: str | None = None
     allow_select: bool | None = None
-    text: Text | None = None
-    attachments: list[Attachment] | None = Field(default=None, max_length=9)
-
-    @field_validator("text")
-    @classmethod
-    def _text_len(cls, v: Text | None) -> Text | None:
-        if v is not None:
-            _utf8_max(v.content, 4000, "text.content")
-        return v
 
 
 class AddMsgTemplateResponse(_Response):

@@ -84,9 +84,29 @@ def _retry_after(exc: Exception) -> float | None:
     return None
 
 
-def handle_message(body: str) -> str:
+@dataclass
+class _Work:
+    """One message of a batch between its two passes."""
+
+    message: Any
+    ctx: EventContext
+    todo: list[Any]
+    step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
+    failure: Exception | None = None
+    outcome: str | None = None
+
+    def run(self, *, urgent: bool) -> None:
+        for route in [r for r in self.todo if r.urgent == urgent]:
+            if self.failure is not None:
+                return
+            try:
+                self.step_ops.append((route.step, list(route.handler(self.ctx) or [])))
+            except Exception as exc:  # noqa: BLE001  (decided in finish: defer, or fail this message)
+                self.failure = exc
+
+
+def _prepare(body: str) -> _Work | str:
     from chalicelib import queues
-    from chalicelib.settings import get_settings
     from chalicelib.store import events as event_store
     from chalicelib.wecom.events import event_from_dict
 
@@ -101,32 +121,40 @@ def handle_message(body: str) -> str:
     todo = [r for r in routes if r.step not in done]
     if not todo:
         return Outcome.DUPLICATE
-    ctx = EventContext(message.corp_id, event, identity, message.received_at_ms)
-    committed_steps: list[str] = []
-    ops: list[Any] = []
-    failure: Exception | None = None
-    for route in todo:
-        try:
-            ops.extend(route.handler(ctx) or [])
-            committed_steps.append(route.step)
-        except Exception as exc:  # noqa: BLE001  (decided below: defer, or fail this message)
-            failure = exc
-            break
-    if committed_steps:
+    return _Work(message, EventContext(message.corp_id, event, identity, message.received_at_ms), todo)
+
+
+def _finish(work: _Work) -> str:
+    from chalicelib import queues
+    from chalicelib.settings import get_settings
+    from chalicelib.store import events as event_store
+
+    work.run(urgent=False)
+    ctx, message = work.ctx, work.message
+    if work.step_ops:
         expires_at = int(ctx.now) + get_settings().dedupe_ttl_days * 86400
         try:
-            event_store.commit(message.corp_id, identity, steps=committed_steps, ops=ops,
-                               expires_at=expires_at, route="/".join(map(str, event.route_key)))
+            event_store.commit(ctx.corp_id, ctx.identity, steps=[s for s, _ in work.step_ops],
+                               ops=[op for _, ops in work.step_ops for op in ops], expires_at=expires_at,
+                               route="/".join(map(str, ctx.event.route_key)))
         except event_store.Duplicate:
             return Outcome.DUPLICATE
-    if failure is None:
+    if work.failure is None:
         return Outcome.DONE
-    wait = _retry_after(failure)
+    wait = _retry_after(work.failure)
     if wait is None or message.attempt >= MAX_DEFERRALS:
-        raise failure
-    logger.warning("deferring event %s by %.0fs: %r", identity, wait, failure)
+        raise work.failure
+    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failure)
     queues.defer(queues.EVENTS, message, delay_seconds=wait)
     return Outcome.DEFERRED
+
+
+def handle_message(body: str) -> str:
+    work = _prepare(body)
+    if isinstance(work, str):
+        return work
+    work.run(urgent=True)
+    return _finish(work)
 
 
 def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[dict[str, str]]]:
@@ -144,4 +172,29 @@ def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[
 
 
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
-    return handle_each(records, handle_message)
+    """Two passes over the batch: the urgent steps (welcomes) of every message first, then the
+    rest of each message and its commit. The tenth welcome of a batch then waits for nine welcome
+    sends, not for nine whole events (tags, transactions)."""
+    prepared: dict[str, _Work] = {}
+    outcomes: dict[str, str] = {}
+    failures = []
+    for message_id, body in records:  # pass 1: parse, dedupe, urgent steps
+        try:
+            work = _prepare(body)
+            if isinstance(work, str):
+                outcomes[message_id] = work
+                continue
+            work.run(urgent=True)
+            prepared[message_id] = work
+        except Exception:
+            logger.exception("message %s failed", message_id)
+            failures.append({"itemIdentifier": message_id})
+    for message_id, work in prepared.items():  # pass 2: the other steps, then one commit each
+        try:
+            outcomes[message_id] = _finish(work)
+        except Exception:
+            logger.exception("message %s failed", message_id)
+            failures.append({"itemIdentifier": message_id})
+    for message_id, outcome in outcomes.items():
+        logger.info("message %s: %s", message_id, outcome)
+    return {"batchItemFailures": failures}

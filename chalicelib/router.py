@@ -17,18 +17,21 @@ Handler = Callable[[Any], Any]
 class Route:
     step: str
     handler: Handler
+    urgent: bool = False  # run for every message of a batch before the other steps of any
 
 
 class Router:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str | None], list[Route]] = {}
 
-    def register(self, event: str, change_type: str | None = None) -> Callable[[Handler], Handler]:
-        """`change_type=None` receives every ChangeType of the event."""
+    def register(self, event: str, change_type: str | None = None, *,
+                 urgent: bool = False) -> Callable[[Handler], Handler]:
+        """`change_type=None` receives every ChangeType of the event. `urgent` handlers (the
+        welcome: its code dies in 20 s) run for a whole batch before the rest of any message."""
 
         def decorate(fn: Handler) -> Handler:
             step = f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
-            self._routes.setdefault((event, change_type), []).append(Route(step, fn))
+            self._routes.setdefault((event, change_type), []).append(Route(step, fn, urgent))
             return fn
 
         return decorate

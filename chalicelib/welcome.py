@@ -89,8 +89,8 @@ def _customer_name(ctx: Any) -> str | None:
         return None
 
 
-@ROUTER.register(EVENT, "add_external_contact")
-@ROUTER.register(EVENT, "add_half_external_contact")
+@ROUTER.register(EVENT, "add_external_contact", urgent=True)
+@ROUTER.register(EVENT, "add_half_external_contact", urgent=True)
 def send_welcome(ctx: Any) -> list[Any]:
     from chalicelib import channel_codes, corps
     from chalicelib.wecom import errors

@@ -156,3 +156,17 @@ def test_a_slow_name_lookup_does_not_spend_a_send_on_a_dead_code(world, monkeypa
     assert calls == []
     assert [w["text"] for w in world.sb.journal.welcomes(scan["external_userid"])] == [
         "Hi , welcome to Store 7! Your coupon is below."]
+
+
+def test_a_batch_sends_all_its_welcomes_before_any_other_step(world):
+    """The welcome is urgent (its code dies in 20 s): in a batch, every message's welcome goes
+    out before any message's tags or commit, so the last welcome does not wait for whole events."""
+    tag_ids = world.tag("source", "batch")
+    _, code = _code(world, tag_ids=tag_ids)
+    customers = [world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name=f"B{i}")["external_userid"]
+                 for i in range(5)]
+    world.pump()
+    calls = [r["api"].rsplit("/", 1)[-1] for r in world.sb.requests()
+             if r["api"].endswith(("send_welcome_msg", "mark_tag"))]
+    assert calls == ["send_welcome_msg"] * 5 + ["mark_tag"] * 5
+    assert all(len(world.sb.journal.welcomes(c)) == 1 for c in customers)

@@ -156,29 +156,41 @@ class Probe:
         app.handler_map["on_events"] = on_events
 
     def wrap_messages(self) -> None:
+        """Time each message from its first pass (parse, dedupe, welcome) to its commit: the
+        consumer handles a batch in two passes (chalicelib/consumer.py handle_batch)."""
         from chalicelib import consumer
 
-        inner = consumer.handle_message
+        prepare, finish = consumer._prepare, consumer._finish
 
-        def handle_message(body: str) -> str:
+        def record(info: dict[str, Any], outcome: str) -> None:
+            with self.lock:
+                self.messages.append({**info, "end": time.time(), "outcome": outcome})
+                if info["code"]:
+                    self.handled_codes.add(info["code"])
+
+        def _prepare(body: str) -> Any:
             start = time.time()
+            result = prepare(body)
+            msg = json.loads(body)
+            info = {"code": (msg.get("event") or {}).get("welcome_code"),
+                    "received": msg["received_at_ms"] / 1000,
+                    "batch_start": getattr(_tl, "batch_start", start), "start": start}
+            if isinstance(result, str):
+                record(info, result)
+            else:
+                result.bench_info = info
+            return result
+
+        def _finish(work: Any) -> str:
             outcome = "error"
             try:
-                outcome = inner(body)
+                outcome = finish(work)
                 return outcome
             finally:
-                end = time.time()
-                msg = json.loads(body)
-                code = (msg.get("event") or {}).get("welcome_code")
-                with self.lock:
-                    self.messages.append({"code": code, "received": msg["received_at_ms"] / 1000,
-                                          "batch_start": getattr(_tl, "batch_start", start),
-                                          "start": start, "end": end, "outcome": outcome})
-                    if code:
-                        self.handled_codes.add(code)
+                record(work.bench_info, outcome)
 
-        consumer.handle_message = handle_message
-
+        consumer._prepare = _prepare
+        consumer._finish = _finish
 
 
 # -- the bench -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chalice import Blueprint
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import channel_codes, customer_sync, customers, stats, tags, welcome
 from chalicelib.api.core import API_PREFIX, Call, Page, PageQuery, endpoint, register_error
@@ -123,6 +123,31 @@ class TagChangeResults(BaseModel):
           body=tags.BulkTagChange, response=TagChangeResults)
 def tag_customers(call: Call) -> TagChangeResults:
     return TagChangeResults(results=tags.change_many(call.principal.corp_id, call.body))
+
+
+class RelationTagChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    staff_id: str = Field(min_length=1, max_length=64)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+@endpoint(bp, "POST", f"{API_PREFIX}/customers/{{customer_id}}/tags",
+          summary="Tag / untag one customer's relation with a staff member", body=RelationTagChange,
+          response=tags.TagChangeResult)
+def tag_customer(call: Call) -> tags.TagChangeResult:
+    from pydantic import ValidationError
+
+    from chalicelib.api.core import ApiError, validation_details
+
+    try:
+        change = tags.CustomerTagChange(customer_id=call.params["customer_id"], **call.body.model_dump())
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", "the request body is invalid", validation_details(exc)) from exc
+    result = tags.change_customer_tags(call.principal.corp_id, change)
+    if result.status == "no_relation":
+        raise ApiError(409, "no_relation", "this customer is not (or no longer) a contact of that staff member")
+    return result
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/customers", summary="Customers (relations customer x staff), newest first",

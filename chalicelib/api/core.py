@@ -278,7 +278,7 @@ def map_exception(exc: Exception) -> ApiError | None:
     return None
 
 
-def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
         for err in exc.errors(include_url=False, include_input=False)
@@ -298,7 +298,7 @@ def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(400, "validation_error", "the request body is invalid",
-                       _validation_details(exc)) from exc
+                       validation_details(exc)) from exc
 
 
 def _parse_query(params: dict[str, str], model: type[BaseModel]) -> BaseModel:
@@ -306,4 +306,4 @@ def _parse_query(params: dict[str, str], model: type[BaseModel]) -> BaseModel:
         return model.model_validate(dict(params))
     except ValidationError as exc:
         raise ApiError(400, "validation_error", "the query parameters are invalid",
-                       _validation_details(exc)) from exc
+                       validation_details(exc)) from exc

@@ -222,3 +222,19 @@ def test_tags_edited_by_staff_in_the_wecom_client_flow_back(world):
     assert contacts.get_relation(CORP_ID, customer, "alice").tags == [second]
     _, masks = world.call("GET", f"/api/v1/customers?tag={first}")
     assert masks["items"] == []
+
+
+def test_tag_one_customer(world):
+    from chalicelib.store import contacts
+
+    vip, = world.tag("level", "vip")
+    _, code = _code(world)
+    a = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="A")["external_userid"]
+    world.pump()
+    status, body = world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice", "add": [vip]})
+    assert (status, body["status"]) == (200, "done")
+    assert contacts.get_relation(CORP_ID, a, "alice").tags == [vip]
+    assert world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "bob", "add": [vip]})[0] == 409
+    assert world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice"})[0] == 400
+    status, body = world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice", "add": ["etNo"]})
+    assert (status, body["error"]["code"]) == (400, "unknown_tags")

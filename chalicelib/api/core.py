@@ -176,6 +176,27 @@ class Call:
     params: dict[str, str]
     body: Any = None
     query: Any = None
+    base_url: str = ""
+
+
+def public_base_url(request: Any) -> str:
+    """Where this API is reachable: SCRM_PUBLIC_BASE_URL when set (a custom domain), else what
+    the request itself came to (API Gateway's host, https, and its stage prefix)."""
+    import os
+
+    from chalicelib.settings import PUBLIC_BASE_URL, get_settings
+
+    if os.environ.get(PUBLIC_BASE_URL):
+        return get_settings().public_base_url
+    headers = request.headers or {}
+    host = headers.get("host")
+    if not host:
+        return get_settings().public_base_url
+    proto = headers.get("x-forwarded-proto", "http")
+    context = request.context or {}
+    full, resource_path = context.get("path") or "", request.path or ""
+    prefix = full[: len(full) - len(resource_path)] if resource_path and full.endswith(resource_path) else ""
+    return f"{proto}://{host}{prefix}".rstrip("/")
 
 
 def _dump(value: Any) -> Any:
@@ -216,7 +237,7 @@ def endpoint(
                         raise ApiError(403, "admin_key_required", "this endpoint needs the admin key")
                     if auth == "corp":
                         principal.require_corp()
-                call = Call(principal=principal, params=params)
+                call = Call(principal=principal, params=params, base_url=public_base_url(request))
                 if body is not None:
                     call.body = _parse_body(request.raw_body, body)
                 if query is not None:

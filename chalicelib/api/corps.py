@@ -99,19 +99,13 @@ class Health(BaseModel):
     time: int
 
 
-def _callback_url(corp_id: str) -> str:
-    from chalicelib.settings import get_settings
-
-    return f"{get_settings().public_base_url}/wecom/{corp_id}/callback"
-
-
-def _view(item) -> CorpView:
+def _view(item, call: Call) -> CorpView:
     return CorpView(
         corp_id=item.corp_id,
         name=item.name,
         time_zone=item.time_zone,
         agent_id=item.agent_id,
-        callback_url=_callback_url(item.corp_id),
+        callback_url=f"{call.base_url}/wecom/{item.corp_id}/callback",
         created_at=item.created_at,
     )
 
@@ -143,7 +137,7 @@ def create_corp(call: Call) -> CorpCreated:
         )
     except corp_store.CorpExists as exc:
         raise conflict("corp_exists", f"corp {req.corp_id} is already registered") from exc
-    return CorpCreated(**_view(item).model_dump(), api_key=api_key)
+    return CorpCreated(**_view(item, call).model_dump(), api_key=api_key)
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/corps", summary="List corps (admin key)", auth="admin",
@@ -153,7 +147,7 @@ def list_corps(call: Call) -> Page[CorpView]:
 
     q: PageQuery = call.query
     items, cursor = corp_store.list_corps(limit=q.limit, cursor=q.cursor)
-    return Page[CorpView](items=[_view(i) for i in items], next_cursor=cursor)
+    return Page[CorpView](items=[_view(i, call) for i in items], next_cursor=cursor)
 
 
 def _visible_corp(call: Call):
@@ -170,7 +164,7 @@ def _visible_corp(call: Call):
 @endpoint(bp, "GET", f"{API_PREFIX}/corps/{{corp_id}}", summary="One corp (its key or admin)",
           auth="any", response=CorpView)
 def get_corp(call: Call) -> CorpView:
-    return _view(_visible_corp(call))
+    return _view(_visible_corp(call), call)
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",

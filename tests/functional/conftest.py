@@ -26,7 +26,8 @@ def chalice_client(aws):
     welcome.forget_default_welcomes()
     import app as app_module
 
-    with Client(app_module.app) as client:
+    # A stage with no settings of its own: the dev stage's names must not leak into the tests.
+    with Client(app_module.app, stage_name="test") as client:
         yield client
     corps.forget_runtime()
     corps.use_wecom_transport(None)

@@ -141,3 +141,18 @@ def test_dead_letters_can_be_seen_and_redriven_by_the_admin(chalice_client, aws)
     assert json.loads(moved.body) == {"queue": "events", "moved": 2}
     back = sqs.receive_message(QueueUrl=queues.queue_url(aws.events_queue), MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["poison"] for m in back) in ([0, 1], [0, 2], [1, 2])
+
+
+def test_callback_url_is_where_the_api_is_reached(chalice_client, aws, monkeypatch):
+    """In AWS the API's address is only known from the request (API Gateway's host and stage);
+    SCRM_PUBLIC_BASE_URL overrides it (a custom domain)."""
+    headers = {**ADMIN, "Host": "abc123.execute-api.ap-east-1.amazonaws.com", "X-Forwarded-Proto": "https"}
+    created = chalice_client.http.post("/api/v1/corps", headers=headers, body=json.dumps(corp_body("wwUrl1")))
+    assert json.loads(created.body)["callback_url"] == (
+        "https://abc123.execute-api.ap-east-1.amazonaws.com/wecom/wwUrl1/callback")
+    monkeypatch.setenv("SCRM_PUBLIC_BASE_URL", "https://scrm.brand.example")
+    from chalicelib.settings import reset_settings
+
+    reset_settings()
+    created = chalice_client.http.post("/api/v1/corps", headers=headers, body=json.dumps(corp_body("wwUrl2")))
+    assert json.loads(created.body)["callback_url"] == "https://scrm.brand.example/wecom/wwUrl2/callback"

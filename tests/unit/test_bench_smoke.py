@@ -43,7 +43,7 @@ def test_warm_callback_sends_exactly_one_sqs_message(aws, counting):
     import app as app_module
 
     try:
-        with Client(app_module.app) as client:
+        with Client(app_module.app, stage_name="test") as client:
             register(client)
             # Start the callback path cold: clients, table, queue URLs and corp cache built by the
             # fixture or the registration would predate the hook (and hide requests).

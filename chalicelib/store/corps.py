@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -57,7 +58,12 @@ def create_corp(corp: CorpItem, api_key: ApiKeyItem) -> None:
         raise CorpExists(corp.corp_id) from exc
 
 
+CORP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def get_corp(corp_id: str) -> CorpItem | None:
+    if not CORP_ID_PATTERN.fullmatch(corp_id):  # no such corp can exist (and no oversized key reaches DynamoDB)
+        return None
     item = get_table().get(keys.corp(corp_id))
     return CorpItem.model_validate(item) if item else None
 

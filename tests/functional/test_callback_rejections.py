@@ -242,3 +242,12 @@ def test_url_verification_answers_the_echostr_and_nothing_else(chalice_client, a
     assert resp.body == b"1288432023552776189"
     bad = chalice_client.http.get(f"/wecom/{CORP_ID}/callback?{query.replace('nonce=nonce1', 'nonce=other')}")
     assert bad.status_code == 401
+
+
+@pytest.mark.parametrize("corp_id", ["x" * 3000, "bad%20id", "a.b"])
+def test_malformed_corp_ids_are_404_not_500(corp_id, chalice_client, aws):
+    query, body = _good()
+    resp = chalice_client.http.post(f"/wecom/{corp_id}/callback?{urlencode(query)}", body=body)
+    assert resp.status_code == 404
+    assert chalice_client.http.get(f"/api/v1/corps/{corp_id}", headers={
+        "Authorization": "Bearer admin-test-key"}).status_code == 404

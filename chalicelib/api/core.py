@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets as pysecrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,6 +167,9 @@ class EndpointSpec:
 
 
 ENDPOINTS: list[EndpointSpec] = []
+# Ids in paths (corps, channel-code states, tags, customers, jobs) are WeCom's or ours: short and
+# plain. Anything else is refused before it can reach a DynamoDB key (whose size is limited).
+_PATH_PARAM = re.compile(r"[A-Za-z0-9_\-.@]{1,128}")
 
 
 @dataclass
@@ -237,6 +241,8 @@ def endpoint(
                         raise ApiError(403, "admin_key_required", "this endpoint needs the admin key")
                     if auth == "corp":
                         principal.require_corp()
+                if any(not _PATH_PARAM.fullmatch(v or "") for v in params.values()):
+                    raise not_found("resource")  # no id of ours looks like this (or is this long)
                 call = Call(principal=principal, params=params, base_url=public_base_url(request))
                 if body is not None:
                     call.body = _parse_body(request.raw_body, body)

@@ -238,3 +238,22 @@ def test_tag_one_customer(world):
     assert world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice"})[0] == 400
     status, body = world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice", "add": ["etNo"]})
     assert (status, body["error"]["code"]) == (400, "unknown_tags")
+
+
+def test_oversized_or_odd_ids_in_paths_are_404_without_touching_the_table(world):
+    """DynamoDB refuses keys over its size limits (a 500 in AWS; moto is laxer), so such ids are
+    answered before any lookup: only the API key is read."""
+    from bench.aws_requests import count_aws_requests
+    from chalicelib import aws
+
+    for path in ("/api/v1/channel-codes/" + "s" * 2000, "/api/v1/customers/" + "c" * 2000,
+                 "/api/v1/customer-syncs/" + "j" * 2000, "/api/v1/customers/a%20b"):
+        with count_aws_requests(aws.client("dynamodb")) as counts:
+            status, body = world.call("GET", path)
+        assert (status, body["error"]["code"]) == (404, "not_found"), path
+        assert counts.total == 1, (path, counts)  # the API key's GetItem, nothing else
+    with count_aws_requests(aws.client("dynamodb")) as counts:
+        assert world.call("GET", "/api/v1/channel-codes/no-such-code")[0] == 404
+    assert counts.total == 2  # a plausible id is looked up
+    status, _ = world.call("PATCH", "/api/v1/tags/" + "t" * 2000, {"name": "x"})
+    assert status == 404

@@ -204,7 +204,13 @@ class Table:
         start = decode_cursor(cursor, partition=partition, partition_attr=pk_attr)
         if start:
             kwargs["ExclusiveStartKey"] = start
-        resp = self.client.query(**kwargs)
+        try:
+            resp = self.client.query(**kwargs)
+        except self.client.exceptions.ClientError as exc:
+            # A tampered cursor (right partition, impossible sort key) is the caller's error.
+            if start and exc.response.get("Error", {}).get("Code") == "ValidationException":
+                raise InvalidCursor("cursor is not valid") from exc
+            raise
         items = [from_attrs(i) for i in resp.get("Items", [])]
         return items, encode_cursor(resp.get("LastEvaluatedKey"))
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.content import MessageContent
 from chalicelib.store import channel_codes as store
@@ -126,6 +126,14 @@ class NotFound(Exception):
     pass
 
 
+class InvalidUpdate(Exception):
+    """The changed code as a whole is invalid (e.g. its window now ends before it starts)."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__("the channel code after this change is invalid")
+        self.error = error
+
+
 def _validate_references(corp_id: str, staff_ids: list[str], tag_ids: list[str]) -> None:
     from chalicelib import staff
     from chalicelib.store import tags as tag_store
@@ -205,15 +213,33 @@ def create(corp_id: str, req: ChannelCodeCreate, *, now: float | None = None) ->
     now = time.time() if now is None else now
     _validate_references(corp_id, req.all_staff(), req.tag_ids)
     state = req.state or f"c{pysecrets.token_hex(6)}"
+    from chalicelib.wecom import errors
+
     store.reserve_state(corp_id, state)  # StateTaken if another code has it
+    routed = desired_staff(req, at=_local_now(corp_id, now), added_today={})
+    client = corps.wecom_client(corp_id)
     try:
-        routed = desired_staff(req, at=_local_now(corp_id, now), added_today={})
-        result = corps.wecom_client(corp_id).add_contact_way(_contact_way(None, req=req, routed=routed, state=state))
-        item = ChannelCodeItem(
-            **req.model_dump(exclude={"state"}), state=state, config_id=result.config_id,
-            qr_code=result.qr_code, routed_staff_ids=routed, created_at=int(now), updated_at=int(now))
-        store.save_new(corp_id, item)
+        result = client.add_contact_way(_contact_way(None, req=req, routed=routed, state=state))
+    except errors.WeComTimeout as exc:
+        if not exc.maybe_executed:
+            store.release_state(corp_id, state)
+        # else WeCom may hold a contact way with this state: the reservation stays, so no second
+        # code can ever share the state (the caller sees the error and picks another state).
+        raise
     except BaseException:
+        store.release_state(corp_id, state)
+        raise
+    item = ChannelCodeItem(
+        **req.model_dump(exclude={"state"}), state=state, config_id=result.config_id,
+        qr_code=result.qr_code, routed_staff_ids=routed, created_at=int(now), updated_at=int(now))
+    try:
+        store.save_new(corp_id, item)
+    except BaseException:  # undo in WeCom what we could not record: no untracked contact way
+        try:
+            client.del_contact_way(result.config_id)
+        except errors.WeComError:
+            logger.exception("contact way %s created but neither saved nor deleted", result.config_id)
+            raise
         store.release_state(corp_id, state)
         raise
     forget(corp_id, state)
@@ -233,8 +259,11 @@ def update(corp_id: str, state: str, req: ChannelCodeUpdate, *, now: float | Non
     now = time.time() if now is None else now
     current = get(corp_id, state)
     changes = req.model_dump(exclude_unset=True)
-    merged = ChannelCodeCreate.model_validate(
-        {**current.model_dump(include=set(ChannelCodeCreate.model_fields) - {"state"}), **changes})
+    try:  # the change is valid only together with what it leaves unchanged
+        merged = ChannelCodeCreate.model_validate(
+            {**current.model_dump(include=set(ChannelCodeCreate.model_fields) - {"state"}), **changes})
+    except ValidationError as exc:
+        raise InvalidUpdate(exc) from exc
     new_refs_staff = [s for s in merged.all_staff() if s not in set(current.staff_ids + current.backup_staff_ids)]
     _validate_references(corp_id, new_refs_staff, [t for t in merged.tag_ids if t not in current.tag_ids])
     routed = desired_staff(merged, at=_local_now(corp_id, now),
@@ -272,30 +301,38 @@ def delete(corp_id: str, state: str, *, now: float | None = None) -> None:
 
 def tick(corp_ids: list[str], *, now: float | None = None) -> dict[str, int]:
     """Re-route scheduled / capped / windowed codes; WeCom is called only on a change."""
-    from chalicelib import corps
-
     now = time.time() if now is None else now
-    checked = changed = 0
+    checked = changed = failed = 0
     for corp_id in corp_ids:
         local = _local_now(corp_id, now)
         for code in store.routed_codes(corp_id):
             checked += 1
-            routed = desired_staff(code, at=local,
-                                   added_today=_added_today(corp_id, code.state, local.date().isoformat())
-                                   if code.daily_cap else {})
-            if routed == code.routed_staff_ids:
-                continue
-            corps.wecom_client(corp_id).update_contact_way(
-                _contact_way(code, routed=routed, state=code.state, config_id=code.config_id))
             try:
-                store.save(corp_id, code.model_copy(update={
-                    "routed_staff_ids": routed, "updated_at": int(now), "version": code.version + 1}),
-                    expected_version=code.version)
-            except store.VersionConflict:
-                continue  # an operator edit won; the next tick re-checks
-            changed += 1
-            forget(corp_id, code.state)
-    return {"checked": checked, "changed": changed}
+                changed += _reroute(corp_id, code, local=local, now=now)
+            except Exception:  # one broken code (deleted in WeCom's console, 45009) must not stop the rest
+                logger.exception("re-routing channel code %s/%s failed", corp_id, code.state)
+                failed += 1
+    return {"checked": checked, "changed": changed, "failed": failed}
+
+
+def _reroute(corp_id: str, code: ChannelCodeItem, *, local: datetime, now: float) -> int:
+    from chalicelib import corps
+
+    routed = desired_staff(code, at=local,
+                           added_today=_added_today(corp_id, code.state, local.date().isoformat())
+                           if code.daily_cap else {})
+    if routed == code.routed_staff_ids:
+        return 0
+    corps.wecom_client(corp_id).update_contact_way(
+        _contact_way(code, routed=routed, state=code.state, config_id=code.config_id))
+    try:
+        store.save(corp_id, code.model_copy(update={
+            "routed_staff_ids": routed, "updated_at": int(now), "version": code.version + 1}),
+            expected_version=code.version)
+    except store.VersionConflict:
+        return 0  # an operator edit won; the next tick re-checks
+    forget(corp_id, code.state)
+    return 1
 
 
 # -- lookups on the hot path (welcome, tags) ------------------------------------------------------

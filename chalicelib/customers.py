@@ -47,10 +47,10 @@ def detail(corp_id: str, customer_id: str) -> CustomerDetail:
     if not items:
         raise CustomerNotFound(customer_id)
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for item in items:
-        by_type.setdefault(item.get("type", ""), []).append(item)
+    for item in items:  # an item with only tags so far has no type yet: it is a relation
+        by_type.setdefault(item.get("type", "relation"), []).append(item)
     profile = by_type.get("customer")
-    relations = [RelationItem.model_validate(i) for i in by_type.get("relation", [])]
+    relations = [RelationItem.model_validate(i) for i in by_type.get("relation", []) if "status" in i]
     timeline = [TimelineEntry.model_validate(i) for i in by_type.get("timeline", [])]
     return CustomerDetail(
         customer_id=customer_id,

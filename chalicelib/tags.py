@@ -95,6 +95,34 @@ class TagNotFound(Exception):
     pass
 
 
+class TagLimit(Exception):
+    pass
+
+
+LIBRARY_TTL = 60.0
+_library_cache: dict[str, tuple[float, set[str]]] = {}
+
+
+def _library_ids(corp_id: str) -> set[str]:
+    """The corp's tag ids, kept a minute per instance (the welcome path reads it on every add)."""
+    import time
+
+    now = time.monotonic()
+    hit = _library_cache.get(corp_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    ids = {t.tag_id for t in store.list_tags(corp_id)}
+    _library_cache[corp_id] = (now + LIBRARY_TTL, ids)
+    return ids
+
+
+def forget_library(corp_id: str | None = None) -> None:
+    if corp_id is None:
+        _library_cache.clear()
+    else:
+        _library_cache.pop(corp_id, None)
+
+
 def _items_from_wecom(groups: list[Any]) -> list[TagItem]:
     items = []
     for group in groups:
@@ -115,6 +143,7 @@ def sync_library(corp_id: str) -> dict[str, int]:
     groups = corps.wecom_client(corp_id).get_corp_tag_list().tag_group
     items = _items_from_wecom(groups)
     written, deleted = store.replace_library(corp_id, items)
+    forget_library(corp_id)
     return {"tags": len(items), "written": written, "deleted": deleted}
 
 
@@ -132,7 +161,7 @@ def create(corp_id: str, req: TagCreate) -> TagGroupView:
 
     existing = store.list_tags(corp_id)
     if len(existing) + len(req.names) > MAX_TAGS_PER_CORP:
-        raise ValueError(f"a corp holds at most {MAX_TAGS_PER_CORP} tags")
+        raise TagLimit(f"a corp holds at most {MAX_TAGS_PER_CORP} tags (WeCom's limit)")
     if req.group_id and not any(t.group_id == req.group_id for t in existing):
         raise TagNotFound(req.group_id)
     resp = corps.wecom_client(corp_id).add_corp_tag(AddCorpTagRequest(
@@ -140,6 +169,7 @@ def create(corp_id: str, req: TagCreate) -> TagGroupView:
     created = _items_from_wecom([resp.tag_group])
     for tag in created:
         store.put_tag(corp_id, tag)
+    forget_library(corp_id)
     group = resp.tag_group
     return TagGroupView(group_id=group.group_id or "", group_name=group.group_name, tags=created)
 
@@ -168,6 +198,7 @@ def delete(corp_id: str, tag_id: str) -> None:
     _existing(corp_id, tag_id)
     corps.wecom_client(corp_id).del_corp_tag(tag_id=[tag_id])
     store.delete_tags(corp_id, [tag_id])
+    forget_library(corp_id)
 
 
 def change_customer_tags(corp_id: str, change: CustomerTagChange) -> TagChangeResult:
@@ -235,14 +266,22 @@ def apply_channel_tags(ctx: Any) -> list[Any]:
     code = channel_codes.lookup(ctx.corp_id, ev.state)
     if code is None or not code.tag_ids:
         return []
+    # A tag deleted since the code was made would fail the whole mark (40068): mark the rest.
+    known = _library_ids(ctx.corp_id)
+    tag_ids = [t for t in code.tag_ids if t in known]
+    if not tag_ids:
+        return []
     try:
         corps.wecom_client(ctx.corp_id).mark_tag(MarkTagRequest(
-            userid=ev.user_id, external_userid=ev.external_user_id, add_tag=code.tag_ids))
+            userid=ev.user_id, external_userid=ev.external_user_id, add_tag=tag_ids))
     except errors.NoRelation:
         logger.info("relation %s/%s gone before tagging", ev.user_id, ev.external_user_id)
         return []
+    except errors.InvalidArgument as exc:  # retrying cannot help: log, count nothing, go on
+        logger.error("channel code %s: WeCom refused its tags %s: %r", code.state, tag_ids, exc)
+        return []
     # Adding to a set is idempotent: written directly, not in the event's transaction.
-    store.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=code.tag_ids, remove=[])
+    store.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=tag_ids, remove=[])
     return [contact_store.count(ctx.day, "channel", code.state, tags_marked=1)]
 
 

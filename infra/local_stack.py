@@ -292,7 +292,7 @@ class LocalStack:
     def _reset_caches() -> None:
         """Forget what a previous stack in this process left in memory (clients bound to its
         moto and sandbox, cached corps, codes and welcomes)."""
-        from chalicelib import aws, channel_codes, corps, queues, settings, store, welcome
+        from chalicelib import aws, channel_codes, corps, queues, settings, store, tags, welcome
         from chalicelib.api import core
 
         settings.reset_settings()
@@ -303,6 +303,7 @@ class LocalStack:
         corps.use_wecom_transport(None)
         channel_codes.forget()
         welcome.forget_default_welcomes()
+        tags.forget_library()
         core.reset_admin_key()
 
     def bootstrap(self) -> None:

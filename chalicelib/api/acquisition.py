@@ -6,7 +6,7 @@ from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import channel_codes, customer_sync, customers, stats, tags, welcome
-from chalicelib.api.core import API_PREFIX, Call, Page, PageQuery, endpoint, register_error
+from chalicelib.api.core import API_PREFIX, Call, Page, PageQuery, endpoint, register_error, validation_details
 from chalicelib.content import MessageContent
 from chalicelib.store import channel_codes as channel_store
 from chalicelib.store import sync_jobs
@@ -18,10 +18,12 @@ bp = Blueprint(__name__)
 
 register_error(channel_codes.InvalidChannelCode, 400, "invalid_channel_code", lambda e: e.details)
 register_error(channel_codes.NotFound, 404, "not_found")
+register_error(channel_codes.InvalidUpdate, 400, "validation_error", lambda e: validation_details(e.error))
 register_error(channel_store.StateTaken, 409, "state_taken")
 register_error(channel_store.VersionConflict, 409, "edit_conflict")
 register_error(tags.UnknownTags, 400, "unknown_tags", lambda e: {"tag_ids": e.tag_ids})
 register_error(tags.TagNotFound, 404, "not_found")
+register_error(tags.TagLimit, 409, "tag_limit")
 register_error(customers.CustomerNotFound, 404, "not_found")
 register_error(sync_jobs.JobRunning, 409, "sync_running", lambda e: {"job_id": e.job_id})
 
@@ -138,7 +140,7 @@ class RelationTagChange(BaseModel):
 def tag_customer(call: Call) -> tags.TagChangeResult:
     from pydantic import ValidationError
 
-    from chalicelib.api.core import ApiError, validation_details
+    from chalicelib.api.core import ApiError
 
     try:
         change = tags.CustomerTagChange(customer_id=call.params["customer_id"], **call.body.model_dump())

@@ -141,19 +141,19 @@ def count_op(corp_id: str, day: str, dimension: str, value: str, increments: dic
 
 def get_relation(corp_id: str, customer_id: str, staff_id: str) -> RelationItem | None:
     item = get_table().get(keys.relation(corp_id, customer_id, staff_id))
-    return RelationItem.model_validate(item) if item else None
+    return RelationItem.model_validate(item) if item and "status" in item else None
 
 
 def customer_items(corp_id: str, customer_id: str) -> list[dict[str, Any]]:
-    """The customer, its relations and its timeline: one query (they share an SK prefix)."""
-    return get_table().query_all(
-        keys.corp_partition(corp_id), sk_prefix=keys.customer_prefix(corp_id, customer_id)
-    )
+    """The customer, its relations and its timeline: one query (they share an SK prefix). The
+    range is exact: `CUSTOMER#wmA` itself and `CUSTOMER#wmA#...`, never `CUSTOMER#wmAB`."""
+    own = keys.customer(corp_id, customer_id)["SK"]
+    return get_table().query_all(keys.corp_partition(corp_id), sk_between=(own, own + "#\uffff"))
 
 
 def relations_of_customer(corp_id: str, customer_id: str) -> list[RelationItem]:
     items = get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.relation_prefix(customer_id))
-    return [RelationItem.model_validate(i) for i in items]
+    return [RelationItem.model_validate(i) for i in items if "status" in i]
 
 
 def counters(corp_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]:
@@ -227,7 +227,8 @@ def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[Re
             continue
         added = min(t for t in (rel.added_at, old.get("added_at")) if t) if (rel.added_at or old.get("added_at")) else 0
         ended = old.get("status") in ENDED and (rel.added_at or 0) <= (old.get("ended_at") or 0)
-        item = {**old, **key, "type": "relation", **rel.model_dump(exclude={"tags", "status", "last_event_at"}),
+        item = {**old, **key, "type": "relation",
+                **rel.model_dump(exclude={"tags", "status", "last_event_at", "ended_at"}),
                 "added_at": added, "status": old["status"] if ended else "active",
                 "last_event_at": max(rel.last_event_at, old.get("last_event_at", 0)),
                 schema.GSI1_PK: keys.staff_relations_partition(corp_id, rel.staff_id),

@@ -87,9 +87,11 @@ def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, *, partition: str, partition_attr: str) -> dict | None:
-    """Decode a cursor, refusing one whose partition is not the one being queried (a cursor
-    must never let a caller page into another corp's items)."""
+def decode_cursor(cursor: str | None, *, partition: str, key_attrs: tuple[str, ...],
+                  sk_attr: str, sk_prefix: str | None = None) -> dict | None:
+    """Decode a cursor, refusing one this listing cannot have produced: another partition (a
+    cursor must never let a caller page into another corp's items), other key attributes, or a
+    sort key outside the listed range."""
     if not cursor:
         return None
     try:
@@ -97,7 +99,9 @@ def decode_cursor(cursor: str | None, *, partition: str, partition_attr: str) ->
         key = json.loads(raw)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("cursor is not valid") from exc
-    if not isinstance(key, dict) or key.get(partition_attr) != partition:
+    if (not isinstance(key, dict) or key.get(key_attrs[0]) != partition or set(key) != set(key_attrs)
+            or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in key.values())
+            or (sk_prefix is not None and not key[sk_attr].startswith(sk_prefix))):
         raise InvalidCursor("cursor does not belong to this listing")
     return to_attrs(key)
 
@@ -201,7 +205,10 @@ class Table:
             kwargs["Limit"] = limit
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
-        start = decode_cursor(cursor, partition=partition, partition_attr=pk_attr)
+        # The key attributes DynamoDB returns as LastEvaluatedKey: the index's and the table's.
+        key_attrs = tuple(dict.fromkeys((pk_attr, sk_attr, schema.PK, schema.SK)))
+        start = decode_cursor(cursor, partition=partition, key_attrs=key_attrs, sk_attr=sk_attr,
+                              sk_prefix=sk_prefix)
         if start:
             kwargs["ExclusiveStartKey"] = start
         try:
@@ -266,15 +273,27 @@ class Table:
         return {"ConditionCheck": {"TableName": self.name, "Key": to_attrs(key),
                                    **self._conditional(condition, names, values)}}
 
-    def transact(self, operations: list[dict]) -> None:
-        """All or nothing; a failed condition raises ConditionFailed with per-operation reasons."""
-        try:
-            self.client.transact_write_items(TransactItems=operations)
-        except self.client.exceptions.TransactionCanceledException as exc:
-            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:
-                raise ConditionFailed(reasons) from exc
-            raise
+    def transact(self, operations: list[dict], *, conflict_retries: int = 4) -> None:
+        """All or nothing; a failed condition raises ConditionFailed with per-operation reasons.
+
+        A transaction that only collided with another one on a shared item (every event of a corp
+        adds to the same daily counter) is retried with jittered backoff: botocore does not retry
+        TransactionCanceledException, and failing would send a good message toward the DLQ."""
+        import random
+        import time
+
+        for attempt in range(conflict_retries + 1):
+            try:
+                self.client.transact_write_items(TransactItems=operations)
+                return
+            except self.client.exceptions.TransactionCanceledException as exc:
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+                if "ConditionalCheckFailed" in reasons:
+                    raise ConditionFailed(reasons) from exc
+                transient = reasons and all(r in ("None", "TransactionConflict") for r in reasons)
+                if not transient or attempt == conflict_retries:
+                    raise
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
 
     @staticmethod
     def _conditional(condition: str | None, names: dict[str, str] | None,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.store import get_table, keys
+from chalicelib.store import ConditionFailed, get_table, keys
 
 
 class TagItem(BaseModel):
@@ -77,6 +77,8 @@ def relation_tags_changed(corp_id: str, customer_id: str, staff_id: str, *, add:
 
 def apply_relation_tags(corp_id: str, customer_id: str, staff_id: str, *, add: list[str],
                         remove: list[str]) -> None:
+    # A new relation's tags may land a moment before the add event's own commit creates the
+    # rest of the item; readers skip a relation item without a status (store.contacts).
     op = relation_tags_changed(corp_id, customer_id, staff_id, add=add, remove=remove)
     get_table().transact([op.op])
 
@@ -84,8 +86,12 @@ def apply_relation_tags(corp_id: str, customer_id: str, staff_id: str, *, add: l
 def set_relation_tags(corp_id: str, customer_id: str, staff_id: str, tag_ids: list[str]) -> None:
     """Replace a relation's tags with what WeCom holds now (idempotent: read at processing time)."""
     table = get_table()
-    if tag_ids:
-        table.update(keys.relation(corp_id, customer_id, staff_id), expression="SET tags = :t",
-                     values={":t": set(tag_ids)})
-    else:
-        table.update(keys.relation(corp_id, customer_id, staff_id), expression="REMOVE tags")
+    key = keys.relation(corp_id, customer_id, staff_id)
+    try:  # only on a relation we know: never create a partial item holding nothing but tags
+        if tag_ids:
+            table.update(key, expression="SET tags = :t", values={":t": set(tag_ids)},
+                         condition="attribute_exists(last_event_at)")
+        else:
+            table.update(key, expression="REMOVE tags", condition="attribute_exists(last_event_at)")
+    except ConditionFailed:
+        pass  # the relation arrives with its add event or the next full sync

@@ -17,13 +17,14 @@ def chalice_client(aws):
     """The real app behind chalice's test client, on moto in-process."""
     from chalice.test import Client
 
-    from chalicelib import channel_codes, corps, welcome
+    from chalicelib import channel_codes, corps, tags, welcome
     from chalicelib.api import core
 
     corps.forget_runtime()
     core.reset_admin_key()
     channel_codes.forget()
     welcome.forget_default_welcomes()
+    tags.forget_library()
     import app as app_module
 
     # A stage with no settings of its own: the dev stage's names must not leak into the tests.

@@ -74,15 +74,15 @@ def test_tick_reroutes_only_when_routing_changes(world):
     assert status == 201, code
     assert code["routed_staff_ids"] == ["alice", "bob"]
     updates = lambda: len(world.sb.requests("externalcontact/update_contact_way"))  # noqa: E731
-    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0}
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0, "failed": 0}
     assert updates() == 0
 
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], userid="alice", name="One")
     world.pump()
-    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 1}  # alice reached her cap
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 1, "failed": 0}  # alice reached her cap
     assert store.get(CORP_ID, code["state"]).routed_staff_ids == ["bob"]
     assert _way(world, code["config_id"])["user"] == ["bob"]
-    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0}
+    assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0, "failed": 0}
     assert updates() == 1
 
 

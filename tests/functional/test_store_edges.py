@@ -1,0 +1,168 @@
+"""Edge cases found in review: each one a way the store could be left wrong or answer a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.helpers import CORP_ID
+
+
+def test_lost_relation_stays_lost_across_two_syncs(aws):
+    """WeCom keeps listing a customer who deleted the staff member; the sync must keep the end
+    (and its time), or the second sync would revive the relation."""
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    rel = cs.RelationItem(customer_id="wm1", staff_id="alice", status="active", added_at=1000, last_event_at=1000)
+    table.transact([cs.relation_added("corpA", rel).op])
+    table.transact([cs.relation_ended("corpA", "wm1", "alice", status="lost", at=2000).op])
+    profile = cs.CustomerProfile(customer_id="wm1", name="x")
+    for read_at in (3000, 4000):
+        cs.put_synced("corpA", [profile], [rel], read_at=read_at)
+        after = cs.get_relation("corpA", "wm1", "alice")
+        assert (after.status, after.ended_at) == ("lost", 2000)
+
+
+def test_a_tag_edit_on_an_unknown_relation_leaves_no_partial_item(aws):
+    """edit_external_contact for a relation not yet in the table (a customer from before the corp
+    adopted the product) must not create an item that later breaks the lost handler."""
+    from chalicelib import contacts
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import tags as ts
+
+    ts.set_relation_tags("corpA", "wm1", "alice", ["et1"])
+    assert cs.get_relation("corpA", "wm1", "alice") is None
+
+    class Event:
+        external_user_id, user_id, create_time, source = "wm1", "alice", 2000, None
+
+    class Ctx:
+        corp_id, event, identity, day = "corpA", Event, "x" * 32, "2024-01-01"
+
+    ops = contacts.on_lost(Ctx)  # used to raise a ValidationError: the event went to the DLQ
+    assert ops
+
+
+def test_customer_detail_is_exact_not_a_prefix(world):
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    for cid, staff in (("wmA", "alice"), ("wmAB", "bob")):
+        table.transact([cs.customer_seen(CORP_ID, cid, at=1000).op,
+                        cs.relation_added(CORP_ID, cs.RelationItem(customer_id=cid, staff_id=staff, status="active",
+                                                                    added_at=1000, last_event_at=1000)).op])
+    status, body = world.call("GET", "/api/v1/customers/wmA")
+    assert status == 200 and {r["customer_id"] for r in body["relations"]} == {"wmA"}
+    assert world.call("GET", "/api/v1/customers/w")[0] == 404
+
+
+def test_commit_survives_a_transient_transaction_conflict(aws):
+    """Another consumer's transaction on the same hot counter (COUNT#day#corp#all) cancels ours
+    with TransactionConflict: retried, not failed toward the DLQ."""
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import events as ev
+    from chalicelib.store import get_table
+
+    table = get_table()
+    real = table.client
+
+    class Flaky:
+        calls = 0
+        exceptions = real.exceptions
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def transact_write_items(self, **kw):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise real.exceptions.TransactionCanceledException(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                     "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+                    "TransactWriteItems")
+            return real.transact_write_items(**kw)
+
+    table.client = Flaky()
+    try:
+        ev.commit("corpA", "i" * 32, steps=["contacts.on_add"], ops=[cs.count("2024-01-01", "corp", "all", adds=1)],
+                  expires_at=9_999_999_999, route="x")
+    finally:
+        table.client = real
+    assert Flaky.calls == 2
+    assert ev.done_steps("corpA", "i" * 32) == {"contacts.on_add"}
+
+
+def test_invalid_channel_code_patch_is_400(world):
+    status, body = world.call("POST", "/api/v1/channel-codes", {"name": "p", "state": "p1", "staff_ids": ["alice"]})
+    assert status == 201, body
+    for patch in ({"staff_ids": ["alice", "alice"]},
+                  {"valid_from": 2_000_000_000, "valid_until": 1_000_000_000},
+                  {"schedule": [{"staff_ids": ["bob"], "start": "10:00", "end": "09:00"}]}):
+        status, body = world.call("PATCH", "/api/v1/channel-codes/p1", patch)
+        assert (status, body["error"]["code"]) == (400, "validation_error"), patch
+
+
+def _cursor(d: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("bad", [{"PK": f"CORP#{CORP_ID}"}, {"PK": "x"},
+                                 {"GSI2PK": f"CORP#{CORP_ID}#RELATIONS", "PK": 1, "SK": 2, "GSI2SK": {"a": 1}},
+                                 {"PK": f"CORP#{CORP_ID}", "SK": "TAG#et1"}])
+def test_tampered_cursors_are_400(bad, world):
+    for path in ("/api/v1/channel-codes", "/api/v1/customers"):
+        status, body = world.call("GET", f"{path}?cursor={_cursor(bad)}")
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), (path, bad)
+
+
+def test_one_failing_code_does_not_stop_routing_of_the_others(world):
+    from chalicelib import channel_codes
+
+    for state in ("a-code", "b-code"):
+        status, body = world.call("POST", "/api/v1/channel-codes", {
+            "name": state, "state": state, "staff_ids": ["alice", "bob"], "backup_staff_ids": ["carol"],
+            "valid_until": 2_000_000_000})
+        assert status == 201, body
+    world.sb.faults.add(kind="errcode", errcode=40058, path="externalcontact/update_contact_way", count=1)
+    result = channel_codes.tick([CORP_ID], now=2_000_000_001)  # both windows ended: route to backup
+    assert result == {"checked": 2, "changed": 1, "failed": 1}
+    assert channel_codes.tick([CORP_ID], now=2_000_000_061) == {"checked": 2, "changed": 1, "failed": 0}
+
+
+def test_a_deleted_tag_on_a_channel_code_does_not_block_its_adds(world):
+    from chalicelib.store import contacts
+
+    keep, gone = world.tag("source", "keep", "gone")
+    _, code = world.call("POST", "/api/v1/channel-codes", {"name": "p", "staff_ids": ["alice"],
+                                                            "tag_ids": [keep, gone]})
+    assert world.call("DELETE", f"/api/v1/tags/{gone}")[0] == 204
+    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="T")["external_userid"]
+    assert world.pump() == [{"batchItemFailures": []}]
+    assert contacts.get_relation(CORP_ID, customer, "alice").tags == [keep]
+
+
+def test_the_tag_limit_is_a_409(world, monkeypatch):
+    from chalicelib import tags
+
+    monkeypatch.setattr(tags, "MAX_TAGS_PER_CORP", 2)
+    status, body = world.call("POST", "/api/v1/tags", {"group_name": "g", "names": ["a", "b", "c"]})
+    assert (status, body["error"]["code"]) == (409, "tag_limit")
+
+
+def test_a_code_that_cannot_be_saved_is_removed_from_wecom_again(world, monkeypatch):
+    from chalicelib.store import channel_codes as store
+
+    def broken(*a, **k):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(store, "save_new", broken)
+    status, _ = world.call("POST", "/api/v1/channel-codes", {"name": "p", "state": "s1", "staff_ids": ["alice"]})
+    assert status == 500
+    assert world.sb.dump(CORP_ID)["contact_ways"] == []  # created, then deleted: nothing untracked
+    monkeypatch.undo()
+    assert world.call("POST", "/api/v1/channel-codes", {"name": "p", "state": "s1", "staff_ids": ["alice"]})[0] == 201

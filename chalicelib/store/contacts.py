@@ -58,8 +58,12 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
                 ":g1sk": _added_sk(added_at, rel.customer_id, rel.staff_id),
                 ":g2pk": keys.relations_by_corp_partition(corp_id),
                 ":g2sk": _added_sk(added_at, rel.customer_id, rel.staff_id),
+                ":lost": "lost", ":removed": "removed", ":transferred": "transferred",
             },
-            condition="attribute_not_exists(last_event_at) OR last_event_at <= :at",
+            # An end in the same second wins over an add (its order is unknown; staying ended is
+            # the safe side); a half add then its acceptance in one second still go through.
+            condition=("attribute_not_exists(last_event_at) OR last_event_at < :at OR "
+                       "(last_event_at = :at AND NOT #status IN (:lost, :removed, :transferred))"),
         ),
         stale_ok=True,
     )
@@ -82,7 +86,8 @@ def relation_ended(corp_id: str, customer_id: str, staff_id: str, *, status: Rel
                 ":at": at,
                 ":g1pk": keys.staff_relations_partition(corp_id, staff_id),
                 ":g2pk": keys.relations_by_corp_partition(corp_id),
-                ":gsk": _added_sk(0, customer_id, staff_id),
+                # added time unknown (a relation from before the corp adopted us): list it by its end
+                ":gsk": _added_sk(at, customer_id, staff_id),
             },
             condition="attribute_not_exists(last_event_at) OR last_event_at <= :at",
         ),

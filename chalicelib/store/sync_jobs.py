@@ -97,19 +97,28 @@ def record_stall(job: SyncJob, *, now: int, max_stalls: int) -> SyncJob:
         "stalls": stalls, "stalled_page": job.next_page, "updated_at": now,
         "status": "failed" if failed else "running", "finished_at": now if failed else None,
         "error": f"page {job.next_page} did not complete after {max_stalls} resends" if failed else None})
+    job_op = table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
+                          names={"#s": "status"}, values={":p": job.next_page, ":running": "running"})
     try:
-        table.transact([
-            table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
-                         names={"#s": "status"}, values={":p": job.next_page, ":running": "running"}),
-            _lock_refresh(table, job, 0 if failed else now)])
+        table.transact([job_op, _lock_refresh(table, job, 0 if failed else now)])
     except ConditionFailed as exc:
-        raise StalePage(job.job_id) from exc
+        if exc.reasons[:1] == ["ConditionalCheckFailed"]:
+            raise StalePage(job.job_id) from exc
+        # Another job took the lock after this one went stale: this one can never finish.
+        updated = updated.model_copy(update={"status": "failed", "finished_at": now,
+                                             "error": "superseded by a newer sync of the same kind"})
+        try:
+            table.transact([table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
+                                         names={"#s": "status"},
+                                         values={":p": job.next_page, ":running": "running"})])
+        except ConditionFailed as again:
+            raise StalePage(job.job_id) from again
     return updated
 
 
 def running_jobs(updated_before: int) -> list[SyncJob]:
-    items, _ = get_table().query(keys.stalled_jobs_partition(), index=schema.GSI2,
-                                 sk_between=("0", f"{updated_before:012d}"), limit=100)
+    items = get_table().query_all(keys.stalled_jobs_partition(), index=schema.GSI2,
+                                  sk_between=("0", f"{updated_before:012d}"))
     return [SyncJob.model_validate(i) for i in items]
 
 

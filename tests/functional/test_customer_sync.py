@@ -377,3 +377,16 @@ def test_a_second_sync_of_unchanged_customers_writes_nothing(corp_with_customers
         run_sync(world)
     assert counts["dynamodb.BatchWriteItem"] == 0
     assert_synced(expected, world.sb)
+
+
+def test_a_job_whose_lock_was_taken_over_is_failed_not_resent_forever(corp_with_customers):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, _ = corp_with_customers
+    old = customer_sync.start(CORP_ID, now=T0)
+    drain_queue(world.settings.sync_queue)  # its page is lost; it goes stale
+    new = customer_sync.start(CORP_ID, now=T0 + customer_sync.STALL_SECONDS * 3 + 1)
+    assert customer_sync.resume_stalled(now=T0 + customer_sync.STALL_SECONDS * 3 + 2) == 0
+    assert sync_jobs.get(CORP_ID, old.job_id).status == "failed"
+    assert sync_jobs.get(CORP_ID, new.job_id).status == "running"

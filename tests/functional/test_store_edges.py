@@ -166,3 +166,20 @@ def test_a_code_that_cannot_be_saved_is_removed_from_wecom_again(world, monkeypa
     assert world.sb.dump(CORP_ID)["contact_ways"] == []  # created, then deleted: nothing untracked
     monkeypatch.undo()
     assert world.call("POST", "/api/v1/channel-codes", {"name": "p", "state": "s1", "staff_ids": ["alice"]})[0] == 201
+
+
+def test_an_end_in_the_same_second_wins_over_an_add(aws):
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    table.transact([cs.relation_ended("corpA", "wm1", "alice", status="lost", at=1000).op])
+    added = cs.RelationItem(customer_id="wm1", staff_id="alice", status="active", added_at=1000, last_event_at=1000)
+    with pytest.raises(Exception):  # noqa: B017  (the condition refuses it; the consumer drops it as stale)
+        table.transact([cs.relation_added("corpA", added).op])
+    assert cs.get_relation("corpA", "wm1", "alice").status == "lost"
+    # a half add and its acceptance in the same second both apply
+    half = cs.RelationItem(customer_id="wm2", staff_id="alice", status="pending", added_at=1000, last_event_at=1000)
+    table.transact([cs.relation_added("corpA", half).op])
+    table.transact([cs.relation_added("corpA", half.model_copy(update={"status": "active"})).op])
+    assert cs.get_relation("corpA", "wm2", "alice").status == "active"

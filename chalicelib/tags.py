@@ -81,6 +81,29 @@ class TagChangeResult(BaseModel):
     error: str | None = None
 
 
+class TagLibrary(BaseModel):
+    groups: list[TagGroupView]
+
+
+class SyncResult(BaseModel):
+    tags: int
+    written: int
+    deleted: int
+
+
+class TagChangeResults(BaseModel):
+    results: list[TagChangeResult]
+
+
+class RelationTagChange(BaseModel):
+    """One customer's relation with `staff_id` (the customer is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+    staff_id: str = Field(min_length=1, max_length=64)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
 class UnknownTags(Exception):
     def __init__(self, tag_ids: list[str]):
         super().__init__(f"unknown tag ids: {tag_ids}")

@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from chalicelib.content import MessageContent
 from chalicelib.router import ROUTER
 from chalicelib.store import contacts as store
@@ -27,6 +29,12 @@ DEFAULT_TTL = 60.0
 NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
 
 _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
+
+
+class DefaultWelcome(BaseModel):
+    """The welcome for contacts that came through no channel code (None: no welcome)."""
+
+    welcome: MessageContent | None
 
 
 def default_welcome(corp_id: str) -> MessageContent | None:

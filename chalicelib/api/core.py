@@ -152,6 +152,36 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+# -- lazy references ------------------------------------------------------------------------------
+class Lazy:
+    """A model or exception named by "module:Name", imported on first use. Routes must be
+    registered when app.py is imported, but their capabilities' models need not be built then:
+    a cold callback Lambda never loads the operator API's modules."""
+
+    def __init__(self, ref: str, *, page: bool = False):
+        self.module, _, self.name = ref.partition(":")
+        self.page = page
+        self._value: Any = None
+
+    def get(self) -> Any:
+        if self._value is None:
+            import importlib
+
+            value = getattr(importlib.import_module(self.module), self.name)
+            self._value = Page[value] if self.page else value
+        return self._value
+
+    def loaded(self) -> Any:
+        """The object if its module is imported already, else None (it cannot have been raised)."""
+        import sys
+
+        return self.get() if self.module in sys.modules else None
+
+
+def resolve(ref: Any) -> Any:
+    return ref.get() if isinstance(ref, Lazy) else ref
+
+
 # -- endpoints -----------------------------------------------------------------------------------
 @dataclass
 class EndpointSpec:
@@ -245,9 +275,9 @@ def endpoint(
                     raise not_found("resource")  # no id of ours looks like this (or is this long)
                 call = Call(principal=principal, params=params, base_url=public_base_url(request))
                 if body is not None:
-                    call.body = _parse_body(request.raw_body, body)
+                    call.body = _parse_body(request.raw_body, resolve(body))
                 if query is not None:
-                    call.query = _parse_query(request.query_params or {}, query)
+                    call.query = _parse_query(request.query_params or {}, resolve(query))
                 result = fn(call)
                 if result is None and status == 204:
                     return Response(body="", status_code=204)
@@ -271,13 +301,14 @@ def endpoint(
     return decorate
 
 
-_ERROR_MAP: list[tuple[type[Exception], int, str, Callable[[Exception], Any] | None]] = []
+_ERROR_MAP: list[tuple[Any, int, str, Callable[[Exception], Any] | None]] = []
 
 
-def register_error(exc_type: type[Exception], status: int, code: str,
+def register_error(exc_type: type[Exception] | str, status: int, code: str,
                    details: Callable[[Exception], Any] | None = None) -> None:
-    """A capability's exception -> HTTP status and stable code, declared once by its API module."""
-    _ERROR_MAP.append((exc_type, status, code, details))
+    """A capability's exception (a class, or "module:Name" to stay lazy) -> HTTP status and
+    stable code, declared once by its API module."""
+    _ERROR_MAP.append((Lazy(exc_type) if isinstance(exc_type, str) else exc_type, status, code, details))
 
 
 def map_exception(exc: Exception) -> ApiError | None:
@@ -286,8 +317,9 @@ def map_exception(exc: Exception) -> ApiError | None:
 
     if isinstance(exc, InvalidCursor):
         return invalid(str(exc))
-    for exc_type, status, code, details in _ERROR_MAP:
-        if isinstance(exc, exc_type):
+    for ref, status, code, details in _ERROR_MAP:
+        exc_type = ref.loaded() if isinstance(ref, Lazy) else ref
+        if exc_type is not None and isinstance(exc, exc_type):
             return ApiError(status, code, str(exc) or code, details(exc) if details else None)
     try:
         from chalicelib.wecom import errors as wecom_errors

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.api.core import ENDPOINTS, ErrorResponse
+from chalicelib.api.core import ENDPOINTS, ErrorResponse, resolve
 
 _cache: dict[str, Any] = {}
 
@@ -28,6 +28,7 @@ def build() -> dict[str, Any]:
         return _cache["spec"]
     pairs: list[tuple[Any, Any]] = [(ErrorResponse, "serialization")]
     for ep in ENDPOINTS:
+        ep.body, ep.query, ep.response = resolve(ep.body), resolve(ep.query), resolve(ep.response)
         if ep.body is not None:
             pairs.append((ep.body, "validation"))
         if isinstance(ep.response, type):

@@ -156,3 +156,19 @@ def test_callback_url_is_where_the_api_is_reached(chalice_client, aws, monkeypat
     reset_settings()
     created = chalice_client.http.post("/api/v1/corps", headers=headers, body=json.dumps(corp_body("wwUrl2")))
     assert json.loads(created.body)["callback_url"] == "https://scrm.brand.example/wecom/wwUrl2/callback"
+
+
+def test_openapi_describes_the_lazily_loaded_acquisition_endpoints(chalice_client, aws):
+    spec = json.loads(chalice_client.http.get("/api/v1/openapi.json").body)
+    schemas = spec["components"]["schemas"]
+
+    def schema(ref: dict) -> dict:
+        return schemas[ref["$ref"].rsplit("/", 1)[-1]]
+
+    create = spec["paths"]["/api/v1/channel-codes"]["post"]
+    assert "staff_ids" in schema(create["requestBody"]["content"]["application/json"]["schema"])["properties"]
+    listing = spec["paths"]["/api/v1/customers"]["get"]
+    page = schema(listing["responses"]["200"]["content"]["application/json"]["schema"])
+    assert set(page["properties"]) == {"items", "next_cursor"}
+    assert {p["name"] for p in listing["parameters"]} >= {"tag", "staff_id", "channel", "status", "cursor"}
+    assert "from" in {p["name"] for p in spec["paths"]["/api/v1/stats/contacts"]["get"]["parameters"]}

@@ -183,3 +183,31 @@ def test_an_end_in_the_same_second_wins_over_an_add(aws):
     table.transact([cs.relation_added("corpA", half).op])
     table.transact([cs.relation_added("corpA", half.model_copy(update={"status": "active"})).op])
     assert cs.get_relation("corpA", "wm2", "alice").status == "active"
+
+
+def test_an_event_between_the_syncs_read_and_write_is_not_overwritten(aws):
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    rel = cs.RelationItem(customer_id="wm1", staff_id="alice", status="active", added_at=1000, last_event_at=1000)
+    table.transact([cs.relation_added("corpA", rel).op])
+    real_batch_get = table.batch_get
+    calls = []
+
+    def read_then_event(keys):  # the customer deletes the staff member right after the sync's read
+        found = real_batch_get(keys)
+        if not calls:
+            table.transact([cs.relation_ended("corpA", "wm1", "alice", status="lost", at=1500).op])
+        calls.append(keys)
+        return found
+
+    table.batch_get = read_then_event
+    try:
+        synced = rel.model_copy(update={"tags": ["et1"]})
+        cs.put_synced("corpA", [cs.CustomerProfile(customer_id="wm1", name="x")], [synced], read_at=1200)
+    finally:
+        table.batch_get = real_batch_get
+    after = cs.get_relation("corpA", "wm1", "alice")
+    assert (after.status, after.ended_at) == ("lost", 1500)  # the event wins; the page was re-read
+    assert len(calls) == 2

@@ -442,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     stack.write_env_file()
     print(stack.banner(), flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT explicitly: a shell may start us ignoring it
+        signal.signal(signum, lambda *_: stopped.set())
     try:
         while not stopped.wait(0.5):
             pass

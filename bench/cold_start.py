@@ -279,7 +279,7 @@ def start_local_aws() -> tuple[object, dict[str, str]]:
     corp_store.create_corp(
         corp_store.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
                             sealed_secrets=sealed, created_at=now),
-        corp_store.ApiKeyItem(key_hash=hash_api_key(new_api_key(CORP_ID)), corp_id=CORP_ID,
+        corp_store.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
                               label="initial", created_at=now),
     )
     return server, env

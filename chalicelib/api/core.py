@@ -84,7 +84,7 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_api_key(corp_id: str) -> str:
+def new_api_key() -> str:
     return f"scrm_{pysecrets.token_urlsafe(32)}"
 
 

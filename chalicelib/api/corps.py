@@ -126,7 +126,7 @@ def create_corp(call: Call) -> CorpCreated:
         ),
         corp_id=req.corp_id,
     )
-    api_key = new_api_key(req.corp_id)
+    api_key = new_api_key()
     item = corp_store.CorpItem(corp_id=req.corp_id, name=req.name, time_zone=req.time_zone,
                                agent_id=req.agent_id, sealed_secrets=sealed, created_at=now)
     try:
@@ -174,7 +174,7 @@ def create_api_key(call: Call) -> ApiKeyCreated:
     from chalicelib.store import corps as corp_store
 
     item = _visible_corp(call)
-    key = new_api_key(item.corp_id)
+    key = new_api_key()
     corp_store.put_api_key(corp_store.ApiKeyItem(
         key_hash=hash_api_key(key), corp_id=item.corp_id, label=call.body.label,
         created_at=int(time.time())))

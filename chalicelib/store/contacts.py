@@ -168,16 +168,6 @@ def counters(corp_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]:
     )
 
 
-def list_relations(corp_id: str, *, staff_id: str | None, limit: int, cursor: str | None,
-                   newest_first: bool = True) -> tuple[list[RelationItem], str | None]:
-    if staff_id:
-        partition, index = keys.staff_relations_partition(corp_id, staff_id), schema.GSI1
-    else:
-        partition, index = keys.relations_by_corp_partition(corp_id), schema.GSI2
-    items, next_cursor = get_table().query(partition, index=index, limit=limit, cursor=cursor,
-                                           newest_first=newest_first)
-    return [RelationItem.model_validate(i) for i in items], next_cursor
-
 
 def channel_staff_adds(corp_id: str, day: str, state: str) -> dict[str, int]:
     """Today's adds per staff member through one channel code (for daily caps)."""

@@ -36,17 +36,10 @@ def event_claim(corp_id: str, identity: str) -> Key:
     return _k(corp_partition(corp_id), f"EVENT#{identity}")
 
 
-def effect_claim(corp_id: str, effect: str) -> Key:
-    return _k(corp_partition(corp_id), f"EFFECT#{effect}")
-
 
 def customer(corp_id: str, customer_id: str) -> Key:
     return _k(corp_partition(corp_id), f"CUSTOMER#{customer_id}")
 
-
-def customer_prefix(corp_id: str, customer_id: str) -> str:
-    """SK prefix under which a customer, its relations and its timeline sort together."""
-    return f"CUSTOMER#{customer_id}"
 
 
 def relation(corp_id: str, customer_id: str, staff_id: str) -> Key:
@@ -60,9 +53,6 @@ def relation_prefix(customer_id: str) -> str:
 def timeline_entry(corp_id: str, customer_id: str, at_ms: int, identity: str) -> Key:
     return _k(corp_partition(corp_id), f"CUSTOMER#{customer_id}#LOG#{at_ms:015d}#{identity}")
 
-
-def timeline_prefix(customer_id: str) -> str:
-    return f"CUSTOMER#{customer_id}#LOG#"
 
 
 def staff_relations_partition(corp_id: str, staff_id: str) -> str:
@@ -112,17 +102,10 @@ def channel_code(corp_id: str, code_id: str) -> Key:
     return _k(corp_partition(corp_id), f"CHANNEL#{code_id}")
 
 
-def channel_state_partition(corp_id: str, state: str) -> str:
-    """GSI2 partition: a channel code by the `state` WeCom echoes in add_external_contact."""
-    return f"CORP#{corp_id}#STATE#{state}"
-
 
 def tag(corp_id: str, tag_id: str) -> Key:
     return _k(corp_partition(corp_id), f"TAG#{tag_id}")
 
-
-def tag_group(corp_id: str, group_id: str) -> Key:
-    return _k(corp_partition(corp_id), f"TAGGROUP#{group_id}")
 
 
 def channel_code_prefix() -> str:

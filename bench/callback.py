@@ -23,24 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.samples import AES_KEY, CORP_ID, NONCE, PLAINTEXT, TOKEN  # noqa: E402
 from chalicelib.wecom.crypto import CallbackCrypto  # noqa: E402
 from chalicelib.wecom.events import AddExternalContact, parse_event  # noqa: E402
-
-TOKEN = "QDG6eK"
-AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
-CORP_ID = "ww1436e0e65a779aee"
-NONCE = "1372623149"
-
-PLAINTEXT = (
-    "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>"
-    "<FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{ts}</CreateTime>"
-    "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
-    "<ChangeType><![CDATA[add_external_contact]]></ChangeType>"
-    "<UserID><![CDATA[zhangsan]]></UserID>"
-    "<ExternalUserID><![CDATA[wmAJ2GCAAAXtWyujaWJHDDGi0mACAAAA]]></ExternalUserID>"
-    "<State><![CDATA[ch_2024spring]]></State>"
-    "<WelcomeCode><![CDATA[CALLBACK_CODE_9f3c2a1b7e6d5c4b3a29]]></WelcomeCode></xml>"
-)
 
 
 def build_callback() -> tuple[dict[str, str], bytes, str]:

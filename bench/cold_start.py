@@ -61,19 +61,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "QDG6eK"
-AES_KEY = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
-CORP_ID = "ww1436e0e65a779aee"
-PLAINTEXT = (
-    "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName>"
-    "<FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{ts}</CreateTime>"
-    "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event>"
-    "<ChangeType><![CDATA[add_external_contact]]></ChangeType>"
-    "<UserID><![CDATA[zhangsan]]></UserID>"
-    "<ExternalUserID><![CDATA[wmAJ2GCAAAXtWyujaWJHDDGi0mACAAAA]]></ExternalUserID>"
-    "<State><![CDATA[ch_2024spring]]></State>"
-    "<WelcomeCode><![CDATA[CALLBACK_CODE_9f3c2a1b7e6d5c4b3a29]]></WelcomeCode></xml>"
-)
+sys.path.insert(0, str(ROOT))
+
+from bench.samples import AES_KEY, CORP_ID, DEPLOYMENT_ENV, NONCE, PLAINTEXT, TOKEN  # noqa: E402  (stdlib only)
+
 CHILD_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
@@ -81,16 +72,8 @@ CHILD_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "PYTHONPATH": str(ROOT),
 }
-# What the deployed function reads (chalicelib.settings); the parent sets moto up with the same.
-HANDLER_ENV = {
-    "AWS_REGION": "us-east-1",
-    "SCRM_TABLE_NAME": "scrm-bench",
-    "SCRM_EVENTS_QUEUE": "scrm-bench-events",
-    "SCRM_SENDS_QUEUE": "scrm-bench-sends",
-    "SCRM_SYNC_QUEUE": "scrm-bench-sync",
-    "SCRM_KMS_KEY_ID": "alias/scrm-bench-secrets",
-    "SCRM_ADMIN_KEY": "bench-admin-key",
-}
+# What the deployed function reads; the parent sets moto up with the same names.
+HANDLER_ENV = DEPLOYMENT_ENV
 RESOURCE = "/wecom/{corp_id}/callback"
 # Packages whose loading (c') reports: the callback path needs boto3/botocore, pydantic and
 # pycryptodome; httpx and its stack (WeCom API client) must stay unloaded.
@@ -233,7 +216,7 @@ def build_callback() -> str:
     ts = str(int(time.time()))
     crypto = CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP_ID)
     query, body = crypto.encrypt_callback(
-        PLAINTEXT.format(ts=ts).encode(), timestamp=ts, nonce="1372623149", agent_id="1000002"
+        PLAINTEXT.format(ts=ts).encode(), timestamp=ts, nonce=NONCE, agent_id="1000002"
     )
     return json.dumps({"query": query, "body": base64.b64encode(body).decode()})
 

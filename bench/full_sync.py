@@ -62,19 +62,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import aws_requests  # noqa: E402  (stdlib only; install() before any botocore client)
+from bench.samples import DEPLOYMENT_ENV  # noqa: E402
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_SESSION_TOKEN": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "SCRM_TABLE_NAME": "scrm-bench",
-    "SCRM_EVENTS_QUEUE": "scrm-bench-events",
-    "SCRM_SENDS_QUEUE": "scrm-bench-sends",
-    "SCRM_SYNC_QUEUE": "scrm-bench-sync",
-    "SCRM_KMS_KEY_ID": "alias/scrm-bench-secrets",
-    "SCRM_ADMIN_KEY": "bench-admin-key",
+    **DEPLOYMENT_ENV,
 }
 CORP_ID = "wwbenchfullsync01"
 TOKEN = "benchtoken"

@@ -145,16 +145,21 @@ class WelcomeMessage(_TextAndAttachments):
     welcome_code: str
 
 
-class GroupWelcomeTemplate(_Request):
-    """group_welcome_template/add|edit (doc 92366): text + one of image/link/miniprogram/file/video."""
+class _GroupWelcomeContent(BaseModel):
+    """A group welcome (doc 92366): text + one of image/link/miniprogram/file/video."""
 
-    template_id: str | None = None
     text: Text | None = None
     image: Image | None = None
     link: Link | None = None
     miniprogram: MiniProgram | None = None
     file: Media | None = None
     video: Media | None = None
+
+
+class GroupWelcomeTemplate(_GroupWelcomeContent, _Request):
+    """group_welcome_template/add|edit."""
+
+    template_id: str | None = None
     agentid: int | None = None
     notify: Literal[0, 1] | None = None
 
@@ -163,13 +168,8 @@ class AddGroupWelcomeTemplateResponse(_Response):
     template_id: str
 
 
-class GetGroupWelcomeTemplateResponse(_Response):
-    text: Text | None = None
-    image: Image | None = None
-    link: Link | None = None
-    miniprogram: MiniProgram | None = None
-    file: Media | None = None
-    video: Media | None = None
+class GetGroupWelcomeTemplateResponse(_GroupWelcomeContent, _Response):
+    pass
 
 
 # -- customers (doc 92113 / 92114 / 92994) -------------------------------------------------------

@@ -22,8 +22,8 @@ from chalicelib.router import ROUTER
 
 logger = logging.getLogger(__name__)
 
-# Capability modules whose handlers the router dispatches to; imported on the first batch.
-# Order matters: welcome first, its code dies 20 s after the add.
+# Capability modules whose handlers the router dispatches to; imported on the first batch, in
+# this order (the order of an event's steps; urgent ones, the welcome, run first regardless).
 CAPABILITIES = ("welcome", "contacts", "tags", "groups")
 _loaded: list[str] = []
 
@@ -93,7 +93,6 @@ class _Work:
     todo: list[Any]
     step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
     failure: Exception | None = None
-    outcome: str | None = None
 
     def run(self, *, urgent: bool) -> None:
         for route in [r for r in self.todo if r.urgent == urgent]:
@@ -149,52 +148,48 @@ def _finish(work: _Work) -> str:
     return Outcome.DEFERRED
 
 
-def handle_message(body: str) -> str:
-    work = _prepare(body)
-    if isinstance(work, str):
-        return work
-    work.run(urgent=True)
-    return _finish(work)
+def _guard(message_id: str, failures: list[dict[str, str]], fn: Any, *args: Any) -> Any:
+    """Run one message's work; a failure is logged and reported for that message alone."""
+    try:
+        return fn(*args)
+    except Exception:
+        logger.exception("message %s failed", message_id)
+        failures.append({"itemIdentifier": message_id})
+        return None
 
 
 def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[dict[str, str]]]:
     """records: (message_id, body). Runs `handler(body)` per record; returns Lambda's partial
     batch response, so one poison message never redelivers the good ones."""
-    failures = []
+    failures: list[dict[str, str]] = []
     for message_id, body in records:
-        try:
-            outcome = handler(body)
+        outcome = _guard(message_id, failures, handler, body)
+        if outcome is not None:
             logger.info("message %s: %s", message_id, outcome)
-        except Exception:
-            logger.exception("message %s failed", message_id)
-            failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
+
+
+def _first_pass(body: str) -> _Work | str:
+    work = _prepare(body)
+    if not isinstance(work, str):
+        work.run(urgent=True)
+    return work
 
 
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
     """Two passes over the batch: the urgent steps (welcomes) of every message first, then the
     rest of each message and its commit. The tenth welcome of a batch then waits for nine welcome
     sends, not for nine whole events (tags, transactions)."""
-    prepared: dict[str, _Work] = {}
-    outcomes: dict[str, str] = {}
-    failures = []
+    failures: list[dict[str, str]] = []
+    prepared: list[tuple[str, _Work]] = []
     for message_id, body in records:  # pass 1: parse, dedupe, urgent steps
-        try:
-            work = _prepare(body)
-            if isinstance(work, str):
-                outcomes[message_id] = work
-                continue
-            work.run(urgent=True)
-            prepared[message_id] = work
-        except Exception:
-            logger.exception("message %s failed", message_id)
-            failures.append({"itemIdentifier": message_id})
-    for message_id, work in prepared.items():  # pass 2: the other steps, then one commit each
-        try:
-            outcomes[message_id] = _finish(work)
-        except Exception:
-            logger.exception("message %s failed", message_id)
-            failures.append({"itemIdentifier": message_id})
-    for message_id, outcome in outcomes.items():
-        logger.info("message %s: %s", message_id, outcome)
+        work = _guard(message_id, failures, _first_pass, body)
+        if isinstance(work, _Work):
+            prepared.append((message_id, work))
+        elif work is not None:
+            logger.info("message %s: %s", message_id, work)
+    for message_id, work in prepared:  # pass 2: the other steps, then one commit each
+        outcome = _guard(message_id, failures, _finish, work)
+        if outcome is not None:
+            logger.info("message %s: %s", message_id, outcome)
     return {"batchItemFailures": failures}

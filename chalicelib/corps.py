@@ -63,7 +63,7 @@ def forget_runtime() -> None:
 
 
 # -- WeCom API clients ---------------------------------------------------------------------------
-_clients: dict[str, Any] = {}
+_clients: dict[str, tuple[str, Any]] = {}
 _transport: list[Any] = []
 
 
@@ -72,7 +72,7 @@ def use_wecom_transport(transport: Any | None) -> None:
     _transport.clear()
     if transport is not None:
         _transport.append(transport)
-    for c in _clients.values():
+    for _, c in _clients.values():
         c.close()
     _clients.clear()
 
@@ -84,9 +84,9 @@ def wecom_client(corp_id: str) -> Any:
     if corp is None:
         raise LookupError(f"corp {corp_id} is not registered")
     secret = corp.secrets.contact_secret.get_secret_value()
-    client = _clients.get(corp_id)
-    if client is not None and client._secret == secret:
-        return client
+    cached = _clients.get(corp_id)
+    if cached is not None and cached[0] == secret:  # a rotated secret gets a new client
+        return cached[1]
     from chalicelib.settings import get_settings
     from chalicelib.store import get_table
     from chalicelib.store.rate_limits import DynamoRateLimiter
@@ -102,5 +102,5 @@ def wecom_client(corp_id: str) -> Any:
         rate_limiter=DynamoRateLimiter(table),
         transport=_transport[0] if _transport else None,
     )
-    _clients[corp_id] = client
+    _clients[corp_id] = (secret, client)
     return client

@@ -101,6 +101,7 @@ def _customer_name(ctx: Any) -> str | None:
 @ROUTER.register(EVENT, "add_half_external_contact", urgent=True)
 def send_welcome(ctx: Any) -> list[Any]:
     from chalicelib import channel_codes, corps
+    from chalicelib.store import welcomes as welcome_store
     from chalicelib.wecom import errors
     from chalicelib.wecom.models import WelcomeMessage
 
@@ -123,12 +124,16 @@ def send_welcome(ctx: Any) -> list[Any]:
     message = WelcomeMessage(welcome_code=ev.welcome_code,
                              text={"content": t} if (t := content.render_text(customer_name=name)) else None,
                              attachments=content.wecom_attachments() or None)
+    # Claim the code before the send. Two deliveries of one event (a WeCom retry, an SQS
+    # duplicate) may run at once, and only one of their commits counts: the refused one must then
+    # still count "sent", because the welcome WeCom refuses to send twice was ours.
+    first = welcome_store.claim(ctx.corp_id, ev.welcome_code, now=_now())
     try:
         corps.wecom_client(ctx.corp_id).send_welcome_msg(message)
     except errors.WelcomeCodeExpired:
         return _outcome(ctx, state, "missed", reason="code_expired")
-    except errors.WelcomeAlreadySent:
-        return _outcome(ctx, state, "already_sent")
+    except errors.WelcomeAlreadySent:  # ours (another delivery claimed first) or another app's
+        return _outcome(ctx, state, "already_sent" if first else "sent")
     except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
         # Deferring would outlive the code; a timeout may have delivered it. Count, don't retry.
         return _outcome(ctx, state, "missed", reason=type(exc).__name__)

@@ -138,3 +138,7 @@ def sync_lock(corp_id: str, kind: str) -> Key:
 def stalled_jobs_partition() -> str:
     """GSI2 partition of running jobs, for the watchdog that resumes a killed run."""
     return "JOBS#running"
+
+
+def welcome_claim(corp_id: str, welcome_code: str) -> Key:
+    return _k(corp_partition(corp_id), f"WELCOMECODE#{welcome_code}")

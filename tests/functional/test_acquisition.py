@@ -170,3 +170,22 @@ def test_a_batch_sends_all_its_welcomes_before_any_other_step(world):
              if r["api"].endswith(("send_welcome_msg", "mark_tag"))]
     assert calls == ["send_welcome_msg"] * 5 + ["mark_tag"] * 5
     assert all(len(world.sb.journal.welcomes(c)) == 1 for c in customers)
+
+
+def test_two_deliveries_at_once_count_one_sent_welcome_whichever_commits(world):
+    """A WeCom retry processed at the same time as the original: both try the welcome (WeCom sends
+    one and refuses the other, 41051), and whichever commits counts it as sent."""
+    from chalicelib import consumer
+    from tests.helpers import drain_queue
+
+    _, code = _code(world)
+    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Twin")["external_userid"]
+    world.replay()  # WeCom re-posts the callback: a second message of the same event
+    first, second = drain_queue(world.settings.events_queue)
+    work_a, work_b = consumer._first_pass(first), consumer._first_pass(second)  # both send at once
+    assert consumer._finish(work_b) == "done"  # the delivery that WeCom refused commits first
+    assert consumer._finish(work_a) == "duplicate"
+    assert len(world.sb.journal.welcomes(customer)) == 1
+    _, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}")
+    total = stats["total"]
+    assert (total["adds"], total["welcomes_sent"], total["welcomes_already_sent"]) == (1, 1, 0)

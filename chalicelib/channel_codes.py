@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.content import MessageContent
+from chalicelib.model import Model
 from chalicelib.store import channel_codes as store
 from chalicelib.store.channel_codes import ChannelCodeItem, ScheduleRule
 
@@ -31,7 +32,7 @@ STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"  # WeCom: state <= 30 characters
 LOOKUP_TTL = 60.0
 
 
-class ChannelCodeCreate(BaseModel):
+class ChannelCodeCreate(Model):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=30, description="also WeCom's remark (<= 30 chars)")
     store: str | None = Field(None, max_length=64, description="store label, for stats")
@@ -71,7 +72,7 @@ class ChannelCodeCreate(BaseModel):
         return list(seen)
 
 
-class ChannelCodeUpdate(BaseModel):
+class ChannelCodeUpdate(Model):
     """Fields to change; absent fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
@@ -89,7 +90,7 @@ class ChannelCodeUpdate(BaseModel):
     valid_until: int | None = None
 
 
-class ChannelCodeView(BaseModel):
+class ChannelCodeView(Model):
     state: str
     name: str
     store: str | None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.model import Model
 
 MAX_ATTACHMENTS = 9  # send_welcome_msg / add_msg_template (doc 92137, 92135)
 MAX_TEXT_BYTES = 4000
@@ -21,7 +23,7 @@ def _max_bytes(value: str | None, limit: int, what: str) -> str | None:
     return value
 
 
-class ImageAttachment(BaseModel):
+class ImageAttachment(Model):
     model_config = ConfigDict(extra="forbid")
     type: Literal["image"] = "image"
     media_id: str | None = Field(None, max_length=256)
@@ -34,7 +36,7 @@ class ImageAttachment(BaseModel):
         return self
 
 
-class LinkAttachment(BaseModel):
+class LinkAttachment(Model):
     model_config = ConfigDict(extra="forbid")
     type: Literal["link"] = "link"
     title: str = Field(min_length=1)
@@ -53,7 +55,7 @@ class LinkAttachment(BaseModel):
         return _max_bytes(v, 512, "link desc")
 
 
-class MiniProgramAttachment(BaseModel):
+class MiniProgramAttachment(Model):
     model_config = ConfigDict(extra="forbid")
     type: Literal["miniprogram"] = "miniprogram"
     title: str = Field(min_length=1)
@@ -70,7 +72,7 @@ class MiniProgramAttachment(BaseModel):
 Attachment = Annotated[ImageAttachment | LinkAttachment | MiniProgramAttachment, Field(discriminator="type")]
 
 
-class MessageContent(BaseModel):
+class MessageContent(Model):
     """Text (may contain {customer_name}) and up to 9 attachments; at least one of the two."""
 
     model_config = ConfigDict(extra="forbid")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from chalicelib.model import Model
 from chalicelib.store.contacts import CustomerProfile, RelationItem, TimelineEntry
 
 
-class CustomerQuery(BaseModel):
+class CustomerQuery(Model):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
@@ -21,7 +22,7 @@ class CustomerQuery(BaseModel):
     added_to: int | None = Field(None, ge=0, description="epoch seconds, inclusive")
 
 
-class CustomerDetail(BaseModel):
+class CustomerDetail(Model):
     customer_id: str
     profile: CustomerProfile | None
     relations: list[RelationItem]

@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chalicelib import aws, queues
+from chalicelib.model import Model
 from chalicelib.settings import get_settings
 
 
-class DeadLetterQueue(BaseModel):
+class DeadLetterQueue(Model):
     queue: str = Field(description="logical queue: events | sync | sends")
     name: str
     dead_letters: int
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(Model):
     message_id: str
     receive_count: int
     body: Any

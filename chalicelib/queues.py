@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from chalicelib import aws
+from chalicelib.model import Model
 from chalicelib.settings import Settings, get_settings
 
 MAX_RECEIVES = 5
@@ -33,6 +34,9 @@ class QueueSpec:
     def name(self, settings: Settings) -> str:
         return getattr(settings, f"{self.logical_name}_queue")
 
+    def configured_url(self, settings: Settings) -> str | None:
+        return getattr(settings, f"{self.logical_name}_queue_url")
+
 
 EVENTS = QueueSpec("events", visibility_timeout=60, batch_size=10, batching_window=0)
 SENDS = QueueSpec("sends", visibility_timeout=120, batch_size=5, batching_window=1)
@@ -44,7 +48,7 @@ def dlq_name(queue_name: str) -> str:
     return f"{queue_name}-dlq"
 
 
-class EventMessage(BaseModel):
+class EventMessage(Model):
     """A verified, decrypted, parsed WeCom callback on its way to the consumer."""
 
     corp_id: str
@@ -53,7 +57,7 @@ class EventMessage(BaseModel):
     attempt: int = 0  # how many times it was deferred (frequency limits, WeCom busy)
 
 
-class SyncPageMessage(BaseModel):
+class SyncPageMessage(Model):
     """One page of a resumable job; the job record in DynamoDB holds the progress."""
 
     corp_id: str
@@ -67,10 +71,17 @@ _urls: dict[str, str] = {}
 
 
 def queue_url(name: str) -> str:
+    """The queue's URL: from the environment when the deployment set it, else asked of SQS once
+    per instance."""
     url = _urls.get(name)
     if url is None:
-        url = _urls[name] = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+        url = _urls[name] = _configured_url(name) or aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
     return url
+
+
+def _configured_url(name: str) -> str | None:
+    settings = get_settings()
+    return next((spec.configured_url(settings) for spec in ALL_QUEUES if spec.name(settings) == name), None)
 
 
 def reset_queue_urls() -> None:

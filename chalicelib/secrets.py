@@ -12,13 +12,14 @@ import base64
 import json
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from chalicelib import aws
+from chalicelib.model import Model
 from chalicelib.settings import get_settings
 
 
-class CorpSecrets(BaseModel):
+class CorpSecrets(Model):
     callback_token: SecretStr
     encoding_aes_key: SecretStr
     contact_secret: SecretStr

@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from chalicelib.model import Model
 
 MAX_DAYS = 366
 FIELDS = ("adds", "half_adds", "lost", "removed", "transferred", "welcomes_sent", "welcomes_missed",
           "welcomes_already_sent", "tags_marked")
 
 
-class ContactStatsQuery(BaseModel):
+class ContactStatsQuery(Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: date = Field(alias="from", description="first day, YYYY-MM-DD (corp time zone)")
     to: date = Field(description="last day, inclusive")
@@ -28,7 +30,7 @@ class ContactStatsQuery(BaseModel):
         return self
 
 
-class ContactStatsRow(BaseModel):
+class ContactStatsRow(Model):
     key: str = Field(description="the day, channel state or staff id")
     adds: int = 0
     half_adds: int = 0
@@ -42,7 +44,7 @@ class ContactStatsRow(BaseModel):
     tags_marked: int = 0
 
 
-class ContactStats(BaseModel):
+class ContactStats(Model):
     by: str
     from_: date = Field(serialization_alias="from")
     to: date

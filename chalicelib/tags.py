@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from chalicelib.model import Model
 from chalicelib.router import ROUTER
 from chalicelib.store import tags as store
 from chalicelib.store.tags import TagItem
@@ -23,13 +24,13 @@ MAX_TAGS_PER_CORP = 3000
 MAX_BULK = 100
 
 
-class TagGroupView(BaseModel):
+class TagGroupView(Model):
     group_id: str
     group_name: str
     tags: list[TagItem]
 
 
-class TagCreate(BaseModel):
+class TagCreate(Model):
     """Create tags in an existing group (group_id) or in a new group (group_name)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -48,12 +49,12 @@ class TagCreate(BaseModel):
         return self
 
 
-class TagRename(BaseModel):
+class TagRename(Model):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=30)
 
 
-class CustomerTagChange(BaseModel):
+class CustomerTagChange(Model):
     model_config = ConfigDict(extra="forbid")
     customer_id: str = Field(min_length=1, max_length=64)
     staff_id: str = Field(min_length=1, max_length=64)
@@ -69,33 +70,33 @@ class CustomerTagChange(BaseModel):
         return self
 
 
-class BulkTagChange(BaseModel):
+class BulkTagChange(Model):
     model_config = ConfigDict(extra="forbid")
     changes: list[CustomerTagChange] = Field(min_length=1, max_length=MAX_BULK)
 
 
-class TagChangeResult(BaseModel):
+class TagChangeResult(Model):
     customer_id: str
     staff_id: str
     status: str = Field(description="done | no_relation | failed")
     error: str | None = None
 
 
-class TagLibrary(BaseModel):
+class TagLibrary(Model):
     groups: list[TagGroupView]
 
 
-class SyncResult(BaseModel):
+class SyncResult(Model):
     tags: int
     written: int
     deleted: int
 
 
-class TagChangeResults(BaseModel):
+class TagChangeResults(Model):
     results: list[TagChangeResult]
 
 
-class RelationTagChange(BaseModel):
+class RelationTagChange(Model):
     """One customer's relation with `staff_id` (the customer is in the path)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -13,9 +13,8 @@ import logging
 import time
 from typing import Any
 
-from pydantic import BaseModel
-
 from chalicelib.content import MessageContent
+from chalicelib.model import Model
 from chalicelib.router import ROUTER
 from chalicelib.store import contacts as store
 
@@ -31,7 +30,7 @@ NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
 _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
 
 
-class DefaultWelcome(BaseModel):
+class DefaultWelcome(Model):
     """The welcome for contacts that came through no channel code (None: no welcome)."""
 
     welcome: MessageContent | None

@@ -21,6 +21,8 @@ from typing import Any, Generic, TypeVar
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chalicelib.model import Model
+
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
@@ -48,13 +50,13 @@ def conflict(code: str, message: str) -> ApiError:
     return ApiError(409, code, message)
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     code: str
     message: str
     details: Any = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Model):
     error: ErrorBody
 
 
@@ -139,13 +141,13 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 
-class PageQuery(BaseModel):
+class PageQuery(Model):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = None
 
 
-class Page(BaseModel, Generic[T]):
+class Page(Model, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(
         None, description="pass as `cursor` to get the next page; null on the last page"

@@ -6,13 +6,14 @@ import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from chalicelib import dead_letters
 from chalicelib.api.core import (
     API_PREFIX,
     ApiError,
     Call,
+    Lazy,
     Page,
     PageQuery,
     conflict,
@@ -22,12 +23,13 @@ from chalicelib.api.core import (
     not_found,
     register_error,
 )
+from chalicelib.model import Model
 
 bp = Blueprint(__name__)
 register_error(dead_letters.UnknownQueue, 404, "not_found")
 
 
-class CorpCreate(BaseModel):
+class CorpCreate(Model):
     model_config = ConfigDict(extra="forbid")
     corp_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="WeCom corpid")
     name: str = Field(min_length=1, max_length=100)
@@ -70,7 +72,7 @@ class CorpCreate(BaseModel):
         return v
 
 
-class CorpView(BaseModel):
+class CorpView(Model):
     corp_id: str
     name: str
     time_zone: str
@@ -83,18 +85,18 @@ class CorpCreated(CorpView):
     api_key: str = Field(description="corp-scoped API key; shown once, store it safely")
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(Model):
     model_config = ConfigDict(extra="forbid")
     label: str = Field("default", min_length=1, max_length=64)
 
 
-class ApiKeyCreated(BaseModel):
+class ApiKeyCreated(Model):
     corp_id: str
     label: str
     api_key: str
 
 
-class Health(BaseModel):
+class Health(Model):
     status: str
     time: int
 
@@ -141,7 +143,7 @@ def create_corp(call: Call) -> CorpCreated:
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/corps", summary="List corps (admin key)", auth="admin",
-          query=PageQuery, response=Page[CorpView])
+          query=PageQuery, response=Lazy(f"{__name__}:CorpView", page=True))
 def list_corps(call: Call) -> Page[CorpView]:
     from chalicelib.store import corps as corp_store
 
@@ -197,25 +199,25 @@ __all__ = ["bp", "ApiError"]
 
 
 # -- dead letters (admin) ---------------------------------------------------------------------------
-class DeadLetterSummary(BaseModel):
+class DeadLetterSummary(Model):
     queues: list = Field(description="per queue: its DLQ and how many messages it holds")
 
 
-class DeadLetterPeek(BaseModel):
+class DeadLetterPeek(Model):
     messages: list
 
 
-class RedriveRequest(BaseModel):
+class RedriveRequest(Model):
     model_config = ConfigDict(extra="forbid")
     max_messages: int = Field(1000, ge=1, le=100_000)
 
 
-class RedriveResult(BaseModel):
+class RedriveResult(Model):
     queue: str
     moved: int
 
 
-class DeadLetterQuery(BaseModel):
+class DeadLetterQuery(Model):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(10, ge=1, le=10)
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chalicelib.content import MessageContent
+from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
 ChannelStatus = Literal["active", "deleted"]
 
 
-class ScheduleRule(BaseModel):
+class ScheduleRule(Model):
     """Route to `staff_ids` on these weekdays (1 = Monday) between start and end (HH:MM, corp time)."""
 
     staff_ids: list[str] = Field(min_length=1, max_length=100)
@@ -22,7 +23,7 @@ class ScheduleRule(BaseModel):
     end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
-class ChannelCodeItem(BaseModel):
+class ChannelCodeItem(Model):
     state: str
     name: str
     store: str | None = None

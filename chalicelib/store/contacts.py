@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
+from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 from chalicelib.store.events import Count, StoreOp
 
 RelationStatus = Literal["active", "pending", "lost", "removed", "transferred"]
 
 
-class RelationItem(BaseModel):
+class RelationItem(Model):
     customer_id: str
     staff_id: str
     status: RelationStatus
@@ -23,7 +22,7 @@ class RelationItem(BaseModel):
     tags: list[str] = []
 
 
-class TimelineEntry(BaseModel):
+class TimelineEntry(Model):
     customer_id: str
     at: int
     kind: str
@@ -176,7 +175,7 @@ def channel_staff_adds(corp_id: str, day: str, state: str) -> dict[str, int]:
     return {i["value"].split("|", 1)[1]: int(i.get("adds", 0)) for i in items}
 
 
-class CustomerProfile(BaseModel):
+class CustomerProfile(Model):
     customer_id: str
     name: str | None = None
     avatar: str | None = None

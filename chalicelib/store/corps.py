@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
+from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
 
-class CorpItem(BaseModel):
+class CorpItem(Model):
     corp_id: str
     name: str
     time_zone: str
@@ -20,14 +19,14 @@ class CorpItem(BaseModel):
     created_at: int
 
 
-class ApiKeyItem(BaseModel):
+class ApiKeyItem(Model):
     key_hash: str
     corp_id: str
     label: str
     created_at: int
 
 
-class StaffDirectory(BaseModel):
+class StaffDirectory(Model):
     staff_ids: list[str]
     read_at: int
 

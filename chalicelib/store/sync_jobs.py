@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
 JobStatus = Literal["running", "done", "failed"]
 
 
-class SyncJob(BaseModel):
+class SyncJob(Model):
     corp_id: str
     job_id: str
     kind: str

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
+from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys
 
 
-class TagItem(BaseModel):
+class TagItem(Model):
     tag_id: str
     name: str
     group_id: str

@@ -28,7 +28,9 @@ import json
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from chalicelib.model import Model
 
 from .crypto import CallbackRejected, XmlInvalid, _check_xml, _xml_root
 
@@ -130,13 +132,13 @@ def _blank_to_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-class CallbackEvent(BaseModel):
+class CallbackEvent(Model):
     """Common envelope of every decrypted callback (doc 92130).
 
     ``to_user_name`` is the corp id, ``from_user_name`` is always ``sys`` for change events.
     """
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     KIND: ClassVar[str] = ""
     EVENT: ClassVar[str] = ""

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from chalicelib.model import Model
 
 
-class _Request(BaseModel):
+class _Request(Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
-class _Response(BaseModel):
+class _Response(Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     errcode: int = 0
@@ -40,18 +42,18 @@ class TokenResponse(_Response):
 
 
 # -- attachments shared by welcome messages, broadcasts, Moments --------------------------------
-class Text(BaseModel):
+class Text(Model):
     model_config = ConfigDict(extra="allow")
     content: str
 
 
-class Image(BaseModel):
+class Image(Model):
     model_config = ConfigDict(extra="allow")
     media_id: str | None = None
     pic_url: str | None = None
 
 
-class Link(BaseModel):
+class Link(Model):
     model_config = ConfigDict(extra="allow")
     title: str
     picurl: str | None = None
@@ -60,7 +62,7 @@ class Link(BaseModel):
     media_id: str | None = None  # Moments only
 
 
-class MiniProgram(BaseModel):
+class MiniProgram(Model):
     model_config = ConfigDict(extra="allow")
     title: str
     pic_media_id: str
@@ -68,12 +70,12 @@ class MiniProgram(BaseModel):
     page: str
 
 
-class Media(BaseModel):
+class Media(Model):
     model_config = ConfigDict(extra="allow")
     media_id: str
 
 
-class Attachment(BaseModel):
+class Attachment(Model):
     """One attachment: ``msgtype`` names which of the payload fields is set."""
 
     model_config = ConfigDict(extra="allow")
@@ -86,7 +88,7 @@ class Attachment(BaseModel):
 
 
 # -- 「联系我」 contact ways = channel codes (doc 92228) ----------------------------------------
-class Conclusions(BaseModel):
+class Conclusions(Model):
     model_config = ConfigDict(extra="allow")
     text: Text | None = None
     image: Image | None = None
@@ -145,7 +147,7 @@ class WelcomeMessage(_TextAndAttachments):
     welcome_code: str
 
 
-class _GroupWelcomeContent(BaseModel):
+class _GroupWelcomeContent(Model):
     """A group welcome (doc 92366): text + one of image/link/miniprogram/file/video."""
 
     text: Text | None = None
@@ -181,7 +183,7 @@ class ExternalContactListResponse(_Response):
     external_userid: list[str] = Field(default_factory=list)
 
 
-class ExternalContact(BaseModel):
+class ExternalContact(Model):
     model_config = ConfigDict(extra="allow")
     external_userid: str
     name: str = ""
@@ -191,7 +193,7 @@ class ExternalContact(BaseModel):
     unionid: str | None = None
 
 
-class FollowUserTag(BaseModel):
+class FollowUserTag(Model):
     model_config = ConfigDict(extra="allow")
     group_name: str | None = None
     tag_name: str | None = None
@@ -199,7 +201,7 @@ class FollowUserTag(BaseModel):
     type: int = 1  # 1 corp tag, 2 personal, 3 rule-group
 
 
-class _Follow(BaseModel):
+class _Follow(Model):
     """A relation as WeCom describes it, from the staff member's side."""
 
     model_config = ConfigDict(extra="allow")
@@ -237,7 +239,7 @@ class FollowInfo(_Follow):
     tag_id: list[str] = Field(default_factory=list)
 
 
-class BatchContact(BaseModel):
+class BatchContact(Model):
     model_config = ConfigDict(extra="allow")
     external_contact: ExternalContact
     follow_info: FollowInfo
@@ -249,7 +251,7 @@ class BatchGetByUserResponse(_Response):
 
 
 # -- corp tags (doc 92117) -----------------------------------------------------------------------
-class CorpTag(BaseModel):
+class CorpTag(Model):
     model_config = ConfigDict(extra="allow")
     id: str | None = None
     name: str
@@ -258,7 +260,7 @@ class CorpTag(BaseModel):
     deleted: bool | None = None
 
 
-class CorpTagGroup(BaseModel):
+class CorpTagGroup(Model):
     model_config = ConfigDict(extra="allow")
     group_id: str | None = None
     group_name: str
@@ -272,7 +274,7 @@ class CorpTagListResponse(_Response):
     tag_group: list[CorpTagGroup] = Field(default_factory=list)
 
 
-class NewTag(BaseModel):
+class NewTag(Model):
     name: str = Field(min_length=1, max_length=30)
     order: int | None = None
 
@@ -304,7 +306,7 @@ class MarkTagRequest(_Request):
 
 
 # -- customer groups (doc 93414 / 92122) ---------------------------------------------------------
-class OwnerFilter(BaseModel):
+class OwnerFilter(Model):
     userid_list: list[str] = Field(max_length=100)
 
 
@@ -315,7 +317,7 @@ class GroupChatListRequest(_Request):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-class GroupChatListItem(BaseModel):
+class GroupChatListItem(Model):
     model_config = ConfigDict(extra="allow")
     chat_id: str
     status: int = 0
@@ -326,7 +328,7 @@ class GroupChatListResponse(_Response):
     next_cursor: str = ""
 
 
-class GroupMember(BaseModel):
+class GroupMember(Model):
     model_config = ConfigDict(extra="allow")
     userid: str
     type: int  # 1 staff member, 2 external
@@ -339,7 +341,7 @@ class GroupMember(BaseModel):
     state: str | None = None
 
 
-class GroupChat(BaseModel):
+class GroupChat(Model):
     model_config = ConfigDict(extra="allow")
     chat_id: str
     name: str = ""
@@ -381,11 +383,11 @@ class GetJoinWayResponse(_Response):
 
 
 # -- broadcasts 企业群发 (doc 92135 / 96355) -----------------------------------------------------
-class TagFilterGroup(BaseModel):
+class TagFilterGroup(Model):
     tag_list: list[str]
 
 
-class TagFilter(BaseModel):
+class TagFilter(Model):
     group_list: list[TagFilterGroup]
 
 
@@ -413,7 +415,7 @@ class GroupMsgListRequest(_Request):
     cursor: str | None = None
 
 
-class GroupMsg(BaseModel):
+class GroupMsg(Model):
     model_config = ConfigDict(extra="allow")
     msgid: str
     creator: str | None = None
@@ -428,7 +430,7 @@ class GroupMsgListResponse(_Response):
     next_cursor: str = ""
 
 
-class GroupMsgTask(BaseModel):
+class GroupMsgTask(Model):
     model_config = ConfigDict(extra="allow")
     userid: str
     status: int  # 0 not sent, 2 sent
@@ -440,7 +442,7 @@ class GroupMsgTaskResponse(_Response):
     next_cursor: str = ""
 
 
-class GroupMsgSendResult(BaseModel):
+class GroupMsgSendResult(Model):
     model_config = ConfigDict(extra="allow")
     external_userid: str | None = None
     chat_id: str | None = None
@@ -455,7 +457,7 @@ class GroupMsgSendResultResponse(_Response):
 
 
 # -- Moments (doc 96351) -------------------------------------------------------------------------
-class MomentVisibleRange(BaseModel):
+class MomentVisibleRange(Model):
     model_config = ConfigDict(extra="allow")
     sender_list: dict[str, list[Any]] | None = None
     external_contact_list: dict[str, list[str]] | None = None
@@ -492,7 +494,7 @@ class TransferCustomerRequest(_Request):
     transfer_success_msg: str | None = Field(default=None, max_length=200)
 
 
-class TransferItem(BaseModel):
+class TransferItem(Model):
     model_config = ConfigDict(extra="allow")
     external_userid: str
     errcode: int
@@ -508,7 +510,7 @@ class TransferResultRequest(_Request):
     cursor: str | None = None
 
 
-class TransferResultItem(BaseModel):
+class TransferResultItem(Model):
     model_config = ConfigDict(extra="allow")
     external_userid: str
     status: int  # 1 done, 2 waiting, 3 refused, 4 takeover full, 5 none
@@ -525,7 +527,7 @@ class GroupChatTransferRequest(_Request):
     new_owner: str
 
 
-class FailedChat(BaseModel):
+class FailedChat(Model):
     model_config = ConfigDict(extra="allow")
     chat_id: str
     errcode: int

@@ -31,6 +31,11 @@ class Settings:
     events_queue: str
     sends_queue: str
     sync_queue: str
+    # Queue URLs, when the deployment knows them (CloudFormation's Ref): spares a cold start's
+    # GetQueueUrl round trip. Unset, chalicelib.queues asks SQS once per instance.
+    events_queue_url: str | None
+    sends_queue_url: str | None
+    sync_queue_url: str | None
     aws_endpoint_url: str | None
     admin_key: str | None
     admin_key_parameter: str | None
@@ -48,6 +53,9 @@ class Settings:
             events_queue=e.get(EVENTS_QUEUE, "scrm-events"),
             sends_queue=e.get(SENDS_QUEUE, "scrm-sends"),
             sync_queue=e.get(SYNC_QUEUE, "scrm-sync"),
+            events_queue_url=e.get(EVENTS_QUEUE + "_URL") or None,
+            sends_queue_url=e.get(SENDS_QUEUE + "_URL") or None,
+            sync_queue_url=e.get(SYNC_QUEUE + "_URL") or None,
             aws_endpoint_url=e.get(AWS_ENDPOINT) or None,
             admin_key=e.get(ADMIN_KEY) or None,
             admin_key_parameter=e.get(ADMIN_KEY_PARAMETER) or None,

@@ -442,6 +442,7 @@ def merge_template(config: dict[str, Any], stage: str) -> dict[str, Any]:
     }
     for spec in queues.ALL_QUEUES:
         env[queue_env_var(spec)] = {"Fn::GetAtt": [queue_resource(spec), "QueueName"]}
+        env[f"{queue_env_var(spec)}_URL"] = _ref(queue_resource(spec))  # Ref of a queue is its URL
 
     for fn in FUNCTIONS:
         resources[fn.resource] = function_overrides(fn, app_name, stage, options, env)

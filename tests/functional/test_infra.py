@@ -148,6 +148,7 @@ def test_functions_get_names_from_the_stack_and_the_stage(stage):
     env = resources["OnEvents"]["Properties"]["Environment"]["Variables"]
     assert env[settings.TABLE_NAME] == {"Ref": "Table"}
     assert env[settings.EVENTS_QUEUE] == {"Fn::GetAtt": ["EventsQueue", "QueueName"]}
+    assert env[f"{settings.EVENTS_QUEUE}_URL"] == {"Ref": "EventsQueue"}  # a queue's Ref is its URL
     assert env[settings.KMS_KEY_ID] == {"Ref": "SecretsKeyAlias"}
     assert resources["SecretsKeyAlias"]["Properties"]["AliasName"] == names.kms_key_id
     assert resources["SecretsKey"]["Properties"]["EnableKeyRotation"] is True

@@ -3,7 +3,7 @@
 Acceptance claim: the minimum for the callback path is one SQS send, and a warm instance pays
 exactly that (corp runtime and queue URL cached in memory). The cold callback may also read the
 corp (DynamoDB GetItem), open its secrets (KMS Decrypt) and look the queue URL up (SQS
-GetQueueUrl), nothing else.
+GetQueueUrl, unless the deployment gave the URL: infra/ does), nothing else.
 """
 
 from __future__ import annotations
@@ -30,13 +30,18 @@ def _post(client, xml: bytes):
                             headers={"Content-Type": "text/xml"})
 
 
-def test_warm_callback_sends_exactly_one_sqs_message(aws, counting):
+@pytest.mark.parametrize("url_in_env", [False, True], ids=["queue-url-asked", "queue-url-from-env"])
+def test_warm_callback_sends_exactly_one_sqs_message(aws, counting, monkeypatch, url_in_env):
     from chalice.test import Client
 
     from chalicelib import aws as aws_clients
-    from chalicelib import corps, queues
+    from chalicelib import corps, queues, settings
     from chalicelib.api import core
     from chalicelib.store import reset_table
+
+    if url_in_env:
+        monkeypatch.setenv(f"{settings.EVENTS_QUEUE}_URL", queues.queue_url(aws.events_queue))
+        settings.reset_settings()
 
     corps.forget_runtime()
     core.reset_admin_key()
@@ -57,6 +62,7 @@ def test_warm_callback_sends_exactly_one_sqs_message(aws, counting):
             assert resp.status_code == 200, resp.body
             assert cold["sqs.SendMessage"] == 1, cold
             assert set(cold) <= COLD_ALLOWED, cold
+            assert ("sqs.GetQueueUrl" in cold) is not url_in_env, cold
 
             with counting() as warm:
                 resp = _post(client, contact_xml(customer="wmWarm"))

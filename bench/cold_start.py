@@ -3,6 +3,11 @@
     python bench/cold_start.py [--runs 7] [--warm 3] [--importtime] [--no-cffi]
 
 (a) ``import boto3``                     the floor every Lambda of ours pays
+(a') the stack's floor                   nothing of ours: ``import chalice``, ``from pydantic import
+                                         BaseModel``, ``import boto3`` and one session's DynamoDB,
+                                         KMS and SQS clients, plain (no request): what any callback
+                                         handler on this stack pays before its own code runs, given
+                                         the design's pydantic models and KMS-sealed corp secrets.
 (b) ``import app``                       the Chalice app at the repo root (skipped if absent)
 (c) protocol path                        ``import chalicelib.wecom.crypto`` + ``events``, then build
                                          ``CallbackCrypto``, ``decrypt_callback`` and ``parse_event``
@@ -131,6 +136,15 @@ def bench_cold_start_child(mode: str) -> dict:
         import app  # noqa: F401
 
         return {"total": (time.perf_counter() - t0) * 1e3}
+    if mode == "floor":
+        import boto3
+        import chalice.app  # noqa: F401
+        from pydantic import BaseModel  # noqa: F401
+
+        session = boto3.session.Session()
+        for service in ("dynamodb", "kms", "sqs"):
+            session.client(service, endpoint_url="http://127.0.0.1:9")
+        return {"total": (time.perf_counter() - t0) * 1e3}
     if mode == "protocol":
         callback = json.loads(os.environ["BENCH_CALLBACK"])
         from chalicelib.wecom.crypto import CallbackCrypto
@@ -250,7 +264,9 @@ def start_local_aws() -> tuple[object, dict[str, str]]:
     s = settings.get_settings()
     assert s.aws_endpoint_url == env["AWS_ENDPOINT_URL"], s
     schema.create_table(aws.client("dynamodb"), s.table_name)
-    queues.create_queues(aws.client("sqs"), s)
+    urls = queues.create_queues(aws.client("sqs"), s)
+    # As infra/ deploys it: the queue URL in the environment (CloudFormation's Ref).
+    env[f"{settings.EVENTS_QUEUE}_URL"] = os.environ[f"{settings.EVENTS_QUEUE}_URL"] = urls[s.events_queue]
     secrets.ensure_local_key(aws.client("kms"), s.kms_key_id)
     # What POST /api/v1/corps does (chalicelib.api.corps.create_corp), minus the HTTP layer.
     now = int(time.time())
@@ -486,6 +502,13 @@ def main() -> int:
     print(
         f"(a) import boto3:                  {boto['total']:7.1f} ms   "
         f"(wall {boto['wall']:.1f} ms)   = 1.00x boto3"
+    )
+
+    floor = run_case("floor", args.runs, {})
+    print(
+        f"(a') the stack's floor:            {floor['total']:7.1f} ms   "
+        f"(wall {floor['wall']:.1f} ms)   = {floor['total'] / boto['total']:.2f}x boto3"
+        f"   (chalice + pydantic + boto3 + 3 clients, nothing of ours)"
     )
 
     if not (ROOT / "app.py").exists():

@@ -54,7 +54,8 @@ def handle(method: str, corp_id: str, query: dict[str, str] | None, body: bytes 
 
         event = parse_event(plaintext)
     except crypto.CallbackRejected as exc:
-        logger.warning("callback for %s rejected: %s", corp_id, exc.code)
+        logger.warning("callback for %s rejected: %s", corp_id, exc.code,
+                       extra={"corp_id": corp_id, "rejected": exc.code})
         return _reject(exc.http_status, exc.code, str(exc) or exc.code)
     _enqueue(corp_id, event)
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})

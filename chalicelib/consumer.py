@@ -135,7 +135,7 @@ def _finish(work: _Work) -> str:
         try:
             event_store.commit(ctx.corp_id, ctx.identity, steps=[s for s, _ in work.step_ops],
                                ops=[op for _, ops in work.step_ops for op in ops], expires_at=expires_at,
-                               route="/".join(map(str, ctx.event.route_key)))
+                               route=_route(ctx))
         except event_store.Duplicate:
             return Outcome.DUPLICATE
     if work.failure is None:
@@ -143,9 +143,19 @@ def _finish(work: _Work) -> str:
     wait = _retry_after(work.failure)
     if wait is None or message.attempt >= MAX_DEFERRALS:
         raise work.failure
-    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failure)
+    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failure,
+                   extra=_log_fields(ctx, Outcome.DEFERRED))
     queues.defer(queues.EVENTS, message, delay_seconds=wait)
     return Outcome.DEFERRED
+
+
+def _log_fields(ctx: EventContext, outcome: str) -> dict[str, str]:
+    """Keys of Lambda's JSON log record (infra/ sets LogFormat JSON): filter by corp, event, outcome."""
+    return {"corp_id": ctx.corp_id, "event": ctx.identity, "route": _route(ctx), "outcome": outcome}
+
+
+def _route(ctx: EventContext) -> str:
+    return "/".join(map(str, ctx.event.route_key))
 
 
 def _guard(message_id: str, failures: list[dict[str, str]], fn: Any, *args: Any) -> Any:
@@ -190,6 +200,7 @@ def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str
             logger.info("message %s: %s", message_id, work)
     for message_id, work in prepared:  # pass 2: the other steps, then one commit each
         outcome = _guard(message_id, failures, _finish, work)
-        if outcome is not None:
-            logger.info("message %s: %s", message_id, outcome)
+        if outcome is not None:  # fields for Lambda's JSON log records (infra/: LogFormat JSON)
+            logger.info("message %s: %s", message_id, outcome,
+                        extra=_log_fields(work.ctx, outcome))
     return {"batchItemFailures": failures}

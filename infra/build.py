@@ -400,6 +400,10 @@ def function_overrides(
     props: dict[str, Any] = {
         "FunctionName": function_name(app_name, stage, fn),
         "Environment": {"Variables": env},
+        # Lambda writes each log record as one JSON object (level, message, request id, and the
+        # `extra=` fields such as corp_id): searchable in CloudWatch Logs Insights, at no import cost
+        # (aws-lambda-powertools' logger would add ~100 ms to every cold start).
+        "LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"},
     }
     if fn.calls_wecom:
         props["VpcConfig"] = _if_egress(

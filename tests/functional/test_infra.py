@@ -245,6 +245,9 @@ def test_packaged_template_matches_queue_specs_and_merge(packaged, stage):
     # The API handler calls WeCom (channel codes, tags): inside the VPC when the fixed IP is on.
     assert resources["APIHandler"]["Properties"]["VpcConfig"]["Fn::If"][0] == build.FIXED_EGRESS_CONDITION
     assert resources["Table"]["Type"] == "AWS::DynamoDB::Table"
+    for fn in build.FUNCTIONS:  # every deployed function logs one JSON object per record
+        if fn.resource in resources:
+            assert resources[fn.resource]["Properties"]["LoggingConfig"]["LogFormat"] == "JSON", fn
 
 
 @pytest.mark.parametrize("stage", STAGES)

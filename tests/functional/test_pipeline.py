@@ -122,3 +122,25 @@ def test_unknown_event_is_accepted_and_ignored(chalice_client, aws):
     bodies = drain_queue(aws.events_queue)
     assert json.loads(bodies[0])["event"]["event"] == "brand_new_event"
     assert _consume(chalice_client, bodies) == {"batchItemFailures": []}
+
+
+def test_log_records_carry_corp_event_and_outcome_fields(chalice_client, aws, caplog):
+    """Lambda's JSON log format (infra/) turns `extra=` fields into keys: one query per corp."""
+    import logging
+
+    register(chalice_client)
+    caplog.set_level(logging.INFO, logger="chalicelib")
+    _post(chalice_client, contact_xml(customer="wmLogged", create_time=1_700_000_900))
+    _post(chalice_client, contact_xml(customer="wmLogged", create_time=1_700_000_900))  # WeCom's retry
+    query, _ = encrypted(contact_xml(), CORP_ID)
+    chalice_client.http.post(f"/wecom/{CORP_ID}/callback?{query}", body=b"<xml><Encrypt>AAAA</Encrypt></xml>",
+                             headers={"Content-Type": "text/xml"})
+    _consume(chalice_client, drain_queue(aws.events_queue))
+
+    fields = [(r.corp_id, getattr(r, "outcome", None), getattr(r, "rejected", None))
+              for r in caplog.records if hasattr(r, "corp_id")]
+    assert sorted(fields, key=str) == sorted([(CORP_ID, None, "signature_invalid"), (CORP_ID, "done", None),
+                                              (CORP_ID, "duplicate", None)], key=str)
+    by_outcome = {getattr(r, "outcome", None): r for r in caplog.records}
+    done, duplicate = by_outcome["done"], by_outcome["duplicate"]
+    assert done.event == duplicate.event and done.route == "change_external_contact/add_external_contact"

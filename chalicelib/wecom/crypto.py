@@ -373,7 +373,7 @@ class CallbackCrypto:
             return (match[1] or match[2]).decode("ascii")
         root = _xml_root(body, checked=True)
         node = root.find("Encrypt") if root.tag == "xml" else None
-        text = node.text if node is not None else None
+        text = node.text.strip() if node is not None and node.text else None  # base64 has no blanks
         if not text:
             raise XmlInvalid("envelope has no <Encrypt>")
         return text

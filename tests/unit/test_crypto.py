@@ -162,6 +162,22 @@ def test_encrypt_callback_round_trip(cc):
     assert cc.decrypt_callback(**query, body=body, now=NOW) == plaintext
 
 
+@pytest.mark.parametrize("layout", [
+    "<xml><Encrypt><![CDATA[{e}]]></Encrypt></xml>",  # no ToUserName / AgentID
+    "\ufeff<xml><Encrypt>{e}</Encrypt></xml>",  # UTF-8 byte order mark, no CDATA
+    '<?xml version="1.0" encoding="UTF-8"?>\n<xml><Encrypt><![CDATA[{e}]]></Encrypt></xml>',
+    "<xml><Encrypt><![CDATA[{e}]]></Encrypt><ToUserName><![CDATA[x]]></ToUserName><AgentID>1</AgentID></xml>",
+    # the passive-reply layout of WeCom's official samples, which some senders reuse for callbacks
+    "<xml>\n<Encrypt><![CDATA[{e}]]></Encrypt>\n<MsgSignature><![CDATA[s]]></MsgSignature>\n"
+    "<TimeStamp>1</TimeStamp>\n<Nonce><![CDATA[n]]></Nonce>\n</xml>",
+    "<xml>\r\n  <ToUserName><![CDATA[x]]></ToUserName>\r\n  <Encrypt>\r\n    {e}\r\n  </Encrypt>\r\n</xml>",
+], ids=["minimal", "bom", "declaration", "reordered", "reply-layout", "indented"])
+def test_envelopes_laid_out_by_other_senders(cc, layout):
+    plaintext = EVENT_XML.read_bytes()
+    encrypt = cc.encrypt(plaintext)
+    assert post(cc, encrypt, body=layout.format(e=encrypt).encode()) == plaintext
+
+
 def test_encrypt_reply_envelope(cc):
     from xml.etree.ElementTree import fromstring
 
@@ -339,7 +355,7 @@ def test_empty_receive_id_in_plaintext_is_a_mismatch(cc):
         post(cc, raw_encrypt(pkcs7(frame(b"<xml/>", receive_id=b""))))
 
 
-@pytest.mark.parametrize("encrypt", ["not base64!!", "QUI", "QUI=QUI=", "QUJD\n", "中文"])
+@pytest.mark.parametrize("encrypt", ["not base64!!", "QUI", "QUI=QUI=", "QU\nJD", "中文"])
 def test_bad_base64(cc, encrypt):
     with pytest.raises(Base64Invalid) as info:
         post(cc, encrypt)

@@ -97,7 +97,8 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
         read_at = int(time.time())
         resp = client.batch_get_by_user(chunk, cursor=state["cursor"] or None, limit=CONTACTS_PER_CALL)
         profiles, relations = _convert(resp.external_contact_list)
-        new_customers = contact_store.put_synced(corp_id, profiles, relations, read_at=read_at)
+        new_customers = contact_store.put_synced(corp_id, profiles, relations, read_at=read_at,
+                                                 page_id=f"{job.job_id}#{page}")
         progress["relations"] = progress.get("relations", 0) + len(relations)
         progress["new_customers"] = progress.get("new_customers", 0) + new_customers
         if resp.next_cursor:

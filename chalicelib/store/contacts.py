@@ -219,9 +219,13 @@ SYNC_WRITE_ATTEMPTS = 3
 
 
 def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[RelationItem], *,
-               read_at: int) -> int:
+               read_at: int, page_id: str | None = None) -> int:
     """Merge what a full sync read from WeCom at `read_at` into what callbacks recorded; returns
     how many customers were new.
+
+    - A customer this page created is marked with `page_id` (job and page): a re-run of a page
+      whose first attempt died after its writes counts them as new again, as that attempt never
+      reported them; another page (a customer shared by two staff) does not.
 
     - A relation touched by an event newer than the read is left alone (the event knows better).
     - A relation that ended (lost / removed / transferred) stays ended unless WeCom's add time is
@@ -242,11 +246,13 @@ def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[Re
     new_customers = 0
     for p, key in zip(profiles, customer_keys, strict=True):
         old = found.get(key["SK"])
-        new_customers += old is None
+        new_customers += old is None or (page_id is not None and old.get("first_synced_by") == page_id)
         seen = [t for t in (p.first_seen_at, (old or {}).get("first_seen_at")) if t]
         item = {**(old or {}), **key, "type": "customer",
                 **p.model_dump(exclude_none=True, exclude={"first_seen_at"}),
                 "first_seen_at": min(seen) if seen else None}
+        if old is None and page_id is not None:
+            item["first_synced_by"] = page_id
         if not _unchanged(old, item):
             customers.append(item)
     table.batch_put(customers)

@@ -209,6 +209,8 @@ def test_killed_run_resumes_from_the_job_item(corp_with_customers, monkeypatch):
     # progress counts the re-run page once (the crashed attempt never advanced the job)
     assert done["progress"]["relations"] == sum(len(o) for o in expected.values())
     assert done["progress"]["pages"] == expected_pages(expected)
+    # ...and counts its customers as new although the crashed attempt had written them already
+    assert done["progress"]["new_customers"] == len(expected)
     # the crashed page was read from WeCom twice, nothing else was
     assert len(world.sb.requests("externalcontact/batch/get_by_user")) == expected_pages(expected)
     assert customer_sync.resume_stalled(now=time.time() + 10 * customer_sync.STALL_SECONDS) == 0

@@ -226,7 +226,6 @@ def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[Re
     - A customer this page created is marked with `page_id` (job and page): a re-run of a page
       whose first attempt died after its writes counts them as new again, as that attempt never
       reported them; another page (a customer shared by two staff) does not.
-
     - A relation touched by an event newer than the read is left alone (the event knows better).
     - A relation that ended (lost / removed / transferred) stays ended unless WeCom's add time is
       after the end (a re-add): WeCom keeps listing a customer who deleted the staff member.

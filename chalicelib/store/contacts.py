@@ -284,14 +284,18 @@ def put_synced(corp_id: str, profiles: list[CustomerProfile], relations: list[Re
     return new_customers
 
 
+FILTERED_READS = 10  # DynamoDB reads per filtered page of customers, at most
+
+
 def search_relations(corp_id: str, *, staff_id: str | None = None, tag: str | None = None,
                      channel: str | None = None, status: str | None = None,
                      added_from: int | None = None, added_to: int | None = None,
                      limit: int, cursor: str | None) -> tuple[list[RelationItem], str | None]:
     """Relations newest first, by staff member (GSI1) or corp-wide (GSI2), filtered.
 
-    Filters apply after DynamoDB reads `limit` items, so a page can be short (even empty) while
-    `next_cursor` is set: callers follow the cursor until it is null.
+    Filters apply after DynamoDB reads, so a filtered page reads on until it is full or the range
+    ends; after `FILTERED_READS` reads it is returned as it is (short, even empty, for a value
+    rarer than one in 10 x limit) with `next_cursor` set. Callers follow the cursor until null.
     """
     if staff_id:
         partition, index = keys.staff_relations_partition(corp_id, staff_id), schema.GSI1
@@ -314,7 +318,8 @@ def search_relations(corp_id: str, *, staff_id: str | None = None, tag: str | No
         names["#status"] = "status"
         values[":status"] = status
         filters.append("#status = :status")
-    items, next_cursor = get_table().query(
+    items, next_cursor = get_table().query_filled(
         partition, index=index, sk_between=(lo, hi), limit=limit, cursor=cursor, newest_first=True,
+        max_reads=FILTERED_READS if filters else 1,
         filter_expression=" AND ".join(filters) or None, names=names or None, values=values or None)
     return [RelationItem.model_validate(i) for i in items], next_cursor

@@ -221,6 +221,20 @@ class Table:
         items = [from_attrs(i) for i in resp.get("Items", [])]
         return items, encode_cursor(resp.get("LastEvaluatedKey"))
 
+    def query_filled(self, partition: str, *, limit: int, cursor: str | None, max_reads: int,
+                     **kwargs: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """`query` for a filtered page: DynamoDB filters after reading `Limit` items, so one read
+        can return few or none. Read again until the page holds `limit` items, the range ends or
+        `max_reads` requests were made (a rare value costs a bounded number of reads per page).
+        Each read evaluates at most the items still missing, so the cursor stays exact."""
+        items: list[dict[str, Any]] = []
+        for _ in range(max_reads):
+            page, cursor = self.query(partition, limit=limit - len(items), cursor=cursor, **kwargs)
+            items.extend(page)
+            if len(items) >= limit or cursor is None:
+                break
+        return items, cursor
+
     def query_all(self, partition: str, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         cursor = None

@@ -53,12 +53,26 @@ def handle(method: str, corp_id: str, query: dict[str, str] | None, body: bytes 
         from chalicelib.wecom.events import parse_event
 
         event = parse_event(plaintext)
+        _check_not_future(event)
     except crypto.CallbackRejected as exc:
         logger.warning("callback for %s rejected: %s", corp_id, exc.code,
                        extra={"corp_id": corp_id, "rejected": exc.code})
         return _reject(exc.http_status, exc.code, str(exc) or exc.code)
     _enqueue(corp_id, event)
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
+
+
+# WeCom stamps CreateTime when the change happens, before it posts; a later one is not WeCom's.
+# Left in, it would outrank every real event of that relation until that time (handlers order by
+# CreateTime). The margin covers clock skew between WeCom's servers and ours.
+MAX_CREATE_TIME_AHEAD = 600
+
+
+def _check_not_future(event: Any) -> None:
+    from chalicelib.wecom.events import EventInvalid, GenericEvent
+
+    if not isinstance(event, GenericEvent) and event.create_time > time.time() + MAX_CREATE_TIME_AHEAD:
+        raise EventInvalid(f"{event.KIND}: CreateTime is in the future")
 
 
 def _enqueue(corp_id: str, event: Any) -> None:

@@ -65,6 +65,14 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
                        "(last_event_at = :at AND NOT #status IN (:lost, :removed, :transferred))"),
         ),
         stale_ok=True,
+        # An add that arrives after a newer end still tells when the relation began: the ended
+        # relation gets its added_at, and its list position (GSI sort keys) moves to that time.
+        if_stale=table.op_update(
+            keys.relation(corp_id, rel.customer_id, rel.staff_id),
+            expression="SET added_at = :added, GSI1SK = :sk, GSI2SK = :sk",
+            values={":added": added_at, ":sk": _added_sk(added_at, rel.customer_id, rel.staff_id)},
+            condition="attribute_exists(last_event_at) AND attribute_not_exists(added_at)",
+        ),
     )
 
 

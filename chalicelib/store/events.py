@@ -19,10 +19,13 @@ _MAX_TRANSACTION_ITEMS = 100
 @dataclass(frozen=True)
 class StoreOp:
     """One transaction operation; `stale_ok` ops may be dropped when their condition fails
-    (e.g. a relation already updated by a newer event), the rest of the commit still applies."""
+    (e.g. a relation already updated by a newer event), the rest of the commit still applies.
+    `if_stale`: what to apply to the same item instead, once, when this op's condition fails
+    (itself conditional; dropped in turn if its condition fails)."""
 
     op: dict[str, Any]
     stale_ok: bool = False
+    if_stale: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,5 +104,9 @@ def commit(
             failed = [live[j - 1] for j, r in enumerate(reasons) if j > 0 and r == "ConditionalCheckFailed"]
             if not failed or any(not ops[i].stale_ok for i in failed):
                 raise
-            dropped.extend(failed)
-            live = [i for i in live if i not in failed]
+            for i in failed:
+                if ops[i].if_stale is not None:  # apply its stand-in to the item instead
+                    ops[i] = StoreOp(ops[i].if_stale, stale_ok=True)
+                else:
+                    dropped.append(i)
+                    live.remove(i)

@@ -297,7 +297,8 @@ class CallbackCrypto:
             raise TimestampInvalid("timestamp is not an integer")
         if now is None:
             now = time.time()
-        if abs(int(timestamp) - now) > self.max_skew_seconds:
+        # Whole seconds on both sides: a timestamp exactly max_skew_seconds old is still inside.
+        if abs(int(timestamp) - int(now)) > self.max_skew_seconds:
             raise TimestampInvalid("timestamp outside the allowed skew")
 
     def _check_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:

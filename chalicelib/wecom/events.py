@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 
+MAX_CREATE_TIME = 10**10  # CreateTime is in seconds: anything at or above is not (year 2286)
+
+
 class EventInvalid(CallbackRejected):
     """A known event type with a missing or malformed required field (or a bad ``to_dict`` dict)."""
 
@@ -138,7 +141,8 @@ class CallbackEvent(Model):
     ``to_user_name`` is the corp id, ``from_user_name`` is always ``sys`` for change events.
     """
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # Blanks around a value are layout (a pretty-printed document), never part of an id or a type.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", str_strip_whitespace=True)
 
     KIND: ClassVar[str] = ""
     EVENT: ClassVar[str] = ""
@@ -147,7 +151,8 @@ class CallbackEvent(Model):
 
     to_user_name: str = Field(alias="ToUserName", min_length=1)
     from_user_name: str = Field("", alias="FromUserName")
-    create_time: int = Field(alias="CreateTime")
+    # Unix seconds: a millisecond value (13 digits) is refused, not read as the year 55,000.
+    create_time: int = Field(alias="CreateTime", ge=0, lt=MAX_CREATE_TIME)
     msg_type: str = Field("event", alias="MsgType")
     event: str = Field(alias="Event", min_length=1)
     change_type: str | None = Field(None, alias="ChangeType")
@@ -417,7 +422,7 @@ def parse_event(plaintext: bytes) -> CallbackEvent:
     event, change_type = fields.get("Event"), fields.get("ChangeType")
     model = None
     if isinstance(event, str) and isinstance(change_type, str):
-        model = _BY_ROUTE.get((event, change_type))
+        model = _BY_ROUTE.get((event.strip(), change_type.strip()))
     if model is None:
         return GenericEvent.from_fields(fields)
     try:

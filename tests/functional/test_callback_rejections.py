@@ -150,6 +150,14 @@ def case_event_missing_fields():
     return _signed(crypto_for().encrypt(xml))
 
 
+def case_create_time_in_milliseconds():
+    return _signed(crypto_for().encrypt(contact_xml(create_time=int(time.time() * 1000))))
+
+
+def case_create_time_in_the_future():
+    return _signed(crypto_for().encrypt(contact_xml(create_time=int(time.time()) + 3600)))
+
+
 CASES = {
     name[5:]: fn for name, fn in globals().items() if name.startswith("case_") and callable(fn)
 }
@@ -174,6 +182,8 @@ EXPECTED = {
     "length_field_beyond_buffer": (400, "buffer_invalid"),
     "not_xml_envelope": (400, "xml_invalid"),
     "event_missing_fields": (400, "event_invalid"),
+    "create_time_in_milliseconds": (400, "event_invalid"),
+    "create_time_in_the_future": (400, "event_invalid"),
 }
 
 

@@ -93,7 +93,14 @@ def test_stale_add_does_not_revive_a_lost_relation(chalice_client, aws):
     _consume(chalice_client, drain_queue(aws.events_queue))
     _post(chalice_client, contact_xml(customer="wmLate", create_time=t))  # arrives late
     assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
-    assert contacts.get_relation(CORP_ID, "wmLate", "zhangsan").status == "lost"
+    rel = contacts.get_relation(CORP_ID, "wmLate", "zhangsan")
+    # still lost, but the late add says when the relation began, and lists it at that time
+    assert (rel.status, rel.added_at, rel.ended_at) == ("lost", t, t + 50)
+    listed, _ = contacts.search_relations(CORP_ID, added_from=t, added_to=t, limit=10, cursor=None)
+    assert [(r.customer_id, r.status) for r in listed] == [("wmLate", "lost")]
+    _post(chalice_client, contact_xml(customer="wmLate", create_time=t - 10))  # an even older add
+    assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
+    assert contacts.get_relation(CORP_ID, "wmLate", "zhangsan").added_at == t  # the first one kept
 
 
 def test_group_events_record_groups_and_members(chalice_client, aws):
@@ -144,3 +151,19 @@ def test_log_records_carry_corp_event_and_outcome_fields(chalice_client, aws, ca
     by_outcome = {getattr(r, "outcome", None): r for r in caplog.records}
     done, duplicate = by_outcome["done"], by_outcome["duplicate"]
     assert done.event == duplicate.event and done.route == "change_external_contact/add_external_contact"
+
+
+def test_blanks_around_values_and_a_skewed_clock_are_tolerated(chalice_client, aws):
+    """A sender that pads values (pretty-printing) or whose clock runs a minute ahead is still
+    understood: blanks are layout, and CreateTime may lead ours by up to 10 minutes."""
+    import time
+
+    from chalicelib.store import contacts
+
+    register(chalice_client)
+    xml = contact_xml(change_type="\n  add_external_contact ", staff=" zhangsan\n", customer=" wmPadded ",
+                      create_time=int(time.time()) + 60)
+    assert _post(chalice_client, xml).status_code == 200
+    assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
+    rel = contacts.get_relation(CORP_ID, "wmPadded", "zhangsan")
+    assert rel is not None and rel.status == "active"

@@ -318,9 +318,11 @@ def test_timestamp_outside_skew(cc, offset):
 
 
 @pytest.mark.parametrize("offset", [-300, 0, 300])
-def test_timestamp_inside_skew(cc, offset):
+@pytest.mark.parametrize("fraction", [0.0, 0.9])  # our clock between two whole seconds
+def test_timestamp_inside_skew(cc, offset, fraction):
     ts = str(NOW + offset)
-    got = post(cc, ENCRYPT, timestamp=ts, msg_signature=signature(TOKEN, ts, NONCE, ENCRYPT))
+    params = {"msg_signature": signature(TOKEN, ts, NONCE, ENCRYPT), "timestamp": ts, "nonce": NONCE}
+    got = cc.decrypt_callback(**params, body=envelope(ENCRYPT), now=NOW + fraction)
     assert got == ENCRYPT_PLAIN
 
 

@@ -22,12 +22,14 @@ from chalicelib.router import ROUTER
 
 logger = logging.getLogger(__name__)
 
-# Capability modules whose handlers the router dispatches to; imported on the first batch, in
-# this order (the order of an event's steps; urgent ones, the welcome, run first regardless).
+# Capability modules whose handlers the router dispatches to, imported on the first batch. An
+# event's steps run in this order (urgent ones, the welcome, first regardless), whatever order
+# the modules happened to be imported in (the operator API imports `tags` early, for one).
 CAPABILITIES = ("welcome", "contacts", "tags", "groups")
 _loaded: list[str] = []
 
-MAX_DEFERRALS = 24  # a day of hourly frequency-limit blocks; then the event fails to the DLQ
+MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing one of its calls)
+BUSY_RETRY_SECONDS = 5.0  # first wait after WeCom answered busy (-1) or 5xx; doubles per deferral
 
 
 def load_capabilities() -> None:
@@ -71,17 +73,22 @@ class Outcome:
     DEFERRED = "deferred"
 
 
-def _retry_after(exc: Exception) -> float | None:
-    """Seconds to wait for errors that mean "WeCom is busy or limiting us, try later"."""
-    try:
-        from chalicelib.wecom import errors
-    except ImportError:  # pragma: no cover
-        return None
+def _retry_after(exc: Exception, attempt: int) -> float | None:
+    """Seconds to wait for errors that mean "WeCom is busy or limiting us, try later"; None for
+    the rest. An outage is waited out with a doubling delay, not polled every few seconds."""
+    from chalicelib import queues
+    from chalicelib.wecom import errors
+
     if isinstance(exc, errors.FrequencyLimited):
         return float(getattr(exc, "retry_after", 60) or 60)
     if isinstance(exc, (errors.SystemBusy, errors.WeComUnavailable)):
-        return 5.0
+        return min(BUSY_RETRY_SECONDS * 2 ** attempt, queues.MAX_DELAY_SECONDS - 1)
     return None
+
+
+def _step_order(route: Any) -> tuple[bool, int]:
+    module = route.step.split(".", 1)[0]
+    return (not route.urgent, CAPABILITIES.index(module) if module in CAPABILITIES else len(CAPABILITIES))
 
 
 @dataclass
@@ -92,16 +99,16 @@ class _Work:
     ctx: EventContext
     todo: list[Any]
     step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
-    failure: Exception | None = None
+    failures: list[Exception] = field(default_factory=list)
 
     def run(self, *, urgent: bool) -> None:
+        # Steps are independent: one failing (WeCom refusing mark_tag) does not hold back the
+        # others (the relation, the counts), which commit now; only the failed step is retried.
         for route in [r for r in self.todo if r.urgent == urgent]:
-            if self.failure is not None:
-                return
             try:
                 self.step_ops.append((route.step, list(route.handler(self.ctx) or [])))
             except Exception as exc:  # noqa: BLE001  (decided in finish: defer, or fail this message)
-                self.failure = exc
+                self.failures.append(exc)
 
 
 def _prepare(body: str) -> _Work | str:
@@ -112,7 +119,7 @@ def _prepare(body: str) -> _Work | str:
     load_capabilities()
     message = queues.EventMessage.model_validate_json(body)
     event = event_from_dict(message.event)
-    routes = ROUTER.fetch(*event.route_key)
+    routes = sorted(ROUTER.fetch(*event.route_key), key=_step_order)
     if not routes:
         return Outcome.UNROUTED
     identity = event.identity()
@@ -138,12 +145,14 @@ def _finish(work: _Work) -> str:
                                route=_route(ctx))
         except event_store.Duplicate:
             return Outcome.DUPLICATE
-    if work.failure is None:
+    if not work.failures:
         return Outcome.DONE
-    wait = _retry_after(work.failure)
-    if wait is None or message.attempt >= MAX_DEFERRALS:
-        raise work.failure
-    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failure,
+    waits = [_retry_after(exc, message.attempt) for exc in work.failures]
+    permanent = [exc for exc, wait in zip(work.failures, waits, strict=True) if wait is None]
+    if permanent or message.attempt >= MAX_DEFERRALS:  # SQS redelivers the message; then the DLQ
+        raise (permanent or work.failures)[0]
+    wait = max(w for w in waits if w is not None)
+    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failures,
                    extra=_log_fields(ctx, Outcome.DEFERRED))
     queues.defer(queues.EVENTS, message, delay_seconds=wait)
     return Outcome.DEFERRED

@@ -2,9 +2,10 @@
 
 The code is single-use and dies about 20 seconds after the add, so this handler runs first for
 a new contact, and a code that is already too old is not sent at all: it is logged and counted
-as a missed welcome (never retried, never sent to the DLQ). WeCom's single-use rule also makes a
+as a missed welcome (never deferred, never sent to the DLQ). WeCom's single-use rule also makes a
 repeated send harmless: a second attempt is refused with 41051, so a redelivered event can never
-greet a customer twice.
+greet a customer twice, and a send WeCom answered busy, rate-limited, 5xx or not at all is
+retried in place, a few times, while the code lives.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ WELCOME_WINDOW_SECONDS = 20.0
 SEND_DEADLINE_SECONDS = WELCOME_WINDOW_SECONDS - 1.0
 DEFAULT_TTL = 60.0
 NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
+# Waits between attempts of a send WeCom refused for a passing reason, while the code lives.
+SEND_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0)
 
 _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
 
@@ -127,13 +130,22 @@ def send_welcome(ctx: Any) -> list[Any]:
     # duplicate) may run at once, and only one of their commits counts: the refused one must then
     # still count "sent", because the welcome WeCom refuses to send twice was ours.
     first = welcome_store.claim(ctx.corp_id, ev.welcome_code, now=_now())
-    try:
-        corps.wecom_client(ctx.corp_id).send_welcome_msg(message)
-    except errors.WelcomeCodeExpired:
-        return _outcome(ctx, state, "missed", reason="code_expired")
-    except errors.WelcomeAlreadySent:  # ours (another delivery claimed first) or another app's
-        return _outcome(ctx, state, "already_sent" if first else "sent")
-    except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
-        # Deferring would outlive the code; a timeout may have delivered it. Count, don't retry.
-        return _outcome(ctx, state, "missed", reason=type(exc).__name__)
-    return _outcome(ctx, state, "sent")
+    client = corps.wecom_client(ctx.corp_id)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            client.send_welcome_msg(message)
+            return _outcome(ctx, state, "sent", attempts=attempts if attempts > 1 else None)
+        except errors.WelcomeCodeExpired:
+            return _outcome(ctx, state, "missed", reason="code_expired")
+        except errors.WelcomeAlreadySent:  # another delivery's, our timed-out attempt's, or another app's
+            return _outcome(ctx, state, "already_sent" if first and attempts == 1 else "sent")
+        except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
+            # Deferring would outlive the code: retry here while it lives. Safe even after a
+            # timeout that did deliver: the code is single-use, the retry then gets 41051.
+            wait = SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None
+            if wait is None or _now() + wait > deadline:
+                return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
+            logger.info("welcome for %s: %r, retrying in %.1fs", ev.external_user_id, exc, wait)
+            time.sleep(wait)

@@ -1,0 +1,97 @@
+"""One step of an event failing (WeCom down for that call) must not hold back the others."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.helpers import CORP_ID, drain_queue, sqs_event
+
+
+def test_a_mark_tag_outage_keeps_the_relation_and_retries_only_the_tags(world, monkeypatch):
+    from chalicelib import queues
+    from chalicelib.store import contacts
+
+    sent: list[tuple[str, int]] = []
+    real_send = queues.send
+
+    def spy(spec, message, *, delay_seconds=0):
+        sent.append((message.model_dump_json(), delay_seconds))
+        real_send(spec, message, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(queues, "send", spy)
+    tag_ids = world.tag("source", "poster")
+    status, code = world.call("POST", "/api/v1/channel-codes", {
+        "name": "poster", "state": "poster", "staff_ids": ["alice"], "tag_ids": tag_ids,
+        "welcome": {"text": "Hi {customer_name}"}})
+    assert status == 201, code
+    world.sb.faults.add(kind="http", status=502, path="externalcontact/mark_tag", count=100)
+    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Outage")["external_userid"]
+    result = world.client.lambda_.invoke("on_events", sqs_event(drain_queue(world.settings.events_queue))).payload
+    assert result == {"batchItemFailures": []}
+
+    # What did not need mark_tag is recorded now: the relation, the welcome, the counts.
+    rel = contacts.get_relation(CORP_ID, customer, "alice")
+    assert rel is not None and rel.status == "active" and rel.tags == []
+    assert len(world.sb.journal.welcomes(customer)) == 1
+    _, listed = world.call("GET", "/api/v1/customers")
+    assert [r["customer_id"] for r in listed["items"]] == [customer]
+    # The tags are retried later, with a growing delay while WeCom stays down.
+    delays = [d for _, d in sent[1:]]
+    assert delays and delays[0] >= 5
+    for _ in range(3):
+        body = sent[-1][0]
+        assert world.client.lambda_.invoke("on_events", sqs_event([body])).payload == {"batchItemFailures": []}
+    assert [d for _, d in sent[1:]] == sorted(d for _, d in sent[1:]) and sent[-1][1] > sent[1][1]
+
+    world.sb.faults.clear()
+    assert world.client.lambda_.invoke("on_events", sqs_event([sent[-1][0]])).payload == {"batchItemFailures": []}
+    assert contacts.get_relation(CORP_ID, customer, "alice").tags == tag_ids
+    assert len(world.sb.journal.welcomes(customer)) == 1
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    _, stats = world.call("GET", f"/api/v1/stats/contacts?from={day}&to={day}&by=day")
+    assert stats["total"]["adds"] == 1  # counted once, by the first delivery
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "errcode", "errcode": 45009},  # frequency limit
+    {"kind": "errcode", "errcode": -1},  # WeCom busy
+    {"kind": "http", "status": 502},
+], ids=["45009", "busy", "http-502"])
+def test_a_passing_wecom_error_on_the_welcome_is_retried_while_the_code_lives(world, fault):
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(path="externalcontact/send_welcome_msg", count=1, **fault)
+    customer = _scan_default(world)
+    world.pump()
+    assert [w["text"] for w in world.sb.journal.welcomes(customer)] == ["Hello!"]
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 2
+    sent = _welcome_entries(world, customer)
+    assert sent == [("welcome_sent", {"attempts": 2})]
+
+
+def test_a_welcome_wecom_keeps_refusing_is_missed_after_bounded_attempts(world, monkeypatch):
+    from chalicelib import welcome
+
+    monkeypatch.setattr(welcome, "SEND_RETRY_WAITS", (0.01, 0.01))
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(kind="errcode", errcode=-1, path="externalcontact/send_welcome_msg", count=100)
+    customer = _scan_default(world)
+    world.pump()
+    assert world.sb.journal.welcomes(customer) == []
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 3
+    assert _welcome_entries(world, customer) == [("welcome_missed", {"reason": "SystemBusy", "attempts": 3})]
+
+
+def _scan_default(world) -> str:
+    """A contact through a channel code without a welcome of its own: the default welcome goes."""
+    status, code = world.call("POST", "/api/v1/channel-codes",
+                              {"name": "plain", "state": "plain", "staff_ids": ["alice"]})
+    assert status == 201, code
+    return world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Retry")["external_userid"]
+
+
+def _welcome_entries(world, customer: str) -> list[tuple[str, dict]]:
+    _, detail = world.call("GET", f"/api/v1/customers/{customer}")
+    return [(e["kind"], e["details"]) for e in detail["timeline"] if e["kind"].startswith("welcome")]

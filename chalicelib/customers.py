@@ -41,6 +41,15 @@ def search(corp_id: str, q: CustomerQuery) -> tuple[list[RelationItem], str | No
                                   added_from=q.added_from, added_to=q.added_to, limit=q.limit, cursor=q.cursor)
 
 
+def require_known(corp_id: str, customer_id: str) -> None:
+    """CustomerNotFound unless we know the customer: it has a relation with some staff member,
+    current or ended (every customer we record has one; its profile may come later)."""
+    from chalicelib.store import contacts as store
+
+    if not store.relations_of_customer(corp_id, customer_id):
+        raise CustomerNotFound(f"customer {customer_id} not found")
+
+
 def detail(corp_id: str, customer_id: str) -> CustomerDetail:
     from chalicelib.store import contacts as store
 

@@ -9,6 +9,8 @@ callback for changes made through its API.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
@@ -123,6 +125,18 @@ class TagLimit(Exception):
     pass
 
 
+class TagExists(Exception):
+    """A tag of that name is already in the group (WeCom's 40071): nothing was changed."""
+
+    WECOM_ERRCODE = 40071
+
+    def __init__(self, names: list[str], group: str):
+        quoted = ", ".join(repr(n) for n in names)
+        super().__init__(f"tag group {group!r} already has a tag named {quoted}")
+        self.names = names
+        self.group = group
+
+
 LIBRARY_TTL = 60.0
 _library_cache: dict[str, tuple[float, set[str]]] = {}
 
@@ -188,14 +202,35 @@ def create(corp_id: str, req: TagCreate) -> TagGroupView:
         raise TagLimit(f"a corp holds at most {MAX_TAGS_PER_CORP} tags (WeCom's limit)")
     if req.group_id and not any(t.group_id == req.group_id for t in existing):
         raise TagNotFound(req.group_id)
-    resp = corps.wecom_client(corp_id).add_corp_tag(AddCorpTagRequest(
-        group_id=req.group_id, group_name=req.group_name, tag=[{"name": n} for n in req.names]))
+    # WeCom adds to an existing group of that name (doc 92117), so a group_name is checked too.
+    in_group = [t for t in existing
+                if (t.group_id == req.group_id if req.group_id else t.group_name == req.group_name)]
+    group_name = req.group_name or in_group[0].group_name
+    taken = sorted({t.name for t in in_group} & set(req.names))
+    if taken:
+        raise TagExists(taken, group_name)
+    with _name_taken(req.names, group_name):  # the mirror may lag (a console change not yet called back)
+        resp = corps.wecom_client(corp_id).add_corp_tag(AddCorpTagRequest(
+            group_id=req.group_id, group_name=req.group_name, tag=[{"name": n} for n in req.names]))
     created = _items_from_wecom([resp.tag_group])
     for tag in created:
         store.put_tag(corp_id, tag)
     forget_library(corp_id)
     group = resp.tag_group
     return TagGroupView(group_id=group.group_id or "", group_name=group.group_name, tags=created)
+
+
+@contextmanager
+def _name_taken(names: list[str], group: str) -> Iterator[None]:
+    """WeCom's 40071 (name exists in the group) as TagExists."""
+    from chalicelib.wecom import errors
+
+    try:
+        yield
+    except errors.ApiError as exc:
+        if exc.errcode != TagExists.WECOM_ERRCODE:
+            raise
+        raise TagExists(names, group) from exc
 
 
 def _existing(corp_id: str, tag_id: str) -> TagItem:
@@ -210,7 +245,10 @@ def rename(corp_id: str, tag_id: str, req: TagRename) -> TagItem:
     from chalicelib.wecom.models import EditCorpTagRequest
 
     tag = _existing(corp_id, tag_id)
-    corps.wecom_client(corp_id).edit_corp_tag(EditCorpTagRequest(id=tag_id, name=req.name))
+    if any(t.name == req.name and t.group_id == tag.group_id and t.tag_id != tag_id for t in store.list_tags(corp_id)):
+        raise TagExists([req.name], tag.group_name)
+    with _name_taken([req.name], tag.group_name):
+        corps.wecom_client(corp_id).edit_corp_tag(EditCorpTagRequest(id=tag_id, name=req.name))
     renamed = tag.model_copy(update={"name": req.name})
     store.put_tag(corp_id, renamed)
     return renamed
@@ -306,7 +344,10 @@ def apply_channel_tags(ctx: Any) -> list[Any]:
         return []
     # Adding to a set is idempotent: written directly, not in the event's transaction.
     store.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=tag_ids, remove=[])
-    return [contact_store.count(ctx.day, "channel", code.state, tags_marked=1)]
+    # On every dimension the stats read (as contacts and welcome count), or totals depend on `by`.
+    return [contact_store.count(ctx.day, "corp", "all", tags_marked=1),
+            contact_store.count(ctx.day, "channel", code.state, tags_marked=1),
+            contact_store.count(ctx.day, "staff", ev.user_id, tags_marked=1)]
 
 
 @ROUTER.register("change_external_contact", "edit_external_contact")

@@ -25,6 +25,7 @@ register_error("chalicelib.store.channel_codes:VersionConflict", 409, "edit_conf
 register_error(f"{TAGS}:UnknownTags", 400, "unknown_tags", lambda e: {"tag_ids": e.tag_ids})
 register_error(f"{TAGS}:TagNotFound", 404, "not_found")
 register_error(f"{TAGS}:TagLimit", 409, "tag_limit")
+register_error(f"{TAGS}:TagExists", 409, "tag_exists", lambda e: {"names": e.names, "group_name": e.group})
 register_error(f"{CUST}:CustomerNotFound", 404, "not_found")
 register_error("chalicelib.store.sync_jobs:JobRunning", 409, "sync_running", lambda e: {"job_id": e.job_id})
 
@@ -151,7 +152,7 @@ def tag_customers(call: Call) -> Any:
 def tag_customer(call: Call) -> Any:
     from pydantic import ValidationError
 
-    from chalicelib import tags
+    from chalicelib import customers, tags
     from chalicelib.api.core import ApiError
 
     try:
@@ -160,6 +161,8 @@ def tag_customer(call: Call) -> Any:
         raise ApiError(400, "validation_error", "the request body is invalid", validation_details(exc)) from exc
     result = tags.change_customer_tags(call.principal.corp_id, change)
     if result.status == "no_relation":
+        # Looked up only on this path: a customer we do not know at all is 404, not a missing relation.
+        customers.require_known(call.principal.corp_id, change.customer_id)
         raise ApiError(409, "no_relation", "this customer is not (or no longer) a contact of that staff member")
     return result
 

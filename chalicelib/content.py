@@ -6,6 +6,7 @@ when the operator saves the content, not when a customer is waiting for the mess
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,8 @@ from chalicelib.model import Model
 MAX_ATTACHMENTS = 9  # send_welcome_msg / add_msg_template (doc 92137, 92135)
 MAX_TEXT_BYTES = 4000
 PLACEHOLDER_CUSTOMER_NAME = "{customer_name}"
+_NAME_BEFORE_PUNCTUATION = re.compile(r"[ \t]*\{customer_name\}(?=[ \t]*[,.!?;:，。！？；：、])")
+_NAME_AND_BLANKS = re.compile(r"\{customer_name\}[ \t]*")
 
 
 def _max_bytes(value: str | None, limit: int, what: str) -> str | None:
@@ -97,8 +100,12 @@ class MessageContent(Model):
     def render_text(self, *, customer_name: str | None) -> str | None:
         if not self.text:
             return None
-        # A customer whose name cannot be read is greeted without one, not with a raw placeholder.
-        return self.text.replace(PLACEHOLDER_CUSTOMER_NAME, customer_name or "").strip() or None
+        if customer_name:
+            return self.text.replace(PLACEHOLDER_CUSTOMER_NAME, customer_name).strip() or None
+        # A customer whose name cannot be read (a half add, WeCom busy) is greeted without one, and
+        # without the gap it leaves: "Hi {customer_name}, welcome" -> "Hi, welcome".
+        text = _NAME_BEFORE_PUNCTUATION.sub("", self.text)
+        return _NAME_AND_BLANKS.sub("", text).strip() or None
 
     def wecom_attachments(self) -> list[dict]:
         out = []

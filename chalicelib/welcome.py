@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any
 
+from pydantic import ConfigDict
+
 from chalicelib.content import MessageContent
 from chalicelib.model import Model
 from chalicelib.router import ROUTER
@@ -34,8 +36,10 @@ _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
 
 
 class DefaultWelcome(Model):
-    """The welcome for contacts that came through no channel code (None: no welcome)."""
+    """The welcome for contacts that came through no channel code, or through a code without a
+    welcome of its own, as WeCom's console default does (None: no welcome)."""
 
+    model_config = ConfigDict(extra="forbid")
     welcome: MessageContent | None
 
 

@@ -155,7 +155,7 @@ def test_a_slow_name_lookup_does_not_spend_a_send_on_a_dead_code(world, monkeypa
     world.pump()
     assert calls == []
     assert [w["text"] for w in world.sb.journal.welcomes(scan["external_userid"])] == [
-        "Hi , welcome to Store 7! Your coupon is below."]
+        "Hi, welcome to Store 7! Your coupon is below."]  # no gap where the name was
 
 
 def test_a_batch_sends_all_its_welcomes_before_any_other_step(world):

@@ -37,6 +37,8 @@ def test_half_add_is_welcomed_at_once_and_tagged_only_when_accepted(world):
 
 
 def test_default_welcome_for_contacts_without_a_channel(world):
+    status, body = world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hi"}, "x": 1})
+    assert (status, body["error"]["code"]) == (400, "validation_error")  # unknown fields refused, as elsewhere
     status, _ = world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello {customer_name}!"}})
     assert status == 200
     add = world.sb.simulator.add_staff(CORP_ID, "bob", name="Walk-in Wu")

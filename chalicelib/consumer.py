@@ -48,6 +48,8 @@ class EventContext:
     identity: str
     received_at_ms: int
     now: float = field(default_factory=time.time)
+    # What one step read from WeCom and another can reuse (the welcome's externalcontact/get).
+    wecom_reads: dict[str, Any] = field(default_factory=dict)
     _corp: Any = None
 
     @property

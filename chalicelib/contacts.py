@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.router import ROUTER
 from chalicelib.store import contacts as store
-from chalicelib.store.contacts import RelationItem, TimelineEntry
+from chalicelib.store.contacts import CustomerProfile, RelationItem, TimelineEntry
 
 EVENT = "change_external_contact"
 NO_CHANNEL = "-"  # counter value for contacts that came without a channel code's state
@@ -40,13 +40,24 @@ def _timeline(ctx: Any, kind: str, **details: Any) -> store.StoreOp:
     )
 
 
+def _profile(ctx: Any) -> CustomerProfile | None:
+    """Who the customer is (name, avatar...) when the welcome already read it from WeCom for
+    {customer_name}. Not looked up otherwise: a WeCom call per add on this path would wait out
+    WeCom's outages in every batch; the daily sync fills the other profiles in."""
+    contact = ctx.wecom_reads.get("external_contact")
+    if contact is None:
+        return None
+    return CustomerProfile(customer_id=contact.external_userid, name=contact.name or None, avatar=contact.avatar,
+                           customer_type=contact.type, gender=contact.gender, unionid=contact.unionid)
+
+
 def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
     ev = ctx.event
     state = ev.state or ""
     rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status=status,
                        state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
     return [
-        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time),
+        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time, profile=_profile(ctx)),
         store.relation_added(ctx.corp_id, rel),
         _timeline(ctx, kind, state=state),
         *_counts(ctx, ev.user_id, state, **{counter: 1}),

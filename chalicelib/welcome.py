@@ -97,6 +97,7 @@ def _customer_name(ctx: Any) -> str | None:
 
     try:
         resp = corps.wecom_client(ctx.corp_id).get_external_contact(ctx.event.external_user_id)
+        ctx.wecom_reads["external_contact"] = resp.external_contact  # the profile, for contacts.on_add
         return resp.external_contact.name
     except errors.WeComError as exc:  # greet without the name rather than not at all
         logger.warning("no name for %s: %r", ctx.event.external_user_id, exc)

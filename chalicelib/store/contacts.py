@@ -102,14 +102,19 @@ def relation_ended(corp_id: str, customer_id: str, staff_id: str, *, status: Rel
     )
 
 
-def customer_seen(corp_id: str, customer_id: str, *, at: int) -> StoreOp:
+def customer_seen(corp_id: str, customer_id: str, *, at: int,
+                  profile: CustomerProfile | None = None) -> StoreOp:
+    """The customer item on an add; with what WeCom said of the customer when it is known."""
+    fields = profile.model_dump(exclude_none=True, exclude={"customer_id", "first_seen_at"}) if profile else {}
+    names = {"#type": "type", **{f"#{k}": k for k in fields}}
+    values = {":type": "customer", ":c": customer_id, ":at": at, **{f":{k}": v for k, v in fields.items()}}
     return StoreOp(
         get_table().op_update(
             keys.customer(corp_id, customer_id),
-            expression=("SET #type = :type, customer_id = :c, "
-                        "first_seen_at = if_not_exists(first_seen_at, :at)"),
-            names={"#type": "type"},
-            values={":type": "customer", ":c": customer_id, ":at": at},
+            expression=("SET #type = :type, customer_id = :c, first_seen_at = if_not_exists(first_seen_at, :at)"
+                        + "".join(f", #{k} = :{k}" for k in fields)),
+            names=names,
+            values=values,
         )
     )
 

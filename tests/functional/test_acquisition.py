@@ -49,6 +49,10 @@ def test_scan_gets_one_welcome_with_name_tags_relation_and_counts(world):
     status, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}&by=channel")
     row = next(r for r in stats["rows"] if r["key"] == code["state"])
     assert (row["adds"], row["welcomes_sent"], row["tags_marked"]) == (1, 1, 1)
+    # The welcome read the customer from WeCom for {customer_name}: the profile is kept, at once.
+    _, detail = world.call("GET", f"/api/v1/customers/{customer}")
+    assert detail["profile"]["name"] == "Lily Chen" and detail["profile"]["customer_type"] == 1
+    assert len(world.sb.requests("externalcontact/get")) == 1
 
     # The same callback replayed 3 more times (WeCom retries) changes nothing more.
     world.replay(times=3)

@@ -15,10 +15,10 @@ import logging
 import secrets as pysecrets
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from chalicelib.content import MessageContent
 from chalicelib.model import Model
@@ -30,41 +30,89 @@ logger = logging.getLogger(__name__)
 MAX_STAFF = 100  # contact way type 2 ("multi") user list
 STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"  # WeCom: state <= 30 characters
 LOOKUP_TTL = 60.0
+MAX_EPOCH = 10**10  # Unix seconds: anything at or past this (year 2286) is a unit mistake (ms, µs)
+
+# Request models are strict: JSON true is not 1, "5" is not 5, "yes" is not true. Their errors
+# name the field (a field validator's error carries its field's location; a model validator's
+# would carry none).
+Weekday = Annotated[int, Field(ge=1, le=7, description="1 = Monday ... 7 = Sunday")]
+EpochSeconds = Annotated[int, Field(ge=0, lt=MAX_EPOCH, description="Unix time, seconds")]
+DailyCap = Annotated[int, Field(ge=1, le=100_000, description="new contacts per staff member per day")]
+
+
+def _ids(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("must not repeat an id")
+    if any(not s or len(s) > 64 for s in v):
+        raise ValueError("ids must be 1-64 characters")
+    return v
+
+
+class ScheduleRuleIn(ScheduleRule):
+    """A schedule rule as operators write it: weekdays 1-7 without repeats, start before end."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    weekdays: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7,
+                                    description="1 = Monday ... 7 = Sunday, each at most once")
+
+    @field_validator("staff_ids")
+    @classmethod
+    def _staff(cls, v: list[str]) -> list[str]:
+        return _ids(v)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _weekdays(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("must not repeat a weekday")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is not None and v != "24:00" and v <= start:
+            raise ValueError("a schedule rule must end after it starts")
+        return v
 
 
 class ChannelCodeCreate(Model):
-    model_config = ConfigDict(extra="forbid")
+    """Validation context (optional): `now` (epoch seconds, default the clock) and
+    `check_future` (default true): valid_until must then be later than now."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=30, description="also WeCom's remark (<= 30 chars)")
     store: str | None = Field(None, max_length=64, description="store label, for stats")
     channel: str | None = Field(None, max_length=64, description="channel label (poster, receipt, ad…)")
     state: str | None = Field(None, pattern=STATE_PATTERN, description="custom state; generated if absent")
     staff_ids: list[str] = Field(min_length=1, max_length=MAX_STAFF)
     backup_staff_ids: list[str] = Field(default_factory=list, max_length=MAX_STAFF)
-    schedule: list[ScheduleRule] = Field(default_factory=list, max_length=50)
-    daily_cap: int | None = Field(None, ge=1, le=100_000, description="new contacts per staff member per day")
+    schedule: list[ScheduleRuleIn] = Field(default_factory=list, max_length=50)
+    daily_cap: DailyCap | None = None
     skip_verify: bool = True
     tag_ids: list[str] = Field(default_factory=list, max_length=100)
     welcome: MessageContent | None = None
-    valid_from: int | None = Field(None, description="epoch seconds")
-    valid_until: int | None = Field(None, description="epoch seconds")
+    valid_from: EpochSeconds | None = None
+    valid_until: EpochSeconds | None = Field(None, description="Unix time, seconds; after valid_from, in the future")
 
     @field_validator("staff_ids", "backup_staff_ids", "tag_ids")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError("must not repeat an id")
-        if any(not s or len(s) > 64 for s in v):
-            raise ValueError("ids must be 1-64 characters")
-        return v
+        return _ids(v)
 
-    @model_validator(mode="after")
-    def _window(self) -> ChannelCodeCreate:
-        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+    @field_validator("valid_until")
+    @classmethod
+    def _window(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is None:
+            return v
+        start = info.data.get("valid_from")
+        if start is not None and v <= start:
             raise ValueError("valid_until must be after valid_from")
-        for rule in self.schedule:
-            if rule.end != "24:00" and rule.end <= rule.start:
-                raise ValueError("a schedule rule must end after it starts")
-        return self
+        ctx = info.context or {}
+        now = ctx.get("now")
+        if ctx.get("check_future", True) and v <= (time.time() if now is None else now):
+            raise ValueError("valid_until must be in the future")
+        return v
 
     def all_staff(self) -> list[str]:
         seen = dict.fromkeys([*self.staff_ids, *self.backup_staff_ids,
@@ -73,21 +121,22 @@ class ChannelCodeCreate(Model):
 
 
 class ChannelCodeUpdate(Model):
-    """Fields to change; absent fields stay as they are."""
+    """Fields to change; absent fields stay as they are. The changed code as a whole is then
+    validated as a ChannelCodeCreate (window order, and valid_until in the future if changed)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str | None = Field(None, min_length=1, max_length=30)
     store: str | None = Field(None, max_length=64)
     channel: str | None = Field(None, max_length=64)
     staff_ids: list[str] | None = Field(None, min_length=1, max_length=MAX_STAFF)
     backup_staff_ids: list[str] | None = Field(None, max_length=MAX_STAFF)
-    schedule: list[ScheduleRule] | None = Field(None, max_length=50)
-    daily_cap: int | None = Field(None, ge=1, le=100_000)
+    schedule: list[ScheduleRuleIn] | None = Field(None, max_length=50)
+    daily_cap: DailyCap | None = None
     skip_verify: bool | None = None
     tag_ids: list[str] | None = Field(None, max_length=100)
     welcome: MessageContent | None = None
-    valid_from: int | None = None
-    valid_until: int | None = None
+    valid_from: EpochSeconds | None = None
+    valid_until: EpochSeconds | None = None
 
 
 class ChannelCodeView(Model):
@@ -260,9 +309,13 @@ def update(corp_id: str, state: str, req: ChannelCodeUpdate, *, now: float | Non
     now = time.time() if now is None else now
     current = get(corp_id, state)
     changes = req.model_dump(exclude_unset=True)
-    try:  # the change is valid only together with what it leaves unchanged
+    # The change is valid only together with what it leaves unchanged; an unchanged valid_until
+    # may lie in the past (an expired code can still be renamed or given new staff).
+    context = {"now": now, "check_future": changes.get("valid_until", current.valid_until) != current.valid_until}
+    try:
         merged = ChannelCodeCreate.model_validate(
-            {**current.model_dump(include=set(ChannelCodeCreate.model_fields) - {"state"}), **changes})
+            {**current.model_dump(include=set(ChannelCodeCreate.model_fields) - {"state"}), **changes},
+            context=context)
     except ValidationError as exc:
         raise InvalidUpdate(exc) from exc
     new_refs_staff = [s for s in merged.all_staff() if s not in set(current.staff_ids + current.backup_staff_ids)]

@@ -6,6 +6,10 @@ Exactly one page message is in flight per job. The job item records the next pag
 cursor; a page is applied and the job advanced under a condition on the page number, so a
 redelivered message is recognised, and a run killed mid-way resumes from the job item (the
 minute tick re-sends the next page of a job that has not moved for `STALL_SECONDS`).
+
+WeCom busy or limiting us defers the page (a new delayed message); WeCom refusing the request
+itself (wrong secret, API not granted, IP not trusted: an `ApiError` that is not `retryable`) fails
+the job at once with a stable `error` and frees the lock, as no retry can succeed.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.store import sync_jobs
-from chalicelib.store.sync_jobs import SyncJob
+from chalicelib.store.sync_jobs import SyncJob, SyncJobError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from chalicelib.wecom.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +134,9 @@ def handle_message(body: str) -> str:
     msg = queues.SyncPageMessage.model_validate_json(body)
     if msg.kind != KIND:
         raise ValueError(f"unknown sync kind {msg.kind}")
+    page = int(msg.cursor.get("page", 0))
     try:
-        return handle_page(msg.corp_id, msg.job_id, int(msg.cursor.get("page", 0)))
+        return handle_page(msg.corp_id, msg.job_id, page)
     except (errors.FrequencyLimited, errors.SystemBusy, errors.WeComUnavailable) as exc:
         # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
         wait = int(getattr(exc, "retry_after", None) or 5)
@@ -137,6 +145,45 @@ def handle_message(body: str) -> str:
         if job is not None:
             sync_jobs.postpone(job, until=int(time.time()) + min(wait, queues.MAX_DELAY_SECONDS))
         return "deferred"
+    except errors.ApiError as exc:
+        if exc.retryable:
+            raise  # a token refused even after the client's refresh: SQS redelivers the page
+        # WeCom refuses the request itself (wrong secret, API not granted, IP not trusted, ...): every
+        # retry would fail the same way while the job holds the corp's lock. End the job now; the
+        # message is done (not sent toward the DLQ) and the operator starts a new sync once fixed.
+        return _fail(msg.corp_id, msg.job_id, page, exc)
+
+
+# Short, stable reasons for the errcodes that `errors.AuthError` stands for (WeCom's errmsg
+# carries a hint and the caller's IP, so it is not shown).
+_AUTH_REASONS = {
+    40001: "invalid secret: check the corp's contact secret",
+    40013: "invalid corp id",
+    48002: "API not granted to the app (客户联系 > 可调用接口的应用)",
+    60011: "no privilege to access the member",
+    60020: "server IP not in the app's trusted IPs",
+    84074: "no customer-contact permission",
+    301002: "no permission for this app",
+}
+
+
+def _fail(corp_id: str, job_id: str, page: int, exc: ApiError) -> str:
+    from chalicelib.wecom import errors
+
+    job = sync_jobs.get(corp_id, job_id)
+    if job is None or job.status != "running" or job.next_page != page:
+        return "stale"  # it ended or moved meanwhile (another copy of the page)
+    auth = isinstance(exc, errors.AuthError)
+    reason = _AUTH_REASONS.get(exc.errcode, "WeCom refused the credentials or permissions") if auth else (
+        "WeCom refused the request")
+    error = SyncJobError(code="wecom_auth" if auth else "wecom_error", errcode=exc.errcode, api=exc.api or None,
+                         message=f"errcode {exc.errcode}: {reason}")
+    try:
+        sync_jobs.fail(job, error=error, now=int(time.time()))
+    except sync_jobs.StalePage:
+        return "stale"
+    logger.error("sync %s/%s failed at page %d: %s (%s)", corp_id, job_id, page, error.message, error.api)
+    return "failed"
 
 
 def resume_stalled(*, now: float | None = None) -> int:
@@ -149,7 +196,7 @@ def resume_stalled(*, now: float | None = None) -> int:
         except sync_jobs.StalePage:
             continue  # it moved meanwhile
         if job.status == "failed":
-            logger.error("sync %s/%s failed: %s", job.corp_id, job.job_id, job.error)
+            logger.error("sync %s/%s failed: %s", job.corp_id, job.job_id, job.error and job.error.message)
             continue
         logger.warning("resuming stalled sync %s/%s at page %d", job.corp_id, job.job_id, job.next_page)
         _send_page(job, job.next_page)

@@ -6,12 +6,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
 JobStatus = Literal["running", "done", "failed"]
+
+
+class SyncJobError(Model):
+    """Why a job failed: `code` is stable (clients branch on it), `message` is for people."""
+
+    code: str = Field(description="wecom_auth (secret, permission, trusted IP), wecom_error (WeCom refused "
+                                  "the request), stalled (the watchdog gave up), superseded (a newer sync "
+                                  "took the lock)")
+    message: str
+    errcode: int | None = Field(None, description="WeCom's errcode, when WeCom refused")
+    api: str | None = Field(None, description="the WeCom API that refused")
 
 
 class SyncJob(Model):
@@ -25,9 +36,15 @@ class SyncJob(Model):
     started_at: int
     updated_at: int
     finished_at: int | None = None
-    error: str | None = None
+    error: SyncJobError | None = None
     stalls: int = Field(0, description="times the watchdog had to resend the same page")
     stalled_page: int = -1
+
+    @field_validator("error", mode="before")
+    @classmethod
+    def _legacy_error(cls, v: Any) -> Any:
+        # Jobs failed before errors were structured hold a plain message.
+        return {"code": "failed", "message": v} if isinstance(v, str) else v
 
 
 class JobRunning(Exception):
@@ -88,30 +105,52 @@ def advance(job: SyncJob, *, page: int, updated: SyncJob) -> None:
         raise StalePage(f"{job.job_id} page {page}") from exc
 
 
+def _if_at_page(table: Any, job: SyncJob, updated: SyncJob) -> dict:
+    """Write `updated` only while `job` is still running at the page it was read at."""
+    return table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
+                        names={"#s": "status"}, values={":p": job.next_page, ":running": "running"})
+
+
 def record_stall(job: SyncJob, *, now: int, max_stalls: int) -> SyncJob:
     """The watchdog found `job` not moving: count it; after `max_stalls` at the same page the job
     fails (its page went to the DLQ or keeps failing) and its lock is freed."""
     table = get_table()
     stalls = job.stalls + 1 if job.stalled_page == job.next_page else 1
     failed = stalls > max_stalls
+    error = SyncJobError(code="stalled", message=f"page {job.next_page} did not complete after {max_stalls} resends")
     updated = job.model_copy(update={
         "stalls": stalls, "stalled_page": job.next_page, "updated_at": now,
         "status": "failed" if failed else "running", "finished_at": now if failed else None,
-        "error": f"page {job.next_page} did not complete after {max_stalls} resends" if failed else None})
-    job_op = table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
-                          names={"#s": "status"}, values={":p": job.next_page, ":running": "running"})
+        "error": error if failed else None})
     try:
-        table.transact([job_op, _lock_refresh(table, job, 0 if failed else now)])
+        table.transact([_if_at_page(table, job, updated), _lock_refresh(table, job, 0 if failed else now)])
     except ConditionFailed as exc:
         if exc.reasons[:1] == ["ConditionalCheckFailed"]:
             raise StalePage(job.job_id) from exc
         # Another job took the lock after this one went stale: this one can never finish.
-        updated = updated.model_copy(update={"status": "failed", "finished_at": now,
-                                             "error": "superseded by a newer sync of the same kind"})
+        updated = updated.model_copy(update={
+            "status": "failed", "finished_at": now,
+            "error": SyncJobError(code="superseded", message="superseded by a newer sync of the same kind")})
         try:
-            table.transact([table.op_put(_item(updated), condition="next_page = :p AND #s = :running",
-                                         names={"#s": "status"},
-                                         values={":p": job.next_page, ":running": "running"})])
+            table.transact([_if_at_page(table, job, updated)])
+        except ConditionFailed as again:
+            raise StalePage(job.job_id) from again
+    return updated
+
+
+def fail(job: SyncJob, *, error: SyncJobError, now: int) -> SyncJob:
+    """End `job` as failed at the page it is at and free its lock, so a new sync may start at once;
+    StalePage if the job moved or ended meanwhile."""
+    table = get_table()
+    updated = job.model_copy(update={"status": "failed", "finished_at": now, "updated_at": now, "error": error})
+    try:
+        table.transact([_if_at_page(table, job, updated), _lock_refresh(table, job, 0)])
+    except ConditionFailed as exc:
+        if exc.reasons[:1] == ["ConditionalCheckFailed"]:
+            raise StalePage(job.job_id) from exc
+        # The lock is a newer job's already (this one had gone stale): leave it to that job.
+        try:
+            table.transact([_if_at_page(table, job, updated)])
         except ConditionFailed as again:
             raise StalePage(job.job_id) from again
     return updated

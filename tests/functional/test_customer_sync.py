@@ -3,12 +3,15 @@ into the sandbox's world, no callbacks) is read page by page through the sync qu
 
 The small version of bench/full_sync.py: every customer present once with its relations, tags and
 state; a killed run resumed by the watchdog ends in the same state; a redelivered page is a no-op;
-one running sync per corp; a 45009 defers the page instead of failing it.
+one running sync per corp; a 45009 or an outage defers the page instead of failing it; WeCom refusing
+the request for good (wrong secret, no permission, IP not trusted) fails the job at once and frees
+its lock.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -363,7 +366,7 @@ def test_a_page_that_never_completes_fails_the_job_after_the_watchdog_gives_up(c
     now += customer_sync.STALL_SECONDS + 1
     assert customer_sync.resume_stalled(now=now) == 0
     failed = sync_jobs.get(CORP_ID, job.job_id)
-    assert failed.status == "failed" and "page 0" in failed.error
+    assert failed.status == "failed" and failed.error.code == "stalled" and "page 0" in failed.error.message
     assert customer_sync.start(CORP_ID, now=now + 1).job_id != job.job_id  # the lock is free again
 
 
@@ -390,5 +393,166 @@ def test_a_job_whose_lock_was_taken_over_is_failed_not_resent_forever(corp_with_
     drain_queue(world.settings.sync_queue)  # its page is lost; it goes stale
     new = customer_sync.start(CORP_ID, now=T0 + customer_sync.STALL_SECONDS * 3 + 1)
     assert customer_sync.resume_stalled(now=T0 + customer_sync.STALL_SECONDS * 3 + 2) == 0
-    assert sync_jobs.get(CORP_ID, old.job_id).status == "failed"
+    superseded = sync_jobs.get(CORP_ID, old.job_id)
+    assert superseded.status == "failed" and superseded.error.code == "superseded"
     assert sync_jobs.get(CORP_ID, new.job_id).status == "running"
+
+
+# -- WeCom refusing: for good (fail the job now) or for a while (defer) ------------------------------
+def assert_nothing_left_to_retry(world, monkeypatch) -> None:
+    """No copy of the page is waiting (delayed or in flight), none went to the DLQ, and the
+    watchdog has nothing to resend."""
+    from chalicelib import customer_sync, queues
+
+    skip_sqs_clock(monkeypatch, queues.MAX_DELAY_SECONDS + 1)
+    assert drain_queue(world.settings.sync_queue) == []
+    assert drain_queue(queues.dlq_name(world.settings.sync_queue)) == []
+    assert customer_sync.resume_stalled(now=time.time() + 10 * customer_sync.STALL_SECONDS) == 0
+
+
+def wrong_secret(world) -> Callable[[], None]:
+    """WeCom no longer knows the secret the corp was registered with (gettoken: 40001); returns
+    the operator's fix."""
+    app = world.sb.world.corp(CORP_ID).apps["contact"]
+    right = app.secret
+    app.secret = "reset-in-the-wecom-admin-console"
+    return lambda: setattr(app, "secret", right)
+
+
+def unknown_corp(world) -> Callable[[], None]:
+    """WeCom does not know the corp id (gettoken: 40013)."""
+    corp = world.sb.world.corps.pop(CORP_ID)
+    return lambda: world.sb.world.corps.__setitem__(CORP_ID, corp)
+
+
+@pytest.mark.parametrize(("misconfigure", "errcode"), [(wrong_secret, 40001), (unknown_corp, 40013)])
+def test_wecom_refusing_the_credentials_fails_the_job_at_once_and_frees_the_lock(world, monkeypatch,
+                                                                                 misconfigure, errcode):
+    staff = sorted(world.sb.world.corp(CORP_ID).staff)
+    expected = populate(world.sb, CORP_ID, staff, 20)  # straight into WeCom: no token fetched yet
+    fix = misconfigure(world)
+
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202, job
+    assert run_sync(world) == 1  # the message is reported done (run_sync fails on a batch item failure)
+    status, view = world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")
+    assert status == 200, view
+    assert view["status"] == "failed" and view["finished_at"], view
+    error = view["error"]
+    assert (error["code"], error["errcode"], error["api"]) == ("wecom_auth", errcode, "gettoken"), error
+    assert str(errcode) in error["message"]
+    assert_nothing_left_to_retry(world, monkeypatch)
+    # WeCom was asked once: one gettoken, refused, and nothing after it
+    assert [(r["api"], r["errcode"]) for r in world.sb.requests()] == [("gettoken", errcode)]
+
+    # The lock is free: once the operator fixed the corp a new sync starts and completes.
+    fix()
+    status, again = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202, again
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert world.call("GET", f"/api/v1/customer-syncs/{again['job_id']}")[1]["status"] == "done"
+
+
+@pytest.mark.parametrize(("path", "errcode", "code"), [
+    ("externalcontact/get_follow_user_list", 48002, "wecom_auth"),  # API not granted to the app
+    ("externalcontact/batch/get_by_user", 60020, "wecom_auth"),  # our IP not in the trusted list
+    ("externalcontact/batch/get_by_user", 40003, "wecom_error"),  # a request WeCom refuses as such
+])
+def test_wecom_refusing_a_page_for_good_fails_the_job_at_once(corp_with_customers, monkeypatch, path, errcode,
+                                                              code):
+    from chalicelib.store import sync_jobs
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    applied = 0 if path.endswith("get_follow_user_list") else 2
+    if applied:
+        assert run_sync(world, stop_after=applied) == applied
+    fault = world.sb.faults.add("errcode", path=path, errcode=errcode, count=None, rate=1.0)  # until removed
+
+    assert run_sync(world) == 1
+    failed = sync_jobs.get(CORP_ID, job["job_id"])
+    assert (failed.status, failed.next_page, failed.progress["pages"]) == ("failed", applied, applied)
+    assert (failed.error.code, failed.error.errcode, failed.error.api) == (code, errcode, path)
+    assert failed.finished_at
+    assert_nothing_left_to_retry(world, monkeypatch)
+    assert len([r for r in world.sb.requests(path) if r["fault"]]) == 1  # asked once, not once per retry
+
+    world.sb.faults.remove(fault.id)
+    status, again = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202, again
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert sync_jobs.get(CORP_ID, again["job_id"]).status == "done"
+
+
+def test_a_refused_page_of_a_superseded_job_leaves_the_new_job_its_lock(corp_with_customers):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, _ = corp_with_customers
+    old = customer_sync.start(CORP_ID, now=T0)
+    late = drain_queue(world.settings.sync_queue)  # its page is held up; the job goes stale
+    later = T0 + customer_sync.STALL_SECONDS * 3 + 1
+    new = customer_sync.start(CORP_ID, now=later)
+    world.sb.faults.add("errcode", path="externalcontact/get_follow_user_list", errcode=60020)
+
+    assert customer_sync.handle_message(late[0]) == "failed"
+    failed = sync_jobs.get(CORP_ID, old.job_id)
+    assert failed.status == "failed" and failed.error.errcode == 60020
+    assert sync_jobs.get(CORP_ID, new.job_id).status == "running"
+    with pytest.raises(sync_jobs.JobRunning):
+        customer_sync.start(CORP_ID, now=later + 1)
+
+
+def test_an_expired_token_is_refreshed_once_and_the_page_advances(corp_with_customers):
+    from chalicelib import customer_sync
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=2) == 2
+    tokens = len(world.sb.requests("gettoken"))
+    world.sb.faults.add("errcode", path="externalcontact/batch/get_by_user", errcode=42001)
+
+    bodies = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(bodies[0]) == "advanced"  # the client refreshed and retried
+    assert len(world.sb.requests("gettoken")) == tokens + 1
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]["status"] == "done"
+
+
+@pytest.mark.parametrize("fault", [{"kind": "errcode", "errcode": -1}, {"kind": "http", "status": 503},
+                                   {"kind": "timeout", "execute": False}], ids=["busy", "http-503", "timeout"])
+def test_wecom_failing_for_a_while_defers_the_page_and_keeps_the_lock(corp_with_customers, monkeypatch, fault):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+    from chalicelib.wecom.client import WeComClient
+
+    monkeypatch.setattr(WeComClient, "_backoff", lambda self, attempt, floor=0.0: None)  # no real sleeps
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=2) == 2
+    # 4 calls: the client's first try and its 3 retries
+    world.sb.faults.add(path="externalcontact/batch/get_by_user", count=4, **fault)
+
+    bodies = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(bodies[0]) == "deferred"
+    waiting = sync_jobs.get(CORP_ID, job["job_id"])
+    assert (waiting.status, waiting.next_page, waiting.error) == ("running", 2, None)
+    assert world.call("POST", "/api/v1/customer-syncs")[0] == 409  # still this job's
+    skip_sqs_clock(monkeypatch, 10)
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert sync_jobs.get(CORP_ID, job["job_id"]).status == "done"
+
+
+def test_jobs_failed_before_errors_were_structured_still_read():
+    from chalicelib.store.sync_jobs import SyncJob
+
+    job = SyncJob.model_validate({"corp_id": CORP_ID, "job_id": "j1", "kind": "customers", "status": "failed",
+                                  "started_at": T0, "updated_at": T0, "error": "page 3 did not complete"})
+    assert (job.error.code, job.error.message, job.error.errcode) == ("failed", "page 3 did not complete", None)

@@ -201,8 +201,12 @@ class Table:
         }
         if index:
             kwargs["IndexName"] = index
+        # Unfiltered pages read one item more than they return: DynamoDB sets LastEvaluatedKey
+        # whenever Limit is reached, so a last page that is exactly full would otherwise carry a
+        # cursor to an empty page.
+        peek = bool(limit) and not filter_expression
         if limit:
-            kwargs["Limit"] = limit
+            kwargs["Limit"] = limit + 1 if peek else limit
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
         # The key attributes DynamoDB returns as LastEvaluatedKey: the index's and the table's.
@@ -218,8 +222,11 @@ class Table:
             if start and exc.response.get("Error", {}).get("Code") == "ValidationException":
                 raise InvalidCursor("cursor is not valid") from exc
             raise
-        items = [from_attrs(i) for i in resp.get("Items", [])]
-        return items, encode_cursor(resp.get("LastEvaluatedKey"))
+        raw, last_key = resp.get("Items", []), resp.get("LastEvaluatedKey")
+        if peek and len(raw) > limit:  # more exist: this page ends at its last returned item
+            raw = raw[:limit]
+            last_key = {k: raw[-1][k] for k in key_attrs}
+        return [from_attrs(i) for i in raw], encode_cursor(last_key)
 
     def query_filled(self, partition: str, *, limit: int, cursor: str | None, max_reads: int,
                      **kwargs: Any) -> tuple[list[dict[str, Any]], str | None]:

@@ -245,3 +245,36 @@ def test_a_filtered_customer_page_stops_at_its_read_budget(aws, monkeypatch):
     # 12 relations at 2 per read: 6 reads over 2 pages (+1 empty read where DynamoDB returns a
     # cursor at a Limit that ended exactly on the last item; moto does not)
     assert pages in (2, 3) and len(reads) in (6, 7)
+
+
+@pytest.mark.parametrize("limit", [2, 3, 4, 5])
+def test_a_listing_ends_on_its_last_full_page_without_a_cursor_to_an_empty_one(aws, limit, monkeypatch):
+    """DynamoDB returns LastEvaluatedKey whenever it stops at Limit, even on the last item (moto
+    does not: emulated here), which made an exactly full last page point to an empty one."""
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    real_query = table.client.query
+
+    def aws_query(**kwargs):
+        resp = real_query(**kwargs)
+        if "Limit" in kwargs and len(resp["Items"]) == kwargs["Limit"] and "LastEvaluatedKey" not in resp:
+            last = resp["Items"][-1]
+            attrs = {"PK", "SK", kwargs.get("IndexName", "") + "PK", kwargs.get("IndexName", "") + "SK"}
+            resp["LastEvaluatedKey"] = {k: v for k, v in last.items() if k in attrs}
+        return resp
+
+    monkeypatch.setattr(table.client, "query", aws_query)
+    for i in range(4):
+        rel = cs.RelationItem(customer_id=f"wm{i:02d}", staff_id="alice", status="active",
+                              added_at=1000 + i, last_event_at=1000 + i)
+        table.transact([cs.relation_added("corpA", rel).op])
+    pages, cursor = [], None
+    while True:
+        items, cursor = cs.search_relations("corpA", limit=limit, cursor=cursor)
+        pages.append([r.customer_id for r in items])
+        if not cursor:
+            break
+    assert [c for page in pages for c in page] == ["wm03", "wm02", "wm01", "wm00"]
+    assert all(pages) and [len(p) for p in pages[:-1]] == [limit] * (len(pages) - 1)  # no empty page

@@ -13,10 +13,9 @@ from typing import Any
 
 from chalicelib.router import ROUTER
 from chalicelib.store import contacts as store
-from chalicelib.store.contacts import CustomerProfile, RelationItem, TimelineEntry
+from chalicelib.store.contacts import NO_CHANNEL, CustomerProfile, RelationItem, TimelineEntry
 
 EVENT = "change_external_contact"
-NO_CHANNEL = "-"  # counter value for contacts that came without a channel code's state
 
 
 def _counts(ctx: Any, staff_id: str, channel: str, **increments: int) -> list[Any]:

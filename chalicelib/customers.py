@@ -16,7 +16,7 @@ class CustomerQuery(Model):
     cursor: str | None = None
     tag: str | None = Field(None, description="tag id the relation carries")
     staff_id: str | None = None
-    channel: str | None = Field(None, description="channel code state")
+    channel: str | None = Field(None, description="channel code state; `-`: contacts that came through none")
     status: Literal["active", "pending", "lost", "removed", "transferred"] | None = None
     added_from: int | None = Field(None, ge=0, description="epoch seconds, inclusive")
     added_to: int | None = Field(None, ge=0, description="epoch seconds, inclusive")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
 from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 from chalicelib.store.events import Count, StoreOp
@@ -11,15 +13,23 @@ from chalicelib.store.events import Count, StoreOp
 RelationStatus = Literal["active", "pending", "lost", "removed", "transferred"]
 
 
+NO_CHANNEL = "-"  # the channel of contacts that came through no channel code (stats, filters)
+
+
 class RelationItem(Model):
     customer_id: str
     staff_id: str
     status: RelationStatus
-    state: str | None = None
+    state: str | None = Field(None, description="the channel code of the relation's latest add; null: none")
     added_at: int | None = None
     ended_at: int | None = None
     last_event_at: int
     tags: list[str] = []
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _no_state(cls, v: Any) -> Any:
+        return v or None  # events store "" for "no channel code", syncs leave it out: one meaning
 
 
 class TimelineEntry(Model):
@@ -323,7 +333,11 @@ def search_relations(corp_id: str, *, staff_id: str | None = None, tag: str | No
         names["#tags"] = "tags"
         values[":tag"] = tag
         filters.append("contains(#tags, :tag)")
-    if channel:
+    if channel == NO_CHANNEL:
+        names["#state"] = "state"
+        values[":none"] = ""
+        filters.append("(attribute_not_exists(#state) OR #state = :none)")
+    elif channel:
         names["#state"] = "state"
         values[":state"] = channel
         filters.append("#state = :state")

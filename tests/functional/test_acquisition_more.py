@@ -261,3 +261,18 @@ def test_oversized_or_odd_ids_in_paths_are_404_without_touching_the_table(world)
     assert counts.total == 2  # a plausible id is looked up
     status, _ = world.call("PATCH", "/api/v1/tags/" + "t" * 2000, {"name": "x"})
     assert status == 404
+
+
+def test_contacts_without_a_channel_code_are_one_kind_and_can_be_listed(world):
+    """A walk-in add (no channel code) and a synced contact without one read the same (state
+    null), and channel=- lists them, as the stats' '-' row counts them."""
+    _, poster = _code(world, name="poster", staff_ids=["alice"])
+    coded = world.sb.simulator.scan_contact_way(CORP_ID, poster["config_id"], name="Coded")["external_userid"]
+    walk_in = world.sb.simulator.add_staff(CORP_ID, "bob", name="Walk-in")["external_userid"]
+    world.pump()
+    _, none = world.call("GET", "/api/v1/customers?channel=-")
+    assert [(r["customer_id"], r["state"]) for r in none["items"]] == [(walk_in, None)]
+    _, coded_rows = world.call("GET", f"/api/v1/customers?channel={poster['state']}")
+    assert [r["customer_id"] for r in coded_rows["items"]] == [coded]
+    _, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}&by=channel")
+    assert {r["key"]: r["adds"] for r in stats["rows"]} == {"-": 1, poster["state"]: 1}

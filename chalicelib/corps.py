@@ -2,7 +2,8 @@
 
 The callback path needs a corp's token and AES key on every request; opening them costs a
 DynamoDB read and a KMS decrypt, so the opened view is kept in memory for `RUNTIME_TTL` seconds
-(a rotated secret takes effect within that time).
+(a secret changed through `update` takes effect at once on the instance that changed it, and
+on the others within that time).
 """
 
 from __future__ import annotations
@@ -62,6 +63,67 @@ def forget_runtime() -> None:
     _runtime.clear()
 
 
+def forget(corp_id: str) -> None:
+    """Drop this instance's cached view and WeCom client of one corp (after its secrets changed)."""
+    _runtime.pop(corp_id, None)
+    # Not closed: a request of this instance may still be using it; its pool goes with it.
+    _clients.pop(corp_id, None)
+
+
+# -- changing a corp ----------------------------------------------------------------------------
+SECRET_FIELDS = ("callback_token", "encoding_aes_key", "contact_secret")
+CONTACT_APP = "contact"  # the app name WeComClient keys the contact secret's access token by
+
+
+def update(corp_id: str, *, name: str | None = None, time_zone: str | None = None,
+           new_secrets: dict[str, Any] | None = None) -> Any:
+    """Change a corp's name, time zone and/or secrets (SecretStr values, by field name); the
+    others stay. Secrets are unsealed, changed and sealed again (a fresh data key). Returns the
+    stored corp item, or None if the corp is not registered. Raises store.corps.CorpChanged when a
+    concurrent update changed the secrets first (nothing written: retry)."""
+    import time as wall
+
+    from chalicelib import secrets
+    from chalicelib.store import corps as corp_store
+
+    new_secrets = {k: v for k, v in (new_secrets or {}).items() if v is not None}
+    unknown = set(new_secrets) - set(SECRET_FIELDS)
+    if unknown:
+        raise ValueError(f"not a corp secret: {sorted(unknown)}")
+    item = corp_store.get_corp(corp_id)
+    if item is None:
+        return None
+    sealed = nonce = None
+    contact_secret_changed = False
+    if new_secrets:
+        opened = secrets.unseal(item.sealed_secrets, corp_id=corp_id)
+        changed = opened.model_copy(update=new_secrets)
+        contact_secret_changed = (changed.contact_secret.get_secret_value()
+                                  != opened.contact_secret.get_secret_value())
+        sealed, nonce = secrets.seal(changed, corp_id=corp_id), item.sealed_secrets.get("nonce")
+    updated = corp_store.update_corp(corp_id, name=name, time_zone=time_zone, sealed_secrets=sealed,
+                                     expected_nonce=nonce, updated_at=int(wall.time()))
+    forget(corp_id)
+    if updated is not None and contact_secret_changed:
+        drop_access_token(corp_id)
+    return updated
+
+
+def drop_access_token(corp_id: str) -> bool:
+    """Remove the stored access token of the contact app. The shared token cache is keyed by
+    (corp, app), not by secret: without this, a client with a new contact secret would go on
+    using the token issued for the old one until it expires (up to 2 hours), and a secret of
+    another app, corrected, would keep failing with that app's permissions."""
+    from chalicelib.store import get_table
+    from chalicelib.store.tokens import DynamoTokenCache
+
+    cache = DynamoTokenCache(get_table())
+    stored = cache.get(corp_id, CONTACT_APP)
+    if stored is None or not stored.access_token:
+        return False
+    return cache.invalidate(corp_id, CONTACT_APP, access_token=stored.access_token)
+
+
 # -- WeCom API clients ---------------------------------------------------------------------------
 _clients: dict[str, tuple[str, Any]] = {}
 _transport: list[Any] = []
@@ -97,6 +159,7 @@ def wecom_client(corp_id: str) -> Any:
     client = WeComClient(
         corp_id=corp_id,
         secret=secret,
+        app=CONTACT_APP,
         base_url=get_settings().wecom_api_base,
         token_cache=DynamoTokenCache(table),
         rate_limiter=DynamoRateLimiter(table),

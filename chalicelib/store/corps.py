@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from pydantic import Field
+
 from chalicelib.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
@@ -17,6 +19,7 @@ class CorpItem(Model):
     agent_id: str | None = None
     sealed_secrets: dict[str, str]
     created_at: int
+    updated_at: int | None = None
 
 
 class ApiKeyItem(Model):
@@ -24,6 +27,9 @@ class ApiKeyItem(Model):
     corp_id: str
     label: str
     created_at: int
+    # Keys issued before keys had ids have neither (they cannot be listed or revoked by id).
+    key_id: str | None = None
+    last4: str | None = Field(None, description="the key's last 4 characters, to tell keys apart")
 
 
 class StaffDirectory(Model):
@@ -32,6 +38,14 @@ class StaffDirectory(Model):
 
 
 class CorpExists(Exception):
+    pass
+
+
+class CorpChanged(Exception):
+    """The corp's secrets changed between reading and writing them (another update won)."""
+
+
+class ApiKeyNotFound(Exception):
     pass
 
 
@@ -45,16 +59,41 @@ def create_corp(corp: CorpItem, api_key: ApiKeyItem) -> None:
         "type": "corp",
         **corp.model_dump(),
     }
-    key_item = {**keys.api_key(api_key.key_hash), "type": "api_key", **api_key.model_dump()}
     try:
-        table.transact(
-            [
-                table.op_put(corp_item, condition="attribute_not_exists(PK)"),
-                table.op_put(key_item, condition="attribute_not_exists(PK)"),
-            ]
-        )
+        table.transact([table.op_put(corp_item, condition="attribute_not_exists(PK)"),
+                        *_api_key_ops(table, api_key)])
     except ConditionFailed as exc:
         raise CorpExists(corp.corp_id) from exc
+
+
+def update_corp(corp_id: str, *, name: str | None = None, time_zone: str | None = None,
+                sealed_secrets: dict[str, str] | None = None, expected_nonce: str | None = None,
+                updated_at: int) -> CorpItem | None:
+    """Change a registered corp's settings and/or its sealed secrets; None if there is no such corp.
+
+    New sealed secrets are written only if the stored ones are still those they were made from
+    (`expected_nonce`, unique per seal): two concurrent updates of different secrets must not
+    silently undo each other. A lost race raises CorpChanged."""
+    if not CORP_ID_PATTERN.fullmatch(corp_id):
+        return None
+    sets = {"updated_at": updated_at, "name": name, "time_zone": time_zone, "sealed_secrets": sealed_secrets}
+    sets = {k: v for k, v in sets.items() if v is not None}
+    names = {f"#{k}": k for k in sets}
+    values: dict[str, Any] = {f":{k}": v for k, v in sets.items()}
+    condition = "attribute_exists(PK)"
+    if sealed_secrets is not None and expected_nonce is not None:
+        condition += " AND #sealed_secrets.#nonce = :expected_nonce"
+        names.update({"#sealed_secrets": "sealed_secrets", "#nonce": "nonce"})
+        values[":expected_nonce"] = expected_nonce
+    try:
+        item = get_table().update(
+            keys.corp(corp_id), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+            names=names, values=values, condition=condition, return_new=True)
+    except ConditionFailed as exc:
+        if get_corp(corp_id) is None:
+            return None
+        raise CorpChanged(corp_id) from exc
+    return CorpItem.model_validate(item)
 
 
 CORP_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,13 +113,60 @@ def list_corps(*, limit: int, cursor: str | None) -> tuple[list[CorpItem], str |
     return [CorpItem.model_validate(i) for i in items], next_cursor
 
 
+def _api_key_ops(table: Any, api_key: ApiKeyItem) -> list[dict]:
+    """The key itself (looked up by hash on every call) and, when it has an id, the corp's
+    reference to it (listed and revoked by id): written and deleted together."""
+    ops = [table.op_put({**keys.api_key(api_key.key_hash), "type": "api_key", **api_key.model_dump()},
+                        condition="attribute_not_exists(PK)")]
+    if api_key.key_id is not None:
+        ops.append(table.op_put({**keys.corp_api_key(api_key.corp_id, api_key.key_id), "type": "api_key_ref",
+                                 **api_key.model_dump()}, condition="attribute_not_exists(PK)"))
+    return ops
+
+
 def put_api_key(api_key: ApiKeyItem) -> None:
-    get_table().put({**keys.api_key(api_key.key_hash), "type": "api_key", **api_key.model_dump()})
+    table = get_table()
+    table.transact(_api_key_ops(table, api_key))
 
 
 def get_api_key(key_hash: str) -> ApiKeyItem | None:
-    item: dict[str, Any] | None = get_table().get(keys.api_key(key_hash))
+    # Consistent: a key revoked a moment ago must not be accepted by any instance.
+    item: dict[str, Any] | None = get_table().get(keys.api_key(key_hash), consistent=True)
     return ApiKeyItem.model_validate(item) if item else None
+
+
+def list_api_keys(corp_id: str, *, limit: int, cursor: str | None) -> tuple[list[ApiKeyItem], str | None]:
+    """A corp's keys in the order they were issued (key ids sort by time)."""
+    items, next_cursor = get_table().query(keys.corp_partition(corp_id), sk_prefix=keys.corp_api_key_prefix(),
+                                           limit=limit, cursor=cursor)
+    return [ApiKeyItem.model_validate(i) for i in items], next_cursor
+
+
+def get_corp_api_key(corp_id: str, key_id: str) -> ApiKeyItem | None:
+    item = get_table().get(keys.corp_api_key(corp_id, key_id), consistent=True)
+    return ApiKeyItem.model_validate(item) if item else None
+
+
+def delete_api_key(api_key: ApiKeyItem) -> None:
+    """Revoke a key: it and the corp's reference go together. Raises ApiKeyNotFound if another
+    request revoked it first."""
+    if api_key.key_id is None:
+        raise ApiKeyNotFound("this key has no id")
+    table = get_table()
+    try:
+        table.transact([
+            {"Delete": {"TableName": table.name, "Key": _attrs(keys.corp_api_key(api_key.corp_id, api_key.key_id)),
+                        "ConditionExpression": "attribute_exists(PK)"}},
+            {"Delete": {"TableName": table.name, "Key": _attrs(keys.api_key(api_key.key_hash))}},
+        ])
+    except ConditionFailed as exc:
+        raise ApiKeyNotFound(api_key.key_id) from exc
+
+
+def _attrs(key: dict[str, str]) -> dict[str, Any]:
+    from chalicelib.store.table import to_attrs
+
+    return to_attrs(key)
 
 
 def save_staff_directory(corp_id: str, directory: StaffDirectory) -> None:

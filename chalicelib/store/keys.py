@@ -32,6 +32,15 @@ def api_key(key_hash: str) -> Key:
     return _k(f"APIKEY#{key_hash}", "APIKEY")
 
 
+def corp_api_key(corp_id: str, key_id: str) -> Key:
+    """A corp's reference to one of its API keys (id, label, hint, hash), for listing and revoking."""
+    return _k(corp_partition(corp_id), f"{corp_api_key_prefix()}{key_id}")
+
+
+def corp_api_key_prefix() -> str:
+    return "APIKEY#"
+
+
 def event_claim(corp_id: str, identity: str) -> Key:
     return _k(corp_partition(corp_id), f"EVENT#{identity}")
 

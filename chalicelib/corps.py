@@ -94,34 +94,23 @@ def update(corp_id: str, *, name: str | None = None, time_zone: str | None = Non
     if item is None:
         return None
     sealed = nonce = None
-    contact_secret_changed = False
     if new_secrets:
         opened = secrets.unseal(item.sealed_secrets, corp_id=corp_id)
         changed = opened.model_copy(update=new_secrets)
-        contact_secret_changed = (changed.contact_secret.get_secret_value()
-                                  != opened.contact_secret.get_secret_value())
         sealed, nonce = secrets.seal(changed, corp_id=corp_id), item.sealed_secrets.get("nonce")
     updated = corp_store.update_corp(corp_id, name=name, time_zone=time_zone, sealed_secrets=sealed,
                                      expected_nonce=nonce, updated_at=int(wall.time()))
-    forget(corp_id)
-    if updated is not None and contact_secret_changed:
-        drop_access_token(corp_id)
+    forget(corp_id)  # a new contact secret also means a new token: see token_app
     return updated
 
 
-def drop_access_token(corp_id: str) -> bool:
-    """Remove the stored access token of the contact app. The shared token cache is keyed by
-    (corp, app), not by secret: without this, a client with a new contact secret would go on
-    using the token issued for the old one until it expires (up to 2 hours), and a secret of
-    another app, corrected, would keep failing with that app's permissions."""
-    from chalicelib.store import get_table
-    from chalicelib.store.tokens import DynamoTokenCache
+def token_app(secret: str) -> str:
+    """The shared token cache's name for the contact app: per secret, so that a token issued for
+    an old secret is never used with a new one, nor stored over the new one's by an instance that
+    still holds the old secret (other instances keep their cached corp up to RUNTIME_TTL)."""
+    import hashlib
 
-    cache = DynamoTokenCache(get_table())
-    stored = cache.get(corp_id, CONTACT_APP)
-    if stored is None or not stored.access_token:
-        return False
-    return cache.invalidate(corp_id, CONTACT_APP, access_token=stored.access_token)
+    return f"{CONTACT_APP}-{hashlib.sha256(secret.encode()).hexdigest()[:12]}"
 
 
 # -- WeCom API clients ---------------------------------------------------------------------------
@@ -159,7 +148,7 @@ def wecom_client(corp_id: str) -> Any:
     client = WeComClient(
         corp_id=corp_id,
         secret=secret,
-        app=CONTACT_APP,
+        app=token_app(secret),
         base_url=get_settings().wecom_api_base,
         token_cache=DynamoTokenCache(table),
         rate_limiter=DynamoRateLimiter(table),

@@ -91,24 +91,28 @@ def test_after_patching_callback_secrets_new_values_are_accepted_and_old_refused
     assert _callback(chalice_client, token=NEW_TOKEN, aes_key=NEW_AES_KEY) in (400, 401)
 
 
-def test_a_new_contact_secret_drops_the_stored_token_and_the_cached_client(chalice_client, aws):
+def test_a_new_contact_secret_gets_its_own_token_and_client(chalice_client, aws):
+    """Tokens are cached per secret: the old secret's token is never read with the new secret, and
+    an instance still holding the old secret cannot store its token over the new one's."""
     from chalicelib import corps
     from chalicelib.store import get_table
     from chalicelib.store.tokens import DynamoTokenCache
 
     key = register(chalice_client)["api_key"]
-    cache = DynamoTokenCache(get_table())
-    cache.store(CORP_ID, corps.CONTACT_APP, access_token="token-of-old-secret", expires_at=time.time() + 7200,
-                holder="test")
     old_client = corps.wecom_client(CORP_ID)
-    # name and time zone leave the token alone
+    cache = DynamoTokenCache(get_table())
+    cache.store(CORP_ID, old_client.app, access_token="token-of-old-secret", expires_at=time.time() + 7200,
+                holder="test")
+    # name and time zone leave the token and its secret alone
     _call(chalice_client, "PATCH", f"/api/v1/corps/{CORP_ID}", _auth(key), {"name": "Same Secret"})
-    assert cache.get(CORP_ID, corps.CONTACT_APP).access_token == "token-of-old-secret"
+    assert corps.wecom_client(CORP_ID).app == old_client.app
     status, _ = _call(chalice_client, "PATCH", f"/api/v1/corps/{CORP_ID}", _auth(key),
                       {"contact_secret": NEW_SECRET})
     assert status == 200
-    assert not cache.get(CORP_ID, corps.CONTACT_APP).access_token
-    assert corps.wecom_client(CORP_ID) is not old_client
+    new_client = corps.wecom_client(CORP_ID)
+    assert new_client is not old_client and new_client.app == corps.token_app(NEW_SECRET) != old_client.app
+    assert cache.get(CORP_ID, new_client.app) is None  # the old secret's token is not this one's
+    assert NEW_SECRET not in new_client.app  # a fingerprint names the secret, never the secret
 
 
 def test_wecom_calls_use_a_new_contact_secret_at_once(world):

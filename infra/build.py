@@ -8,6 +8,9 @@ never creates a table, a queue or a key, and cannot set `FunctionResponseTypes` 
 CloudFormation condition. `infra/merge-<stage>.json` adds all of that and is deep-merged into
 Chalice's SAM template by `chalice package --merge-template` (docs/chalice-notes.md, section 3).
 
+It also makes API Gateway answer in the product's error envelope where it answers itself (no
+route for the path or method, throttling, the function failing): `gateway_responses`.
+
 Single sources, so nothing here can drift:
 - names: the stage's `environment_variables` in .chalice/config.json, read through
   `chalicelib.settings.Settings` (the same code the functions run);
@@ -111,6 +114,45 @@ FUNCTIONS = (
     Function("tick_minute", calls_wecom=True),
     Function("tick_daily", calls_wecom=True),
 )
+
+
+# The REST API in Chalice's packaged template: an AWS::Serverless::Api with its OpenAPI body inline.
+REST_API = "RestAPI"
+
+
+def _envelope(code: str, message: str) -> str:
+    """The error envelope as an API Gateway response template. `code` and `message` are JSON
+    values already: a literal, or $context.error.messageString (API Gateway quotes that one).
+    Gateway response templates are not run through VTL: $context variables are all there is."""
+    return f'{{"error": {{"code": {code}, "message": {message}}}}}'
+
+
+def gateway_responses() -> dict[str, Any]:
+    """What API Gateway answers by itself, in `{"error": {"code", "message"}}` like the functions.
+
+    As SAM's `GatewayResponses` of the API, not AWS::ApiGateway::GatewayResponse resources: SAM
+    writes them into the API's OpenAPI body (x-amazon-apigateway-gateway-responses), so each
+    deployment carries them. Separate resources are dropped from the API the next time
+    CloudFormation puts the body of a Serverless::Api (aws/serverless-application-model#390, #623).
+    """
+    from_gateway = _envelope('"$context.error.responseType"', "$context.error.messageString")
+    return {
+        # Any other 4XX/5XX of API Gateway's own: THROTTLED, ACCESS_DENIED, INTEGRATION_TIMEOUT, ...
+        "DEFAULT_4XX": {"ResponseTemplates": {"application/json": from_gateway}},
+        "DEFAULT_5XX": {"ResponseTemplates": {"application/json": from_gateway}},
+        # No resource for the path, or no such method on it: 403 "Missing Authentication Token".
+        "MISSING_AUTHENTICATION_TOKEN": {
+            "StatusCode": "404",
+            "ResponseTemplates": {
+                "application/json": _envelope('"not_found"', '"no such path, or no such method on this path"')
+            },
+        },
+        # Over API Gateway's payload limit: the functions' own code for a body over theirs.
+        "REQUEST_TOO_LARGE": {
+            "StatusCode": "413",
+            "ResponseTemplates": {"application/json": _envelope('"body_too_large"', "$context.error.messageString")},
+        },
+    }
 
 
 def _camel(name: str) -> str:
@@ -438,6 +480,7 @@ def merge_template(config: dict[str, Any], stage: str) -> dict[str, Any]:
         resources.update(queue_resources(spec, spec.name(names)))
     resources.update(secrets_key_resources(names.kms_key_id))
     resources.update(egress_resources())
+    resources[REST_API] = {"Properties": {"GatewayResponses": gateway_responses()}}
 
     # Ref/GetAtt (same values as config.json) so CloudFormation creates them before the functions.
     env: dict[str, Any] = {

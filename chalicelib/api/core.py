@@ -51,9 +51,10 @@ def conflict(code: str, message: str) -> ApiError:
 
 
 class ErrorBody(Model):
-    code: str
-    message: str
-    details: Any = None
+    code: str = Field(description="stable and machine-readable: branch on this, never on `message`")
+    message: str = Field(description="for people; its wording may change")
+    details: Any = Field(None, description="structured context when there is any, e.g. the fields of a "
+                                           "`validation_error` or WeCom's `errcode`")
 
 
 class ErrorResponse(Model):
@@ -196,9 +197,12 @@ class EndpointSpec:
     response: Any
     status: int
     path_params: list[str] = field(default_factory=list)
+    errors: tuple[Any, ...] = ()  # see endpoint(errors=...)
+    view: Callable[[Call], Any] | None = None  # the view function (the OpenAPI document reads its errors)
 
 
 ENDPOINTS: list[EndpointSpec] = []
+WECOM = "wecom"  # in endpoint(errors=...): the route calls WeCom (its errors: map_exception)
 # Ids in paths (corps, channel-code states, tags, customers, jobs) are WeCom's or ours: short and
 # plain. Anything else is refused before it can reach a DynamoDB key (whose size is limited).
 _PATH_PARAM = re.compile(r"[A-Za-z0-9_\-.@]{1,128}")
@@ -254,11 +258,19 @@ def endpoint(
     query: type[BaseModel] | None = None,
     response: Any = None,
     status: int = 200,
+    errors: tuple[Any, ...] = (),
 ) -> Callable[[Callable[[Call], Any]], Callable[..., Response]]:
-    """Register `fn(call) -> model | None` as a Chalice route with the API's shared behaviour."""
+    """Register `fn(call) -> model | None` as a Chalice route with the API's shared behaviour.
+
+    The OpenAPI document lists the errors a route can answer without being told: those of this
+    decorator (`shared_errors`) and those its view raises (chalicelib/api/openapi.py reads them
+    from the code). `errors` adds what that reading cannot see: exception types mapped by
+    `register_error` (or "module:Name"), `WECOM` for a route that calls WeCom by a path it cannot
+    follow, or `(status, code)` for an ApiError raised indirectly."""
 
     def decorate(fn: Callable[[Call], Any]) -> Callable[..., Response]:
-        spec = EndpointSpec(method, path, summary, auth, body, query, response, status)
+        spec = EndpointSpec(method, path, summary, auth, body, query, response, status,
+                            errors=tuple(errors), view=fn)
         spec.path_params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
         ENDPOINTS.append(spec)
 
@@ -337,6 +349,53 @@ def map_exception(exc: Exception) -> ApiError | None:
     if isinstance(exc, wecom_errors.WeComError):
         return ApiError(502, "wecom_unavailable", "WeCom could not be reached; retry later")
     return None
+
+
+# -- errors, described (for the OpenAPI document; request handling does not use these) ------------
+def registered_errors() -> list[tuple[type[BaseException], int, str]]:
+    """register_error's entries, (exception type, status, code), in the order map_exception tries them."""
+    return [(resolve(ref), status, code) for ref, status, code, _ in _ERROR_MAP]
+
+
+def describe_error(exc_type: type[BaseException]) -> tuple[int, str] | None:
+    """(status, code) that map_exception answers for an exception of this type, the same way
+    (the store's InvalidCursor, then register_error's entries, first match); None for the WeCom
+    client's errors (map them with an instance) and for anything that ends as a 500."""
+    from chalicelib.store import InvalidCursor
+
+    if issubclass(exc_type, InvalidCursor):
+        return 400, "invalid_request"
+    for registered, status, code in registered_errors():
+        if issubclass(exc_type, registered):
+            return status, code
+    return None
+
+
+def shared_errors(spec: EndpointSpec) -> list[tuple[int, str, str]]:
+    """What endpoint()'s own handling can answer for this route, as (status, code, when): the
+    API key, the ids in the path, the body, the query, and unexpected failures."""
+    errors: list[tuple[int, str, str]] = []
+    if spec.auth != "public":
+        errors.append((401, "unauthenticated", "no `Authorization: Bearer <API key>` header, or an unknown key"))
+    if spec.auth == "admin":
+        errors.append((403, "admin_key_required", "this endpoint needs the admin key"))
+    if spec.auth == "corp":
+        errors.append((403, "corp_key_required", "this endpoint needs a corp-scoped API key, not the admin key"))
+    if spec.path_params:
+        names = " / ".join(f"`{p}`" for p in spec.path_params)
+        errors.append((404, "not_found", f"no such {names} (or not visible to this key)"))
+    if spec.body is not None:
+        errors.append((400, "invalid_request", "the body is missing or is not JSON"))
+        errors.append((400, "validation_error", "the body does not match its schema; `details` lists "
+                                                "`{field, message}` for each problem"))
+        errors.append((413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes"))
+    if spec.query is not None:
+        errors.append((400, "validation_error", "a query parameter is invalid; `details` lists "
+                                                "`{field, message}` for each problem"))
+        if "cursor" in getattr(resolve(spec.query), "model_fields", {}):
+            errors.append((400, "invalid_request", "`cursor` is not one that this listing gave out"))
+    errors.append((500, "internal_error", "an unexpected failure (logged); retry later"))
+    return errors
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:

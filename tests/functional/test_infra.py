@@ -8,6 +8,7 @@ Chalice's dependency zip is cached in .chalice/deployments, the wheels in infra/
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 import zipfile
@@ -196,6 +197,53 @@ def test_policies_are_least_privilege(stage):
     assert api["AdminKey"]["Resource"].endswith(f":parameter{names.admin_key_parameter}")
 
 
+# --- API Gateway's own answers, in the product's error envelope ----------------------------
+
+# API Gateway's response types (API reference, GatewayResponse.responseType).
+GATEWAY_RESPONSE_TYPES = {
+    "DEFAULT_4XX", "DEFAULT_5XX", "RESOURCE_NOT_FOUND", "UNAUTHORIZED", "INVALID_API_KEY", "ACCESS_DENIED",
+    "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "INVALID_SIGNATURE", "EXPIRED_TOKEN",
+    "MISSING_AUTHENTICATION_TOKEN", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT", "API_CONFIGURATION_ERROR",
+    "UNSUPPORTED_MEDIA_TYPE", "BAD_REQUEST_PARAMETERS", "BAD_REQUEST_BODY", "REQUEST_TOO_LARGE", "THROTTLED",
+    "QUOTA_EXCEEDED", "WAF_FILTERED",
+}
+
+
+def render_gateway_template(template: str, response_type: str, message: str) -> dict:
+    """What API Gateway sends: its $context variables substituted, messageString quoted."""
+    rendered = template.replace("$context.error.responseType", response_type)
+    rendered = rendered.replace("$context.error.messageString", json.dumps(message))
+    assert "$" not in rendered, rendered
+    return json.loads(rendered)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_api_gateway_answers_in_the_error_envelope(stage):
+    from chalicelib.api.core import ErrorResponse
+
+    responses = merge_template(stage)["Resources"][build.REST_API]["Properties"]["GatewayResponses"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "MISSING_AUTHENTICATION_TOKEN"} <= set(responses) <= GATEWAY_RESPONSE_TYPES
+    for response_type, response in responses.items():
+        assert set(response) <= {"StatusCode", "ResponseTemplates", "ResponseParameters"}, response_type  # SAM's
+        assert re.fullmatch(r"[45]\d\d", response.get("StatusCode", "400")), response_type
+        assert set(response["ResponseTemplates"]) == {"application/json"}
+        for as_sent in ("THROTTLED", "INTEGRATION_TIMEOUT"):
+            body = render_gateway_template(response["ResponseTemplates"]["application/json"], as_sent,
+                                           'Too "many" \\ requests')
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+            ErrorResponse.model_validate(body)
+    default = render_gateway_template(responses["DEFAULT_4XX"]["ResponseTemplates"]["application/json"],
+                                      "THROTTLED", 'Too "many" requests')
+    assert default == {"error": {"code": "THROTTLED", "message": 'Too "many" requests'}}
+    assert responses["DEFAULT_5XX"] == responses["DEFAULT_4XX"]
+    # An unknown path or method: API Gateway's 403 "Missing Authentication Token" becomes a 404.
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    body = render_gateway_template(missing["ResponseTemplates"]["application/json"], "MISSING_AUTHENTICATION_TOKEN",
+                                   "Missing Authentication Token")
+    assert body["error"]["code"] == "not_found"
+
+
 # --- packaged stages (chalice package + merge + .pyc + cfn-lint) ----------------------------
 
 
@@ -248,6 +296,18 @@ def test_packaged_template_matches_queue_specs_and_merge(packaged, stage):
     for fn in build.FUNCTIONS:  # every deployed function logs one JSON object per record
         if fn.resource in resources:
             assert resources[fn.resource]["Properties"]["LoggingConfig"]["LogFormat"] == "JSON", fn
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_packaged_rest_api_carries_the_gateway_responses(packaged, stage):
+    """SAM writes GatewayResponses into the API's inline OpenAPI body, so each deployment has them."""
+    template_path, _, _ = packaged[stage]
+    api = json.loads(template_path.read_text())["Resources"][build.REST_API]
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert "DefinitionBody" in api["Properties"]  # SAM's GatewayResponses need the body inline
+    assert api["Properties"]["GatewayResponses"] == build.gateway_responses()
+    resources = json.loads(template_path.read_text())["Resources"].values()
+    assert not [r for r in resources if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

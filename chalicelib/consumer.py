@@ -29,6 +29,10 @@ CAPABILITIES = ("welcome", "contacts", "tags", "groups")
 _loaded: list[str] = []
 
 MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing one of its calls)
+# on_events' Lambda timeout (.chalice/config.json; a test keeps them equal), and what a batch keeps
+# of it for its second pass: the welcome's in-place retries stop in time for every commit.
+BATCH_SECONDS = 30.0
+SECOND_PASS_RESERVE_SECONDS = 8.0
 BUSY_RETRY_SECONDS = 5.0  # first wait after WeCom answered busy (-1) or 5xx; doubles per deferral
 
 
@@ -48,6 +52,7 @@ class EventContext:
     identity: str
     received_at_ms: int
     now: float = field(default_factory=time.time)
+    budget_until: float | None = None  # time.monotonic() by which the urgent steps must be done
     # What one step read from WeCom and another can reuse (the welcome's externalcontact/get).
     wecom_reads: dict[str, Any] = field(default_factory=dict)
     _corp: Any = None
@@ -61,6 +66,10 @@ class EventContext:
             if self._corp is None:
                 raise LookupError(f"corp {self.corp_id} is not registered")
         return self._corp
+
+    def has_time(self, seconds: float) -> bool:
+        """Whether `seconds` more of work still leaves the batch its second pass."""
+        return self.budget_until is None or time.monotonic() + seconds <= self.budget_until
 
     @property
     def day(self) -> str:
@@ -113,7 +122,7 @@ class _Work:
                 self.failures.append(exc)
 
 
-def _prepare(body: str) -> _Work | str:
+def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
     from chalicelib import queues
     from chalicelib.store import events as event_store
     from chalicelib.wecom.events import event_from_dict
@@ -129,13 +138,15 @@ def _prepare(body: str) -> _Work | str:
     todo = [r for r in routes if r.step not in done]
     if not todo:
         return Outcome.DUPLICATE
-    return _Work(message, EventContext(message.corp_id, event, identity, message.received_at_ms), todo)
+    ctx = EventContext(message.corp_id, event, identity, message.received_at_ms, budget_until=budget_until)
+    return _Work(message, ctx, todo)
 
 
 def _finish(work: _Work) -> str:
     from chalicelib import queues
     from chalicelib.settings import get_settings
     from chalicelib.store import events as event_store
+    from chalicelib.wecom import errors
 
     work.run(urgent=False)
     ctx, message = work.ctx, work.message
@@ -152,6 +163,10 @@ def _finish(work: _Work) -> str:
     waits = [_retry_after(exc, message.attempt) for exc in work.failures]
     permanent = [exc for exc, wait in zip(work.failures, waits, strict=True) if wait is None]
     if permanent or message.attempt >= MAX_DEFERRALS:  # SQS redelivers the message; then the DLQ
+        if any(isinstance(exc, errors.AuthError) for exc in permanent):
+            from chalicelib import corps
+
+            corps.refresh(ctx.corp_id)  # a secret changed through another instance: redelivery uses the new one
         raise (permanent or work.failures)[0]
     wait = max(w for w in waits if w is not None)
     logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failures,
@@ -190,8 +205,8 @@ def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[
     return {"batchItemFailures": failures}
 
 
-def _first_pass(body: str) -> _Work | str:
-    work = _prepare(body)
+def _first_pass(body: str, budget_until: float | None = None) -> _Work | str:
+    work = _prepare(body, budget_until)
     if not isinstance(work, str):
         work.run(urgent=True)
     return work
@@ -203,8 +218,9 @@ def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str
     sends, not for nine whole events (tags, transactions)."""
     failures: list[dict[str, str]] = []
     prepared: list[tuple[str, _Work]] = []
+    budget_until = time.monotonic() + BATCH_SECONDS - SECOND_PASS_RESERVE_SECONDS
     for message_id, body in records:  # pass 1: parse, dedupe, urgent steps
-        work = _guard(message_id, failures, _first_pass, body)
+        work = _guard(message_id, failures, _first_pass, body, budget_until)
         if isinstance(work, _Work):
             prepared.append((message_id, work))
         elif work is not None:

@@ -38,7 +38,7 @@ class QueueSpec:
         return getattr(settings, f"{self.logical_name}_queue_url")
 
 
-EVENTS = QueueSpec("events", visibility_timeout=60, batch_size=10, batching_window=0)
+EVENTS = QueueSpec("events", visibility_timeout=180, batch_size=10, batching_window=0)
 SENDS = QueueSpec("sends", visibility_timeout=120, batch_size=5, batching_window=1)
 SYNC = QueueSpec("sync", visibility_timeout=300, batch_size=1, batching_window=0)
 ALL_QUEUES = (EVENTS, SENDS, SYNC)

@@ -4,8 +4,8 @@ The code is single-use and dies about 20 seconds after the add, so this handler 
 a new contact, and a code that is already too old is not sent at all: it is logged and counted
 as a missed welcome (never deferred, never sent to the DLQ). WeCom's single-use rule also makes a
 repeated send harmless: a second attempt is refused with 41051, so a redelivered event can never
-greet a customer twice, and a send WeCom answered busy, rate-limited, 5xx or not at all is
-retried in place, a few times, while the code lives.
+greet a customer twice, and a send WeCom answered busy, 5xx or not at all is retried in place, a
+few times, while the code lives and the batch has time.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ WELCOME_WINDOW_SECONDS = 20.0
 SEND_DEADLINE_SECONDS = WELCOME_WINDOW_SECONDS - 1.0
 DEFAULT_TTL = 60.0
 NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
-# Waits between attempts of a send WeCom refused for a passing reason, while the code lives.
+# Waits between attempts of a send WeCom answered busy, 5xx or not at all, while the code lives
+# and the batch has time for one more attempt (at most the WeCom client's timeout).
 SEND_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0)
+SEND_ATTEMPT_SECONDS = 5.0
 
 _default_cache: dict[str, tuple[float, MessageContent | None]] = {}
 
@@ -136,7 +138,7 @@ def send_welcome(ctx: Any) -> list[Any]:
     # still count "sent", because the welcome WeCom refuses to send twice was ours.
     first = welcome_store.claim(ctx.corp_id, ev.welcome_code, now=_now())
     client = corps.wecom_client(ctx.corp_id)
-    attempts = 0
+    attempts, maybe_delivered = 0, False
     while True:
         attempts += 1
         try:
@@ -144,13 +146,18 @@ def send_welcome(ctx: Any) -> list[Any]:
             return _outcome(ctx, state, "sent", attempts=attempts if attempts > 1 else None)
         except errors.WelcomeCodeExpired:
             return _outcome(ctx, state, "missed", reason="code_expired")
-        except errors.WelcomeAlreadySent:  # another delivery's, our timed-out attempt's, or another app's
-            return _outcome(ctx, state, "already_sent" if first and attempts == 1 else "sent")
-        except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
-            # Deferring would outlive the code: retry here while it lives. Safe even after a
-            # timeout that did deliver: the code is single-use, the retry then gets 41051.
+        except errors.WelcomeAlreadySent:  # another delivery's, our own earlier attempt's, or another app's
+            ours = not first or maybe_delivered
+            return _outcome(ctx, state, "sent" if ours else "already_sent")
+        except errors.FrequencyLimited as exc:
+            # Not retried: WeCom's limits are per minute, and our own pacing already waited.
+            return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
+        except (errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
+            # Deferring would outlive the code: retry here while it lives. Safe even after an
+            # attempt that did deliver: the code is single-use, the retry then gets 41051.
+            maybe_delivered = maybe_delivered or not isinstance(exc, errors.SystemBusy)
             wait = SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None
-            if wait is None or _now() + wait > deadline:
+            if wait is None or _now() + wait > deadline or not ctx.has_time(wait + SEND_ATTEMPT_SECONDS):
                 return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
             logger.info("welcome for %s: %r, retrying in %.1fs", ev.external_user_id, exc, wait)
             time.sleep(wait)

@@ -88,6 +88,13 @@ def test_every_consumer_reports_batch_item_failures_with_a_concurrency_cap(stage
         assert 2 <= source["ScalingConfig"]["MaximumConcurrency"] <= 1000
 
 
+def test_the_consumers_time_budget_is_its_lambda_timeout():
+    from chalicelib import consumer
+
+    for stage in STAGES:
+        assert lambda_config(stage, "on_events").lambda_timeout == consumer.BATCH_SECONDS
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_visibility_timeout_outlasts_consumer_retries(stage):
     """AWS: visibility timeout >= 6 x function timeout (+ batching window), or a throttled

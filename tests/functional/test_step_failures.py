@@ -56,10 +56,9 @@ def test_a_mark_tag_outage_keeps_the_relation_and_retries_only_the_tags(world, m
 
 
 @pytest.mark.parametrize("fault", [
-    {"kind": "errcode", "errcode": 45009},  # frequency limit
     {"kind": "errcode", "errcode": -1},  # WeCom busy
     {"kind": "http", "status": 502},
-], ids=["45009", "busy", "http-502"])
+], ids=["busy", "http-502"])
 def test_a_passing_wecom_error_on_the_welcome_is_retried_while_the_code_lives(world, fault):
     world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
     world.sb.faults.add(path="externalcontact/send_welcome_msg", count=1, **fault)
@@ -67,8 +66,30 @@ def test_a_passing_wecom_error_on_the_welcome_is_retried_while_the_code_lives(wo
     world.pump()
     assert [w["text"] for w in world.sb.journal.welcomes(customer)] == ["Hello!"]
     assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 2
-    sent = _welcome_entries(world, customer)
-    assert sent == [("welcome_sent", {"attempts": 2})]
+    assert _welcome_entries(world, customer) == [("welcome_sent", {"attempts": 2})]
+
+
+def test_a_frequency_limited_welcome_is_not_retried(world):
+    """WeCom's limits are per minute: a retry within the code's 20 s would only spend more."""
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(kind="errcode", errcode=45009, path="externalcontact/send_welcome_msg", count=1)
+    customer = _scan_default(world)
+    world.pump()
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1
+    assert _welcome_entries(world, customer) == [("welcome_missed", {"reason": "FrequencyLimited", "attempts": 1})]
+
+
+def test_welcome_retries_stop_when_the_batch_needs_its_time_for_the_commits(world, monkeypatch):
+    """A Lambda killed at its timeout commits nothing of its batch: retries stay within budget."""
+    from chalicelib import consumer
+
+    monkeypatch.setattr(consumer, "BATCH_SECONDS", consumer.SECOND_PASS_RESERVE_SECONDS + 1.0)
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(kind="errcode", errcode=-1, path="externalcontact/send_welcome_msg", count=1)
+    customer = _scan_default(world)
+    world.pump()
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1  # no time for a retry
+    assert _welcome_entries(world, customer) == [("welcome_missed", {"reason": "SystemBusy", "attempts": 1})]
 
 
 def test_a_welcome_wecom_keeps_refusing_is_missed_after_bounded_attempts(world, monkeypatch):
@@ -95,3 +116,17 @@ def _scan_default(world) -> str:
 def _welcome_entries(world, customer: str) -> list[tuple[str, dict]]:
     _, detail = world.call("GET", f"/api/v1/customers/{customer}")
     return [(e["kind"], e["details"]) for e in detail["timeline"] if e["kind"].startswith("welcome")]
+
+
+@pytest.mark.parametrize(("first", "counted"), [
+    ({"kind": "errcode", "errcode": -1}, "welcome_already_sent"),  # busy: our first attempt did nothing
+    ({"kind": "http", "status": 502}, "welcome_sent"),  # 5xx: it may have been ours that went through
+], ids=["busy-then-41051", "502-then-41051"])
+def test_a_retry_refused_as_already_sent_counts_sent_only_if_ours_may_have_gone(world, first, counted):
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(path="externalcontact/send_welcome_msg", count=1, **first)
+    world.sb.faults.add(kind="errcode", errcode=41051, path="externalcontact/send_welcome_msg", count=1)
+    customer = _scan_default(world)
+    world.pump()
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 2
+    assert [kind for kind, _ in _welcome_entries(world, customer)] == [counted]

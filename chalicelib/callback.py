@@ -36,29 +36,41 @@ def handle(method: str, corp_id: str, query: dict[str, str] | None, body: bytes 
     if corp is None:
         return _reject(404, "unknown_corp", "no corp is registered at this callback URL")
     try:
-        if method == "GET":
-            echo = corp.crypto.verify_url(
-                msg_signature=query.get("msg_signature"),
-                timestamp=query.get("timestamp"),
-                nonce=query.get("nonce"),
-                echostr=query.get("echostr"),
-            )
-            return Response(body=echo.decode(), status_code=200, headers={"Content-Type": "text/plain"})
-        plaintext = corp.crypto.decrypt_callback(
-            msg_signature=query.get("msg_signature"),
-            timestamp=query.get("timestamp"),
-            nonce=query.get("nonce"),
-            body=body,
-        )
-        from chalicelib.wecom.events import parse_event
-
-        event = parse_event(plaintext)
-        _check_not_future(event)
+        try:
+            return _answer(method, corp, query, body)
+        except crypto.SignatureInvalid:
+            # The corp's token may have been changed through another instance (PATCH /corps):
+            # judge with the stored secrets, reloaded at most every few seconds per instance.
+            fresh = corps.refresh(corp_id)
+            if fresh is None:
+                raise
+            return _answer(method, fresh, query, body)
     except crypto.CallbackRejected as exc:
         logger.warning("callback for %s rejected: %s", corp_id, exc.code,
                        extra={"corp_id": corp_id, "rejected": exc.code})
         return _reject(exc.http_status, exc.code, str(exc) or exc.code)
-    _enqueue(corp_id, event)
+
+
+def _answer(method: str, corp: Any, query: dict[str, str], body: bytes) -> Response:
+    if method == "GET":
+        echo = corp.crypto.verify_url(
+            msg_signature=query.get("msg_signature"),
+            timestamp=query.get("timestamp"),
+            nonce=query.get("nonce"),
+            echostr=query.get("echostr"),
+        )
+        return Response(body=echo.decode(), status_code=200, headers={"Content-Type": "text/plain"})
+    plaintext = corp.crypto.decrypt_callback(
+        msg_signature=query.get("msg_signature"),
+        timestamp=query.get("timestamp"),
+        nonce=query.get("nonce"),
+        body=body,
+    )
+    from chalicelib.wecom.events import parse_event
+
+    event = parse_event(plaintext)
+    _check_not_future(event)
+    _enqueue(corp.corp_id, event)
     return Response(body="", status_code=200, headers={"Content-Type": "text/plain"})
 
 

@@ -16,6 +16,9 @@ from chalicelib.secrets import CorpSecrets
 
 RUNTIME_TTL = 300.0
 UNKNOWN_TTL = 10.0
+# A secret WeCom or a callback refuses may be one another instance changed (PATCH /corps): the
+# corp is then reloaded, but at most this often per instance (bad signatures cost no KMS calls).
+REFRESH_AFTER = 10.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class CorpRuntime:
 
 
 _runtime: dict[str, tuple[float, CorpRuntime | None]] = {}
+_loaded_at: dict[str, float] = {}
 
 
 def runtime(corp_id: str, *, now: float | None = None) -> CorpRuntime | None:
@@ -56,16 +60,29 @@ def runtime(corp_id: str, *, now: float | None = None) -> CorpRuntime | None:
             ),
         )
     _runtime[corp_id] = (now + (RUNTIME_TTL if value else UNKNOWN_TTL), value)
+    _loaded_at[corp_id] = now
     return value
+
+
+def refresh(corp_id: str, *, now: float | None = None) -> CorpRuntime | None:
+    """The corp reloaded from the table, or None if this instance loaded it less than
+    `REFRESH_AFTER` seconds ago (then there is nothing newer to try)."""
+    now = time.monotonic() if now is None else now
+    if now - _loaded_at.get(corp_id, float("-inf")) < REFRESH_AFTER:
+        return None
+    forget(corp_id)
+    return runtime(corp_id, now=now)
 
 
 def forget_runtime() -> None:
     _runtime.clear()
+    _loaded_at.clear()
 
 
 def forget(corp_id: str) -> None:
     """Drop this instance's cached view and WeCom client of one corp (after its secrets changed)."""
     _runtime.pop(corp_id, None)
+    _loaded_at.pop(corp_id, None)
     # Not closed: a request of this instance may still be using it; its pool goes with it.
     _clients.pop(corp_id, None)
 

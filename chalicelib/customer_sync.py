@@ -128,7 +128,7 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
 
 
 def handle_message(body: str) -> str:
-    from chalicelib import queues
+    from chalicelib import corps, queues
     from chalicelib.wecom import errors
 
     msg = queues.SyncPageMessage.model_validate_json(body)
@@ -148,6 +148,10 @@ def handle_message(body: str) -> str:
     except errors.ApiError as exc:
         if exc.retryable:
             raise  # a token refused even after the client's refresh: SQS redelivers the page
+        if isinstance(exc, errors.AuthError) and corps.refresh(msg.corp_id) is not None:
+            # This instance's secret may be one changed since through another (PATCH /corps):
+            # the page is retried once with the stored one before the job is failed for it.
+            return handle_message(body)
         # WeCom refuses the request itself (wrong secret, API not granted, IP not trusted, ...): every
         # retry would fail the same way while the job holds the corp's lock. End the job now; the
         # message is done (not sent toward the DLQ) and the operator starts a new sync once fixed.

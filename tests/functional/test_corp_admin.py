@@ -91,6 +91,30 @@ def test_after_patching_callback_secrets_new_values_are_accepted_and_old_refused
     assert _callback(chalice_client, token=NEW_TOKEN, aes_key=NEW_AES_KEY) in (400, 401)
 
 
+def test_an_instance_holding_the_old_token_reloads_the_corp_instead_of_refusing(chalice_client, aws):
+    """PATCH ran on another instance: this one still caches the old token. A callback signed with
+    the new one makes it reload the corp (at most every REFRESH_AFTER s) rather than lose it."""
+    from chalicelib import corps
+
+    key = register(chalice_client)["api_key"]
+    assert _callback(chalice_client, token=TOKEN, aes_key=AES_KEY) == 200  # caches the old secrets
+    stale = corps._runtime[CORP_ID]
+    status, _ = _call(chalice_client, "PATCH", f"/api/v1/corps/{CORP_ID}", _auth(key),
+                      {"callback_token": NEW_TOKEN, "encoding_aes_key": NEW_AES_KEY})
+    assert status == 200
+
+    def as_another_instance(loaded_seconds_ago: float) -> None:
+        corps.forget(CORP_ID)
+        corps._runtime[CORP_ID] = stale
+        corps._loaded_at[CORP_ID] = time.monotonic() - loaded_seconds_ago
+
+    as_another_instance(loaded_seconds_ago=2)  # loaded just now: a bad signature is just refused
+    assert _callback(chalice_client, token=NEW_TOKEN, aes_key=NEW_AES_KEY) == 401
+    as_another_instance(loaded_seconds_ago=corps.REFRESH_AFTER + 1)
+    assert _callback(chalice_client, token=NEW_TOKEN, aes_key=NEW_AES_KEY) == 200
+    assert _callback(chalice_client, token=TOKEN, aes_key=AES_KEY) == 401  # and no reload loop
+
+
 def test_a_new_contact_secret_gets_its_own_token_and_client(chalice_client, aws):
     """Tokens are cached per secret: the old secret's token is never read with the new secret, and
     an instance still holding the old secret cannot store its token over the new one's."""

@@ -556,3 +556,27 @@ def test_jobs_failed_before_errors_were_structured_still_read():
     job = SyncJob.model_validate({"corp_id": CORP_ID, "job_id": "j1", "kind": "customers", "status": "failed",
                                   "started_at": T0, "updated_at": T0, "error": "page 3 did not complete"})
     assert (job.error.code, job.error.message, job.error.errcode) == ("failed", "page 3 did not complete", None)
+
+
+def test_an_instance_with_a_stale_contact_secret_reloads_the_corp_before_failing_the_job(corp_with_customers):
+    """The secret was corrected through another instance (PATCH /corps); this one still holds the
+    old one, which WeCom refuses (40001): it reloads the corp and goes on instead of failing."""
+    import dataclasses
+
+    from chalicelib import corps
+    from chalicelib.secrets import CorpSecrets
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    right = corps.runtime(CORP_ID)
+    wrong = CorpSecrets(callback_token=right.secrets.callback_token.get_secret_value(),
+                        encoding_aes_key=right.secrets.encoding_aes_key.get_secret_value(),
+                        contact_secret="the-old-wrong-secret")
+    corps.forget(CORP_ID)
+    corps._runtime[CORP_ID] = (time.monotonic() + corps.RUNTIME_TTL, dataclasses.replace(right, secrets=wrong))
+    corps._loaded_at[CORP_ID] = time.monotonic() - corps.REFRESH_AFTER - 1
+
+    assert run_sync(world) == expected_pages(expected)
+    assert world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]["status"] == "done"
+    assert_synced(expected, world.sb)

@@ -106,6 +106,19 @@ def decode_cursor(cursor: str | None, *, partition: str, key_attrs: tuple[str, .
     return to_attrs(key)
 
 
+def _key_attrs(index: str | None) -> tuple[str, ...]:
+    """The key attributes DynamoDB returns as LastEvaluatedKey: the index's and the table's."""
+    pk_attr, sk_attr = _INDEX_KEYS[index]
+    return tuple(dict.fromkeys((pk_attr, sk_attr, schema.PK, schema.SK)))
+
+
+_INDEX_KEYS = {
+    None: (schema.PK, schema.SK),
+    schema.GSI1: (schema.GSI1_PK, schema.GSI1_SK),
+    schema.GSI2: (schema.GSI2_PK, schema.GSI2_SK),
+}
+
+
 class Table:
     def __init__(self, client: Any, name: str):
         self.client = client
@@ -176,11 +189,7 @@ class Table:
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        pk_attr, sk_attr = {
-            None: (schema.PK, schema.SK),
-            schema.GSI1: (schema.GSI1_PK, schema.GSI1_SK),
-            schema.GSI2: (schema.GSI2_PK, schema.GSI2_SK),
-        }[index]
+        pk_attr, sk_attr = _INDEX_KEYS[index]
         all_names = {"#pk": pk_attr, **(names or {})}
         all_values: dict[str, Any] = {":pk": partition, **(values or {})}
         condition = "#pk = :pk"
@@ -209,8 +218,7 @@ class Table:
             kwargs["Limit"] = limit + 1 if peek else limit
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
-        # The key attributes DynamoDB returns as LastEvaluatedKey: the index's and the table's.
-        key_attrs = tuple(dict.fromkeys((pk_attr, sk_attr, schema.PK, schema.SK)))
+        key_attrs = _key_attrs(index)
         start = decode_cursor(cursor, partition=partition, key_attrs=key_attrs, sk_attr=sk_attr,
                               sk_prefix=sk_prefix)
         if start:
@@ -231,16 +239,25 @@ class Table:
     def query_filled(self, partition: str, *, limit: int, cursor: str | None, max_reads: int,
                      **kwargs: Any) -> tuple[list[dict[str, Any]], str | None]:
         """`query` for a filtered page: DynamoDB filters after reading `Limit` items, so one read
-        can return few or none. Read again until the page holds `limit` items, the range ends or
-        `max_reads` requests were made (a rare value costs a bounded number of reads per page).
-        Each read evaluates at most the items still missing, so the cursor stays exact."""
+        can return few or none. Read again (each read evaluating `limit` items) until the page
+        holds `limit` items, the range ends or `max_reads` requests were made: a value rarer than
+        one in `max_reads` x `limit` comes back short. Items past `limit` are dropped and the
+        cursor set at the last one kept, so nothing is skipped."""
         items: list[dict[str, Any]] = []
         for _ in range(max_reads):
-            page, cursor = self.query(partition, limit=limit - len(items), cursor=cursor, **kwargs)
+            page, cursor = self.query(partition, limit=limit, cursor=cursor, **kwargs)
+            if len(items) + len(page) > limit:  # the page ends inside this read: at its last item
+                items.extend(page[:limit - len(items)])
+                return items, self.cursor_at(items[-1], index=kwargs.get("index"))
             items.extend(page)
-            if len(items) >= limit or cursor is None:
+            if len(items) == limit or cursor is None:
                 break
         return items, cursor
+
+    @staticmethod
+    def cursor_at(item: dict[str, Any], *, index: str | None) -> str | None:
+        """The cursor that resumes a listing of `index` right after `item`."""
+        return encode_cursor(to_attrs({k: item[k] for k in _key_attrs(index)}))
 
     def query_all(self, partition: str, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -278,3 +278,27 @@ def test_a_listing_ends_on_its_last_full_page_without_a_cursor_to_an_empty_one(a
             break
     assert [c for page in pages for c in page] == ["wm03", "wm02", "wm01", "wm00"]
     assert all(pages) and [len(p) for p in pages[:-1]] == [limit] * (len(pages) - 1)  # no empty page
+
+
+def test_a_filtered_page_is_full_when_one_in_eight_match_and_nothing_is_skipped(aws):
+    """Each read evaluates a whole page's worth, and items past the page are left for the next
+    one (its cursor starts after the last item kept)."""
+    from chalicelib.store import contacts as cs
+    from chalicelib.store import get_table
+
+    table = get_table()
+    adds = [cs.relation_added("corpA", cs.RelationItem(
+        customer_id=f"wm{i:03d}", staff_id="alice", status="active", added_at=1000 + i, last_event_at=1000 + i)).op
+        for i in range(400)]
+    ends = [cs.relation_ended("corpA", f"wm{i:03d}", "alice", status="lost", at=5000 + i).op for i in range(0, 400, 8)]
+    for chunk in (*(adds[i:i + 100] for i in range(0, 400, 100)), ends):
+        table.transact(chunk)
+    pages, cursor = [], None
+    while True:
+        items, cursor = cs.search_relations("corpA", status="lost", limit=25, cursor=cursor)
+        pages.append([r.customer_id for r in items])
+        if not cursor:
+            break
+    assert [len(p) for p in pages[:2]] == [25, 25]
+    seen = [c for page in pages for c in page]
+    assert sorted(seen) == [f"wm{i:03d}" for i in range(0, 400, 8)]  # each lost relation once

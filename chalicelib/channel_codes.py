@@ -28,7 +28,7 @@ from chalicelib.store.channel_codes import ChannelCodeItem, ScheduleRule
 logger = logging.getLogger(__name__)
 
 MAX_STAFF = 100  # contact way type 2 ("multi") user list
-STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"  # WeCom: state <= 30 characters
+STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"  # WeCom: <= 30 chars; not "-", the no-channel marker
 LOOKUP_TTL = 60.0
 MAX_EPOCH = 10**10  # Unix seconds: anything at or past this (year 2286) is a unit mistake (ms, µs)
 

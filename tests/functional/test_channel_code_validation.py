@@ -64,6 +64,13 @@ def _raw(state: str) -> dict | None:
     return get_table().get(keys.channel_code(CORP_ID, state))
 
 
+
+@pytest.mark.parametrize("state", ["-", "_x", "-store", "a" * 31, "store 7"])
+def test_a_state_that_is_not_an_id_is_refused(world, state):
+    """'-' is the stats' and the customer filter's 'no channel code': no code may be called that."""
+    status, resp = world.call("POST", "/api/v1/channel-codes", {"name": "x", "state": state, "staff_ids": ["alice"]})
+    assert (status, resp["error"]["code"]) == (400, "validation_error") and "state" in _fields(resp)
+
 def _fields(body: dict) -> set[str]:
     return {d["field"] for d in body["error"]["details"]}
 

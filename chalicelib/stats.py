@@ -33,7 +33,7 @@ class ContactStatsQuery(Model):
 class ContactStatsRow(Model):
     key: str = Field(description="the day, channel state or staff id")
     adds: int = Field(0, description="relations added (a handover's new staff member counts one too)")
-    half_adds: int = Field(0, description="skip-verify adds not yet accepted (their acceptance counts in adds)")
+    half_adds: int = Field(0, description="skip-verify adds, counted when they happen (acceptance: in adds)")
     lost: int = Field(0, description="customers who removed the staff member (churn)")
     removed: int = Field(0, description="customers the staff member removed")
     transferred: int = Field(0, description="moved away by a handover (not churn)")

@@ -140,7 +140,9 @@ def gateway_responses() -> dict[str, Any]:
         # Any other 4XX/5XX of API Gateway's own: THROTTLED, ACCESS_DENIED, INTEGRATION_TIMEOUT, ...
         "DEFAULT_4XX": {"ResponseTemplates": {"application/json": from_gateway}},
         "DEFAULT_5XX": {"ResponseTemplates": {"application/json": from_gateway}},
-        # No resource for the path, or no such method on it: 403 "Missing Authentication Token".
+        # No resource for the path, or no such method on it: 403 "Missing Authentication Token" (with
+        # our `Authorization: Bearer` header, "Authorization header requires 'Credential'...", which
+        # quotes the header, i.e. the caller's key). A fixed 404 message echoes nothing.
         "MISSING_AUTHENTICATION_TOKEN": {
             "StatusCode": "404",
             "ResponseTemplates": {

@@ -79,7 +79,7 @@ class Sandbox:
         apps = {app: App(app, secret, customer_contact=app not in (apps_without_customer_contact or []))
                 for app, secret in (secrets or {"contact": _secrets.token_urlsafe(32)}).items()}
         corp = Corp(corp_id=corp_id, name=name, apps=apps,
-                    callback_token=callback_token or _secrets.token_urlsafe(24),
+                    callback_token=callback_token or _secrets.token_hex(16),  # WeCom: 3-32 letters or digits
                     encoding_aes_key=encoding_aes_key or new_aes_key(),
                     callback_url=callback_url, agent_id=agent_id,
                     settings=CorpSettings(**(settings or {})))

@@ -349,3 +349,16 @@ def test_secret_changes_are_logged_by_field_name_only(chalice_client, aws, caplo
     assert "callback_token" in caplog.text
     for secret in (NEW_TOKEN, NEW_AES_KEY, NEW_SECRET, key):
         assert secret not in caplog.text
+
+
+def test_a_body_whose_fields_all_have_defaults_may_be_left_out(chalice_client, aws):
+    """POST /corps/{id}/api-keys: `label` has a default, so no body issues a key (as `{}` does);
+    a body that is there must still be JSON, and a required body is still required."""
+    key = register(chalice_client)["api_key"]
+    resp = chalice_client.http.post(f"/api/v1/corps/{CORP_ID}/api-keys", headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 201, resp.body
+    assert json.loads(resp.body)["api_key"]
+    status, body = _call(chalice_client, "POST", f"/api/v1/corps/{CORP_ID}/api-keys", _auth(key), "not json")
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    status, body = _call(chalice_client, "POST", "/api/v1/corps", ADMIN, "")
+    assert status == 400 and "required" in body["error"]["message"]

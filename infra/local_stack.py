@@ -34,6 +34,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on host:port now. SO_REUSEADDR, as our servers set it, so
+    that a port left in TIME_WAIT by a stack just stopped counts as free; a listener does not."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class PortInUse(RuntimeError):
+    """A port the stack needs is taken (or asked for twice); nothing was started or touched."""
+
+
 def _lambda_context(name: str) -> Any:
     from chalice.local import LambdaContext
 
@@ -85,9 +101,13 @@ class QueueBridge(threading.Thread):
             try:
                 got = self.poll_once()
             except Exception:  # keep polling; moto restarts are not our problem here
+                if self.stop.is_set():  # stopping: moto may be going away under us
+                    break
                 logger.exception("poll of %s failed", self.queue_name)
                 time.sleep(1)
                 continue
+            if self.stop.is_set():
+                break
             if got:
                 self.idle.clear()
             else:
@@ -162,7 +182,11 @@ class MotoProcess:
     """moto's server in a child process of its own: in-process it would share one GIL with the
     consumer, chalice local, the sandbox and the simulated customers, and on 2 cores that alone
     caps the local stack (measured by bench/welcome_burst.py). Same interface as
-    `moto.server.ThreadedMotoServer`; infra/moto_fixes.py is applied in the child."""
+    `moto.server.ThreadedMotoServer`; infra/moto_fixes.py is applied in the child.
+
+    The child has a session of its own, so a Ctrl-C at the terminal reaches only us and we stop
+    it after the queue pollers (else they would poll a dead moto); it exits by itself when we go
+    (its stdin, a pipe from us, reaches EOF), so it is never left behind on its port."""
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 5055) -> None:
         self.ip, self.port = ip_address, port
@@ -171,13 +195,19 @@ class MotoProcess:
     def start(self) -> None:
         import subprocess
 
-        code = (f"import sys; sys.path.insert(0, {ROOT!r})\n"
+        code = (f"import os, sys, threading; sys.path.insert(0, {ROOT!r})\n"
+                "def _orphaned():\n"
+                "    while os.read(0, 4096):\n"
+                "        pass\n"
+                "    os._exit(0)\n"
+                "threading.Thread(target=_orphaned, daemon=True).start()\n"
                 "import logging; logging.getLogger('werkzeug').disabled = True\n"
                 "from infra import moto_fixes; moto_fixes.apply()\n"
                 "from moto.server import main\n"
                 f"main(['-H', {self.ip!r}, '-p', '{self.port}'])\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -197,6 +227,9 @@ class MotoProcess:
                 self.proc.wait(timeout=10)
             except Exception:  # noqa: BLE001  (it must go)
                 self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
 
 
 class LocalStack:
@@ -241,7 +274,49 @@ class LocalStack:
             "SCRM_PUBLIC_BASE_URL": self.base_url,
         }
 
+    def ports(self) -> list[tuple[str, str, int]]:
+        """(what, environment variable of `make run`, port) for every port this stack listens on."""
+        ports = [("moto", "SCRM_MOTO_PORT", self.moto_port)]
+        if self.start_http:
+            ports.insert(0, ("HTTP API", "SCRM_HTTP_PORT", self.http_port))
+        if self.external_wecom is None:
+            ports.append(("WeCom sandbox", "SCRM_SANDBOX_PORT", self.sandbox_port))
+        return ports
+
+    def check_ports(self) -> None:
+        """Raise PortInUse, naming every port that is taken or asked for twice, before anything
+        starts: never talk to (let alone reset) a server on our ports that we did not start."""
+        problems: list[str] = []
+        to_change: list[str] = []
+        seen: dict[int, str] = {}
+        for what, var, port in self.ports():
+            if port in seen:
+                problems.append(f"{seen[port]} and {var} are both {port}")
+            elif not port_is_free(port):
+                problems.append(f"port {port} ({what}, {var}) is already in use")
+            else:
+                seen[port] = var
+                continue
+            seen.setdefault(port, var)
+            to_change.append(var)
+        if problems:
+            raise PortInUse(f"local stack not started: {'; '.join(problems)}. Stop what holds it "
+                            f"(another `make run`?) or set {' / '.join(to_change)} to a free port.")
+
     def start(self) -> LocalStack:
+        self.check_ports()
+        try:
+            return self._start()
+        except BaseException as exc:
+            self.stop()  # whatever did start (moto's child included) goes with us
+            if isinstance(exc, OSError):
+                try:  # a port taken between the check and the start: say so as plainly
+                    self.check_ports()
+                except PortInUse as taken:
+                    raise taken from exc
+            raise
+
+    def _start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
         from infra import moto_fixes
@@ -378,14 +453,21 @@ class LocalStack:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """Workers first (and wait for them), then the servers they use, moto last."""
         self.stop_event.set()
         if self._app_class is not None:
             self.app.__class__ = self._app_class
-        for bridge in self.bridges:
-            bridge.join(timeout=5)
-        for server in reversed(self._servers):
+        deadline = time.monotonic() + 10
+        for thread in [*self.bridges, *([self.schedules] if self.schedules else [])]:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        servers, self._servers = self._servers, []
+        for server in reversed(servers):
             try:
-                (getattr(server, "shutdown", None) or server.stop)()
+                if hasattr(server, "stop"):  # moto (child or thread), the sandbox: close too
+                    server.stop()
+                else:  # chalice local: shut down, then let go of the port at once
+                    server.shutdown()
+                    getattr(getattr(server, "server", server), "server_close", lambda: None)()
             except Exception:  # shutting down anyway
                 logger.debug("error stopping %r", server, exc_info=True)
 
@@ -436,10 +518,18 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port)
-    stack.start()
-    if stack.sandbox is not None and stack.start_http:
-        stack.register_demo_corp()
-    stack.write_env_file()
+    try:
+        stack.start()
+    except PortInUse as exc:
+        print(exc, file=sys.stderr, flush=True)
+        return 2
+    try:
+        if stack.sandbox is not None and stack.start_http:
+            stack.register_demo_corp()
+        stack.write_env_file()
+    except BaseException:
+        stack.stop()
+        raise
     print(stack.banner(), flush=True)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT explicitly: a shell may start us ignoring it

@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib.router import ROUTER
 from chalicelib.store import contacts as store
-from chalicelib.store.contacts import NO_CHANNEL, CustomerProfile, RelationItem, TimelineEntry
+from chalicelib.store.contacts import ACTIVE, ENDED, NO_CHANNEL, CustomerProfile, RelationItem, TimelineEntry
 
 EVENT = "change_external_contact"
 
@@ -50,15 +50,42 @@ def _profile(ctx: Any) -> CustomerProfile | None:
                            customer_type=contact.type, gender=contact.gender, unionid=contact.unionid)
 
 
+HANDOVER_WINDOW = 3600  # seconds between a handover's end (A) and its add (B) for B to inherit A's channel
+
+
+def _handed_over_from(ctx: Any) -> RelationItem | None:
+    """The relation a stateless add takes over: the customer's relation with another staff member
+    that ended as 'transferred' shortly before (WeCom sends the handover's add without State)."""
+    ev = ctx.event
+    if ev.state:
+        return None
+    ended = [r for r in store.relations_of_customer(ctx.corp_id, ev.external_user_id)
+             if r.staff_id != ev.user_id and r.status == "transferred" and r.state
+             and abs(ev.create_time - (r.ended_at or r.last_event_at)) <= HANDOVER_WINDOW]
+    return max(ended, key=lambda r: r.ended_at or r.last_event_at, default=None)
+
+
 def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
     ev = ctx.event
-    state = ev.state or ""
+    old = store.get_relation(ctx.corp_id, ev.external_user_id, ev.user_id)
+    # A re-add of an ended relation starts it again: its add time, no tags but the channel code's
+    # (which apply_channel_tags marks again in this event).
+    restart = old is not None and old.status in ENDED and old.last_event_at < ev.create_time
+    handover = _handed_over_from(ctx) if old is None or old.status in ENDED else None
+    state = (handover.state if handover else ev.state) or ""
+    drop: list[str] = []
+    if restart and old is not None and old.tags:
+        from chalicelib import channel_codes
+
+        code = channel_codes.lookup(ctx.corp_id, ev.state)
+        drop = sorted(set(old.tags) - set(code.tag_ids if code else ()))
     rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status=status,
                        state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
     return [
         store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time, profile=_profile(ctx)),
-        store.relation_added(ctx.corp_id, rel),
-        _timeline(ctx, kind, state=state),
+        store.relation_added(ctx.corp_id, rel, restart=restart, drop_tags=drop,
+                             set_tags=handover.tags if handover else None),
+        _timeline(ctx, kind, state=state, handed_over_from=handover.staff_id if handover else None),
         *_counts(ctx, ev.user_id, state, **{counter: 1}),
     ]
 
@@ -74,21 +101,49 @@ def on_half_add(ctx: Any) -> list[Any]:
     return _added(ctx, status="pending", kind="half_added", counter="half_adds")
 
 
-def _channel_of(ctx: Any) -> str:
-    rel = store.get_relation(ctx.corp_id, ctx.event.external_user_id, ctx.event.user_id)
-    return (rel.state if rel else None) or ""
+def _ended(ctx: Any, *, status: str, kind: str, **details: Any) -> list[store.StoreOp]:
+    """An end counts (lost / removed / transferred) only if it ends a relation that was active or
+    pending, or one never recorded (a customer from before the product: churn still counts). A
+    second end of an already ended relation is recorded (status, timeline) but counts nothing."""
+    ev = ctx.event
+    rel = store.get_relation(ctx.corp_id, ev.external_user_id, ev.user_id)
+    counts = rel is None or rel.status in ACTIVE
+    return [
+        store.relation_ended(ctx.corp_id, ev.external_user_id, ev.user_id, status=status,  # type: ignore[arg-type]
+                             at=ev.create_time, counted_from=rel if counts else False),
+        _timeline(ctx, kind, **details),
+        *(_counts(ctx, ev.user_id, (rel.state if rel else None) or "", **{status: 1}) if counts else []),
+        *(_hand_over(ctx, rel) if status == "transferred" and rel is not None and rel.state else []),
+    ]
+
+
+def _hand_over(ctx: Any, old: RelationItem) -> list[Any]:
+    """The handover's add reached us first (without State: the new relation has no channel): give
+    it the handed-over relation's channel and tags, and move its add to that channel's counts."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ev = ctx.event
+    taken = [r for r in store.relations_of_customer(ctx.corp_id, ev.external_user_id)
+             if r.staff_id != ev.user_id and r.status in ACTIVE and not r.state and r.added_at
+             and r.last_event_at == r.added_at and abs(ev.create_time - r.added_at) <= HANDOVER_WINDOW]
+    if not taken:
+        return []
+    new = max(taken, key=lambda r: r.added_at or 0)
+    day = datetime.fromtimestamp(new.added_at or 0, ZoneInfo(ctx.corp.time_zone)).date().isoformat()
+    counter = "adds" if new.status == "active" else "half_adds"
+    return [
+        store.relation_attributed(ctx.corp_id, new, state=old.state or "", tags=old.tags),
+        store.count(day, "channel", NO_CHANNEL, **{counter: -1}),
+        store.count(day, "channel", old.state or "", **{counter: 1}),
+        store.count(day, "channel_staff", f"{old.state}|{new.staff_id}", **{counter: 1}),
+    ]
 
 
 @ROUTER.register(EVENT, "del_follow_user")
 def on_lost(ctx: Any) -> list[store.StoreOp]:
     """The customer removed the staff member: churn."""
-    ev = ctx.event
-    return [
-        store.relation_ended(ctx.corp_id, ev.external_user_id, ev.user_id, status="lost",
-                             at=ev.create_time),
-        _timeline(ctx, "lost"),
-        *_counts(ctx, ev.user_id, _channel_of(ctx), lost=1),
-    ]
+    return _ended(ctx, status="lost", kind="lost")
 
 
 @ROUTER.register(EVENT, "del_external_contact")
@@ -97,12 +152,7 @@ def on_removed(ctx: Any) -> list[store.StoreOp]:
     ev = ctx.event
     transfer = (ev.source or "") == "DELETE_BY_TRANSFER"
     status = "transferred" if transfer else "removed"
-    return [
-        store.relation_ended(ctx.corp_id, ev.external_user_id, ev.user_id, status=status,
-                             at=ev.create_time),
-        _timeline(ctx, status, source=ev.source),
-        *_counts(ctx, ev.user_id, _channel_of(ctx), **{status: 1}),
-    ]
+    return _ended(ctx, status=status, kind=status, source=ev.source)
 
 
 @ROUTER.register(EVENT, "edit_external_contact")

@@ -44,19 +44,42 @@ def _added_sk(added_at: int, customer_id: str, staff_id: str) -> str:
     return f"{added_at:012d}#{customer_id}#{staff_id}"
 
 
-def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
-    """Upsert a relation on add / half-add; stale when a newer event already touched it."""
+ACTIVE = ("active", "pending")
+
+
+def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
+                   drop_tags: list[str] | tuple[str, ...] = (),
+                   set_tags: list[str] | tuple[str, ...] | None = None) -> StoreOp:
+    """Upsert a relation on add / half-add; stale when a newer event already touched it.
+
+    `restart`: a re-add of an ended relation (the handler read it ended): it starts again, its
+    added_at and list position (GSI sort keys) at this add. `drop_tags`: tags to take off (the
+    ended relation's, but the channel code's, which the add marks again); `set_tags`: the
+    relation's tags exactly (a handover: the customer keeps the tags it had)."""
     table = get_table()
     added_at = rel.added_at or rel.last_event_at
+    if restart:
+        added = "added_at = :added, GSI1SK = :g1sk, GSI2SK = :g2sk"
+    else:
+        added = "added_at = if_not_exists(added_at, :added), GSI1SK = if_not_exists(GSI1SK, :g1sk), " \
+                "GSI2SK = if_not_exists(GSI2SK, :g2sk)"
+    values: dict[str, Any] = {}
+    tail = " REMOVE ended_at"
+    if set_tags is not None:
+        if set_tags:
+            added += ", tags = :tags"
+            values[":tags"] = set(set_tags)
+        else:
+            tail += ", tags"
+    elif drop_tags:
+        tail += " DELETE tags :drop"
+        values[":drop"] = set(drop_tags)
     return StoreOp(
         table.op_update(
             keys.relation(corp_id, rel.customer_id, rel.staff_id),
             expression=(
                 "SET #type = :type, customer_id = :c, staff_id = :s, #status = :status, "
-                "#state = :state, last_event_at = :at, "
-                "added_at = if_not_exists(added_at, :added), "
-                "GSI1PK = :g1pk, GSI1SK = if_not_exists(GSI1SK, :g1sk), "
-                "GSI2PK = :g2pk, GSI2SK = if_not_exists(GSI2SK, :g2sk) REMOVE ended_at"
+                f"#state = :state, last_event_at = :at, GSI1PK = :g1pk, GSI2PK = :g2pk, {added}{tail}"
             ),
             names={"#type": "type", "#status": "status", "#state": "state"},
             values={
@@ -68,6 +91,7 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
                 ":g2pk": keys.relations_by_corp_partition(corp_id),
                 ":g2sk": _added_sk(added_at, rel.customer_id, rel.staff_id),
                 ":lost": "lost", ":removed": "removed", ":transferred": "transferred",
+                **values,
             },
             # An end in the same second wins over an add (its order is unknown; staying ended is
             # the safe side); a half add then its acceptance in one second still go through.
@@ -87,29 +111,59 @@ def relation_added(corp_id: str, rel: RelationItem) -> StoreOp:
 
 
 def relation_ended(corp_id: str, customer_id: str, staff_id: str, *, status: RelationStatus,
-                   at: int) -> StoreOp:
+                   at: int, counted_from: RelationItem | None | bool = False) -> StoreOp:
+    """The relation ends. `counted_from`: the relation as the handler read it when the end is
+    counted (None: never recorded); the commit then holds only if the relation is still as read,
+    so two ends processed at once cannot both count (the loser's commit fails, its redelivery
+    reads the relation ended and counts nothing). False (not counted): stale_ok as usual."""
     table = get_table()
-    return StoreOp(
-        table.op_update(
-            keys.relation(corp_id, customer_id, staff_id),
-            expression=(
-                "SET #type = :type, customer_id = :c, staff_id = :s, #status = :status, "
-                "ended_at = :at, last_event_at = :at, GSI1PK = :g1pk, GSI2PK = :g2pk, "
-                "GSI1SK = if_not_exists(GSI1SK, :gsk), GSI2SK = if_not_exists(GSI2SK, :gsk)"
-            ),
-            names={"#type": "type", "#status": "status"},
-            values={
-                ":type": "relation", ":c": customer_id, ":s": staff_id, ":status": status,
-                ":at": at,
-                ":g1pk": keys.staff_relations_partition(corp_id, staff_id),
-                ":g2pk": keys.relations_by_corp_partition(corp_id),
-                # added time unknown (a relation from before the corp adopted us): list it by its end
-                ":gsk": _added_sk(at, customer_id, staff_id),
-            },
-            condition="attribute_not_exists(last_event_at) OR last_event_at <= :at",
-        ),
-        stale_ok=True,
+    values: dict[str, Any] = {
+        ":type": "relation", ":c": customer_id, ":s": staff_id, ":status": status,
+        ":at": at,
+        ":g1pk": keys.staff_relations_partition(corp_id, staff_id),
+        ":g2pk": keys.relations_by_corp_partition(corp_id),
+        # added time unknown (a relation from before the corp adopted us): list it by its end
+        ":gsk": _added_sk(at, customer_id, staff_id),
+    }
+    expression = (
+        "SET #type = :type, customer_id = :c, staff_id = :s, #status = :status, "
+        "ended_at = :at, last_event_at = :at, GSI1PK = :g1pk, GSI2PK = :g2pk, "
+        "GSI1SK = if_not_exists(GSI1SK, :gsk), GSI2SK = if_not_exists(GSI2SK, :gsk)"
     )
+    names = {"#type": "type", "#status": "status"}
+    if counted_from is False:
+        condition, stale_ok = "attribute_not_exists(last_event_at) OR last_event_at <= :at", True
+    elif counted_from is None or counted_from.last_event_at <= at:  # type: ignore[union-attr]
+        if counted_from is None:
+            condition = "attribute_not_exists(last_event_at)"
+        else:
+            condition = "last_event_at = :seen AND #status = :was"
+            values.update({":seen": counted_from.last_event_at, ":was": counted_from.status})
+        stale_ok = False
+    else:  # an end older than the relation's last event (a later re-add): only check it is as read
+        expression, names = "SET last_event_at = :seen", {"#status": "status"}
+        values = {":seen": counted_from.last_event_at, ":was": counted_from.status}  # type: ignore[union-attr]
+        condition, stale_ok = "last_event_at = :seen AND #status = :was", False
+    return StoreOp(
+        table.op_update(keys.relation(corp_id, customer_id, staff_id), expression=expression,
+                        names=names, values=values, condition=condition),
+        stale_ok=stale_ok,
+    )
+
+
+def relation_attributed(corp_id: str, rel: RelationItem, *, state: str, tags: list[str]) -> StoreOp:
+    """A handover's new relation, read without a channel and untouched since its add, takes the
+    handed-over relation's channel and tags. Not stale_ok: the counts moved with it must not
+    apply without it (a failed commit is redelivered and reads the relation again)."""
+    values: dict[str, Any] = {":state": state, ":seen": rel.last_event_at, ":none": ""}
+    expression = "SET #state = :state"
+    if tags:
+        expression += " ADD tags :tags"
+        values[":tags"] = set(tags)
+    return StoreOp(get_table().op_update(
+        keys.relation(corp_id, rel.customer_id, rel.staff_id), expression=expression,
+        names={"#state": "state"}, values=values,
+        condition="last_event_at = :seen AND (attribute_not_exists(#state) OR #state = :none)"))
 
 
 def customer_seen(corp_id: str, customer_id: str, *, at: int,

@@ -7,8 +7,12 @@ cursor; a page is applied and the job advanced under a condition on the page num
 redelivered message is recognised, and a run killed mid-way resumes from the job item (the
 minute tick re-sends the next page of a job that has not moved for `STALL_SECONDS`).
 
-WeCom busy or limiting us defers the page (a new delayed message); WeCom refusing the request
-itself (wrong secret, API not granted, IP not trusted: an `ApiError` that is not `retryable`) fails
+WeCom limiting us (45009) defers the page by the wait WeCom names; WeCom busy, answering 5xx or
+unreachable defers it with a doubling delay (`DEFER_BASE_SECONDS`, capped at SQS's 900 s), and after
+`MAX_DEFERRALS` deferrals of the same page (about an hour) fails the job with error `wecom_unavailable`
+and frees the lock. `cancel` (DELETE /customer-syncs/{job}) ends a running job the same way with error
+`cancelled`; a page message still in flight then finds it not running and is ignored. WeCom refusing the
+request itself (wrong secret, API not granted, IP not trusted: an `ApiError` that is not `retryable`) fails
 the job at once with a stable `error` and frees the lock, as no retry can succeed.
 """
 
@@ -19,6 +23,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ConfigDict
+
+from chalicelib.model import Model
 from chalicelib.store import sync_jobs
 from chalicelib.store.sync_jobs import SyncJob, SyncJobError
 
@@ -33,6 +40,25 @@ CONTACTS_PER_CALL = 100  # its `limit` maximum
 STALL_SECONDS = 300
 RESEND_AFTER_SECONDS = 60
 MAX_STALLS = 5  # watchdog resends of one page before the job is marked failed
+DEFER_BASE_SECONDS = 5  # first wait of a page deferred for WeCom busy / 5xx / unreachable; doubles each time
+MAX_DEFERRALS = 11  # 5+10+...+640+900*3 s: about 66 minutes of WeCom unavailable before the job fails
+
+
+class SyncStart(Model):
+    """POST /customer-syncs body: no options yet (an empty body or `{}`); unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class JobNotFound(LookupError):
+    """No such sync job for the corp."""
+
+
+def defer_delay(attempt: int) -> int:
+    """Seconds to wait before the retry following deferral number `attempt` (0-based)."""
+    from chalicelib import queues
+
+    return min(DEFER_BASE_SECONDS * 2 ** min(attempt, 20), queues.MAX_DELAY_SECONDS)
 
 
 def start(corp_id: str, *, now: float | None = None) -> SyncJob:
@@ -139,7 +165,13 @@ def handle_message(body: str) -> str:
         return handle_page(msg.corp_id, msg.job_id, page)
     except (errors.FrequencyLimited, errors.SystemBusy, errors.WeComUnavailable) as exc:
         # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
-        wait = int(getattr(exc, "retry_after", None) or 5)
+        if isinstance(exc, errors.FrequencyLimited):
+            wait = int(exc.retry_after or DEFER_BASE_SECONDS)  # WeCom names its wait
+        elif msg.attempt >= MAX_DEFERRALS:
+            # WeCom busy or unreachable for about an hour on this page: stop holding the corp's lock.
+            return _fail(msg.corp_id, msg.job_id, page, _unavailable_error(exc, page, msg.attempt))
+        else:
+            wait = defer_delay(msg.attempt)
         queues.defer(queues.SYNC, msg, delay_seconds=wait)
         job = sync_jobs.get(msg.corp_id, msg.job_id)
         if job is not None:
@@ -155,7 +187,7 @@ def handle_message(body: str) -> str:
         # WeCom refuses the request itself (wrong secret, API not granted, IP not trusted, ...): every
         # retry would fail the same way while the job holds the corp's lock. End the job now; the
         # message is done (not sent toward the DLQ) and the operator starts a new sync once fixed.
-        return _fail(msg.corp_id, msg.job_id, page, exc)
+        return _fail(msg.corp_id, msg.job_id, page, _refused_error(exc))
 
 
 # Short, stable reasons for the errcodes that `errors.AuthError` stands for (WeCom's errmsg
@@ -171,23 +203,56 @@ _AUTH_REASONS = {
 }
 
 
-def _fail(corp_id: str, job_id: str, page: int, exc: ApiError) -> str:
+def _refused_error(exc: ApiError) -> SyncJobError:
     from chalicelib.wecom import errors
 
-    job = sync_jobs.get(corp_id, job_id)
-    if job is None or job.status != "running" or job.next_page != page:
-        return "stale"  # it ended or moved meanwhile (another copy of the page)
     auth = isinstance(exc, errors.AuthError)
     reason = _AUTH_REASONS.get(exc.errcode, "WeCom refused the credentials or permissions") if auth else (
         "WeCom refused the request")
-    error = SyncJobError(code="wecom_auth" if auth else "wecom_error", errcode=exc.errcode, api=exc.api or None,
-                         message=f"errcode {exc.errcode}: {reason}")
+    return SyncJobError(code="wecom_auth" if auth else "wecom_error", errcode=exc.errcode, api=exc.api or None,
+                        message=f"errcode {exc.errcode}: {reason}")
+
+
+def _unavailable_error(exc: Exception, page: int, deferrals: int) -> SyncJobError:
+    errcode = getattr(exc, "errcode", None)
+    errcode = errcode if isinstance(errcode, int) else None
+    status = getattr(exc, "status_code", None)
+    last = f"HTTP {status}" if status else f"errcode {errcode}" if errcode is not None else type(exc).__name__
+    return SyncJobError(code="wecom_unavailable", errcode=errcode, api=getattr(exc, "api", None) or None,
+                        message=f"WeCom was busy or unreachable for page {page} through {deferrals} retries "
+                                f"(last: {last}); start a new sync once it answers")
+
+
+def _fail(corp_id: str, job_id: str, page: int, error: SyncJobError) -> str:
+    job = sync_jobs.get(corp_id, job_id)
+    if job is None or job.status != "running" or job.next_page != page:
+        return "stale"  # it ended or moved meanwhile (another copy of the page)
     try:
         sync_jobs.fail(job, error=error, now=int(time.time()))
     except sync_jobs.StalePage:
         return "stale"
     logger.error("sync %s/%s failed at page %d: %s (%s)", corp_id, job_id, page, error.message, error.api)
     return "failed"
+
+
+def cancel(corp_id: str, job_id: str, *, now: float | None = None) -> SyncJob:
+    """End a running job as failed with error `cancelled` and free its lock; a page message still in
+    flight finds the job not running and is dropped. JobNotFound, or sync_jobs.JobFinished if it ended."""
+    now = int(time.time() if now is None else now)
+    error = SyncJobError(code="cancelled", message="cancelled by the operator")
+    for _ in range(5):  # a page may advance the job between the read and the write: read it again
+        job = sync_jobs.get(corp_id, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status != "running":
+            raise sync_jobs.JobFinished(job_id, job.status)
+        try:
+            cancelled = sync_jobs.fail(job, error=error, now=now)
+        except sync_jobs.StalePage:
+            continue
+        logger.warning("sync %s/%s cancelled at page %d", corp_id, job_id, job.next_page)
+        return cancelled
+    raise sync_jobs.StalePage(job_id)  # pragma: no cover - a job moving on every read
 
 
 def resume_stalled(*, now: float | None = None) -> int:

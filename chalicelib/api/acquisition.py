@@ -28,6 +28,9 @@ register_error(f"{TAGS}:TagLimit", 409, "tag_limit")
 register_error(f"{TAGS}:TagExists", 409, "tag_exists", lambda e: {"names": e.names, "group_name": e.group})
 register_error(f"{CUST}:CustomerNotFound", 404, "not_found")
 register_error("chalicelib.store.sync_jobs:JobRunning", 409, "sync_running", lambda e: {"job_id": e.job_id})
+register_error("chalicelib.store.sync_jobs:JobFinished", 409, "sync_not_running",
+               lambda e: {"job_id": e.job_id, "status": e.status})
+register_error("chalicelib.customer_sync:JobNotFound", 404, "not_found")
 
 CODES = f"{API_PREFIX}/channel-codes"
 CODE_VIEW = Lazy(f"{CC}:ChannelCodeView")
@@ -187,26 +190,55 @@ def get_customer(call: Call) -> Any:
 
 
 SYNC_JOB = Lazy("chalicelib.store.sync_jobs:SyncJob")
+SYNCS = f"{API_PREFIX}/customer-syncs"
 
 
-@endpoint(bp, "POST", f"{API_PREFIX}/customer-syncs", summary="Start a full customer sync from WeCom",
-          response=SYNC_JOB, status=202)
+# The body is optional (no field yet; `{}` or none), so it is parsed here rather than by the endpoint
+# decorator, which requires one; the OpenAPI document still describes it (below).
+@endpoint(bp, "POST", SYNCS, summary="Start a full customer sync from WeCom; body optional", response=SYNC_JOB,
+          status=202)
 def start_customer_sync(call: Call) -> Any:
     from chalicelib import customer_sync
+    from chalicelib.api.core import _parse_body
 
+    raw = bp.current_request.raw_body
+    if raw and raw.strip():
+        _parse_body(raw, customer_sync.SyncStart)  # unknown fields: 400 validation_error
     return customer_sync.start(call.principal.corp_id)
 
 
-@endpoint(bp, "GET", f"{API_PREFIX}/customer-syncs/{{job_id}}", summary="Progress of a customer sync",
-          response=SYNC_JOB)
+def _sync_view(job: Any) -> Any:
+    return job.model_copy(update={"state": {k: v for k, v in job.state.items() if k != "staff"}})
+
+
+@endpoint(bp, "GET", f"{SYNCS}/{{job_id}}", summary="Progress of a customer sync", response=SYNC_JOB)
 def get_customer_sync(call: Call) -> Any:
-    from chalicelib import customers
+    from chalicelib import customer_sync
     from chalicelib.store import sync_jobs
 
     job = sync_jobs.get(call.principal.corp_id, call.params["job_id"])
     if job is None:
-        raise customers.CustomerNotFound("sync job")
-    return job.model_copy(update={"state": {k: v for k, v in job.state.items() if k != "staff"}})
+        raise customer_sync.JobNotFound(call.params["job_id"])
+    return _sync_view(job)
+
+
+@endpoint(bp, "DELETE", f"{SYNCS}/{{job_id}}", response=SYNC_JOB,
+          summary="Cancel a running customer sync (it ends `failed` with error `cancelled`; the lock is freed)")
+def cancel_customer_sync(call: Call) -> Any:
+    from chalicelib import customer_sync
+
+    return _sync_view(customer_sync.cancel(call.principal.corp_id, call.params["job_id"]))
+
+
+def _document_sync_body() -> None:
+    from chalicelib.api.core import ENDPOINTS
+
+    for spec in ENDPOINTS:
+        if spec.method == "POST" and spec.path == SYNCS:
+            spec.body = Lazy("chalicelib.customer_sync:SyncStart")
+
+
+_document_sync_body()
 
 
 # -- stats ------------------------------------------------------------------------------------------

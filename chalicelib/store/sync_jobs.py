@@ -19,7 +19,8 @@ class SyncJobError(Model):
 
     code: str = Field(description="wecom_auth (secret, permission, trusted IP), wecom_error (WeCom refused "
                                   "the request), stalled (the watchdog gave up), superseded (a newer sync "
-                                  "took the lock)")
+                                  "took the lock), wecom_unavailable (WeCom busy, 5xx or unreachable "
+                                  "for about an hour on one page), cancelled (DELETE /customer-syncs/{job})")
     message: str
     errcode: int | None = Field(None, description="WeCom's errcode, when WeCom refused")
     api: str | None = Field(None, description="the WeCom API that refused")
@@ -51,6 +52,15 @@ class JobRunning(Exception):
     def __init__(self, job_id: str):
         super().__init__(job_id)
         self.job_id = job_id
+
+
+class JobFinished(Exception):
+    """The job is no longer running (done or failed), so it cannot be cancelled."""
+
+    def __init__(self, job_id: str, status: str):
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.status = status
 
 
 class StalePage(Exception):

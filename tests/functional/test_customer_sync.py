@@ -580,3 +580,150 @@ def test_an_instance_with_a_stale_contact_secret_reloads_the_corp_before_failing
     assert run_sync(world) == expected_pages(expected)
     assert world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]["status"] == "done"
     assert_synced(expected, world.sb)
+
+
+# -- WeCom unavailable for long, cancelling, the request body -------------------------------------------
+def test_default_deferrals_double_up_to_sqs_maximum_and_last_about_an_hour():
+    from chalicelib import customer_sync, queues
+
+    delays = [customer_sync.defer_delay(a) for a in range(customer_sync.MAX_DEFERRALS)]
+    assert delays[:4] == [5, 10, 20, 40] and max(delays) == delays[-1] == queues.MAX_DELAY_SECONDS
+    assert 3600 <= sum(delays) <= 4500
+
+
+def test_wecom_unavailable_for_long_backs_off_then_fails_the_job_and_frees_the_lock(corp_with_customers,
+                                                                                       monkeypatch):
+    from chalicelib import customer_sync, queues
+    from chalicelib.store import sync_jobs
+    from chalicelib.wecom.client import WeComClient
+
+    monkeypatch.setattr(WeComClient, "_backoff", lambda self, attempt, floor=0.0: None)  # no real sleeps
+    monkeypatch.setattr(customer_sync, "MAX_DEFERRALS", 4)
+    sent: list[int] = []  # the delays the page was re-sent with
+    real_send = queues.send
+
+    def send(spec, message, *, delay_seconds=0):
+        sent.append(delay_seconds)
+        real_send(spec, message, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(queues, "send", send)
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=2) == 2
+    path = "externalcontact/batch/get_by_user"
+    fault = world.sb.faults.add("http", path=path, status=502, count=None, rate=1.0)  # until removed
+
+    sent.clear()
+    for attempt in range(4):
+        bodies = drain_queue(world.settings.sync_queue)
+        assert len(bodies) == 1, attempt
+        assert customer_sync.handle_message(bodies[0]) == "deferred"
+        waiting = sync_jobs.get(CORP_ID, job["job_id"])
+        assert (waiting.status, waiting.next_page, waiting.error) == ("running", 2, None)
+        assert waiting.updated_at >= time.time() + customer_sync.defer_delay(attempt) - 2  # watchdog waits too
+        assert drain_queue(world.settings.sync_queue) == []  # not before its delay
+        skip_sqs_clock(monkeypatch, sent[-1] + 1)
+    assert sent == [6, 11, 21, 41]  # 5, 10, 20, 40 s (+1), not a fixed ~5 s
+
+    bodies = drain_queue(world.settings.sync_queue)
+    assert len(bodies) == 1 and customer_sync.handle_message(bodies[0]) == "failed"  # the message is done
+    status, view = world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")
+    assert view["status"] == "failed" and view["finished_at"] and view["next_page"] == 2, view
+    assert (view["error"]["code"], view["error"]["api"]) == ("wecom_unavailable", path), view["error"]
+    assert "HTTP 502" in view["error"]["message"]
+    assert_nothing_left_to_retry(world, monkeypatch)
+
+    status, again = world.call("POST", "/api/v1/customer-syncs")  # the lock is free
+    assert status == 202, again
+    world.sb.faults.remove(fault.id)
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert sync_jobs.get(CORP_ID, again["job_id"]).status == "done"
+
+
+def test_cancel_ends_a_running_sync_and_its_in_flight_page_is_ignored(corp_with_customers, monkeypatch):
+    from chalicelib import customer_sync
+    from chalicelib.store import sync_jobs
+
+    world, expected = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert status == 202
+    assert run_sync(world, stop_after=2) == 2
+    in_flight = drain_queue(world.settings.sync_queue)
+    assert len(in_flight) == 1
+    calls = len(world.sb.requests("externalcontact/batch/get_by_user"))
+
+    status, view = world.call("DELETE", f"/api/v1/customer-syncs/{job['job_id']}")
+    assert status == 200, view
+    assert view["status"] == "failed" and view["finished_at"] and view["error"]["code"] == "cancelled", view
+    assert "staff" not in view["state"]
+    before = sync_jobs.get(CORP_ID, job["job_id"])
+
+    # The page message that was in flight arrives: it neither advances nor revives the job.
+    assert customer_sync.handle_message(in_flight[0]) == "stale"
+    assert sync_jobs.get(CORP_ID, job["job_id"]) == before
+    assert len(world.sb.requests("externalcontact/batch/get_by_user")) == calls
+    assert_nothing_left_to_retry(world, monkeypatch)
+
+    status, again = world.call("POST", "/api/v1/customer-syncs")  # the lock is free
+    assert status == 202, again
+    run_sync(world)
+    assert_synced(expected, world.sb)
+    assert sync_jobs.get(CORP_ID, again["job_id"]).status == "done"
+    assert sync_jobs.get(CORP_ID, job["job_id"]) == before
+
+
+def test_cancel_during_a_page_keeps_that_page_from_advancing_the_job(corp_with_customers, monkeypatch):
+    from chalicelib import customer_sync
+    from chalicelib.store import contacts, sync_jobs
+
+    world, _ = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    assert run_sync(world, stop_after=2) == 2
+    real_put = contacts.put_synced
+
+    def cancelled_meanwhile(*args, **kwargs):
+        assert world.call("DELETE", f"/api/v1/customer-syncs/{job['job_id']}")[0] == 200
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(contacts, "put_synced", cancelled_meanwhile)
+    bodies = drain_queue(world.settings.sync_queue)
+    assert customer_sync.handle_message(bodies[0]) == "duplicate"  # its advance was refused
+    ended = sync_jobs.get(CORP_ID, job["job_id"])
+    assert (ended.status, ended.next_page, ended.error.code) == ("failed", 2, "cancelled")
+    assert drain_queue(world.settings.sync_queue) == []  # no next page was sent
+
+
+def test_cancelling_a_finished_sync_is_409_and_an_unknown_one_404(corp_with_customers):
+    world, _ = corp_with_customers
+    status, job = world.call("POST", "/api/v1/customer-syncs")
+    run_sync(world)
+    status, body = world.call("DELETE", f"/api/v1/customer-syncs/{job['job_id']}")
+    assert status == 409, body
+    assert body["error"]["code"] == "sync_not_running"
+    assert body["error"]["details"] == {"job_id": job["job_id"], "status": "done"}
+    assert world.call("GET", f"/api/v1/customer-syncs/{job['job_id']}")[1]["status"] == "done"  # unchanged
+
+    status, second = world.call("POST", "/api/v1/customer-syncs")
+    assert world.call("DELETE", f"/api/v1/customer-syncs/{second['job_id']}")[0] == 200
+    status, body = world.call("DELETE", f"/api/v1/customer-syncs/{second['job_id']}")  # cancelled twice
+    assert status == 409 and body["error"]["details"]["status"] == "failed", body
+
+    status, body = world.call("DELETE", "/api/v1/customer-syncs/nosuchjob")
+    assert status == 404 and body["error"]["code"] == "not_found", body
+
+
+def test_start_refuses_unknown_fields_and_an_empty_body_means_the_defaults(world):
+    from chalicelib.store import sync_jobs
+
+    status, body = world.call("POST", "/api/v1/customer-syncs", {"kind": "tags"})
+    assert status == 400 and body["error"]["code"] == "validation_error", body
+    assert "kind" in str(body["error"]["details"])
+    status, body = world.call("POST", "/api/v1/customer-syncs", ["customers"])
+    assert status == 400 and body["error"]["code"] == "validation_error", body
+    status, job = world.call("POST", "/api/v1/customer-syncs", {})  # nothing was started by the 400s
+    assert status == 202, job
+    assert world.call("DELETE", f"/api/v1/customer-syncs/{job['job_id']}")[0] == 200
+    status, job = world.call("POST", "/api/v1/customer-syncs")  # no body at all
+    assert status == 202 and sync_jobs.get(CORP_ID, job["job_id"]).kind == "customers", job

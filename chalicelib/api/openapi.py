@@ -443,7 +443,8 @@ def build() -> dict[str, Any]:
                 )
         if ep.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # core._parse_body takes no body as the defaults when every field has one
+                "required": any(f.is_required() for f in ep.body.model_fields.values()),
                 "content": {"application/json": {"schema": schema_of(ep.body, "validation")}},
             }
         ok: dict[str, Any] = {"description": "OK"}

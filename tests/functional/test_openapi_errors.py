@@ -315,3 +315,11 @@ def test_bulk_tagging_reports_wecom_per_relation_so_documents_no_wecom_status(wo
     status, body = world.call("POST", f"/api/v1/customers/{customer}/tags", {"staff_id": "alice", "add": [tag]})
     assert (status, body["error"]["code"]) == (429, "wecom_rate_limited")
     assert "wecom_rate_limited" in documented(spec, "POST", "/api/v1/customers/{customer_id}/tags")[429]
+
+
+def test_a_body_whose_fields_all_have_defaults_is_documented_as_optional(chalice_client):
+    import json
+
+    spec = json.loads(chalice_client.http.get("/api/v1/openapi.json").body)
+    assert spec["paths"]["/api/v1/corps/{corp_id}/api-keys"]["post"]["requestBody"]["required"] is False
+    assert spec["paths"]["/api/v1/channel-codes"]["post"]["requestBody"]["required"] is True

@@ -168,9 +168,9 @@ class Probe:
                 if info["code"]:
                     self.handled_codes.add(info["code"])
 
-        def _prepare(body: str) -> Any:
+        def _prepare(body: str, *args: Any) -> Any:
             start = time.time()
-            result = prepare(body)
+            result = prepare(body, *args)
             msg = json.loads(body)
             info = {"code": (msg.get("event") or {}).get("welcome_code"),
                     "received": msg["received_at_ms"] / 1000,

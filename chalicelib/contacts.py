@@ -67,6 +67,8 @@ def _handed_over_from(ctx: Any) -> RelationItem | None:
 
 def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
     ev = ctx.event
+    if ev.state:
+        return _added_through_a_code(ctx, status=status, kind=kind, counter=counter)
     old = store.get_relation(ctx.corp_id, ev.external_user_id, ev.user_id)
     # A re-add of an ended relation starts it again: its add time, no tags but the channel code's
     # (which apply_channel_tags marks again in this event).
@@ -87,6 +89,24 @@ def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
                              set_tags=handover.tags if handover else None),
         _timeline(ctx, kind, state=state, handed_over_from=handover.staff_id if handover else None),
         *_counts(ctx, ev.user_id, state, **{counter: 1}),
+    ]
+
+
+def _added_through_a_code(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
+    """An add with a channel code's State: never a handover (WeCom sends those without State), so
+    the relation is not read (one request less per add, the common case); whether it restarts an
+    ended relation is left to the store's conditions, with the code's tags as its tags then."""
+    from chalicelib import channel_codes
+
+    ev = ctx.event
+    code = channel_codes.lookup(ctx.corp_id, ev.state)
+    rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status=status,
+                       state=ev.state, added_at=ev.create_time, last_event_at=ev.create_time)
+    return [
+        store.customer_seen(ctx.corp_id, ev.external_user_id, at=ev.create_time, profile=_profile(ctx)),
+        store.relation_added(ctx.corp_id, rel, restart_tags=sorted(code.tag_ids) if code else []),
+        _timeline(ctx, kind, state=ev.state),
+        *_counts(ctx, ev.user_id, ev.state, **{counter: 1}),
     ]
 
 

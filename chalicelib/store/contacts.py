@@ -49,13 +49,18 @@ ACTIVE = ("active", "pending")
 
 def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
                    drop_tags: list[str] | tuple[str, ...] = (),
-                   set_tags: list[str] | tuple[str, ...] | None = None) -> StoreOp:
+                   set_tags: list[str] | tuple[str, ...] | None = None,
+                   restart_tags: list[str] | tuple[str, ...] | None = None) -> StoreOp:
     """Upsert a relation on add / half-add; stale when a newer event already touched it.
 
     `restart`: a re-add of an ended relation (the handler read it ended): it starts again, its
     added_at and list position (GSI sort keys) at this add. `drop_tags`: tags to take off (the
     ended relation's, but the channel code's, which the add marks again); `set_tags`: the
-    relation's tags exactly (a handover: the customer keeps the tags it had)."""
+    relation's tags exactly (a handover: the customer keeps the tags it had). `restart_tags`: the
+    handler did not read the relation (a channel-code add: one request less per add); the store's
+    conditions decide instead: an ended, older relation restarts with exactly these tags."""
+    if restart_tags is not None:
+        return _relation_added_unread(corp_id, rel, restart_tags)
     table = get_table()
     added_at = rel.added_at or rel.last_event_at
     if restart:
@@ -108,6 +113,22 @@ def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
             condition="attribute_exists(last_event_at) AND attribute_not_exists(added_at)",
         ),
     )
+
+
+def _relation_added_unread(corp_id: str, rel: RelationItem, restart_tags: list[str] | tuple[str, ...]) -> StoreOp:
+    """relation_added without a read: three ops for the one item, tried in turn by the commit
+    (each the stand-in of the one before when its condition fails): the add of a relation that is
+    new or not ended; the restart of an ended, older one; the added_at of a newer one (stale)."""
+    plain = relation_added(corp_id, rel)
+    ended = "#status IN (:lost, :removed, :transferred)"
+    add = _with_condition(plain.op, f"attribute_not_exists(last_event_at) OR (last_event_at <= :at AND NOT {ended})")
+    restarted = _with_condition(relation_added(corp_id, rel, restart=True, set_tags=list(restart_tags)).op,
+                                f"last_event_at < :at AND {ended}")
+    return StoreOp(add, stale_ok=True, if_stale=StoreOp(restarted, stale_ok=True, if_stale=plain.if_stale))
+
+
+def _with_condition(op: dict[str, Any], condition: str) -> dict[str, Any]:
+    return {kind: {**body, "ConditionExpression": condition} for kind, body in op.items()}
 
 
 def relation_ended(corp_id: str, customer_id: str, staff_id: str, *, status: RelationStatus,

@@ -25,7 +25,7 @@ class StoreOp:
 
     op: dict[str, Any]
     stale_ok: bool = False
-    if_stale: dict[str, Any] | None = None
+    if_stale: dict[str, Any] | StoreOp | None = None  # a StoreOp: with its own stand-in in turn
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,9 @@ def commit(
             if not failed or any(not ops[i].stale_ok for i in failed):
                 raise
             for i in failed:
-                if ops[i].if_stale is not None:  # apply its stand-in to the item instead
-                    ops[i] = StoreOp(ops[i].if_stale, stale_ok=True)
+                stand_in = ops[i].if_stale
+                if stand_in is not None:  # apply its stand-in to the item instead
+                    ops[i] = stand_in if isinstance(stand_in, StoreOp) else StoreOp(stand_in, stale_ok=True)
                 else:
                     dropped.append(i)
                     live.remove(i)

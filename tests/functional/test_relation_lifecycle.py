@@ -134,3 +134,28 @@ def test_a_handover_whose_add_arrives_first_still_keeps_the_channel_and_the_tags
     assert "-" not in channels or (channels["-"]["adds"], channels["-"]["net"]) == (0, 0)
     total = _stats(world, "day")["total"]
     assert (total["adds"], total["transferred"], total["net"]) == (2, 1, 1)
+
+
+def test_a_channel_code_add_costs_the_consumer_at_most_four_aws_requests(world):
+    """bench/welcome_burst.py's '<= 5 AWS requests per add' (1 is the callback's SendMessage):
+    the relation of a channel-code add is not read; the store's conditions decide a re-add."""
+    from bench import aws_requests
+    from chalicelib import aws
+    from chalicelib.store import reset_table
+    from tests.helpers import drain_queue, sqs_event
+
+    _, code = _code(world, staff_ids=["alice"])
+    aws_requests.install()
+    aws.reset_clients()  # the hooks count clients made after install
+    reset_table()
+    world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Warm-up")
+    world.pump()  # a warm instance: corp, code and token cached
+    world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Counted")
+    bodies = drain_queue(world.settings.events_queue)
+    try:
+        with aws_requests.count_aws_requests() as counted:
+            assert world.client.lambda_.invoke("on_events", sqs_event(bodies)).payload == {"batchItemFailures": []}
+    finally:
+        aws_requests.uninstall()
+    assert counted["dynamodb.GetItem"] == 1, dict(counted)  # the event's exactly-once record only
+    assert counted.total <= 4, dict(counted)

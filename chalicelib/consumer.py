@@ -74,7 +74,10 @@ class EventContext:
     @property
     def day(self) -> str:
         """The event's calendar day in the corp's time zone."""
-        return datetime.fromtimestamp(self.event.create_time, ZoneInfo(self.corp.time_zone)).date().isoformat()
+        return self.day_of(self.event.create_time)
+
+    def day_of(self, at: int) -> str:
+        return datetime.fromtimestamp(at, ZoneInfo(self.corp.time_zone)).date().isoformat()
 
 
 class Outcome:

@@ -39,15 +39,20 @@ def _timeline(ctx: Any, kind: str, **details: Any) -> store.StoreOp:
     )
 
 
+def profile_of(contact: Any, *, first_seen_at: int | None = None) -> CustomerProfile:
+    """A customer's profile from WeCom's external_contact (externalcontact/get, batch/get_by_user)."""
+    return CustomerProfile(customer_id=contact.external_userid, name=contact.name or None,
+                           avatar=getattr(contact, "avatar", None), customer_type=getattr(contact, "type", None),
+                           gender=getattr(contact, "gender", None), unionid=getattr(contact, "unionid", None),
+                           first_seen_at=first_seen_at)
+
+
 def _profile(ctx: Any) -> CustomerProfile | None:
     """Who the customer is (name, avatar...) when the welcome already read it from WeCom for
     {customer_name}. Not looked up otherwise: a WeCom call per add on this path would wait out
     WeCom's outages in every batch; the daily sync fills the other profiles in."""
     contact = ctx.wecom_reads.get("external_contact")
-    if contact is None:
-        return None
-    return CustomerProfile(customer_id=contact.external_userid, name=contact.name or None, avatar=contact.avatar,
-                           customer_type=contact.type, gender=contact.gender, unionid=contact.unionid)
+    return profile_of(contact) if contact is not None else None
 
 
 HANDOVER_WINDOW = 3600  # seconds between a handover's end (A) and its add (B) for B to inherit A's channel
@@ -57,8 +62,6 @@ def _handed_over_from(ctx: Any) -> RelationItem | None:
     """The relation a stateless add takes over: the customer's relation with another staff member
     that ended as 'transferred' shortly before (WeCom sends the handover's add without State)."""
     ev = ctx.event
-    if ev.state:
-        return None
     ended = [r for r in store.relations_of_customer(ctx.corp_id, ev.external_user_id)
              if r.staff_id != ev.user_id and r.status == "transferred" and r.state
              and abs(ev.create_time - (r.ended_at or r.last_event_at)) <= HANDOVER_WINDOW]
@@ -69,18 +72,13 @@ def _added(ctx: Any, *, status: str, kind: str, counter: str) -> list[Any]:
     ev = ctx.event
     if ev.state:
         return _added_through_a_code(ctx, status=status, kind=kind, counter=counter)
+    # Without State: a walk-in or a handover's add. Read the relation: a re-add of an ended one
+    # starts it again (its add time, none of its old tags: no channel code marks any here).
     old = store.get_relation(ctx.corp_id, ev.external_user_id, ev.user_id)
-    # A re-add of an ended relation starts it again: its add time, no tags but the channel code's
-    # (which apply_channel_tags marks again in this event).
     restart = old is not None and old.status in ENDED and old.last_event_at < ev.create_time
     handover = _handed_over_from(ctx) if old is None or old.status in ENDED else None
-    state = (handover.state if handover else ev.state) or ""
-    drop: list[str] = []
-    if restart and old is not None and old.tags:
-        from chalicelib import channel_codes
-
-        code = channel_codes.lookup(ctx.corp_id, ev.state)
-        drop = sorted(set(old.tags) - set(code.tag_ids if code else ()))
+    state = handover.state if handover else ""
+    drop = sorted(old.tags) if restart and old is not None else []
     rel = RelationItem(customer_id=ev.external_user_id, staff_id=ev.user_id, status=status,
                        state=state or None, added_at=ev.create_time, last_event_at=ev.create_time)
     return [
@@ -140,9 +138,6 @@ def _ended(ctx: Any, *, status: str, kind: str, **details: Any) -> list[store.St
 def _hand_over(ctx: Any, old: RelationItem) -> list[Any]:
     """The handover's add reached us first (without State: the new relation has no channel): give
     it the handed-over relation's channel and tags, and move its add to that channel's counts."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     ev = ctx.event
     taken = [r for r in store.relations_of_customer(ctx.corp_id, ev.external_user_id)
              if r.staff_id != ev.user_id and r.status in ACTIVE and not r.state and r.added_at
@@ -150,7 +145,7 @@ def _hand_over(ctx: Any, old: RelationItem) -> list[Any]:
     if not taken:
         return []
     new = max(taken, key=lambda r: r.added_at or 0)
-    day = datetime.fromtimestamp(new.added_at or 0, ZoneInfo(ctx.corp.time_zone)).date().isoformat()
+    day = ctx.day_of(new.added_at or 0)
     counter = "adds" if new.status == "active" else "half_adds"
     return [
         store.relation_attributed(ctx.corp_id, new, state=old.state or "", tags=old.tags),

@@ -79,6 +79,7 @@ def _send_page(job: SyncJob, page: int, *, delay: int = 0) -> None:
 
 
 def _convert(contacts: list[Any]) -> tuple[list[Any], list[Any]]:
+    from chalicelib.contacts import profile_of
     from chalicelib.store.contacts import CustomerProfile, RelationItem
 
     profiles: dict[str, CustomerProfile] = {}
@@ -89,10 +90,7 @@ def _convert(contacts: list[Any]) -> tuple[list[Any], list[Any]]:
         prev = profiles.get(ec.external_userid)
         first_seen = min(x for x in (created, prev.first_seen_at if prev else None) if x) if (
             created or prev) else None
-        profiles[ec.external_userid] = CustomerProfile(
-            customer_id=ec.external_userid, name=ec.name, avatar=getattr(ec, "avatar", None),
-            customer_type=getattr(ec, "type", None), gender=getattr(ec, "gender", None),
-            unionid=getattr(ec, "unionid", None), first_seen_at=first_seen)
+        profiles[ec.external_userid] = profile_of(ec, first_seen_at=first_seen)
         relations.append(RelationItem(
             customer_id=ec.external_userid, staff_id=follow.userid, status="active",
             state=getattr(follow, "state", None) or None, added_at=created,

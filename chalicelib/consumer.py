@@ -33,7 +33,6 @@ MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing o
 # of it for its second pass: the welcome's in-place retries stop in time for every commit.
 BATCH_SECONDS = 30.0
 SECOND_PASS_RESERVE_SECONDS = 8.0
-BUSY_RETRY_SECONDS = 5.0  # first wait after WeCom answered busy (-1) or 5xx; doubles per deferral
 
 
 def load_capabilities() -> None:
@@ -96,7 +95,7 @@ def _retry_after(exc: Exception, attempt: int) -> float | None:
     if isinstance(exc, errors.FrequencyLimited):
         return float(getattr(exc, "retry_after", 60) or 60)
     if isinstance(exc, (errors.SystemBusy, errors.WeComUnavailable)):
-        return min(BUSY_RETRY_SECONDS * 2 ** attempt, queues.MAX_DELAY_SECONDS - 1)
+        return float(queues.backoff_delay(attempt))
     return None
 
 

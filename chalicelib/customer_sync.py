@@ -8,7 +8,7 @@ redelivered message is recognised, and a run killed mid-way resumes from the job
 minute tick re-sends the next page of a job that has not moved for `STALL_SECONDS`).
 
 WeCom limiting us (45009) defers the page by the wait WeCom names; WeCom busy, answering 5xx or
-unreachable defers it with a doubling delay (`DEFER_BASE_SECONDS`, capped at SQS's 900 s), and after
+unreachable defers it with a doubling delay (`queues.backoff_delay`, capped at SQS's 900 s), and after
 `MAX_DEFERRALS` deferrals of the same page (about an hour) fails the job with error `wecom_unavailable`
 and frees the lock. `cancel` (DELETE /customer-syncs/{job}) ends a running job the same way with error
 `cancelled`; a page message still in flight then finds it not running and is ignored. WeCom refusing the
@@ -40,7 +40,6 @@ CONTACTS_PER_CALL = 100  # its `limit` maximum
 STALL_SECONDS = 300
 RESEND_AFTER_SECONDS = 60
 MAX_STALLS = 5  # watchdog resends of one page before the job is marked failed
-DEFER_BASE_SECONDS = 5  # first wait of a page deferred for WeCom busy / 5xx / unreachable; doubles each time
 MAX_DEFERRALS = 11  # 5+10+...+640+900*3 s: about 66 minutes of WeCom unavailable before the job fails
 
 
@@ -58,7 +57,7 @@ def defer_delay(attempt: int) -> int:
     """Seconds to wait before the retry following deferral number `attempt` (0-based)."""
     from chalicelib import queues
 
-    return min(DEFER_BASE_SECONDS * 2 ** min(attempt, 20), queues.MAX_DELAY_SECONDS)
+    return queues.backoff_delay(attempt)
 
 
 def start(corp_id: str, *, now: float | None = None) -> SyncJob:
@@ -164,7 +163,7 @@ def handle_message(body: str) -> str:
     except (errors.FrequencyLimited, errors.SystemBusy, errors.WeComUnavailable) as exc:
         # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
         if isinstance(exc, errors.FrequencyLimited):
-            wait = int(exc.retry_after or DEFER_BASE_SECONDS)  # WeCom names its wait
+            wait = int(exc.retry_after or queues.BACKOFF_BASE_SECONDS)  # WeCom names its wait
         elif msg.attempt >= MAX_DEFERRALS:
             # WeCom busy or unreachable for about an hour on this page: stop holding the corp's lock.
             return _fail(msg.corp_id, msg.job_id, page, _unavailable_error(exc, page, msg.attempt))

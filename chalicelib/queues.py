@@ -22,6 +22,13 @@ from chalicelib.settings import Settings, get_settings
 
 MAX_RECEIVES = 5
 MAX_DELAY_SECONDS = 900  # SQS's own maximum
+BACKOFF_BASE_SECONDS = 5  # first wait of work deferred because WeCom was busy, 5xx or unreachable
+
+
+def backoff_delay(attempt: int) -> int:
+    """Seconds before the retry after deferral number `attempt` (0-based): doubling, capped at
+    what SQS can delay a message (an outage is waited out, not polled every few seconds)."""
+    return min(BACKOFF_BASE_SECONDS * 2 ** min(attempt, 20), MAX_DELAY_SECONDS)
 
 
 @dataclass(frozen=True)

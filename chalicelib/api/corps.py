@@ -14,7 +14,6 @@ from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validat
 from chalicelib import dead_letters
 from chalicelib.api.core import (
     API_PREFIX,
-    ENDPOINTS,
     ApiError,
     Call,
     Lazy,
@@ -360,22 +359,9 @@ def dead_letter_peek(call: Call) -> DeadLetterPeek:
                                                                               limit=call.query.limit)])
 
 
-_REDRIVE_PATH = f"{API_PREFIX}/dead-letters/{{queue}}/redrive"
-
-
-# The body is optional (every field has a default), so it is parsed here rather than by the
-# endpoint decorator, which requires one; the OpenAPI document still describes it (below).
-@endpoint(bp, "POST", _REDRIVE_PATH, summary="Move dead letters back to their queue (admin); body optional",
-          auth="admin", response=RedriveResult)
+@endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",
+          summary="Move dead letters back to their queue (admin); body optional", auth="admin",
+          body=RedriveRequest, response=RedriveResult)
 def dead_letter_redrive(call: Call) -> RedriveResult:
-    from chalicelib.api.core import _parse_body
-
-    raw = bp.current_request.raw_body
-    req = RedriveRequest() if not raw or not raw.strip() else _parse_body(raw, RedriveRequest)
-    moved = dead_letters.redrive(call.params["queue"], max_messages=req.max_messages)
+    moved = dead_letters.redrive(call.params["queue"], max_messages=call.body.max_messages)
     return RedriveResult(queue=call.params["queue"], moved=moved)
-
-
-for _spec in ENDPOINTS:
-    if _spec.method == "POST" and _spec.path == _REDRIVE_PATH:
-        _spec.body = RedriveRequest

@@ -50,7 +50,8 @@ ACTIVE = ("active", "pending")
 def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
                    drop_tags: list[str] | tuple[str, ...] = (),
                    set_tags: list[str] | tuple[str, ...] | None = None,
-                   restart_tags: list[str] | tuple[str, ...] | None = None) -> StoreOp:
+                   restart_tags: list[str] | tuple[str, ...] | None = None,
+                   condition: str | None = None) -> StoreOp:
     """Upsert a relation on add / half-add; stale when a newer event already touched it.
 
     `restart`: a re-add of an ended relation (the handler read it ended): it starts again, its
@@ -100,8 +101,8 @@ def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
             },
             # An end in the same second wins over an add (its order is unknown; staying ended is
             # the safe side); a half add then its acceptance in one second still go through.
-            condition=("attribute_not_exists(last_event_at) OR last_event_at < :at OR "
-                       "(last_event_at = :at AND NOT #status IN (:lost, :removed, :transferred))"),
+            condition=condition or ("attribute_not_exists(last_event_at) OR last_event_at < :at OR "
+                                    "(last_event_at = :at AND NOT #status IN (:lost, :removed, :transferred))"),
         ),
         stale_ok=True,
         # An add that arrives after a newer end still tells when the relation began: the ended
@@ -119,16 +120,12 @@ def _relation_added_unread(corp_id: str, rel: RelationItem, restart_tags: list[s
     """relation_added without a read: three ops for the one item, tried in turn by the commit
     (each the stand-in of the one before when its condition fails): the add of a relation that is
     new or not ended; the restart of an ended, older one; the added_at of a newer one (stale)."""
-    plain = relation_added(corp_id, rel)
     ended = "#status IN (:lost, :removed, :transferred)"
-    add = _with_condition(plain.op, f"attribute_not_exists(last_event_at) OR (last_event_at <= :at AND NOT {ended})")
-    restarted = _with_condition(relation_added(corp_id, rel, restart=True, set_tags=list(restart_tags)).op,
-                                f"last_event_at < :at AND {ended}")
-    return StoreOp(add, stale_ok=True, if_stale=StoreOp(restarted, stale_ok=True, if_stale=plain.if_stale))
-
-
-def _with_condition(op: dict[str, Any], condition: str) -> dict[str, Any]:
-    return {kind: {**body, "ConditionExpression": condition} for kind, body in op.items()}
+    add = relation_added(corp_id, rel, condition=f"attribute_not_exists(last_event_at) OR "
+                                                 f"(last_event_at <= :at AND NOT {ended})")
+    restarted = relation_added(corp_id, rel, restart=True, set_tags=list(restart_tags),
+                               condition=f"last_event_at < :at AND {ended}")
+    return StoreOp(add.op, stale_ok=True, if_stale=StoreOp(restarted.op, stale_ok=True, if_stale=add.if_stale))
 
 
 def relation_ended(corp_id: str, customer_id: str, staff_id: str, *, status: RelationStatus,

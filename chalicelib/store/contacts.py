@@ -56,10 +56,11 @@ def relation_added(corp_id: str, rel: RelationItem, *, restart: bool = False,
 
     `restart`: a re-add of an ended relation (the handler read it ended): it starts again, its
     added_at and list position (GSI sort keys) at this add. `drop_tags`: tags to take off (the
-    ended relation's, but the channel code's, which the add marks again); `set_tags`: the
-    relation's tags exactly (a handover: the customer keeps the tags it had). `restart_tags`: the
-    handler did not read the relation (a channel-code add: one request less per add); the store's
-    conditions decide instead: an ended, older relation restarts with exactly these tags."""
+    ended relation's old ones); `set_tags`: the relation's tags exactly (a handover: the customer
+    keeps the tags it had). `restart_tags`: the handler did not read the relation (a channel-code
+    add: one request less per add); the store's conditions decide instead: an ended, older
+    relation restarts with exactly these tags. `condition`: replaces the default (the add is not
+    older than the relation's last event; an end in the same second wins)."""
     if restart_tags is not None:
         return _relation_added_unread(corp_id, rel, restart_tags)
     table = get_table()

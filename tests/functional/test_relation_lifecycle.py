@@ -91,13 +91,20 @@ def test_a_re_add_starts_the_relation_again(world):
     assert seen["first_seen_at"] == first.added_at  # the customer's first-seen time is kept
 
 
-def test_a_handover_keeps_the_channel_and_the_tags(world):
+def _handed_over_from_alice_to_bob(world):
+    """A customer of alice's through a tagged channel code, then handed over to bob in WeCom;
+    the handover's two callbacks are queued, not yet consumed."""
     tag_ids = world.tag("source", "poster")
     _, code = _code(world, name="poster", staff_ids=["alice"], tag_ids=tag_ids)
     customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Moved")["external_userid"]
     world.pump()
     world.sb.clock.advance(2)
     _transfer(world, customer, "alice", "bob")
+    return tag_ids, code, customer
+
+
+def test_a_handover_keeps_the_channel_and_the_tags(world):
+    tag_ids, code, customer = _handed_over_from_alice_to_bob(world)
     world.pump()
 
     bob = _relation(customer, "bob")
@@ -116,12 +123,7 @@ def test_a_handover_whose_add_arrives_first_still_keeps_the_channel_and_the_tags
 
     from tests.helpers import drain_queue, sqs_event
 
-    tag_ids = world.tag("source", "poster")
-    _, code = _code(world, name="poster", staff_ids=["alice"], tag_ids=tag_ids)
-    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Moved")["external_userid"]
-    world.pump()
-    world.sb.clock.advance(2)
-    _transfer(world, customer, "alice", "bob")
+    tag_ids, code, customer = _handed_over_from_alice_to_bob(world)
     bodies = drain_queue(world.settings.events_queue)
     assert ["add_" in json.dumps(json.loads(b)["event"]) for b in bodies] == [False, True]
     for body in reversed(bodies):

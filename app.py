@@ -8,11 +8,17 @@ import os
 
 from chalice import Chalice, Cron, Rate
 
-from chalicelib.api import acquisition, corps
+from chalicelib.channel_codes import routes as channel_codes
+from chalicelib.corps import routes as corps
+from chalicelib.customers import routes as customers
+from chalicelib.stats import routes as stats
+from chalicelib.tags import routes as tags
+from chalicelib.welcome import routes as welcome
 
 app = Chalice(app_name="scrm")
-app.register_blueprint(corps.bp)
-app.register_blueprint(acquisition.bp)
+# Each capability's operator API is one blueprint (chalicelib/<capability>/routes.py).
+for capability in (corps, channel_codes, welcome, tags, customers, stats):
+    app.register_blueprint(capability.bp)
 
 EVENTS_QUEUE = os.environ.get("SCRM_EVENTS_QUEUE", "scrm-events")
 SYNC_QUEUE = os.environ.get("SCRM_SYNC_QUEUE", "scrm-sync")
@@ -20,36 +26,37 @@ SYNC_QUEUE = os.environ.get("SCRM_SYNC_QUEUE", "scrm-sync")
 
 @app.route("/wecom/{corp_id}/callback", methods=["GET", "POST"], content_types=["*/*"])
 def wecom_callback(corp_id):
-    from chalicelib import callback
+    from chalicelib.platform import callback
 
     request = app.current_request
     return callback.handle(request.method, corp_id, request.query_params, request.raw_body)
 
 
-# Batch sizes and windows must equal chalicelib.queues' specs (infra/package.py checks it).
+# Batch sizes and windows must equal chalicelib.platform.queues' specs (infra/package.py checks it).
 @app.on_sqs_message(queue=EVENTS_QUEUE, batch_size=10, maximum_batching_window_in_seconds=0)
 def on_events(event):
-    from chalicelib import consumer
+    from chalicelib.platform import consumer
 
     return consumer.handle_batch([(r.to_dict()["messageId"], r.body) for r in event])
 
 
 @app.on_sqs_message(queue=SYNC_QUEUE, batch_size=1, maximum_batching_window_in_seconds=0)
 def on_sync(event):
-    from chalicelib import consumer, customer_sync
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.platform import consumer
 
     return consumer.handle_each([(r.to_dict()["messageId"], r.body) for r in event], customer_sync.handle_message)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def tick_minute(event):
-    from chalicelib import schedules
+    from chalicelib.platform import schedules
 
     return schedules.minute()
 
 
 @app.schedule(Cron(0, 19, "*", "*", "?", "*"))  # 03:00 Asia/Shanghai
 def tick_daily(event):
-    from chalicelib import schedules
+    from chalicelib.platform import schedules
 
     return schedules.daily()

@@ -253,14 +253,13 @@ def start_local_aws() -> tuple[object, dict[str, str]]:
     os.environ.pop("AWS_PROFILE", None)
     sys.path.insert(0, str(ROOT))
 
-    from chalicelib import aws, queues, secrets, settings
     from chalicelib.api.core import hash_api_key, new_api_key
-    from chalicelib.store import corps as corp_store
-    from chalicelib.store import reset_table, schema
+    from chalicelib.corps import items as corp_items
+    from chalicelib.platform import aws, caches, queues, settings
+    from chalicelib.platform import sealing as secrets
+    from chalicelib.store import schema
 
-    settings.reset_settings()
-    aws.reset_clients()
-    reset_table()
+    caches.clear_all()
     s = settings.get_settings()
     assert s.aws_endpoint_url == env["AWS_ENDPOINT_URL"], s
     schema.create_table(aws.client("dynamodb"), s.table_name)
@@ -268,17 +267,17 @@ def start_local_aws() -> tuple[object, dict[str, str]]:
     # As infra/ deploys it: the queue URL in the environment (CloudFormation's Ref).
     env[f"{settings.EVENTS_QUEUE}_URL"] = os.environ[f"{settings.EVENTS_QUEUE}_URL"] = urls[s.events_queue]
     secrets.ensure_local_key(aws.client("kms"), s.kms_key_id)
-    # What POST /api/v1/corps does (chalicelib.api.corps.create_corp), minus the HTTP layer.
+    # What POST /api/v1/corps does (chalicelib.corps.routes.create_corp), minus the HTTP layer.
     now = int(time.time())
     sealed = secrets.seal(
         secrets.CorpSecrets(callback_token=TOKEN, encoding_aes_key=AES_KEY,
                             contact_secret="bench-contact-secret"),
         corp_id=CORP_ID,
     )
-    corp_store.create_corp(
-        corp_store.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
+    corp_items.create_corp(
+        corp_items.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
                             sealed_secrets=sealed, created_at=now),
-        corp_store.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
+        corp_items.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
                               label="initial", created_at=now),
     )
     return server, env

@@ -92,15 +92,13 @@ def start_local_aws() -> Any:
     os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
     os.environ.pop("AWS_PROFILE", None)
 
-    from chalicelib import aws, queues, secrets, settings
     from chalicelib.api.core import hash_api_key, new_api_key
-    from chalicelib.store import corps as corp_store
-    from chalicelib.store import reset_table, schema
+    from chalicelib.corps import items as corp_items
+    from chalicelib.platform import aws, caches, queues, settings
+    from chalicelib.platform import sealing as secrets
+    from chalicelib.store import schema
 
-    settings.reset_settings()
-    aws.reset_clients()
-    reset_table()
-    queues.reset_queue_urls()
+    caches.clear_all()
     s = settings.get_settings()
     schema.create_table(aws.client("dynamodb"), s.table_name)
     queues.create_queues(aws.client("sqs"), s)
@@ -108,10 +106,10 @@ def start_local_aws() -> Any:
     now = int(time.time())
     sealed = secrets.seal(secrets.CorpSecrets(callback_token=TOKEN, encoding_aes_key=AES_KEY,
                                               contact_secret=SECRET), corp_id=CORP_ID)
-    corp_store.create_corp(
-        corp_store.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
+    corp_items.create_corp(
+        corp_items.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
                             sealed_secrets=sealed, created_at=now),
-        corp_store.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
+        corp_items.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
                               label="initial", created_at=now),
     )
     return server
@@ -162,8 +160,9 @@ def index_relations_of_staff(corp: Any) -> None:
 # -- playing SQS's event source mapping ---------------------------------------------------------------
 class Driver:
     def __init__(self, app: Any) -> None:
-        from chalicelib import aws, customer_sync, queues
-        from chalicelib.settings import get_settings
+        from chalicelib.customers import sync as customer_sync
+        from chalicelib.platform import aws, queues
+        from chalicelib.platform.settings import get_settings
 
         self.handler = app.handler_map["on_sync"]
         self.outcomes: Counter = Counter()  # what customer_sync.handle_message returned / raised
@@ -224,8 +223,8 @@ class Driver:
         """Handle messages until the job is done (or its next page reaches `until_page`). An empty
         queue while the job runs and nothing is delayed is a stalled job: play the minute tick's
         watchdog, as production would 5 minutes later (counted in `watchdog_resumes`)."""
-        from chalicelib import customer_sync
-        from chalicelib.store import sync_jobs
+        from chalicelib.customers import sync as customer_sync
+        from chalicelib.customers import sync_items as sync_jobs
 
         while True:
             if until_page is not None and sync_jobs.get(job.corp_id, job.job_id).next_page >= until_page:
@@ -263,7 +262,7 @@ def count_synced(world: Any) -> tuple[Counter, Counter, int]:
     from botocore.config import Config
     from moto.backends import get_backend
 
-    from chalicelib.settings import get_settings
+    from chalicelib.platform.settings import get_settings
     from chalicelib.store import keys
 
     table = get_settings().table_name
@@ -310,7 +309,7 @@ def main() -> int:
 
     aws_requests.install()  # before any botocore client exists
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("chalicelib.consumer").setLevel(logging.CRITICAL)  # the killed page's traceback
+    logging.getLogger("chalicelib.platform.consumer").setLevel(logging.CRITICAL)  # the killed page's traceback
 
     if not args.moto_table_copy:
         from infra import moto_fixes
@@ -327,8 +326,10 @@ def run(args: argparse.Namespace) -> int:
     import httpx
 
     import app as app_module
-    from chalicelib import corps, customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.corps import registry as corps
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
+    from chalicelib.platform import caches
     from sandbox import Sandbox
 
     sb = Sandbox()
@@ -381,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
         assert stuck.status == "running" and stuck.next_page == killed_page, stuck
         assert driver.receive() is None  # nothing left to move the job: it is stalled
         # A new Lambda instance: nothing cached from the killed one.
-        corps.forget_runtime()
+        caches.clear_all()
         corps.use_wecom_transport(httpx.MockTransport(timed_handle))
         with aws_requests.count_aws_requests() as resume_requests:
             resumed = customer_sync.resume_stalled(now=time.time() + customer_sync.STALL_SECONDS + 1)

@@ -24,7 +24,7 @@ PLAINTEXT = (
     "<WelcomeCode><![CDATA[CALLBACK_CODE_9f3c2a1b7e6d5c4b3a29]]></WelcomeCode></xml>"
 )
 
-# What a deployed function reads (chalicelib.settings): a bench deployment's resource names.
+# What a deployed function reads (chalicelib.platform.settings): a bench deployment's resource names.
 DEPLOYMENT_ENV = {
     "AWS_REGION": "us-east-1",
     "SCRM_TABLE_NAME": "scrm-bench",

@@ -157,8 +157,8 @@ class Probe:
 
     def wrap_messages(self) -> None:
         """Time each message from its first pass (parse, dedupe, welcome) to its commit: the
-        consumer handles a batch in two passes (chalicelib/consumer.py handle_batch)."""
-        from chalicelib import consumer
+        consumer handles a batch in two passes (chalicelib/platform/consumer.py handle_batch)."""
+        from chalicelib.platform import consumer
 
         prepare, finish = consumer._prepare, consumer._finish
 
@@ -232,7 +232,7 @@ class Bench:
         app = self.stack.app
         self.probe.wrap_handler(app)
         self.probe.wrap_messages()
-        from chalicelib.settings import get_settings
+        from chalicelib.platform.settings import get_settings
 
         events_queue = get_settings().events_queue
         for i, bridge in enumerate(b for b in self.stack.bridges if b.queue_name == events_queue):
@@ -291,8 +291,8 @@ class Bench:
     def drain(self, timeout: float) -> bool:
         """Wait until the events queue is empty (between phases, so one does not leak into the
         next)."""
-        from chalicelib import aws, queues
-        from chalicelib.settings import get_settings
+        from chalicelib.platform import aws, queues
+        from chalicelib.platform.settings import get_settings
 
         url = queues.queue_url(get_settings().events_queue)
         deadline = time.time() + timeout
@@ -306,10 +306,10 @@ class Bench:
         return False
 
     def counters(self) -> dict[str, int]:
-        from chalicelib.store import contacts
+        from chalicelib.store import counters
 
         day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
-        rows = [r for r in contacts.counters(self.corp_id, day, day) if r.get("dimension") == "corp"]
+        rows = [r for r in counters.read(self.corp_id, day, day) if r.get("dimension") == "corp"]
         row = rows[0] if rows else {}
         return {k: int(row.get(k, 0)) for k in ("adds", "welcomes_sent", "welcomes_missed")}
 
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.burst, args.rate, args.seconds, args.timeout = 30, 10.0, 3.0, 60.0
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("chalicelib.welcome", "chalicelib.consumer"):  # missed / deferred welcomes
+    for name in ("chalicelib.welcome.steps", "chalicelib.platform.consumer"):  # missed / deferred welcomes
         logging.getLogger(name).setLevel(logging.WARNING)
 
     logging.getLogger("werkzeug").disabled = True  # moto's server logs each request

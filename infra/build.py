@@ -13,9 +13,9 @@ route for the path or method, throttling, the function failing): `gateway_respon
 
 Single sources, so nothing here can drift:
 - names: the stage's `environment_variables` in .chalice/config.json, read through
-  `chalicelib.settings.Settings` (the same code the functions run);
+  `chalicelib.platform.settings.Settings` (the same code the functions run);
 - the table: `chalicelib.store.schema.table_definition`;
-- the queues: `chalicelib.queues.ALL_QUEUES`, `dlq_name`, `MAX_RECEIVES`.
+- the queues: `chalicelib.platform.queues.ALL_QUEUES`, `dlq_name`, `MAX_RECEIVES`.
 What is only infrastructure (concurrency caps, fixed egress, log retention) is in `STAGES` below.
 
 The generated files are committed so reviews show infrastructure changes as diffs;
@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chalicelib import queues, settings  # noqa: E402
-from chalicelib.queues import QueueSpec  # noqa: E402
-from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.platform import queues, settings  # noqa: E402
+from chalicelib.platform.queues import QueueSpec  # noqa: E402
+from chalicelib.platform.settings import Settings  # noqa: E402
 from chalicelib.store import schema  # noqa: E402
 
 CONFIG_PATH = ROOT / ".chalice" / "config.json"
@@ -296,7 +296,7 @@ def secrets_key_resources(alias: str) -> dict[str, Any]:
             "DeletionPolicy": "Retain",  # losing it loses every corp's sealed secrets
             "UpdateReplacePolicy": "Retain",
             "Properties": {
-                "Description": "SCRM corp secrets (envelope encryption, chalicelib/secrets.py)",
+                "Description": "SCRM corp secrets (envelope encryption, chalicelib/platform/sealing.py)",
                 "EnableKeyRotation": True,
                 "KeyPolicy": {
                     "Version": "2012-10-17",

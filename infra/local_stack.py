@@ -68,7 +68,7 @@ class QueueBridge(threading.Thread):
         self.idle = threading.Event()
 
     def poll_once(self, wait_seconds: int = 1) -> int:
-        from chalicelib import aws, queues
+        from chalicelib.platform import aws, queues
 
         sqs = aws.client("sqs")
         url = queues.queue_url(self.queue_name)
@@ -367,24 +367,17 @@ class LocalStack:
     def _reset_caches() -> None:
         """Forget what a previous stack in this process left in memory (clients bound to its
         moto and sandbox, cached corps, codes and welcomes)."""
-        from chalicelib import aws, channel_codes, corps, queues, settings, store, tags, welcome
-        from chalicelib.api import core
+        from chalicelib.corps import registry as corps
+        from chalicelib.platform import caches
 
-        settings.reset_settings()
-        aws.reset_clients()
-        store.reset_table()
-        queues.reset_queue_urls()
-        corps.forget_runtime()
+        caches.clear_all()
         corps.use_wecom_transport(None)
-        channel_codes.forget()
-        welcome.forget_default_welcomes()
-        tags.forget_library()
-        core.reset_admin_key()
 
     def bootstrap(self) -> None:
         """Create the table, the queues and the secrets key, as infra/ does in AWS."""
-        from chalicelib import aws, queues, secrets
-        from chalicelib.settings import get_settings
+        from chalicelib.platform import aws, queues
+        from chalicelib.platform import sealing as secrets
+        from chalicelib.platform.settings import get_settings
         from chalicelib.store import schema
 
         settings = get_settings()
@@ -421,7 +414,7 @@ class LocalStack:
     def _start_workers(self) -> None:
         from chalice.app import SQSEventConfig
 
-        from chalicelib.settings import get_settings
+        from chalicelib.platform.settings import get_settings
 
         for source in self.app.event_sources:
             if isinstance(source, SQSEventConfig):

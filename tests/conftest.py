@@ -23,12 +23,9 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 def reset_caches() -> None:
-    from chalicelib import aws, queues, settings, store
+    from chalicelib.platform import caches
 
-    settings.reset_settings()
-    aws.reset_clients()
-    store.reset_table()
-    queues.reset_queue_urls()
+    caches.clear_all()
 
 
 @pytest.fixture
@@ -50,9 +47,10 @@ def aws(aws_env):
     """moto in-process with the table and every queue (+ DLQ) created."""
     from moto import mock_aws
 
-    from chalicelib import aws as aws_clients
-    from chalicelib import queues, secrets
-    from chalicelib.settings import get_settings
+    from chalicelib.platform import aws as aws_clients
+    from chalicelib.platform import queues
+    from chalicelib.platform import sealing as secrets
+    from chalicelib.platform.settings import get_settings
     from chalicelib.store import schema
 
     with mock_aws():

@@ -61,7 +61,7 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
 
 def drain_queue(queue_name: str) -> list[str]:
     """Receive and delete everything waiting on a queue (moto), returning the bodies."""
-    from chalicelib import aws, queues
+    from chalicelib.platform import aws, queues
 
     sqs = aws.client("sqs")
     url = queues.queue_url(queue_name)

@@ -21,7 +21,8 @@ from typing import Any, Generic, TypeVar
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chalicelib.model import Model
+from chalicelib.platform import caches
+from chalicelib.platform.model import Model
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 256 * 1024
 
 
-class ApiError(Exception):
+class HttpError(Exception):
     def __init__(self, status: int, code: str, message: str, details: Any = None):
         super().__init__(message)
         self.status = status
@@ -38,16 +39,16 @@ class ApiError(Exception):
         self.details = details
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} not found")
+def not_found(what: str) -> HttpError:
+    return HttpError(404, "not_found", f"{what} not found")
 
 
-def invalid(message: str, details: Any = None) -> ApiError:
-    return ApiError(400, "invalid_request", message, details)
+def invalid(message: str, details: Any = None) -> HttpError:
+    return HttpError(400, "invalid_request", message, details)
 
 
-def conflict(code: str, message: str) -> ApiError:
-    return ApiError(409, code, message)
+def conflict(code: str, message: str) -> HttpError:
+    return HttpError(409, code, message)
 
 
 class ErrorBody(Model):
@@ -76,7 +77,7 @@ class Principal:
 
     def require_corp(self) -> str:
         if self.corp_id is None:
-            raise ApiError(403, "corp_key_required", "this endpoint needs a corp-scoped API key")
+            raise HttpError(403, "corp_key_required", "this endpoint needs a corp-scoped API key")
         return self.corp_id
 
     def may_see(self, corp_id: str) -> bool:
@@ -99,12 +100,12 @@ def admin_key() -> str | None:
     SCRM_ADMIN_KEY_PARAMETER (AWS), read once per instance."""
     if _admin_key_cache:
         return _admin_key_cache[0]
-    from chalicelib.settings import get_settings
+    from chalicelib.platform.settings import get_settings
 
     settings = get_settings()
     value = settings.admin_key
     if value is None and settings.admin_key_parameter:
-        from chalicelib import aws
+        from chalicelib.platform import aws
 
         value = aws.client("ssm").get_parameter(
             Name=settings.admin_key_parameter, WithDecryption=True
@@ -114,24 +115,23 @@ def admin_key() -> str | None:
     return value
 
 
-def reset_admin_key() -> None:
-    _admin_key_cache.clear()
+caches.register("api:admin_key", _admin_key_cache.clear)
 
 
 def authenticate(headers: dict[str, str]) -> Principal:
     auth = headers.get("authorization") or ""
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send 'Authorization: Bearer <API key>'")
+        raise HttpError(401, "unauthenticated", "send 'Authorization: Bearer <API key>'")
     token = token.strip()
     admin = admin_key()
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return Principal(is_admin=True)
-    from chalicelib.store import corps
+    from chalicelib.corps import items as corp_items
 
-    found = corps.get_api_key(hash_api_key(token))
+    found = corp_items.get_api_key(hash_api_key(token))
     if found is None:
-        raise ApiError(401, "unauthenticated", "unknown API key")
+        raise HttpError(401, "unauthenticated", "unknown API key")
     return Principal(is_admin=False, corp_id=found.corp_id)
 
 
@@ -224,7 +224,7 @@ def public_base_url(request: Any) -> str:
     the request itself came to (API Gateway's host, https, and its stage prefix)."""
     import os
 
-    from chalicelib.settings import PUBLIC_BASE_URL, get_settings
+    from chalicelib.platform.settings import PUBLIC_BASE_URL, get_settings
 
     if os.environ.get(PUBLIC_BASE_URL):
         return get_settings().public_base_url
@@ -266,7 +266,7 @@ def endpoint(
     decorator (`shared_errors`) and those its view raises (chalicelib/api/openapi.py reads them
     from the code). `errors` adds what that reading cannot see: exception types mapped by
     `register_error` (or "module:Name"), `WECOM` for a route that calls WeCom by a path it cannot
-    follow, or `(status, code)` for an ApiError raised indirectly."""
+    follow, or `(status, code)` for an HttpError raised indirectly."""
 
     def decorate(fn: Callable[[Call], Any]) -> Callable[..., Response]:
         spec = EndpointSpec(method, path, summary, auth, body, query, response, status,
@@ -282,7 +282,7 @@ def endpoint(
                 if auth != "public":
                     principal = authenticate(request.headers)
                     if auth == "admin" and not principal.is_admin:
-                        raise ApiError(403, "admin_key_required", "this endpoint needs the admin key")
+                        raise HttpError(403, "admin_key_required", "this endpoint needs the admin key")
                     if auth == "corp":
                         principal.require_corp()
                 if any(not _PATH_PARAM.fullmatch(v or "") for v in params.values()):
@@ -300,7 +300,7 @@ def endpoint(
                     status_code=status,
                     headers={"Content-Type": "application/json"},
                 )
-            except ApiError as exc:
+            except HttpError as exc:
                 return error_response(exc.status, exc.code, exc.message, exc.details)
             except Exception as exc:  # mapped once, here; unknown errors stay 500 and are logged
                 mapped = map_exception(exc)
@@ -325,7 +325,7 @@ def register_error(exc_type: type[Exception] | str, status: int, code: str,
     _ERROR_MAP.append((Lazy(exc_type) if isinstance(exc_type, str) else exc_type, status, code, details))
 
 
-def map_exception(exc: Exception) -> ApiError | None:
+def map_exception(exc: Exception) -> HttpError | None:
     """Errors from lower layers, mapped to HTTP once (never by message text)."""
     from chalicelib.store import InvalidCursor
 
@@ -334,20 +334,20 @@ def map_exception(exc: Exception) -> ApiError | None:
     for ref, status, code, details in _ERROR_MAP:
         exc_type = ref.loaded() if isinstance(ref, Lazy) else ref
         if exc_type is not None and isinstance(exc, exc_type):
-            return ApiError(status, code, str(exc) or code, details(exc) if details else None)
+            return HttpError(status, code, str(exc) or code, details(exc) if details else None)
     try:
         from chalicelib.wecom import errors as wecom_errors
     except ImportError:  # pragma: no cover
         return None
     if isinstance(exc, wecom_errors.FrequencyLimited):
-        return ApiError(429, "wecom_rate_limited", "WeCom's frequency limit was hit; retry later",
+        return HttpError(429, "wecom_rate_limited", "WeCom's frequency limit was hit; retry later",
                         {"retry_after": getattr(exc, "retry_after", None)})
     if isinstance(exc, wecom_errors.ApiError):
         status = 400 if isinstance(exc, wecom_errors.InvalidArgument) else 502
-        return ApiError(status, "wecom_error", f"WeCom refused the call: errcode {exc.errcode}",
+        return HttpError(status, "wecom_error", f"WeCom refused the call: errcode {exc.errcode}",
                         {"errcode": exc.errcode, "api": getattr(exc, "api", None)})
     if isinstance(exc, wecom_errors.WeComError):
-        return ApiError(502, "wecom_unavailable", "WeCom could not be reached; retry later")
+        return HttpError(502, "wecom_unavailable", "WeCom could not be reached; retry later")
     return None
 
 
@@ -412,7 +412,7 @@ def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
         except ValidationError:
             raise invalid("a JSON body is required") from None
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
+        raise HttpError(413, "body_too_large", f"body over {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -420,7 +420,7 @@ def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "validation_error", "the request body is invalid",
+        raise HttpError(400, "validation_error", "the request body is invalid",
                        validation_details(exc)) from exc
 
 
@@ -428,5 +428,5 @@ def _parse_query(params: dict[str, str], model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(dict(params))
     except ValidationError as exc:
-        raise ApiError(400, "validation_error", "the query parameters are invalid",
+        raise HttpError(400, "validation_error", "the query parameters are invalid",
                        validation_details(exc)) from exc

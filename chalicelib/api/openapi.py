@@ -5,7 +5,7 @@ An operation's errors are found, not listed by hand:
 - what `endpoint()` itself answers (API key, ids in the path, body, query): `core.shared_errors`;
 - what its view raises: the view's source and the chalicelib functions it calls, transitively, are
   read (ast) for `raise` of an exception type that `register_error` maps (status and code from
-  there), `raise ApiError(...)` / `conflict(...)` / `not_found(...)` / `invalid(...)`, and calls of
+  there), `raise HttpError(...)` / `conflict(...)` / `not_found(...)` / `invalid(...)`, and calls of
   `corps.wecom_client` (WeCom's errors, as `core.map_exception` maps them); an `except` that
   catches one and does not re-raise it hides it. Calls on objects (`client.x()`) are not followed:
   a route names what that misses in `endpoint(errors=...)`;
@@ -53,7 +53,7 @@ _CODE_TEXT = {
 
 
 class Raised(NamedTuple):
-    """An ApiError raised in so many words: `raise conflict("code", "message")`."""
+    """An HttpError raised in so many words: `raise conflict("code", "message")`."""
 
     status: int
     code: str
@@ -169,14 +169,14 @@ def _module(name: str) -> types.ModuleType | None:
 
 class RaiseReader:
     """What a function can raise that reaches its caller, read from its source and, transitively,
-    from the chalicelib functions it calls: exception types and `Raised` ApiErrors."""
+    from the chalicelib functions it calls: exception types and `Raised` HttpErrors."""
 
     def __init__(self) -> None:
-        from chalicelib import corps
+        from chalicelib.corps import registry as corps
 
         self._wecom_client = corps.wecom_client
         self._wecom = tuple(wecom_errors())
-        self._factories = (core.ApiError, core.conflict, core.not_found, core.invalid)
+        self._factories = (core.HttpError, core.conflict, core.not_found, core.invalid)
         self._memo: dict[Any, frozenset[Any]] = {}
 
     def raises(self, fn: Any) -> frozenset[Any]:
@@ -237,7 +237,7 @@ class RaiseReader:
     def _try(self, node: ast.Try, ns: dict[str, Any]) -> set[Any]:
         out = set()
         for effect in self._all(node.body, ns):
-            exc_type = core.ApiError if isinstance(effect, Raised) else effect
+            exc_type = core.HttpError if isinstance(effect, Raised) else effect
             handler = next((h for h in node.handlers if self._catches(h, exc_type, ns)), None)
             if handler is None or self._reraises(handler):
                 out.add(effect)
@@ -269,7 +269,7 @@ class RaiseReader:
 
     @staticmethod
     def _evaluate(factory: Any, call: ast.Call) -> Raised | None:
-        """The ApiError a factory builds from the call's literals (others stand in as placeholders)."""
+        """The HttpError a factory builds from the call's literals (others stand in as placeholders)."""
         if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
             return None
 
@@ -280,7 +280,7 @@ class RaiseReader:
             error = factory(*[value(a) for a in call.args], **{k.arg: value(k.value) for k in call.keywords})
         except Exception:  # not a call that can be evaluated
             return None
-        if not (isinstance(error, core.ApiError) and isinstance(error.status, int)
+        if not (isinstance(error, core.HttpError) and isinstance(error.status, int)
                 and isinstance(error.code, str) and _PLACEHOLDER not in error.code):
             return None
         message = error.message if isinstance(error.message, str) and _PLACEHOLDER not in error.message else None

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from chalicelib.platform import caches
 from chalicelib.store.table import ConditionFailed, InvalidCursor, StoreError, Table
 
-__all__ = ["ConditionFailed", "InvalidCursor", "StoreError", "Table", "get_table", "reset_table"]
+__all__ = ["ConditionFailed", "InvalidCursor", "StoreError", "Table", "get_table"]
 
 
 @lru_cache(maxsize=1)
 def get_table() -> Table:
-    from chalicelib import aws
-    from chalicelib.settings import get_settings
+    from chalicelib.platform import aws
+    from chalicelib.platform.settings import get_settings
 
     return Table(aws.client("dynamodb"), get_settings().table_name)
 
 
-def reset_table() -> None:
-    get_table.cache_clear()
+caches.register("store:table", get_table.cache_clear)

@@ -40,7 +40,7 @@ class Count:
 
 
 def merge_counts(corp_id: str, items: list[StoreOp | Count]) -> list[StoreOp]:
-    from chalicelib.store.contacts import count_op
+    from chalicelib.store.counters import count_op
 
     ops = [i for i in items if isinstance(i, StoreOp)]
     merged: dict[tuple[str, str, str], dict[str, int]] = {}

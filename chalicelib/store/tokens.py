@@ -12,15 +12,15 @@ stored token still needs refreshing, so of N instances that saw an old token, on
 
 from __future__ import annotations
 
+from chalicelib.platform.tokens import CachedToken
 from chalicelib.store import keys
 from chalicelib.store.table import ConditionFailed, Table
-from chalicelib.wecom.client import CachedToken
 
 TTL_AFTER_EXPIRY_SECONDS = 86400
 
 
 class DynamoTokenCache:
-    """`chalicelib.wecom.client.TokenCache` on the one table."""
+    """`wecom.client.TokenCache` on the one table (a protocol: nothing here imports wecom)."""
 
     def __init__(self, table: Table):
         self.table = table

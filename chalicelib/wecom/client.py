@@ -31,9 +31,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.platform.tokens import CachedToken
 from chalicelib.wecom import errors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,15 +63,6 @@ _RETRY_CODES = {-1, 6000, 45033}
 
 
 # -- token cache ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CachedToken:
-    """What the shared cache holds for one (corp, app). Times are epoch seconds."""
-
-    access_token: str | None
-    expires_at: float = 0.0
-    lease_holder: str | None = None
-    lease_until: float = 0.0
-
 
 class TokenCache(Protocol):
     """Shared access-token storage (DynamoDB in production: store.tokens.DynamoTokenCache)."""

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from chalicelib.model import Model
+from chalicelib.platform.model import Model
 
 from .crypto import CallbackRejected, XmlInvalid, _check_xml, _xml_root
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from chalicelib.model import Model
+from chalicelib.platform.model import Model
 
 
 class _Request(Model):

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from chalicelib.store import counters
 from tests.helpers import CORP_ID, contact_xml, corp_body, crypto_for
 
 
@@ -20,7 +21,7 @@ def _wait_for(predicate, timeout: float = 15.0):
 
 
 def _queue_empty(name: str) -> bool:
-    from chalicelib import aws, queues
+    from chalicelib.platform import aws, queues
 
     attrs = aws.client("sqs").get_queue_attributes(
         QueueUrl=queues.queue_url(name),
@@ -30,9 +31,9 @@ def _queue_empty(name: str) -> bool:
 
 
 def test_add_contact_end_to_end_exactly_once(stack):
-    from chalicelib import aws, queues
-    from chalicelib.settings import get_settings
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
+    from chalicelib.platform import aws, queues
+    from chalicelib.platform.settings import get_settings
 
     http = httpx.Client(base_url=stack.base_url, timeout=10)
     assert http.get("/api/v1/health").json()["status"] == "ok"
@@ -47,7 +48,7 @@ def test_add_contact_end_to_end_exactly_once(stack):
         resp = http.post(callback, params=params, content=body, headers={"Content-Type": "text/xml"})
         assert resp.status_code == 200 and resp.content == b""
 
-    rel = _wait_for(lambda: contacts.get_relation(CORP_ID, "wmE2E", "zhangsan"))
+    rel = _wait_for(lambda: customer_items.get_relation(CORP_ID, "wmE2E", "zhangsan"))
     assert rel.status == "active" and rel.state == "poster-7"
     _wait_for(lambda: _queue_empty(get_settings().events_queue))
 
@@ -62,10 +63,10 @@ def test_add_contact_end_to_end_exactly_once(stack):
     _wait_for(lambda: _queue_empty(get_settings().events_queue))
 
     day = time.strftime("%Y-%m-%d", time.gmtime(event.create_time + 8 * 3600))  # Asia/Shanghai
-    rows = contacts.counters(CORP_ID, day, day)
+    rows = counters.read(CORP_ID, day, day)
     corp_row = next(r for r in rows if r["dimension"] == "corp")
     assert corp_row["adds"] == 1
-    assert len([r for r in contacts.relations_of_customer(CORP_ID, "wmE2E")]) == 1
+    assert len([r for r in customer_items.relations_of_customer(CORP_ID, "wmE2E")]) == 1
 
 
 def test_url_verification_over_http(stack):
@@ -85,7 +86,7 @@ def test_url_verification_over_http(stack):
 def test_scan_on_the_simulator_end_to_end(stack):
     """The sandbox's customer scans a channel code; WeCom's callback goes over HTTP to the product,
     through SQS to the consumer, which sends the welcome back to the sandbox over HTTP."""
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     demo = stack.demo or stack.register_demo_corp()
     http = httpx.Client(base_url=stack.base_url, timeout=10,
@@ -107,5 +108,5 @@ def test_scan_on_the_simulator_end_to_end(stack):
 
     welcomes = _wait_for(welcomed)
     assert [w["text"] for w in welcomes] == ["Welcome, Eve E2E!"]
-    rel = _wait_for(lambda: contacts.get_relation(demo["corp_id"], customer, "alice"))
+    rel = _wait_for(lambda: customer_items.get_relation(demo["corp_id"], customer, "alice"))
     assert rel.state == code.json()["state"]

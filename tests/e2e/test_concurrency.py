@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from chalicelib.store import counters
+
 CUSTOMERS = 200
 THREADS = 20
 STAFF = ("alice", "bob", "carol")
@@ -25,8 +27,8 @@ WELCOME = {"text": "Hi {customer_name}, welcome to Store 7!"}
 
 
 def _events_queue_empty() -> bool:
-    from chalicelib import aws, queues
-    from chalicelib.settings import get_settings
+    from chalicelib.platform import aws, queues
+    from chalicelib.platform.settings import get_settings
 
     attrs = aws.client("sqs").get_queue_attributes(
         QueueUrl=queues.queue_url(get_settings().events_queue),
@@ -62,9 +64,8 @@ def _demo_corp(stack) -> dict:
 
 
 def _corp_totals(corp_id: str, days: list[str]) -> dict[str, int]:
-    from chalicelib.store import contacts
 
-    rows = [r for r in contacts.counters(corp_id, days[0], days[-1]) if r["dimension"] == "corp"]
+    rows = [r for r in counters.read(corp_id, days[0], days[-1]) if r["dimension"] == "corp"]
     return {k: sum(int(r.get(k, 0)) for r in rows) for k in ("adds", "welcomes_sent", "welcomes_missed")}
 
 
@@ -73,7 +74,7 @@ def _day(epoch: float) -> str:
 
 
 def test_200_simultaneous_scans_each_get_exactly_one_welcome_relation_and_count(stack):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     demo = _demo_corp(stack)
     corp_id = demo["corp_id"]
@@ -123,7 +124,7 @@ def test_200_simultaneous_scans_each_get_exactly_one_welcome_relation_and_count(
 
     # Store: one active relation per customer, with the right staff member and channel state.
     for ext, scan_result in customers.items():
-        rels = contacts.relations_of_customer(corp_id, ext)
+        rels = customer_items.relations_of_customer(corp_id, ext)
         assert [(r.staff_id, r.status, r.state) for r in rels] == \
             [(scan_result["userid"], "active", code["state"])], (ext, rels)
 

@@ -17,20 +17,16 @@ def chalice_client(aws):
     """The real app behind chalice's test client, on moto in-process."""
     from chalice.test import Client
 
-    from chalicelib import channel_codes, corps, tags, welcome
-    from chalicelib.api import core
+    from chalicelib.corps import registry as corps
+    from chalicelib.platform import caches
 
-    corps.forget_runtime()
-    core.reset_admin_key()
-    channel_codes.forget()
-    welcome.forget_default_welcomes()
-    tags.forget_library()
+    caches.clear_all()
     import app as app_module
 
     # A stage with no settings of its own: the dev stage's names must not leak into the tests.
     with Client(app_module.app, stage_name="test") as client:
         yield client
-    corps.forget_runtime()
+    caches.clear_all()
     corps.use_wecom_transport(None)
 
 
@@ -91,7 +87,7 @@ class World:
 def world(chalice_client, aws, monkeypatch):
     import httpx
 
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from sandbox import Sandbox
 
     # The sandbox answers in-process through the transport, whatever WECOM_API_BASE says.

@@ -27,7 +27,7 @@ def _today():
 
 
 def test_scan_gets_one_welcome_with_name_tags_relation_and_counts(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     tag_ids = world.tag("source", "poster", "store-7")
     status, code = _code(world, tag_ids=tag_ids)
@@ -44,7 +44,7 @@ def test_scan_gets_one_welcome_with_name_tags_relation_and_counts(world):
     marks = world.sb.journal.entries("tag_mark", external_userid=customer)
     assert marks and sorted(marks[0]["add_tag"]) == sorted(tag_ids)
 
-    rel = contacts.get_relation(CORP_ID, customer, "alice")
+    rel = customer_items.get_relation(CORP_ID, customer, "alice")
     assert rel.status == "active" and rel.state == code["state"] and sorted(rel.tags) == sorted(tag_ids)
     status, stats = world.call("GET", f"/api/v1/stats/contacts?from={_today()}&to={_today()}&by=channel")
     row = next(r for r in stats["rows"] if r["key"] == code["state"])
@@ -65,7 +65,7 @@ def test_scan_gets_one_welcome_with_name_tags_relation_and_counts(world):
 
 
 def test_welcome_code_past_its_window_is_counted_missed_not_retried(world, monkeypatch):
-    from chalicelib import welcome
+    from chalicelib.welcome import steps as welcome
 
     status, code = _code(world)
     scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Late Larry")
@@ -108,7 +108,7 @@ def test_lost_and_removed_are_counted_apart(world):
 
 
 def test_invalid_channel_codes_are_refused_and_touch_nothing(world):
-    from chalicelib.store import channel_codes
+    from chalicelib.channel_codes import items as code_items
 
     before = len(world.sb.requests("externalcontact/add_contact_way"))
     cases = [
@@ -128,13 +128,13 @@ def test_invalid_channel_codes_are_refused_and_touch_nothing(world):
     clash, body = _code(world, state="spring-poster", name="other")
     assert (clash, body["error"]["code"]) == (409, "state_taken")
     assert len(world.sb.requests("externalcontact/add_contact_way")) == before + 1
-    assert channel_codes.get(CORP_ID, "spring-poster").name == "Store 7 poster"
+    assert code_items.get(CORP_ID, "spring-poster").name == "Store 7 poster"
 
 
 def test_a_slow_name_lookup_does_not_spend_a_send_on_a_dead_code(world, monkeypatch):
     """The name lookup is skipped without time to spare, and the age is checked again right before
     the send: a code that died meanwhile costs no send_welcome_msg call."""
-    from chalicelib import welcome
+    from chalicelib.welcome import steps as welcome
 
     status, code = _code(world)
     scan = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Slow Sam")
@@ -179,7 +179,7 @@ def test_a_batch_sends_all_its_welcomes_before_any_other_step(world):
 def test_two_deliveries_at_once_count_one_sent_welcome_whichever_commits(world):
     """A WeCom retry processed at the same time as the original: both try the welcome (WeCom sends
     one and refuses the other, 41051), and whichever commits counts it as sent."""
-    from chalicelib import consumer
+    from chalicelib.platform import consumer
     from tests.helpers import drain_queue
 
     _, code = _code(world)

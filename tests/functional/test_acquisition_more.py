@@ -17,7 +17,7 @@ def _way(world, config_id: str) -> dict | None:
 
 
 def test_half_add_is_welcomed_at_once_and_tagged_only_when_accepted(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     world.sb.update_corp(CORP_ID, settings={"skip_verify_half": True})
     tag_ids = world.tag("source", "half")
@@ -27,11 +27,11 @@ def test_half_add_is_welcomed_at_once_and_tagged_only_when_accepted(world):
     customer = scan["external_userid"]
     assert len(world.sb.journal.welcomes(customer)) == 1
     assert world.sb.requests("externalcontact/mark_tag") == []  # 84061 before acceptance
-    assert contacts.get_relation(CORP_ID, customer, "alice").status == "pending"
+    assert customer_items.get_relation(CORP_ID, customer, "alice").status == "pending"
 
     world.sb.simulator.confirm_contact(CORP_ID, "alice", customer)
     world.pump()
-    rel = contacts.get_relation(CORP_ID, customer, "alice")
+    rel = customer_items.get_relation(CORP_ID, customer, "alice")
     assert rel.status == "active" and rel.tags == tag_ids
     assert len(world.sb.journal.welcomes(customer)) == 1  # the code was used by the half add
 
@@ -52,7 +52,7 @@ def _at(hour: int, minute: int = 0, *, day: int = 2) -> datetime:
 
 
 def test_desired_staff_follows_schedule_caps_window_and_backup():
-    from chalicelib.channel_codes import ChannelCodeCreate, desired_staff
+    from chalicelib.channel_codes.service import ChannelCodeCreate, desired_staff
 
     code = ChannelCodeCreate(
         name="shifts", staff_ids=["alice", "bob"], backup_staff_ids=["carol"], daily_cap=2,
@@ -68,8 +68,8 @@ def test_desired_staff_follows_schedule_caps_window_and_backup():
 
 
 def test_tick_reroutes_only_when_routing_changes(world):
-    from chalicelib import channel_codes
-    from chalicelib.store import channel_codes as store
+    from chalicelib.channel_codes import items as code_items
+    from chalicelib.channel_codes import service as channel_codes
 
     status, code = _code(world, staff_ids=["alice", "bob"], backup_staff_ids=["carol"], daily_cap=1,
                          schedule=[{"staff_ids": ["alice", "bob"], "start": "00:00", "end": "24:00"}])
@@ -82,7 +82,7 @@ def test_tick_reroutes_only_when_routing_changes(world):
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], userid="alice", name="One")
     world.pump()
     assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 1, "failed": 0}  # alice reached her cap
-    assert store.get(CORP_ID, code["state"]).routed_staff_ids == ["bob"]
+    assert code_items.get(CORP_ID, code["state"]).routed_staff_ids == ["bob"]
     assert _way(world, code["config_id"])["user"] == ["bob"]
     assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0, "failed": 0}
     assert updates() == 1
@@ -104,7 +104,7 @@ def test_update_and_delete_follow_wecom(world):
 
 
 def test_tags_api_mirrors_wecom_and_marks_customers(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     vip, regular = world.tag("level", "vip", "regular")
     status, renamed = world.call("PATCH", f"/api/v1/tags/{vip}", {"name": "VIP"})
@@ -120,7 +120,7 @@ def test_tags_api_mirrors_wecom_and_marks_customers(world):
     ]})
     assert status == 200
     assert [r["status"] for r in result["results"]] == ["done", "done", "no_relation"]
-    assert contacts.get_relation(CORP_ID, a, "alice").tags == [vip]
+    assert customer_items.get_relation(CORP_ID, a, "alice").tags == [vip]
     _, vips = world.call("GET", f"/api/v1/customers?tag={vip}")
     assert [r["customer_id"] for r in vips["items"]] == [a]
     unknown, body = world.call("POST", "/api/v1/customers/tags", {"changes": [
@@ -133,7 +133,7 @@ def test_tags_api_mirrors_wecom_and_marks_customers(world):
 
 def test_tag_callbacks_resync_the_library(world):
     # A tag created in WeCom's admin console (not through us) arrives as change_external_tag.
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.wecom.models import AddCorpTagRequest
 
     world.tag("level", "vip")
@@ -182,8 +182,8 @@ def test_customer_list_filters_and_paginates(world):
 def test_frequency_limit_defers_the_rest_of_the_event_as_a_new_delayed_message(world, monkeypatch):
     """45009 on mark_tag: the welcome (already sent) is not repeated; the event is re-sent as a
     delayed copy (attempt 1) instead of failing toward the DLQ, and the copy finishes the tags."""
-    from chalicelib import aws, queues
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
+    from chalicelib.platform import aws, queues
     from tests.helpers import drain_queue, sqs_event
 
     sent: list[tuple[str, int]] = []
@@ -211,11 +211,11 @@ def test_frequency_limit_defers_the_rest_of_the_event_as_a_new_delayed_message(w
     # The delayed copy arrives (here: now) and completes only what was left: the tags.
     assert world.client.lambda_.invoke("on_events", sqs_event([body])).payload == {"batchItemFailures": []}
     assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1
-    assert contacts.get_relation(CORP_ID, customer, "alice").tags == tag_ids
+    assert customer_items.get_relation(CORP_ID, customer, "alice").tags == tag_ids
 
 
 def test_tags_edited_by_staff_in_the_wecom_client_flow_back(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     first, second = world.tag("interest", "masks", "alcohol")
     _, code = _code(world, tag_ids=[first])
@@ -223,13 +223,13 @@ def test_tags_edited_by_staff_in_the_wecom_client_flow_back(world):
     world.pump()
     world.sb.simulator.staff_edits_customer(CORP_ID, "alice", customer, add_tag=[second], remove_tag=[first])
     world.pump()
-    assert contacts.get_relation(CORP_ID, customer, "alice").tags == [second]
+    assert customer_items.get_relation(CORP_ID, customer, "alice").tags == [second]
     _, masks = world.call("GET", f"/api/v1/customers?tag={first}")
     assert masks["items"] == []
 
 
 def test_tag_one_customer(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     vip, = world.tag("level", "vip")
     _, code = _code(world)
@@ -237,7 +237,7 @@ def test_tag_one_customer(world):
     world.pump()
     status, body = world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice", "add": [vip]})
     assert (status, body["status"]) == (200, "done")
-    assert contacts.get_relation(CORP_ID, a, "alice").tags == [vip]
+    assert customer_items.get_relation(CORP_ID, a, "alice").tags == [vip]
     assert world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "bob", "add": [vip]})[0] == 409
     assert world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice"})[0] == 400
     status, body = world.call("POST", f"/api/v1/customers/{a}/tags", {"staff_id": "alice", "add": ["etNo"]})
@@ -248,7 +248,7 @@ def test_oversized_or_odd_ids_in_paths_are_404_without_touching_the_table(world)
     """DynamoDB refuses keys over its size limits (a 500 in AWS; moto is laxer), so such ids are
     answered before any lookup: only the API key is read."""
     from bench.aws_requests import count_aws_requests
-    from chalicelib import aws
+    from chalicelib.platform import aws
 
     for path in ("/api/v1/channel-codes/" + "s" * 2000, "/api/v1/customers/" + "c" * 2000,
                  "/api/v1/customer-syncs/" + "j" * 2000, "/api/v1/customers/a%20b"):

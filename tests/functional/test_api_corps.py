@@ -39,7 +39,7 @@ def test_registration_returns_callback_url_and_key_but_never_secrets(chalice_cli
 
 
 def test_secrets_are_stored_encrypted(chalice_client, aws):
-    from chalicelib import aws as clients
+    from chalicelib.platform import aws as clients
 
     register(chalice_client)
     dump = json.dumps(clients.client("dynamodb").scan(TableName=aws.table_name)["Items"])
@@ -63,7 +63,7 @@ def test_registering_twice_is_a_conflict(chalice_client, aws):
     ({"unexpected": 1}, "unexpected"),
 ])
 def test_invalid_registration_is_400_and_writes_nothing(override, field, chalice_client, aws):
-    from chalicelib import aws as clients
+    from chalicelib.platform import aws as clients
 
     resp = chalice_client.http.post("/api/v1/corps", headers=ADMIN, body=json.dumps(corp_body(**override)))
     assert resp.status_code == 400
@@ -122,8 +122,8 @@ def test_openapi_is_public_and_describes_the_endpoints(chalice_client, aws):
 
 
 def test_dead_letters_can_be_seen_and_redriven_by_the_admin(chalice_client, aws):
-    from chalicelib import aws as clients
-    from chalicelib import queues
+    from chalicelib.platform import aws as clients
+    from chalicelib.platform import queues
 
     sqs = clients.client("sqs")
     dlq = queues.queue_url(queues.dlq_name(aws.events_queue))
@@ -151,9 +151,9 @@ def test_callback_url_is_where_the_api_is_reached(chalice_client, aws, monkeypat
     assert json.loads(created.body)["callback_url"] == (
         "https://abc123.execute-api.ap-east-1.amazonaws.com/wecom/wwUrl1/callback")
     monkeypatch.setenv("SCRM_PUBLIC_BASE_URL", "https://scrm.brand.example")
-    from chalicelib.settings import reset_settings
+    from chalicelib.platform import caches
 
-    reset_settings()
+    caches.clear_all()
     created = chalice_client.http.post("/api/v1/corps", headers=headers, body=json.dumps(corp_body("wwUrl2")))
     assert json.loads(created.body)["callback_url"] == "https://scrm.brand.example/wecom/wwUrl2/callback"
 

@@ -188,13 +188,13 @@ EXPECTED = {
 
 
 def _table_count(settings) -> int:
-    from chalicelib import aws
+    from chalicelib.platform import aws
 
     return aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]
 
 
 def _queued(settings) -> int:
-    from chalicelib import aws, queues
+    from chalicelib.platform import aws, queues
 
     attrs = aws.client("sqs").get_queue_attributes(
         QueueUrl=queues.queue_url(settings.events_queue), AttributeNames=["ApproximateNumberOfMessages"])

@@ -133,7 +133,7 @@ def test_valid_bodies_of_each_kind_still_pass(world):
 
 def test_an_expired_code_can_be_edited_but_not_given_a_past_end(world):
     """valid_until must be in the future when it is set, not on every later edit of the code."""
-    from chalicelib import channel_codes
+    from chalicelib.channel_codes import service as channel_codes
 
     status, code = world.call("POST", "/api/v1/channel-codes", {
         "name": "spring", "state": "spring", "staff_ids": ["alice"], "backup_staff_ids": ["bob"],

@@ -41,16 +41,16 @@ def _callback(client, *, token: str, aes_key: str, corp_id: str = CORP_ID) -> in
 
 
 def _table_dump(aws) -> list:
-    from chalicelib import aws as clients
+    from chalicelib.platform import aws as clients
 
     return clients.client("dynamodb").scan(TableName=aws.table_name)["Items"]
 
 
 def _secrets(corp_id: str = CORP_ID) -> dict[str, str]:
-    from chalicelib import secrets
-    from chalicelib.store import corps as corp_store
+    from chalicelib.corps import items as corp_items
+    from chalicelib.platform import sealing as secrets
 
-    return secrets.unseal(corp_store.get_corp(corp_id).sealed_secrets, corp_id=corp_id).plain()
+    return secrets.unseal(corp_items.get_corp(corp_id).sealed_secrets, corp_id=corp_id).plain()
 
 
 # -- PATCH /corps/{corp_id} -------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_after_patching_callback_secrets_new_values_are_accepted_and_old_refused
 def test_an_instance_holding_the_old_token_reloads_the_corp_instead_of_refusing(chalice_client, aws):
     """PATCH ran on another instance: this one still caches the old token. A callback signed with
     the new one makes it reload the corp (at most every REFRESH_AFTER s) rather than lose it."""
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
 
     key = register(chalice_client)["api_key"]
     assert _callback(chalice_client, token=TOKEN, aes_key=AES_KEY) == 200  # caches the old secrets
@@ -118,7 +118,7 @@ def test_an_instance_holding_the_old_token_reloads_the_corp_instead_of_refusing(
 def test_a_new_contact_secret_gets_its_own_token_and_client(chalice_client, aws):
     """Tokens are cached per secret: the old secret's token is never read with the new secret, and
     an instance still holding the old secret cannot store its token over the new one's."""
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.store import get_table
     from chalicelib.store.tokens import DynamoTokenCache
 
@@ -302,8 +302,8 @@ def test_openapi_describes_the_corp_admin_routes(chalice_client, aws):
 
 # -- dead letters -----------------------------------------------------------------------------------
 def test_redrive_takes_an_empty_body_as_the_defaults(chalice_client, aws):
-    from chalicelib import aws as clients
-    from chalicelib import queues
+    from chalicelib.platform import aws as clients
+    from chalicelib.platform import queues
 
     sqs = clients.client("sqs")
     dlq = queues.queue_url(queues.dlq_name(aws.events_queue))
@@ -326,19 +326,19 @@ def test_redrive_takes_an_empty_body_as_the_defaults(chalice_client, aws):
 
 def test_concurrent_secret_updates_do_not_undo_each_other(chalice_client, aws):
     """Secrets are written only over the sealed blob they were opened from."""
-    from chalicelib import secrets
-    from chalicelib.store import corps as corp_store
+    from chalicelib.corps import items as corp_items
+    from chalicelib.platform import sealing as secrets
 
     register(chalice_client)
-    stale = corp_store.get_corp(CORP_ID).sealed_secrets
+    stale = corp_items.get_corp(CORP_ID).sealed_secrets
     resealed = secrets.seal(secrets.CorpSecrets(callback_token=TOKEN, encoding_aes_key=AES_KEY,
                                                 contact_secret=SECRET), corp_id=CORP_ID)
-    assert corp_store.update_corp(CORP_ID, sealed_secrets=resealed, expected_nonce=stale["nonce"],
+    assert corp_items.update_corp(CORP_ID, sealed_secrets=resealed, expected_nonce=stale["nonce"],
                                   updated_at=1) is not None
-    with pytest.raises(corp_store.CorpChanged):  # a second writer that read the same stale blob
-        corp_store.update_corp(CORP_ID, sealed_secrets=stale, expected_nonce=stale["nonce"], updated_at=2)
-    assert corp_store.get_corp(CORP_ID).sealed_secrets == resealed
-    assert corp_store.update_corp("wwNobody", name="x", updated_at=3) is None
+    with pytest.raises(corp_items.CorpChanged):  # a second writer that read the same stale blob
+        corp_items.update_corp(CORP_ID, sealed_secrets=stale, expected_nonce=stale["nonce"], updated_at=2)
+    assert corp_items.get_corp(CORP_ID).sealed_secrets == resealed
+    assert corp_items.update_corp("wwNobody", name="x", updated_at=3) is None
 
 
 def test_secret_changes_are_logged_by_field_name_only(chalice_client, aws, caplog):

@@ -176,8 +176,8 @@ def test_full_sync_brings_every_customer_once_with_relations_tags_and_state(corp
 
 
 def test_killed_run_resumes_from_the_job_item(corp_with_customers, monkeypatch):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -220,8 +220,9 @@ def test_killed_run_resumes_from_the_job_item(corp_with_customers, monkeypatch):
 
 
 def test_redelivered_page_is_a_duplicate_and_changes_nothing(corp_with_customers):
-    from chalicelib import customer_sync, queues
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
+    from chalicelib.platform import queues
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -254,7 +255,7 @@ def test_redelivered_last_applied_page_does_not_double_the_rest_of_the_run(corp_
     """SQS redelivers the page just applied (its delete was lost): the rest of the run must still
     take one message per page. Today the duplicate re-sends the next page although it was sent,
     and that second copy does the same on the next page, to the end of the run."""
-    from chalicelib import customer_sync
+    from chalicelib.customers import sync as customer_sync
 
     world, expected = corp_with_customers
     world.call("POST", "/api/v1/customer-syncs")
@@ -285,8 +286,8 @@ def test_unknown_job_is_404(world):
 
 
 def test_frequency_limit_defers_the_page_and_the_sync_completes(corp_with_customers, monkeypatch):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -318,8 +319,8 @@ def test_frequency_limit_defers_the_page_and_the_sync_completes(corp_with_custom
 def test_a_long_running_sync_keeps_its_lock(corp_with_customers):
     """The lock is refreshed by every page, so a sync running longer than the stale limit is not
     joined by a second one; a sync that stopped moving frees it."""
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, _ = corp_with_customers
     job = customer_sync.start(CORP_ID, now=T0)
@@ -334,7 +335,7 @@ def test_a_long_running_sync_keeps_its_lock(corp_with_customers):
 
 
 def test_sync_does_not_revive_lost_relations_and_keeps_the_earliest_first_seen(corp_with_customers):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     world, expected = corp_with_customers
     shared = next(c for c, owners in expected.items() if len(owners) == 2)
@@ -342,19 +343,19 @@ def test_sync_does_not_revive_lost_relations_and_keeps_the_earliest_first_seen(c
     # A callback recorded that the customer deleted one staff member (WeCom still lists the relation).
     world.sb.simulator.customer_deletes_staff(CORP_ID, shared, second_owner)
     world.pump()
-    assert contacts.get_relation(CORP_ID, shared, second_owner).status == "lost"
+    assert customer_items.get_relation(CORP_ID, shared, second_owner).status == "lost"
 
     world.call("POST", "/api/v1/customer-syncs")
     run_sync(world)
-    assert contacts.get_relation(CORP_ID, shared, second_owner).status == "lost"
-    assert contacts.get_relation(CORP_ID, shared, first_owner).status == "active"
-    customer = next(i for i in contacts.customer_items(CORP_ID, shared) if i["type"] == "customer")
+    assert customer_items.get_relation(CORP_ID, shared, second_owner).status == "lost"
+    assert customer_items.get_relation(CORP_ID, shared, first_owner).status == "active"
+    customer = next(i for i in customer_items.items_of_customer(CORP_ID, shared) if i["type"] == "customer")
     assert customer["first_seen_at"] == expected[shared][first_owner]["createtime"]
 
 
 def test_a_page_that_never_completes_fails_the_job_after_the_watchdog_gives_up(corp_with_customers):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, _ = corp_with_customers
     job = customer_sync.start(CORP_ID, now=T0)
@@ -372,7 +373,7 @@ def test_a_page_that_never_completes_fails_the_job_after_the_watchdog_gives_up(c
 
 def test_a_second_sync_of_unchanged_customers_writes_nothing(corp_with_customers):
     from bench.aws_requests import count_aws_requests
-    from chalicelib import aws
+    from chalicelib.platform import aws
 
     world, expected = corp_with_customers
     world.call("POST", "/api/v1/customer-syncs")
@@ -385,8 +386,8 @@ def test_a_second_sync_of_unchanged_customers_writes_nothing(corp_with_customers
 
 
 def test_a_job_whose_lock_was_taken_over_is_failed_not_resent_forever(corp_with_customers):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, _ = corp_with_customers
     old = customer_sync.start(CORP_ID, now=T0)
@@ -402,7 +403,8 @@ def test_a_job_whose_lock_was_taken_over_is_failed_not_resent_forever(corp_with_
 def assert_nothing_left_to_retry(world, monkeypatch) -> None:
     """No copy of the page is waiting (delayed or in flight), none went to the DLQ, and the
     watchdog has nothing to resend."""
-    from chalicelib import customer_sync, queues
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.platform import queues
 
     skip_sqs_clock(monkeypatch, queues.MAX_DELAY_SECONDS + 1)
     assert drain_queue(world.settings.sync_queue) == []
@@ -461,7 +463,7 @@ def test_wecom_refusing_the_credentials_fails_the_job_at_once_and_frees_the_lock
 ])
 def test_wecom_refusing_a_page_for_good_fails_the_job_at_once(corp_with_customers, monkeypatch, path, errcode,
                                                               code):
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -488,8 +490,8 @@ def test_wecom_refusing_a_page_for_good_fails_the_job_at_once(corp_with_customer
 
 
 def test_a_refused_page_of_a_superseded_job_leaves_the_new_job_its_lock(corp_with_customers):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, _ = corp_with_customers
     old = customer_sync.start(CORP_ID, now=T0)
@@ -507,7 +509,7 @@ def test_a_refused_page_of_a_superseded_job_leaves_the_new_job_its_lock(corp_wit
 
 
 def test_an_expired_token_is_refreshed_once_and_the_page_advances(corp_with_customers):
-    from chalicelib import customer_sync
+    from chalicelib.customers import sync as customer_sync
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -527,8 +529,8 @@ def test_an_expired_token_is_refreshed_once_and_the_page_advances(corp_with_cust
 @pytest.mark.parametrize("fault", [{"kind": "errcode", "errcode": -1}, {"kind": "http", "status": 503},
                                    {"kind": "timeout", "execute": False}], ids=["busy", "http-503", "timeout"])
 def test_wecom_failing_for_a_while_defers_the_page_and_keeps_the_lock(corp_with_customers, monkeypatch, fault):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
     from chalicelib.wecom.client import WeComClient
 
     monkeypatch.setattr(WeComClient, "_backoff", lambda self, attempt, floor=0.0: None)  # no real sleeps
@@ -551,7 +553,7 @@ def test_wecom_failing_for_a_while_defers_the_page_and_keeps_the_lock(corp_with_
 
 
 def test_jobs_failed_before_errors_were_structured_still_read():
-    from chalicelib.store.sync_jobs import SyncJob
+    from chalicelib.customers.sync_items import SyncJob
 
     job = SyncJob.model_validate({"corp_id": CORP_ID, "job_id": "j1", "kind": "customers", "status": "failed",
                                   "started_at": T0, "updated_at": T0, "error": "page 3 did not complete"})
@@ -563,8 +565,8 @@ def test_an_instance_with_a_stale_contact_secret_reloads_the_corp_before_failing
     old one, which WeCom refuses (40001): it reloads the corp and goes on instead of failing."""
     import dataclasses
 
-    from chalicelib import corps
-    from chalicelib.secrets import CorpSecrets
+    from chalicelib.corps import registry as corps
+    from chalicelib.platform.sealing import CorpSecrets
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -584,7 +586,8 @@ def test_an_instance_with_a_stale_contact_secret_reloads_the_corp_before_failing
 
 # -- WeCom unavailable for long, cancelling, the request body -------------------------------------------
 def test_default_deferrals_double_up_to_sqs_maximum_and_last_about_an_hour():
-    from chalicelib import customer_sync, queues
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.platform import queues
 
     delays = [customer_sync.defer_delay(a) for a in range(customer_sync.MAX_DEFERRALS)]
     assert delays[:4] == [5, 10, 20, 40] and max(delays) == delays[-1] == queues.MAX_DELAY_SECONDS
@@ -593,8 +596,9 @@ def test_default_deferrals_double_up_to_sqs_maximum_and_last_about_an_hour():
 
 def test_wecom_unavailable_for_long_backs_off_then_fails_the_job_and_frees_the_lock(corp_with_customers,
                                                                                        monkeypatch):
-    from chalicelib import customer_sync, queues
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
+    from chalicelib.platform import queues
     from chalicelib.wecom.client import WeComClient
 
     monkeypatch.setattr(WeComClient, "_backoff", lambda self, attempt, floor=0.0: None)  # no real sleeps
@@ -643,8 +647,8 @@ def test_wecom_unavailable_for_long_backs_off_then_fails_the_job_and_frees_the_l
 
 
 def test_cancel_ends_a_running_sync_and_its_in_flight_page_is_ignored(corp_with_customers, monkeypatch):
-    from chalicelib import customer_sync
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, expected = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
@@ -675,19 +679,20 @@ def test_cancel_ends_a_running_sync_and_its_in_flight_page_is_ignored(corp_with_
 
 
 def test_cancel_during_a_page_keeps_that_page_from_advancing_the_job(corp_with_customers, monkeypatch):
-    from chalicelib import customer_sync
-    from chalicelib.store import contacts, sync_jobs
+    from chalicelib.customers import items as customer_items
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
 
     world, _ = corp_with_customers
     status, job = world.call("POST", "/api/v1/customer-syncs")
     assert run_sync(world, stop_after=2) == 2
-    real_put = contacts.put_synced
+    real_put = customer_items.put_synced
 
     def cancelled_meanwhile(*args, **kwargs):
         assert world.call("DELETE", f"/api/v1/customer-syncs/{job['job_id']}")[0] == 200
         return real_put(*args, **kwargs)
 
-    monkeypatch.setattr(contacts, "put_synced", cancelled_meanwhile)
+    monkeypatch.setattr(customer_items, "put_synced", cancelled_meanwhile)
     bodies = drain_queue(world.settings.sync_queue)
     assert customer_sync.handle_message(bodies[0]) == "duplicate"  # its advance was refused
     ended = sync_jobs.get(CORP_ID, job["job_id"])
@@ -715,7 +720,7 @@ def test_cancelling_a_finished_sync_is_409_and_an_unknown_one_404(corp_with_cust
 
 
 def test_start_refuses_unknown_fields_and_an_empty_body_means_the_defaults(world):
-    from chalicelib.store import sync_jobs
+    from chalicelib.customers import sync_items as sync_jobs
 
     status, body = world.call("POST", "/api/v1/customer-syncs", {"kind": "tags"})
     assert status == 400 and body["error"]["code"] == "validation_error", body

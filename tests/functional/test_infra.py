@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from chalice.config import Config
 
-from chalicelib import queues, settings
+from chalicelib.platform import queues, settings
 from chalicelib.store import schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def test_every_consumer_reports_batch_item_failures_with_a_concurrency_cap(stage
 
 
 def test_the_consumers_time_budget_is_its_lambda_timeout():
-    from chalicelib import consumer
+    from chalicelib.platform import consumer
 
     for stage in STAGES:
         assert lambda_config(stage, "on_events").lambda_timeout == consumer.BATCH_SECONDS

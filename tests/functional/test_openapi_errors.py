@@ -161,7 +161,7 @@ def test_an_endpoint_may_declare_errors_the_reader_cannot_see():
     from chalicelib.api import core, openapi
 
     ep = core.EndpointSpec("POST", "/api/v1/probe", "probe", "corp", None, None, None, 200,
-                           errors=(core.WECOM, "chalicelib.store.channel_codes:StateTaken", (418, "teapot", "short")))
+                           errors=(core.WECOM, "chalicelib.channel_codes.items:StateTaken", (418, "teapot", "short")))
     errors = openapi.operation_errors(ep)
     assert set(errors[409]) == {"state_taken"} and errors[418] == {"teapot": ["short"]}
     assert set(errors[429]) == {"wecom_rate_limited"} and set(errors[502]) == {"wecom_error", "wecom_unavailable"}
@@ -170,7 +170,7 @@ def test_an_endpoint_may_declare_errors_the_reader_cannot_see():
 
 # What the reader makes of code (these are read, never run).
 def _swallows_wecom():
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.wecom import errors
 
     try:
@@ -180,7 +180,7 @@ def _swallows_wecom():
 
 
 def _reraises_wecom():
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.wecom import errors
 
     try:
@@ -190,14 +190,14 @@ def _reraises_wecom():
 
 
 def _renames_a_tag():
-    from chalicelib import tags
+    from chalicelib.tags import service as tags
 
     tags.rename("ww", "tag", None)
 
 
 def test_the_reader_follows_calls_and_honours_except_clauses():
-    from chalicelib import tags
     from chalicelib.api import openapi
+    from chalicelib.tags import service as tags
     from chalicelib.wecom import errors
 
     reader = openapi.RaiseReader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from chalicelib.store import counters
 from tests.helpers import CORP_ID, contact_xml, drain_queue, encrypted, register, sqs_event
 
 
@@ -18,7 +19,7 @@ def _consume(client, bodies):
 
 
 def test_add_contact_recorded_once_despite_retries_and_redelivery(chalice_client, aws):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     xml = contact_xml(create_time=1_700_000_000)
@@ -30,9 +31,9 @@ def test_add_contact_recorded_once_despite_retries_and_redelivery(chalice_client
     result = _consume(chalice_client, bodies + bodies[:1])  # and SQS redelivers one
     assert result == {"batchItemFailures": []}
 
-    rel = contacts.get_relation(CORP_ID, "wmCustomer0001", "zhangsan")
+    rel = customer_items.get_relation(CORP_ID, "wmCustomer0001", "zhangsan")
     assert rel is not None and rel.status == "active" and rel.state == "store-001"
-    rows = contacts.counters(CORP_ID, "2023-11-15", "2023-11-15")
+    rows = counters.read(CORP_ID, "2023-11-15", "2023-11-15")
     corp_row = next(r for r in rows if r["dimension"] == "corp")
     assert corp_row["adds"] == 1
     channel_row = next(r for r in rows if r["dimension"] == "channel")
@@ -40,7 +41,7 @@ def test_add_contact_recorded_once_despite_retries_and_redelivery(chalice_client
 
 
 def test_poison_message_fails_alone(chalice_client, aws):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     _post(chalice_client, contact_xml(customer="wmGood", create_time=1_700_000_100))
@@ -48,24 +49,24 @@ def test_poison_message_fails_alone(chalice_client, aws):
     event = sqs_event(["{not json", *good])
     result = chalice_client.lambda_.invoke("on_events", event).payload
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
-    assert contacts.get_relation(CORP_ID, "wmGood", "zhangsan") is not None
+    assert customer_items.get_relation(CORP_ID, "wmGood", "zhangsan") is not None
 
 
 def test_customer_with_two_staff_is_one_customer_with_two_relations(chalice_client, aws):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     _post(chalice_client, contact_xml(staff="alice", customer="wmShared", create_time=1_700_000_200))
     _post(chalice_client, contact_xml(staff="bob", customer="wmShared", create_time=1_700_000_300))
     _consume(chalice_client, drain_queue(aws.events_queue))
-    rels = contacts.relations_of_customer(CORP_ID, "wmShared")
+    rels = customer_items.relations_of_customer(CORP_ID, "wmShared")
     assert sorted(r.staff_id for r in rels) == ["alice", "bob"]
-    items = contacts.customer_items(CORP_ID, "wmShared")
+    items = customer_items.items_of_customer(CORP_ID, "wmShared")
     assert sum(1 for i in items if i["type"] == "customer") == 1
 
 
 def test_lost_removed_and_transfer_are_counted_apart(chalice_client, aws):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     t = 1_700_000_000
@@ -77,15 +78,15 @@ def test_lost_removed_and_transfer_are_counted_apart(chalice_client, aws):
     _post(chalice_client, contact_xml("del_external_contact", customer="wmC", create_time=t + 10,
                                       extra="<Source><![CDATA[DELETE_BY_TRANSFER]]></Source>"))
     _consume(chalice_client, drain_queue(aws.events_queue))
-    statuses = {c: contacts.get_relation(CORP_ID, c, "zhangsan").status for c in ("wmA", "wmB", "wmC")}
+    statuses = {c: customer_items.get_relation(CORP_ID, c, "zhangsan").status for c in ("wmA", "wmB", "wmC")}
     assert statuses == {"wmA": "lost", "wmB": "removed", "wmC": "transferred"}
-    corp_row = next(r for r in contacts.counters(CORP_ID, "2023-11-15", "2023-11-15")
+    corp_row = next(r for r in counters.read(CORP_ID, "2023-11-15", "2023-11-15")
                     if r["dimension"] == "corp")
     assert (corp_row["adds"], corp_row["lost"], corp_row["removed"], corp_row["transferred"]) == (3, 1, 1, 1)
 
 
 def test_stale_add_does_not_revive_a_lost_relation(chalice_client, aws):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     t = 1_700_000_000
@@ -93,18 +94,18 @@ def test_stale_add_does_not_revive_a_lost_relation(chalice_client, aws):
     _consume(chalice_client, drain_queue(aws.events_queue))
     _post(chalice_client, contact_xml(customer="wmLate", create_time=t))  # arrives late
     assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
-    rel = contacts.get_relation(CORP_ID, "wmLate", "zhangsan")
+    rel = customer_items.get_relation(CORP_ID, "wmLate", "zhangsan")
     # still lost, but the late add says when the relation began, and lists it at that time
     assert (rel.status, rel.added_at, rel.ended_at) == ("lost", t, t + 50)
-    listed, _ = contacts.search_relations(CORP_ID, added_from=t, added_to=t, limit=10, cursor=None)
+    listed, _ = customer_items.search_relations(CORP_ID, added_from=t, added_to=t, limit=10, cursor=None)
     assert [(r.customer_id, r.status) for r in listed] == [("wmLate", "lost")]
     _post(chalice_client, contact_xml(customer="wmLate", create_time=t - 10))  # an even older add
     assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
-    assert contacts.get_relation(CORP_ID, "wmLate", "zhangsan").added_at == t  # the first one kept
+    assert customer_items.get_relation(CORP_ID, "wmLate", "zhangsan").added_at == t  # the first one kept
 
 
 def test_group_events_record_groups_and_members(chalice_client, aws):
-    from chalicelib.store import groups
+    from chalicelib.groups import items as group_items
 
     register(chalice_client)
     base = (f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
@@ -117,8 +118,8 @@ def test_group_events_record_groups_and_members(chalice_client, aws):
                            "<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item>wmX</Item><Item>wmY</Item></MemChangeList>"
                            "</xml>").encode())
     _consume(chalice_client, drain_queue(aws.events_queue))
-    assert groups.get_group(CORP_ID, "wrChat1")["status"] == "active"
-    assert sorted(m["member_id"] for m in groups.members(CORP_ID, "wrChat1")) == ["wmX", "wmY"]
+    assert group_items.get_group(CORP_ID, "wrChat1")["status"] == "active"
+    assert sorted(m["member_id"] for m in group_items.members(CORP_ID, "wrChat1")) == ["wmX", "wmY"]
 
 
 def test_unknown_event_is_accepted_and_ignored(chalice_client, aws):
@@ -158,12 +159,12 @@ def test_blanks_around_values_and_a_skewed_clock_are_tolerated(chalice_client, a
     understood: blanks are layout, and CreateTime may lead ours by up to 10 minutes."""
     import time
 
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
     register(chalice_client)
     xml = contact_xml(change_type="\n  add_external_contact ", staff=" zhangsan\n", customer=" wmPadded ",
                       create_time=int(time.time()) + 60)
     assert _post(chalice_client, xml).status_code == 200
     assert _consume(chalice_client, drain_queue(aws.events_queue)) == {"batchItemFailures": []}
-    rel = contacts.get_relation(CORP_ID, "wmPadded", "zhangsan")
+    rel = customer_items.get_relation(CORP_ID, "wmPadded", "zhangsan")
     assert rel is not None and rel.status == "active"

@@ -9,9 +9,9 @@ from tests.helpers import CORP_ID
 
 
 def _relation(customer: str, staff: str):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
 
-    return contacts.get_relation(CORP_ID, customer, staff)
+    return customer_items.get_relation(CORP_ID, customer, staff)
 
 
 def test_a_second_end_of_an_ended_relation_counts_nothing(world):
@@ -34,8 +34,8 @@ def test_two_ends_processed_at_once_cannot_both_count(world):
     """Both handlers read the relation active; the second commit finds it no longer as read."""
     import pytest
 
+    from chalicelib.customers import items as customer_items
     from chalicelib.store import ConditionFailed
-    from chalicelib.store import contacts as store
     from chalicelib.store.events import commit
 
     _, code = _code(world, staff_ids=["alice"])
@@ -43,16 +43,16 @@ def test_two_ends_processed_at_once_cannot_both_count(world):
     world.pump()
     read = _relation(customer, "alice")
     at = read.last_event_at + 2
-    ops = [store.relation_ended(CORP_ID, customer, "alice", status=s, at=at + i, counted_from=read)
+    ops = [customer_items.relation_ended(CORP_ID, customer, "alice", status=s, at=at + i, counted_from=read)
            for i, s in enumerate(("lost", "removed"))]
-    commit(CORP_ID, "race-1", steps=["contacts.on_lost"], ops=[ops[0]], expires_at=at + 99, route="t")
+    commit(CORP_ID, "race-1", steps=["customers.on_lost"], ops=[ops[0]], expires_at=at + 99, route="t")
     with pytest.raises(ConditionFailed):
-        commit(CORP_ID, "race-2", steps=["contacts.on_removed"], ops=[ops[1]], expires_at=at + 99, route="t")
+        commit(CORP_ID, "race-2", steps=["customers.on_removed"], ops=[ops[1]], expires_at=at + 99, route="t")
     assert _relation(customer, "alice").status == "lost"
 
 
 def test_a_customer_from_before_the_product_still_counts_as_churn(world):
-    from chalicelib.store import contacts as store
+    from chalicelib.customers import items as customer_items
     from tests.helpers import drain_queue
 
     customer = world.sb.simulator.add_staff(CORP_ID, "bob", name="Older")["external_userid"]
@@ -60,7 +60,7 @@ def test_a_customer_from_before_the_product_still_counts_as_churn(world):
     world.sb.clock.advance(2)
     world.sb.simulator.customer_deletes_staff(CORP_ID, customer, "bob")
     world.pump()
-    assert store.get_relation(CORP_ID, customer, "bob").status == "lost"
+    assert customer_items.get_relation(CORP_ID, customer, "bob").status == "lost"
     assert _stats(world, "day")["total"]["lost"] == 1
 
 
@@ -86,8 +86,8 @@ def test_a_re_add_starts_the_relation_again(world):
     assert set(again.tags) == set(tag_ids)  # the channel code's, marked again; not the old relation's
     _, page = world.call("GET", f"/api/v1/customers?added_from={first.added_at + 50}&limit=50")
     assert [i["customer_id"] for i in page["items"]] == [customer]
-    from chalicelib.store import contacts as store
-    seen = store.customer_items(CORP_ID, customer)[0]
+    from chalicelib.customers import items as customer_items
+    seen = customer_items.items_of_customer(CORP_ID, customer)[0]
     assert seen["first_seen_at"] == first.added_at  # the customer's first-seen time is kept
 
 
@@ -142,14 +142,12 @@ def test_a_channel_code_add_costs_the_consumer_at_most_four_aws_requests(world):
     """bench/welcome_burst.py's '<= 5 AWS requests per add' (1 is the callback's SendMessage):
     the relation of a channel-code add is not read; the store's conditions decide a re-add."""
     from bench import aws_requests
-    from chalicelib import aws
-    from chalicelib.store import reset_table
+    from chalicelib.platform import caches
     from tests.helpers import drain_queue, sqs_event
 
     _, code = _code(world, staff_ids=["alice"])
     aws_requests.install()
-    aws.reset_clients()  # the hooks count clients made after install
-    reset_table()
+    caches.clear_all()  # the hooks count clients made after install
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Warm-up")
     world.pump()  # a warm instance: corp, code and token cached
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Counted")

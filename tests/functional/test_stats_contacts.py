@@ -23,7 +23,7 @@ def _active(world) -> int:
 
 
 def _transfer(world, customer: str, handover: str, takeover: str) -> None:
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.wecom.models import TransferCustomerRequest
 
     moved = corps.wecom_client(CORP_ID).transfer_customer(TransferCustomerRequest(

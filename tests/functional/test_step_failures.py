@@ -11,8 +11,8 @@ from tests.helpers import CORP_ID, drain_queue, sqs_event
 
 
 def test_a_mark_tag_outage_keeps_the_relation_and_retries_only_the_tags(world, monkeypatch):
-    from chalicelib import queues
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as customer_items
+    from chalicelib.platform import queues
 
     sent: list[tuple[str, int]] = []
     real_send = queues.send
@@ -33,7 +33,7 @@ def test_a_mark_tag_outage_keeps_the_relation_and_retries_only_the_tags(world, m
     assert result == {"batchItemFailures": []}
 
     # What did not need mark_tag is recorded now: the relation, the welcome, the counts.
-    rel = contacts.get_relation(CORP_ID, customer, "alice")
+    rel = customer_items.get_relation(CORP_ID, customer, "alice")
     assert rel is not None and rel.status == "active" and rel.tags == []
     assert len(world.sb.journal.welcomes(customer)) == 1
     _, listed = world.call("GET", "/api/v1/customers")
@@ -48,7 +48,7 @@ def test_a_mark_tag_outage_keeps_the_relation_and_retries_only_the_tags(world, m
 
     world.sb.faults.clear()
     assert world.client.lambda_.invoke("on_events", sqs_event([sent[-1][0]])).payload == {"batchItemFailures": []}
-    assert contacts.get_relation(CORP_ID, customer, "alice").tags == tag_ids
+    assert customer_items.get_relation(CORP_ID, customer, "alice").tags == tag_ids
     assert len(world.sb.journal.welcomes(customer)) == 1
     day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     _, stats = world.call("GET", f"/api/v1/stats/contacts?from={day}&to={day}&by=day")
@@ -81,7 +81,7 @@ def test_a_frequency_limited_welcome_is_not_retried(world):
 
 def test_welcome_retries_stop_when_the_batch_needs_its_time_for_the_commits(world, monkeypatch):
     """A Lambda killed at its timeout commits nothing of its batch: retries stay within budget."""
-    from chalicelib import consumer
+    from chalicelib.platform import consumer
 
     monkeypatch.setattr(consumer, "BATCH_SECONDS", consumer.SECOND_PASS_RESERVE_SECONDS + 1.0)
     world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
@@ -93,7 +93,7 @@ def test_welcome_retries_stop_when_the_batch_needs_its_time_for_the_commits(worl
 
 
 def test_a_welcome_wecom_keeps_refusing_is_missed_after_bounded_attempts(world, monkeypatch):
-    from chalicelib import welcome
+    from chalicelib.welcome import steps as welcome
 
     monkeypatch.setattr(welcome, "SEND_RETRY_WAITS", (0.01, 0.01))
     world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})

@@ -7,13 +7,14 @@ import json
 
 import pytest
 
+from chalicelib.store import counters
 from tests.helpers import CORP_ID
 
 
 def test_lost_relation_stays_lost_across_two_syncs(aws):
     """WeCom keeps listing a customer who deleted the staff member; the sync must keep the end
     (and its time), or the second sync would revive the relation."""
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -30,11 +31,11 @@ def test_lost_relation_stays_lost_across_two_syncs(aws):
 def test_a_tag_edit_on_an_unknown_relation_leaves_no_partial_item(aws):
     """edit_external_contact for a relation not yet in the table (a customer from before the corp
     adopted the product) must not create an item that later breaks the lost handler."""
-    from chalicelib import contacts
-    from chalicelib.store import contacts as cs
-    from chalicelib.store import tags as ts
+    from chalicelib.customers import items as cs
+    from chalicelib.customers import steps
+    from chalicelib.tags import items as tag_items
 
-    ts.set_relation_tags("corpA", "wm1", "alice", ["et1"])
+    tag_items.set_relation_tags("corpA", "wm1", "alice", ["et1"])
     assert cs.get_relation("corpA", "wm1", "alice") is None
 
     class Event:
@@ -43,12 +44,12 @@ def test_a_tag_edit_on_an_unknown_relation_leaves_no_partial_item(aws):
     class Ctx:
         corp_id, event, identity, day = "corpA", Event, "x" * 32, "2024-01-01"
 
-    ops = contacts.on_lost(Ctx)  # used to raise a ValidationError: the event went to the DLQ
+    ops = steps.on_lost(Ctx)  # used to raise a ValidationError: the event went to the DLQ
     assert ops
 
 
 def test_customer_detail_is_exact_not_a_prefix(world):
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -64,7 +65,6 @@ def test_customer_detail_is_exact_not_a_prefix(world):
 def test_commit_survives_a_transient_transaction_conflict(aws):
     """Another consumer's transaction on the same hot counter (COUNT#day#corp#all) cancels ours
     with TransactionConflict: retried, not failed toward the DLQ."""
-    from chalicelib.store import contacts as cs
     from chalicelib.store import events as ev
     from chalicelib.store import get_table
 
@@ -89,12 +89,12 @@ def test_commit_survives_a_transient_transaction_conflict(aws):
 
     table.client = Flaky()
     try:
-        ev.commit("corpA", "i" * 32, steps=["contacts.on_add"], ops=[cs.count("2024-01-01", "corp", "all", adds=1)],
-                  expires_at=9_999_999_999, route="x")
+        ev.commit("corpA", "i" * 32, steps=["customers.on_add"],
+                  ops=[counters.count("2024-01-01", "corp", "all", adds=1)], expires_at=9_999_999_999, route="x")
     finally:
         table.client = real
     assert Flaky.calls == 2
-    assert ev.done_steps("corpA", "i" * 32) == {"contacts.on_add"}
+    assert ev.done_steps("corpA", "i" * 32) == {"customers.on_add"}
 
 
 def test_invalid_channel_code_patch_is_400(world):
@@ -121,7 +121,7 @@ def test_tampered_cursors_are_400(bad, world):
 
 
 def test_one_failing_code_does_not_stop_routing_of_the_others(world):
-    from chalicelib import channel_codes
+    from chalicelib.channel_codes import service as channel_codes
 
     for state in ("a-code", "b-code"):
         status, body = world.call("POST", "/api/v1/channel-codes", {
@@ -135,7 +135,7 @@ def test_one_failing_code_does_not_stop_routing_of_the_others(world):
 
 
 def test_a_deleted_tag_on_a_channel_code_does_not_block_its_adds(world):
-    from chalicelib.store import contacts
+    from chalicelib.customers import items as cs
 
     keep, gone = world.tag("source", "keep", "gone")
     _, code = world.call("POST", "/api/v1/channel-codes", {"name": "p", "staff_ids": ["alice"],
@@ -143,11 +143,11 @@ def test_a_deleted_tag_on_a_channel_code_does_not_block_its_adds(world):
     assert world.call("DELETE", f"/api/v1/tags/{gone}")[0] == 204
     customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="T")["external_userid"]
     assert world.pump() == [{"batchItemFailures": []}]
-    assert contacts.get_relation(CORP_ID, customer, "alice").tags == [keep]
+    assert cs.get_relation(CORP_ID, customer, "alice").tags == [keep]
 
 
 def test_the_tag_limit_is_a_409(world, monkeypatch):
-    from chalicelib import tags
+    from chalicelib.tags import service as tags
 
     monkeypatch.setattr(tags, "MAX_TAGS_PER_CORP", 2)
     status, body = world.call("POST", "/api/v1/tags", {"group_name": "g", "names": ["a", "b", "c"]})
@@ -155,12 +155,12 @@ def test_the_tag_limit_is_a_409(world, monkeypatch):
 
 
 def test_a_code_that_cannot_be_saved_is_removed_from_wecom_again(world, monkeypatch):
-    from chalicelib.store import channel_codes as store
+    from chalicelib.channel_codes import items as code_items
 
     def broken(*a, **k):
         raise RuntimeError("table unavailable")
 
-    monkeypatch.setattr(store, "save_new", broken)
+    monkeypatch.setattr(code_items, "save_new", broken)
     status, _ = world.call("POST", "/api/v1/channel-codes", {"name": "p", "state": "s1", "staff_ids": ["alice"]})
     assert status == 500
     assert world.sb.dump(CORP_ID)["contact_ways"] == []  # created, then deleted: nothing untracked
@@ -169,7 +169,7 @@ def test_a_code_that_cannot_be_saved_is_removed_from_wecom_again(world, monkeypa
 
 
 def test_an_end_in_the_same_second_wins_over_an_add(aws):
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -186,7 +186,7 @@ def test_an_end_in_the_same_second_wins_over_an_add(aws):
 
 
 def test_an_event_between_the_syncs_read_and_write_is_not_overwritten(aws):
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -216,7 +216,7 @@ def test_an_event_between_the_syncs_read_and_write_is_not_overwritten(aws):
 def test_a_filtered_customer_page_stops_at_its_read_budget(aws, monkeypatch):
     """A filter value no relation has must not read a whole corp in one request: the page comes
     back after FILTERED_READS reads, empty, with a cursor; following it reaches the end."""
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -251,7 +251,7 @@ def test_a_filtered_customer_page_stops_at_its_read_budget(aws, monkeypatch):
 def test_a_listing_ends_on_its_last_full_page_without_a_cursor_to_an_empty_one(aws, limit, monkeypatch):
     """DynamoDB returns LastEvaluatedKey whenever it stops at Limit, even on the last item (moto
     does not: emulated here), which made an exactly full last page point to an empty one."""
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()
@@ -283,7 +283,7 @@ def test_a_listing_ends_on_its_last_full_page_without_a_cursor_to_an_empty_one(a
 def test_a_filtered_page_is_full_when_one_in_eight_match_and_nothing_is_skipped(aws):
     """Each read evaluates a whole page's worth, and items past the page are left for the next
     one (its cursor starts after the last item kept)."""
-    from chalicelib.store import contacts as cs
+    from chalicelib.customers import items as cs
     from chalicelib.store import get_table
 
     table = get_table()

@@ -35,7 +35,7 @@ def test_a_taken_tag_name_is_409_tag_exists_and_changes_nothing(world):
 
 def test_wecoms_40071_is_409_tag_exists_when_the_mirror_did_not_know(world):
     """A tag added in WeCom's console whose callback has not arrived yet: WeCom refuses with 40071."""
-    from chalicelib import corps
+    from chalicelib.corps import registry as corps
     from chalicelib.wecom.models import AddCorpTagRequest
 
     regular, = world.tag("level", "regular")

@@ -34,17 +34,11 @@ def _post(client, xml: bytes):
 def test_warm_callback_sends_exactly_one_sqs_message(aws, counting, monkeypatch, url_in_env):
     from chalice.test import Client
 
-    from chalicelib import aws as aws_clients
-    from chalicelib import corps, queues, settings
-    from chalicelib.api import core
-    from chalicelib.store import reset_table
+    from chalicelib.platform import caches, queues, settings
 
     if url_in_env:
         monkeypatch.setenv(f"{settings.EVENTS_QUEUE}_URL", queues.queue_url(aws.events_queue))
-        settings.reset_settings()
-
-    corps.forget_runtime()
-    core.reset_admin_key()
+    caches.clear_all()
     import app as app_module
 
     try:
@@ -52,10 +46,7 @@ def test_warm_callback_sends_exactly_one_sqs_message(aws, counting, monkeypatch,
             register(client)
             # Start the callback path cold: clients, table, queue URLs and corp cache built by the
             # fixture or the registration would predate the hook (and hide requests).
-            aws_clients.reset_clients()
-            reset_table()
-            queues.reset_queue_urls()
-            corps.forget_runtime()
+            caches.clear_all()
 
             with counting() as cold:
                 resp = _post(client, contact_xml(customer="wmCold"))
@@ -72,4 +63,4 @@ def test_warm_callback_sends_exactly_one_sqs_message(aws, counting, monkeypatch,
 
         assert len(drain_queue(aws.events_queue)) == 2
     finally:
-        corps.forget_runtime()
+        caches.clear_all()

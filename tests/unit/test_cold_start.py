@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _IMPORT_APP = """
 import json, sys
 import app
-from chalicelib.model import Model
+from chalicelib.platform.model import Model
 
 def subclasses(cls):
     for sub in cls.__subclasses__():
@@ -44,7 +44,7 @@ def test_importing_app_builds_no_model_and_loads_no_heavy_package():
 
 
 def test_clients_only_for_the_services_chalicelib_declares(aws):
-    from chalicelib import aws as aws_clients
+    from chalicelib.platform import aws as aws_clients
 
     for service in aws_clients.SERVICES:  # each declared service's model loads
         assert aws_clients.client(service).meta.service_model.service_name == service
@@ -56,9 +56,10 @@ def test_session_does_not_list_botocore_data_to_find_a_service(aws, monkeypatch)
     """botocore lists ~450 service directories to check a name before loading its model."""
     import os
 
-    from chalicelib import aws as aws_clients
+    from chalicelib.platform import aws as aws_clients
+    from chalicelib.platform import caches
 
-    aws_clients.reset_clients()
+    caches.clear_all()
     listed: list[str] = []
     real_listdir = os.listdir
     monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(str(path)) or real_listdir(path))

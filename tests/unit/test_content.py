@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.content import MessageContent
+from chalicelib.platform.content import MessageContent
 
 
 @pytest.mark.parametrize(("text", "named", "nameless"), [

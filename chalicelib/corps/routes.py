@@ -1,0 +1,367 @@
+"""/api/v1/corps: register corps (admin), change their settings and secrets, issue, list and revoke
+their API keys; health, OpenAPI and dead letters (admin)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from chalice import Blueprint, Response
+from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator
+
+from chalicelib.api.core import (
+    API_PREFIX,
+    Call,
+    HttpError,
+    Lazy,
+    Page,
+    PageQuery,
+    conflict,
+    endpoint,
+    hash_api_key,
+    invalid,
+    new_api_key,
+    not_found,
+    register_error,
+)
+from chalicelib.platform import dead_letters
+from chalicelib.platform.model import Model
+
+logger = logging.getLogger(__name__)
+bp = Blueprint(__name__)
+register_error(dead_letters.UnknownQueue, 404, "not_found")
+
+
+# Field rules shared by registration and update.
+def _check_token(v: SecretStr) -> SecretStr:
+    raw = v.get_secret_value()
+    if not (1 <= len(raw) <= 32 and raw.isascii() and raw.isalnum()):
+        raise ValueError("callback_token must be 1-32 letters or digits (WeCom's rule)")
+    return v
+
+
+def _check_aes_key(v: SecretStr) -> SecretStr:
+    raw = v.get_secret_value()
+    if not (len(raw) == 43 and raw.isascii() and raw.isalnum()):
+        raise ValueError("encoding_aes_key must be exactly 43 letters or digits")
+    return v
+
+
+def _check_secret(v: SecretStr) -> SecretStr:
+    if not 1 <= len(v.get_secret_value()) <= 128:
+        raise ValueError("contact_secret must be 1-128 characters")
+    return v
+
+
+def _check_zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {v!r}") from exc
+    return v
+
+
+CallbackToken = Annotated[SecretStr, AfterValidator(_check_token),
+                          Field(description="the Token set in WeCom's callback settings")]
+EncodingAesKey = Annotated[SecretStr, AfterValidator(_check_aes_key),
+                           Field(description="the 43-character EncodingAESKey")]
+ContactSecret = Annotated[SecretStr, AfterValidator(_check_secret),
+                          Field(description="secret of the self-built app used for customer contact")]
+TimeZone = Annotated[str, AfterValidator(_check_zone),
+                     Field(description="IANA zone; days in stats are calendar days here")]
+CorpName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CorpCreate(Model):
+    model_config = ConfigDict(extra="forbid")
+    corp_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="WeCom corpid")
+    name: CorpName
+    callback_token: CallbackToken
+    encoding_aes_key: EncodingAesKey
+    contact_secret: ContactSecret
+    agent_id: str | None = Field(None, max_length=32)
+    time_zone: TimeZone = "Asia/Shanghai"
+
+
+class CorpUpdate(Model):
+    """Only the fields sent change. Secrets are sealed again; the answer never contains them."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: CorpName | None = None
+    callback_token: CallbackToken | None = None
+    encoding_aes_key: EncodingAesKey | None = None
+    contact_secret: ContactSecret | None = None
+    time_zone: TimeZone | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, v: object) -> object:
+        if v is None:
+            raise ValueError("may not be null: leave the field out to keep its value")
+        return v
+
+
+class CorpView(Model):
+    corp_id: str
+    name: str
+    time_zone: str
+    agent_id: str | None
+    callback_url: str = Field(description="set this as the callback URL in WeCom's admin console")
+    created_at: int
+    updated_at: int | None = Field(None, description="last change of its settings or secrets")
+
+
+class CorpCreated(CorpView):
+    api_key: str = Field(description="corp-scoped API key; shown once, store it safely")
+
+
+class ApiKeyCreate(Model):
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field("default", min_length=1, max_length=64)
+
+
+class ApiKeyCreated(Model):
+    corp_id: str
+    key_id: str = Field(description="names the key in the list and to revoke it")
+    label: str
+    created_at: int
+    last4: str
+    api_key: str = Field(description="shown once, store it safely")
+
+
+class ApiKeyView(Model):
+    key_id: str
+    label: str
+    created_at: int
+    last4: str = Field(description="the key's last 4 characters")
+    current: bool = Field(description="true for the key that made this request")
+
+
+class Health(Model):
+    status: str
+    time: int
+
+
+def _view(item, call: Call) -> CorpView:
+    return CorpView(
+        corp_id=item.corp_id,
+        name=item.name,
+        time_zone=item.time_zone,
+        agent_id=item.agent_id,
+        callback_url=f"{call.base_url}/wecom/{item.corp_id}/callback",
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _new_key(corp_id: str, label: str, now: int) -> tuple[str, Any]:
+    """A new API key and its stored form (hash, id, last 4 characters; never the key)."""
+    import secrets as pysecrets
+
+    from chalicelib.corps import items as corp_items
+
+    key = new_api_key()
+    # Ids sort by issue time (hex milliseconds, fixed width until the year 2527), then 8 random hex.
+    key_id = f"ak_{time.time_ns() // 1_000_000:011x}{pysecrets.token_hex(4)}"
+    return key, corp_items.ApiKeyItem(key_hash=hash_api_key(key), corp_id=corp_id, label=label,
+                                      created_at=now, key_id=key_id, last4=key[-4:])
+
+
+def _request_key_hash() -> str:
+    """Hash of the key this request was authenticated with (the endpoint checked it already)."""
+    auth = (bp.current_request.headers or {}).get("authorization") or ""
+    return hash_api_key(auth.partition(" ")[2].strip())
+
+
+@endpoint(bp, "POST", f"{API_PREFIX}/corps", summary="Register a corp (admin key)", auth="admin",
+          body=CorpCreate, response=CorpCreated, status=201)
+def create_corp(call: Call) -> CorpCreated:
+    from chalicelib.corps import items as corp_items
+    from chalicelib.platform import sealing as secrets
+
+    req: CorpCreate = call.body
+    now = int(time.time())
+    sealed = secrets.seal(
+        secrets.CorpSecrets(
+            callback_token=req.callback_token,
+            encoding_aes_key=req.encoding_aes_key,
+            contact_secret=req.contact_secret,
+        ),
+        corp_id=req.corp_id,
+    )
+    api_key, key_item = _new_key(req.corp_id, "initial", now)
+    item = corp_items.CorpItem(corp_id=req.corp_id, name=req.name, time_zone=req.time_zone,
+                               agent_id=req.agent_id, sealed_secrets=sealed, created_at=now)
+    try:
+        corp_items.create_corp(item, key_item)
+    except corp_items.CorpExists as exc:
+        raise conflict("corp_exists", f"corp {req.corp_id} is already registered") from exc
+    return CorpCreated(**_view(item, call).model_dump(), api_key=api_key)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/corps", summary="List corps (admin key)", auth="admin",
+          query=PageQuery, response=Lazy(f"{__name__}:CorpView", page=True))
+def list_corps(call: Call) -> Page[CorpView]:
+    from chalicelib.corps import items as corp_items
+
+    q: PageQuery = call.query
+    items, cursor = corp_items.list_corps(limit=q.limit, cursor=q.cursor)
+    return Page[CorpView](items=[_view(i, call) for i in items], next_cursor=cursor)
+
+
+def _visible_corp(call: Call):
+    from chalicelib.corps import items as corp_items
+
+    corp_id = call.params["corp_id"]
+    # Another corp's id answers exactly like an unknown one: a key learns nothing outside its corp.
+    item = corp_items.get_corp(corp_id) if call.principal.may_see(corp_id) else None
+    if item is None:
+        raise not_found("corp")
+    return item
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/corps/{{corp_id}}", summary="One corp (its key or admin)",
+          auth="any", response=CorpView)
+def get_corp(call: Call) -> CorpView:
+    return _view(_visible_corp(call), call)
+
+
+@endpoint(bp, "POST", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",
+          summary="Issue another API key for a corp (its key or admin)", auth="any",
+          body=ApiKeyCreate, response=ApiKeyCreated, status=201)
+def create_api_key(call: Call) -> ApiKeyCreated:
+    from chalicelib.corps import items as corp_items
+
+    item = _visible_corp(call)
+    key, stored = _new_key(item.corp_id, call.body.label, int(time.time()))
+    corp_items.put_api_key(stored)
+    logger.info("API key %s issued for corp %s", stored.key_id, item.corp_id,
+                extra={"corp_id": item.corp_id, "key_id": stored.key_id})
+    return ApiKeyCreated(corp_id=item.corp_id, key_id=stored.key_id, label=stored.label,
+                         created_at=stored.created_at, last4=stored.last4, api_key=key)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",
+          summary="A corp's API keys, oldest first: ids, labels, last 4 characters (its key or admin)",
+          auth="any", query=PageQuery, response=Lazy(f"{__name__}:ApiKeyView", page=True))
+def list_api_keys(call: Call) -> Page[ApiKeyView]:
+    from chalicelib.corps import items as corp_items
+
+    item = _visible_corp(call)
+    q: PageQuery = call.query
+    keys, cursor = corp_items.list_api_keys(item.corp_id, limit=q.limit, cursor=q.cursor)
+    mine = _request_key_hash()
+    return Page[ApiKeyView](items=[
+        ApiKeyView(key_id=k.key_id, label=k.label, created_at=k.created_at, last4=k.last4 or "",
+                   current=k.key_hash == mine)
+        for k in keys if k.key_id], next_cursor=cursor)
+
+
+@endpoint(bp, "DELETE", f"{API_PREFIX}/corps/{{corp_id}}/api-keys/{{key_id}}",
+          summary="Revoke an API key at once; a corp key cannot revoke itself (its key or admin)",
+          auth="any", status=204)
+def revoke_api_key(call: Call) -> None:
+    from chalicelib.corps import items as corp_items
+
+    item = _visible_corp(call)
+    key = corp_items.get_corp_api_key(item.corp_id, call.params["key_id"])
+    if key is None:
+        raise not_found("API key")
+    if not call.principal.is_admin and key.key_hash == _request_key_hash():
+        raise conflict("cannot_revoke_own_key",
+                       "this is the key making the request: revoke it with another key of the corp "
+                       "or the admin key")
+    try:
+        corp_items.delete_api_key(key)
+    except corp_items.ApiKeyNotFound as exc:
+        raise not_found("API key") from exc
+    logger.info("API key %s of corp %s revoked", key.key_id, item.corp_id,
+                extra={"corp_id": item.corp_id, "key_id": key.key_id})
+    return None
+
+
+@endpoint(bp, "PATCH", f"{API_PREFIX}/corps/{{corp_id}}",
+          summary="Change a corp's name, time zone or secrets (its key or admin); answers without secrets",
+          auth="any", body=CorpUpdate, response=CorpView)
+def update_corp(call: Call) -> CorpView:
+    from chalicelib.corps import items as corp_items
+    from chalicelib.corps import registry as corps
+
+    item = _visible_corp(call)
+    req: CorpUpdate = call.body
+    if not req.model_fields_set:
+        raise invalid("nothing to change: send any of " + ", ".join(CorpUpdate.model_fields))
+    try:
+        updated = corps.update(item.corp_id, name=req.name, time_zone=req.time_zone,
+                               new_secrets={f: getattr(req, f) for f in corps.SECRET_FIELDS})
+    except corp_items.CorpChanged as exc:
+        raise conflict("corp_changed", "the corp's secrets were changed by another request meanwhile; "
+                                       "nothing was written: read it and retry") from exc
+    if updated is None:
+        raise not_found("corp")
+    # Names of what changed, never values: the audit trail of secret rotations.
+    logger.info("corp %s updated: %s", item.corp_id, ", ".join(sorted(req.model_fields_set)),
+                extra={"corp_id": item.corp_id, "fields": sorted(req.model_fields_set)})
+    return _view(updated, call)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/health", summary="Liveness", auth="public", response=Health)
+def health(call: Call) -> Health:
+    return Health(status="ok", time=int(time.time()))
+
+
+@bp.route(f"{API_PREFIX}/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    from chalicelib.api import openapi as spec
+
+    return Response(body=spec.build(), status_code=200, headers={"Content-Type": "application/json"})
+
+
+__all__ = ["bp", "HttpError"]
+
+
+# -- dead letters (admin) ---------------------------------------------------------------------------
+class DeadLetterSummary(Model):
+    queues: list = Field(description="per queue: its DLQ and how many messages it holds")
+
+
+class DeadLetterPeek(Model):
+    messages: list
+
+
+class RedriveRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    max_messages: int = Field(1000, ge=1, le=100_000)
+
+
+class RedriveResult(Model):
+    queue: str
+    moved: int
+
+
+class DeadLetterQuery(Model):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(10, ge=1, le=10)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/dead-letters", summary="Dead-letter queues and their sizes (admin)",
+          auth="admin", response=DeadLetterSummary)
+def dead_letter_summary(call: Call) -> DeadLetterSummary:
+    return DeadLetterSummary(queues=[q.model_dump() for q in dead_letters.summary()])
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/dead-letters/{{queue}}", summary="Look at dead letters (admin)",
+          auth="admin", query=DeadLetterQuery, response=DeadLetterPeek)
+def dead_letter_peek(call: Call) -> DeadLetterPeek:
+    return DeadLetterPeek(messages=[m.model_dump() for m in dead_letters.peek(call.params["queue"],
+                                                                              limit=call.query.limit)])
+
+
+@endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",
+          summary="Move dead letters back to their queue (admin); body optional", auth="admin",
+          body=RedriveRequest, response=RedriveResult)
+def dead_letter_redrive(call: Call) -> RedriveResult:
+    moved = dead_letters.redrive(call.params["queue"], max_messages=call.body.max_messages)
+    return RedriveResult(queue=call.params["queue"], moved=moved)

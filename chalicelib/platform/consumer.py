@@ -1,0 +1,197 @@
+"""The events consumer: SQS batch of decoded callbacks -> dedupe -> capability handlers.
+
+For each message: rebuild the typed event, ask the router for its handlers, skip the steps
+already committed for this event identity (WeCom retries a callback as a new message, SQS
+redelivers, Lambda retries), run the others, and commit their DynamoDB effects with the steps in
+one transaction. A WeCom frequency limit or outage defers the event as a new delayed message (so
+waiting never counts toward the DLQ), and any other failure is reported as a partial batch
+failure for that message alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.platform.context import EventContext
+from chalicelib.platform.router import ROUTER
+
+logger = logging.getLogger(__name__)
+
+# Capability modules whose handlers the router dispatches to, imported on the first batch. An
+# event's steps run in this order (urgent ones, the welcome, first regardless), whatever order
+# the modules happened to be imported in (the operator API imports `tags` early, for one).
+CAPABILITIES = ("welcome", "customers", "tags", "groups")
+_loaded: list[str] = []
+
+MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing one of its calls)
+# on_events' Lambda timeout (.chalice/config.json; a test keeps them equal), and what a batch keeps
+# of it for its second pass: the welcome's in-place retries stop in time for every commit.
+BATCH_SECONDS = 30.0
+SECOND_PASS_RESERVE_SECONDS = 8.0
+
+
+def load_capabilities() -> None:
+    if not _loaded:
+        for name in CAPABILITIES:
+            importlib.import_module(f"chalicelib.{name}.steps")
+        _loaded.extend(CAPABILITIES)
+
+
+class Outcome:
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    UNROUTED = "unrouted"
+    DEFERRED = "deferred"
+
+
+def _retry_after(exc: Exception, attempt: int) -> float | None:
+    """Seconds to wait for errors that mean "WeCom is busy or limiting us, try later"; None for
+    the rest. An outage is waited out with a doubling delay, not polled every few seconds."""
+    from chalicelib.platform import queues
+    from chalicelib.wecom import errors
+
+    if isinstance(exc, errors.FrequencyLimited):
+        return float(getattr(exc, "retry_after", 60) or 60)
+    if isinstance(exc, (errors.SystemBusy, errors.WeComUnavailable)):
+        return float(queues.backoff_delay(attempt))
+    return None
+
+
+def _step_order(route: Any) -> tuple[bool, int]:
+    module = route.step.split(".", 1)[0]
+    return (not route.urgent, CAPABILITIES.index(module) if module in CAPABILITIES else len(CAPABILITIES))
+
+
+@dataclass
+class _Work:
+    """One message of a batch between its two passes."""
+
+    message: Any
+    ctx: EventContext
+    todo: list[Any]
+    step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    def run(self, *, urgent: bool) -> None:
+        # Steps are independent: one failing (WeCom refusing mark_tag) does not hold back the
+        # others (the relation, the counts), which commit now; only the failed step is retried.
+        for route in [r for r in self.todo if r.urgent == urgent]:
+            try:
+                self.step_ops.append((route.step, list(route.handler(self.ctx) or [])))
+            except Exception as exc:  # noqa: BLE001  (decided in finish: defer, or fail this message)
+                self.failures.append(exc)
+
+
+def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
+    from chalicelib.platform import queues
+    from chalicelib.store import events as event_store
+    from chalicelib.wecom.events import event_from_dict
+
+    load_capabilities()
+    message = queues.EventMessage.model_validate_json(body)
+    event = event_from_dict(message.event)
+    routes = sorted(ROUTER.fetch(*event.route_key), key=_step_order)
+    if not routes:
+        return Outcome.UNROUTED
+    identity = event.identity()
+    done = event_store.done_steps(message.corp_id, identity)
+    todo = [r for r in routes if r.step not in done]
+    if not todo:
+        return Outcome.DUPLICATE
+    ctx = EventContext(message.corp_id, event, identity, message.received_at_ms, budget_until=budget_until)
+    return _Work(message, ctx, todo)
+
+
+def _finish(work: _Work) -> str:
+    from chalicelib.platform import queues
+    from chalicelib.platform.settings import get_settings
+    from chalicelib.store import events as event_store
+    from chalicelib.wecom import errors
+
+    work.run(urgent=False)
+    ctx, message = work.ctx, work.message
+    if work.step_ops:
+        expires_at = int(ctx.now) + get_settings().dedupe_ttl_days * 86400
+        try:
+            event_store.commit(ctx.corp_id, ctx.identity, steps=[s for s, _ in work.step_ops],
+                               ops=[op for _, ops in work.step_ops for op in ops], expires_at=expires_at,
+                               route=_route(ctx))
+        except event_store.Duplicate:
+            return Outcome.DUPLICATE
+    if not work.failures:
+        return Outcome.DONE
+    waits = [_retry_after(exc, message.attempt) for exc in work.failures]
+    permanent = [exc for exc, wait in zip(work.failures, waits, strict=True) if wait is None]
+    if permanent or message.attempt >= MAX_DEFERRALS:  # SQS redelivers the message; then the DLQ
+        if any(isinstance(exc, errors.AuthError) for exc in permanent):
+            from chalicelib.corps import registry as corps
+
+            corps.refresh(ctx.corp_id)  # a secret changed through another instance: redelivery uses the new one
+        raise (permanent or work.failures)[0]
+    wait = max(w for w in waits if w is not None)
+    logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failures,
+                   extra=_log_fields(ctx, Outcome.DEFERRED))
+    queues.defer(queues.EVENTS, message, delay_seconds=wait)
+    return Outcome.DEFERRED
+
+
+def _log_fields(ctx: EventContext, outcome: str) -> dict[str, str]:
+    """Keys of Lambda's JSON log record (infra/ sets LogFormat JSON): filter by corp, event, outcome."""
+    return {"corp_id": ctx.corp_id, "event": ctx.identity, "route": _route(ctx), "outcome": outcome}
+
+
+def _route(ctx: EventContext) -> str:
+    return "/".join(map(str, ctx.event.route_key))
+
+
+def _guard(message_id: str, failures: list[dict[str, str]], fn: Any, *args: Any) -> Any:
+    """Run one message's work; a failure is logged and reported for that message alone."""
+    try:
+        return fn(*args)
+    except Exception:
+        logger.exception("message %s failed", message_id)
+        failures.append({"itemIdentifier": message_id})
+        return None
+
+
+def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[dict[str, str]]]:
+    """records: (message_id, body). Runs `handler(body)` per record; returns Lambda's partial
+    batch response, so one poison message never redelivers the good ones."""
+    failures: list[dict[str, str]] = []
+    for message_id, body in records:
+        outcome = _guard(message_id, failures, handler, body)
+        if outcome is not None:
+            logger.info("message %s: %s", message_id, outcome)
+    return {"batchItemFailures": failures}
+
+
+def _first_pass(body: str, budget_until: float | None = None) -> _Work | str:
+    work = _prepare(body, budget_until)
+    if not isinstance(work, str):
+        work.run(urgent=True)
+    return work
+
+
+def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """Two passes over the batch: the urgent steps (welcomes) of every message first, then the
+    rest of each message and its commit. The tenth welcome of a batch then waits for nine welcome
+    sends, not for nine whole events (tags, transactions)."""
+    failures: list[dict[str, str]] = []
+    prepared: list[tuple[str, _Work]] = []
+    budget_until = time.monotonic() + BATCH_SECONDS - SECOND_PASS_RESERVE_SECONDS
+    for message_id, body in records:  # pass 1: parse, dedupe, urgent steps
+        work = _guard(message_id, failures, _first_pass, body, budget_until)
+        if isinstance(work, _Work):
+            prepared.append((message_id, work))
+        elif work is not None:
+            logger.info("message %s: %s", message_id, work)
+    for message_id, work in prepared:  # pass 2: the other steps, then one commit each
+        outcome = _guard(message_id, failures, _finish, work)
+        if outcome is not None:  # fields for Lambda's JSON log records (infra/: LogFormat JSON)
+            logger.info("message %s: %s", message_id, outcome,
+                        extra=_log_fields(work.ctx, outcome))
+    return {"batchItemFailures": failures}

@@ -1,0 +1,88 @@
+"""Dead-letter queues, for operators: how many messages each holds, what they are, and a redrive
+that moves them back to their queue once the cause is fixed (e.g. a corp's secret corrected).
+
+A redriven message is sent as a new message and deleted from the DLQ only after that send, so a
+crash in between can duplicate a message but never lose one; the consumers are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field
+
+from chalicelib.platform import aws, queues
+from chalicelib.platform.model import Model
+from chalicelib.platform.settings import get_settings
+
+
+class DeadLetterQueue(Model):
+    queue: str = Field(description="logical queue: events | sync | sends")
+    name: str
+    dead_letters: int
+
+
+class DeadLetter(Model):
+    message_id: str
+    receive_count: int
+    body: Any
+
+
+class UnknownQueue(Exception):
+    pass
+
+
+def _spec(logical: str) -> queues.QueueSpec:
+    for spec in queues.ALL_QUEUES:
+        if spec.logical_name == logical:
+            return spec
+    raise UnknownQueue(f"no queue {logical!r}; one of {[s.logical_name for s in queues.ALL_QUEUES]}")
+
+
+def summary() -> list[DeadLetterQueue]:
+    sqs = aws.client("sqs")
+    out = []
+    for spec in queues.ALL_QUEUES:
+        name = queues.dlq_name(spec.name(get_settings()))
+        attrs = sqs.get_queue_attributes(QueueUrl=queues.queue_url(name),
+                                         AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        out.append(DeadLetterQueue(queue=spec.logical_name, name=name,
+                                   dead_letters=int(attrs["ApproximateNumberOfMessages"])))
+    return out
+
+
+def _body(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def peek(logical: str, *, limit: int = 10) -> list[DeadLetter]:
+    """Look at up to `limit` dead letters without removing them (they reappear at once)."""
+    name = queues.dlq_name(_spec(logical).name(get_settings()))
+    resp = aws.client("sqs").receive_message(
+        QueueUrl=queues.queue_url(name), MaxNumberOfMessages=min(limit, 10), VisibilityTimeout=0,
+        AttributeNames=["ApproximateReceiveCount"])
+    return [DeadLetter(message_id=m["MessageId"], body=_body(m["Body"]),
+                       receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)))
+            for m in resp.get("Messages", [])]
+
+
+def redrive(logical: str, *, max_messages: int = 1000) -> int:
+    spec = _spec(logical)
+    source = queues.queue_url(spec.name(get_settings()))
+    dlq = queues.queue_url(queues.dlq_name(spec.name(get_settings())))
+    sqs = aws.client("sqs")
+    moved = 0
+    while moved < max_messages:
+        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=min(10, max_messages - moved),
+                                       VisibilityTimeout=60).get("Messages", [])
+        if not messages:
+            break
+        for m in messages:
+            sqs.send_message(QueueUrl=source, MessageBody=m["Body"])
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+            moved += 1
+    return moved

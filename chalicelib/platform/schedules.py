@@ -1,0 +1,60 @@
+"""What the EventBridge schedules do, per corp. Each job is idempotent, so a late or doubled tick
+is harmless; a failure in one corp does not stop the others."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+def all_corp_ids() -> list[str]:
+    from chalicelib.corps import items as corp_items
+
+    ids, cursor = [], None
+    while True:
+        page, cursor = corp_items.list_corps(limit=100, cursor=cursor)
+        ids += [c.corp_id for c in page]
+        if not cursor:
+            return ids
+
+
+def minute(now: float | None = None) -> dict[str, int]:
+    """Channel-code routing (schedules, daily caps, validity windows); resume stalled syncs."""
+    from chalicelib.channel_codes import service as channel_codes
+    from chalicelib.customers import sync as customer_sync
+
+    now = time.time() if now is None else now
+    result = {"routing_checked": 0, "routing_changed": 0, "syncs_resumed": 0, "failures": 0}
+    for corp_id in all_corp_ids():
+        try:
+            r = channel_codes.tick([corp_id], now=now)
+            result["routing_checked"] += r["checked"]
+            result["routing_changed"] += r["changed"]
+        except Exception:
+            logger.exception("routing tick failed for %s", corp_id)
+            result["failures"] += 1
+    result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
+    return result
+
+
+def daily(now: float | None = None) -> dict[str, int]:
+    """Mirror each corp's tag library and start a full customer sync (catches what callbacks missed)."""
+    from chalicelib.customers import sync as customer_sync
+    from chalicelib.customers import sync_items as sync_jobs
+    from chalicelib.tags import service as tags
+
+    result = {"corps": 0, "syncs_started": 0, "failures": 0}
+    for corp_id in all_corp_ids():
+        result["corps"] += 1
+        try:
+            tags.sync_library(corp_id)
+            customer_sync.start(corp_id, now=now)
+            result["syncs_started"] += 1
+        except sync_jobs.JobRunning:
+            continue
+        except Exception:
+            logger.exception("daily sync failed for %s", corp_id)
+            result["failures"] += 1
+    return result

@@ -1,0 +1,308 @@
+"""Tags (标签): the corp's tag library, synced both ways with WeCom, and tags on customers.
+
+WeCom is the source of truth for the library: `sync_library` mirrors get_corp_tag_list into the
+table, on change_external_tag callbacks (which carry only ids) and on a daily schedule. Changes
+made through our API call WeCom first and then update the mirror, because WeCom fires no
+callback for changes made through its API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from chalicelib.platform import caches
+from chalicelib.platform.model import Model
+from chalicelib.tags import items as tag_items
+from chalicelib.tags.items import TagItem
+
+logger = logging.getLogger(__name__)
+
+MAX_TAGS_PER_CORP = 3000
+MAX_BULK = 100
+
+
+class TagGroupView(Model):
+    group_id: str
+    group_name: str
+    tags: list[TagItem]
+
+
+class TagCreate(Model):
+    """Create tags in an existing group (group_id) or in a new group (group_name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_id: str | None = None
+    group_name: str | None = Field(None, min_length=1, max_length=30)
+    names: list[str] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_group(self) -> TagCreate:
+        if bool(self.group_id) == bool(self.group_name):
+            raise ValueError("give exactly one of group_id or group_name")
+        if any(not n.strip() or len(n) > 30 for n in self.names):
+            raise ValueError("tag names must be 1-30 characters")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("tag names must be unique")
+        return self
+
+
+class TagRename(Model):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=30)
+
+
+class CustomerTagChange(Model):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=64)
+    staff_id: str = Field(min_length=1, max_length=64)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _something(self) -> CustomerTagChange:
+        if not self.add and not self.remove:
+            raise ValueError("add or remove at least one tag")
+        if set(self.add) & set(self.remove):
+            raise ValueError("a tag cannot be both added and removed")
+        return self
+
+
+class BulkTagChange(Model):
+    model_config = ConfigDict(extra="forbid")
+    changes: list[CustomerTagChange] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class TagChangeResult(Model):
+    customer_id: str
+    staff_id: str
+    status: str = Field(description="done | no_relation | failed")
+    error: str | None = None
+
+
+class TagLibrary(Model):
+    groups: list[TagGroupView]
+
+
+class SyncResult(Model):
+    tags: int
+    written: int
+    deleted: int
+
+
+class TagChangeResults(Model):
+    results: list[TagChangeResult]
+
+
+class RelationTagChange(Model):
+    """One customer's relation with `staff_id` (the customer is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+    staff_id: str = Field(min_length=1, max_length=64)
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class UnknownTags(Exception):
+    def __init__(self, tag_ids: list[str]):
+        super().__init__(f"unknown tag ids: {tag_ids}")
+        self.tag_ids = tag_ids
+
+
+class NoSuchRelation(Exception):
+    pass
+
+
+class TagNotFound(Exception):
+    pass
+
+
+class TagLimit(Exception):
+    pass
+
+
+class TagExists(Exception):
+    """A tag of that name is already in the group (WeCom's 40071): nothing was changed."""
+
+    WECOM_ERRCODE = 40071
+
+    def __init__(self, names: list[str], group: str):
+        quoted = ", ".join(repr(n) for n in names)
+        super().__init__(f"tag group {group!r} already has a tag named {quoted}")
+        self.names = names
+        self.group = group
+
+
+LIBRARY_TTL = 60.0
+_library_cache: dict[str, tuple[float, set[str]]] = {}
+
+
+def library_ids(corp_id: str) -> set[str]:
+    """The corp's tag ids, kept a minute per instance (the welcome path reads it on every add)."""
+    import time
+
+    now = time.monotonic()
+    hit = _library_cache.get(corp_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    ids = {t.tag_id for t in tag_items.list_tags(corp_id)}
+    _library_cache[corp_id] = (now + LIBRARY_TTL, ids)
+    return ids
+
+
+def forget_library(corp_id: str) -> None:
+    """After a change to the corp's library: this instance reads it afresh."""
+    _library_cache.pop(corp_id, None)
+
+
+caches.register("tags:library", _library_cache.clear)
+
+
+def _items_from_wecom(groups: list[Any]) -> list[TagItem]:
+    items = []
+    for group in groups:
+        if group.deleted:
+            continue
+        for tag in group.tag:
+            if tag.deleted or not tag.id:
+                continue
+            items.append(TagItem(tag_id=tag.id, name=tag.name, group_id=group.group_id or "",
+                                 group_name=group.group_name, order=tag.order or 0,
+                                 created_at=tag.create_time))
+    return items
+
+
+def sync_library(corp_id: str) -> dict[str, int]:
+    from chalicelib.corps import registry as corps
+
+    groups = corps.wecom_client(corp_id).get_corp_tag_list().tag_group
+    items = _items_from_wecom(groups)
+    written, deleted = tag_items.replace_library(corp_id, items)
+    forget_library(corp_id)
+    return {"tags": len(items), "written": written, "deleted": deleted}
+
+
+def library(corp_id: str) -> list[TagGroupView]:
+    groups: dict[str, TagGroupView] = {}
+    for tag in sorted(tag_items.list_tags(corp_id), key=lambda t: (t.group_name, t.order, t.name)):
+        groups.setdefault(tag.group_id, TagGroupView(group_id=tag.group_id, group_name=tag.group_name,
+                                                     tags=[])).tags.append(tag)
+    return list(groups.values())
+
+
+def create(corp_id: str, req: TagCreate) -> TagGroupView:
+    from chalicelib.corps import registry as corps
+    from chalicelib.wecom.models import AddCorpTagRequest
+
+    existing = tag_items.list_tags(corp_id)
+    if len(existing) + len(req.names) > MAX_TAGS_PER_CORP:
+        raise TagLimit(f"a corp holds at most {MAX_TAGS_PER_CORP} tags (WeCom's limit)")
+    if req.group_id and not any(t.group_id == req.group_id for t in existing):
+        raise TagNotFound(req.group_id)
+    # WeCom adds to an existing group of that name (doc 92117), so a group_name is checked too.
+    in_group = [t for t in existing
+                if (t.group_id == req.group_id if req.group_id else t.group_name == req.group_name)]
+    group_name = req.group_name or in_group[0].group_name
+    taken = sorted({t.name for t in in_group} & set(req.names))
+    if taken:
+        raise TagExists(taken, group_name)
+    with _name_taken(req.names, group_name):  # the mirror may lag (a console change not yet called back)
+        resp = corps.wecom_client(corp_id).add_corp_tag(AddCorpTagRequest(
+            group_id=req.group_id, group_name=req.group_name, tag=[{"name": n} for n in req.names]))
+    created = _items_from_wecom([resp.tag_group])
+    for tag in created:
+        tag_items.put_tag(corp_id, tag)
+    forget_library(corp_id)
+    group = resp.tag_group
+    return TagGroupView(group_id=group.group_id or "", group_name=group.group_name, tags=created)
+
+
+@contextmanager
+def _name_taken(names: list[str], group: str) -> Iterator[None]:
+    """WeCom's 40071 (name exists in the group) as TagExists."""
+    from chalicelib.wecom import errors
+
+    try:
+        yield
+    except errors.ApiError as exc:
+        if exc.errcode != TagExists.WECOM_ERRCODE:
+            raise
+        raise TagExists(names, group) from exc
+
+
+def _existing(corp_id: str, tag_id: str) -> TagItem:
+    found = tag_items.get_tags(corp_id, [tag_id]).get(tag_id)
+    if found is None:
+        raise TagNotFound(tag_id)
+    return found
+
+
+def rename(corp_id: str, tag_id: str, req: TagRename) -> TagItem:
+    from chalicelib.corps import registry as corps
+    from chalicelib.wecom.models import EditCorpTagRequest
+
+    tag = _existing(corp_id, tag_id)
+    siblings = tag_items.list_tags(corp_id)
+    if any(t.name == req.name and t.group_id == tag.group_id and t.tag_id != tag_id for t in siblings):
+        raise TagExists([req.name], tag.group_name)
+    with _name_taken([req.name], tag.group_name):
+        corps.wecom_client(corp_id).edit_corp_tag(EditCorpTagRequest(id=tag_id, name=req.name))
+    renamed = tag.model_copy(update={"name": req.name})
+    tag_items.put_tag(corp_id, renamed)
+    return renamed
+
+
+def delete(corp_id: str, tag_id: str) -> None:
+    from chalicelib.corps import registry as corps
+
+    _existing(corp_id, tag_id)
+    corps.wecom_client(corp_id).del_corp_tag(tag_id=[tag_id])
+    tag_items.delete_tags(corp_id, [tag_id])
+    forget_library(corp_id)
+
+
+def change_customer_tags(corp_id: str, change: CustomerTagChange) -> TagChangeResult:
+    """mark_tag for one relation, then mirror it (WeCom fires no callback for API changes)."""
+    from chalicelib.corps import registry as corps
+    from chalicelib.customers import items as customer_items
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import MarkTagRequest
+
+    wanted = [*change.add, *change.remove]
+    known = tag_items.get_tags(corp_id, wanted)
+    missing = [t for t in wanted if t not in known]
+    if missing:
+        raise UnknownTags(missing)
+    rel = customer_items.get_relation(corp_id, change.customer_id, change.staff_id)
+    if rel is None or rel.status != "active":
+        return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
+    try:
+        corps.wecom_client(corp_id).mark_tag(MarkTagRequest(
+            userid=change.staff_id, external_userid=change.customer_id, add_tag=change.add,
+            remove_tag=change.remove))
+    except errors.NoRelation:
+        return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
+    tag_items.apply_relation_tags(corp_id, change.customer_id, change.staff_id, add=change.add, remove=change.remove)
+    return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="done")
+
+
+def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
+    from chalicelib.wecom import errors
+
+    wanted = sorted({t for c in bulk.changes for t in (*c.add, *c.remove)})
+    known = tag_items.get_tags(corp_id, wanted)
+    missing = [t for t in wanted if t not in known]
+    if missing:  # refuse the whole request before any call: nothing half-applied
+        raise UnknownTags(missing)
+    results = []
+    for change in bulk.changes:
+        try:
+            results.append(change_customer_tags(corp_id, change))
+        except errors.WeComError as exc:
+            results.append(TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id,
+                                           status="failed", error=type(exc).__name__))
+    return results

@@ -43,9 +43,6 @@ from chalicelib.store import schema  # noqa: E402
 CONFIG_PATH = ROOT / ".chalice" / "config.json"
 INFRA = ROOT / "infra"
 POLICY_DIR = INFRA / "policies"
-# IAM policy files hold plain ARNs (Chalice copies them verbatim, no intrinsics). "aws-cn" for
-# the Beijing/Ningxia regions.
-PARTITION = "aws"
 FIXED_EGRESS_CONDITION = "UseFixedEgressIp"
 VPC_CIDR = "10.42.0.0/16"
 
@@ -562,23 +559,26 @@ def merge_template(config: dict[str, Any], stage: str) -> dict[str, Any]:
 # --- IAM policies (Chalice's iam_policy_file) -----------------------------------------------
 
 
-def _region_arn(service: str, resource: str) -> str:
-    return f"arn:{PARTITION}:{service}:*:*:{resource}"
+def _region_arn(service: str, resource: str) -> dict[str, str]:
+    """An ARN in the stack's partition. Chalice copies the policy file verbatim into the role's
+    PolicyDocument, so CloudFormation resolves the Fn::Sub (`chalice deploy`, which would send it
+    to IAM as-is, is not how this project deploys: infra/deploy.sh)."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:*:*:{resource}"}
 
 
 def policy(config: dict[str, Any], stage: str, kind: str) -> dict[str, Any]:
     """Least privilege for one role kind: "api" (HTTP) or "worker" (consumers and ticks)."""
     app_name = config["app_name"]
     names = stage_settings(config, stage)
-    table = _region_arn("dynamodb", f"table/{names.table_name}")
+    table = f"table/{names.table_name}"
     queue_arns = [_region_arn("sqs", spec.name(names)) for spec in queues.ALL_QUEUES]
-    log_groups = _region_arn("logs", f"log-group:/aws/lambda/{app_name}-{stage}-*")
+    log_groups = f"log-group:/aws/lambda/{app_name}-{stage}-*"
     statements: list[dict[str, Any]] = [
         {
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [log_groups, f"{log_groups}:log-stream:*"],
+            "Resource": [_region_arn("logs", log_groups), _region_arn("logs", f"{log_groups}:log-stream:*")],
         },
         {
             "Sid": "Table",
@@ -593,7 +593,7 @@ def policy(config: dict[str, Any], stage: str, kind: str) -> dict[str, Any]:
                 "dynamodb:Query",
                 "dynamodb:UpdateItem",
             ],
-            "Resource": [table, f"{table}/index/*"],
+            "Resource": [_region_arn("dynamodb", table), _region_arn("dynamodb", f"{table}/index/*")],
         },
         {
             "Sid": "SendToQueues",

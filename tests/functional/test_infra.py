@@ -173,6 +173,12 @@ def test_functions_get_names_from_the_stack_and_the_stage(stage):
         assert stage in build.stage_env(CONFIG, stage)[name], f"{name} not per stage"
 
 
+def _arn(resource) -> str:
+    """A policy Resource as text: policy files hold {"Fn::Sub": "arn:${AWS::Partition}:..."}."""
+    assert isinstance(resource, dict) and set(resource) == {"Fn::Sub"}, resource
+    return resource["Fn::Sub"]
+
+
 def _statements(stage: str, kind: str) -> dict[str, dict]:
     document = json.loads(build.policy_path(stage, kind).read_text())
     return {s["Sid"]: s for s in document["Statement"]}
@@ -192,16 +198,48 @@ def test_policies_are_least_privilege(stage):
             assert statement["Effect"] == "Allow"
             assert all(":*" not in action and action != "*" for action in statement["Action"])
             resources = statement["Resource"]
-            for arn in [resources] if isinstance(resources, str) else resources:
-                assert arn != "*"
-        assert statements["Table"]["Resource"][0].endswith(f":table/{names.table_name}")
+            for arn in [resources] if isinstance(resources, dict) else resources:
+                assert _arn(arn).startswith("arn:${AWS::Partition}:") and _arn(arn) != "*"
+        assert _arn(statements["Table"]["Resource"][0]).endswith(f":table/{names.table_name}")
         assert statements["SecretsKey"]["Condition"] == {
             "ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.kms_key_id]}
         }
         assert len(statements["SendToQueues"]["Resource"]) == len(queues.ALL_QUEUES)
     api, worker = _statements(stage, "api"), _statements(stage, "worker")
     assert "ConsumeQueues" not in api and "AdminKey" not in worker
-    assert api["AdminKey"]["Resource"].endswith(f":parameter{names.admin_key_parameter}")
+    assert _arn(api["AdminKey"]["Resource"]).endswith(f":parameter{names.admin_key_parameter}")
+
+
+# --- partitions: one template for the global regions and AWS China (aws-cn) ------------------
+
+# The local stack imitates Lambda's event payloads for moto, which runs in us-east-1 (never deployed).
+HARD_CODED_PARTITION_ALLOWED = {"infra/local_stack.py"}
+HARD_CODED_PARTITION = re.compile(r"arn:aws:")
+
+
+def _infra_files() -> list[Path]:
+    return sorted(
+        p
+        for p in (ROOT / "infra").rglob("*")
+        if p.is_file() and p.suffix in {".py", ".json", ".sh"} and not {"out", ".cache"} & set(p.parts)
+    )
+
+
+def test_no_arn_in_infra_hard_codes_the_partition():
+    """`arn:aws:` is wrong in AWS China (aws-cn): ARNs take ${AWS::Partition}."""
+    files = _infra_files() + [ROOT / ".chalice" / "config.json"]
+    assert any(p.name == "build.py" for p in files) and any(p.parent.name == "policies" for p in files)
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+        for p in files
+        if str(p.relative_to(ROOT)) not in HARD_CODED_PARTITION_ALLOWED
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if HARD_CODED_PARTITION.search(line)
+    ]
+    assert not offenders, "use arn:${AWS::Partition}: (Fn::Sub)\n" + "\n".join(offenders)
+    # What build.py renders now, not only what is committed.
+    rendered = [str(path.relative_to(ROOT)) for path, text in build.render().items() if "arn:aws:" in text]
+    assert not rendered, rendered
 
 
 # --- API Gateway's own answers, in the product's error envelope ----------------------------
@@ -315,6 +353,16 @@ def test_packaged_rest_api_carries_the_gateway_responses(packaged, stage):
     assert api["Properties"]["GatewayResponses"] == build.gateway_responses()
     resources = json.loads(template_path.read_text())["Resources"].values()
     assert not [r for r in resources if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_packaged_template_hard_codes_no_partition(packaged, stage):
+    """Chalice's own ARNs, the merge template's and the policy files' all take ${AWS::Partition}."""
+    template_path, _, _ = packaged[stage]
+    text = template_path.read_text()
+    assert "arn:${AWS::Partition}:" in text
+    lines = [line.strip() for line in text.splitlines() if HARD_CODED_PARTITION.search(line)]
+    assert not lines, lines
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -16,7 +16,8 @@ Single sources, so nothing here can drift:
   `chalicelib.settings.Settings` (the same code the functions run);
 - the table: `chalicelib.store.schema.table_definition`;
 - the queues: `chalicelib.queues.ALL_QUEUES`, `dlq_name`, `MAX_RECEIVES`.
-What is only infrastructure (concurrency caps, fixed egress, log retention) is in `STAGES` below.
+What is only infrastructure (concurrency caps, fixed egress, log retention, a pinned region) is in
+`STAGES` below; the API's endpoint type is Chalice's `api_gateway_endpoint_type` in config.json.
 
 The generated files are committed so reviews show infrastructure changes as diffs;
 tests/functional/test_infra.py fails when one is stale.
@@ -43,6 +44,10 @@ from chalicelib.store import schema  # noqa: E402
 CONFIG_PATH = ROOT / ".chalice" / "config.json"
 INFRA = ROOT / "infra"
 POLICY_DIR = INFRA / "policies"
+# Partitions whose regions offer no edge-optimized API Gateway endpoints (AWS China: Beijing and
+# Ningxia). Every ARN in infra/ takes its partition from ${AWS::Partition}, so one template serves
+# both; only the endpoint type and the region differ per stage.
+NO_EDGE_PARTITIONS = ("aws-cn",)
 FIXED_EGRESS_CONDITION = "UseFixedEgressIp"
 VPC_CIDR = "10.42.0.0/16"
 
@@ -53,6 +58,9 @@ class StageOptions:
     max_concurrency: dict[str, int]  # queue logical name -> ScalingConfig.MaximumConcurrency
     log_retention_days: int
     table_deletion_protection: bool
+    # The one region the stage deploys to (package.py packages and lints for it, deploy.sh deploys
+    # there); None: any region of the global partition, from AWS_REGION / AWS_DEFAULT_REGION.
+    region: str | None = None
 
 
 # MaximumConcurrency (2..1000) caps pollers per queue without the throttling -> receive count ->
@@ -71,7 +79,42 @@ STAGES: dict[str, StageOptions] = {
         log_retention_days=30,
         table_deletion_protection=True,
     ),
+    # Production in AWS China (Beijing): its own partition (aws-cn) and accounts; API Gateway
+    # offers no edge-optimized endpoints there, so .chalice/config.json makes its API REGIONAL.
+    "cn": StageOptions(
+        fixed_egress_ip=True,
+        max_concurrency={"events": 20, "sends": 10, "sync": 4},
+        log_retention_days=30,
+        table_deletion_protection=True,
+        region="cn-north-1",
+    ),
 }
+
+
+def partition(region: str | None) -> str:
+    """The partition of a region (None: the global one). Only China's differs among the regions
+    this project targets; GovCloud and the ISO partitions are not handled."""
+    return "aws-cn" if region is not None and region.startswith("cn-") else "aws"
+
+
+def endpoint_type(config: dict[str, Any], stage: str) -> str:
+    """The stage's API Gateway endpoint type, as Chalice reads it (stage, then top level)."""
+    return config["stages"][stage].get(
+        "api_gateway_endpoint_type", config.get("api_gateway_endpoint_type", "EDGE")
+    )
+
+
+def check_stage(config: dict[str, Any], stage: str) -> None:
+    """What a stage's region allows: no EDGE API where the partition offers none."""
+    region = STAGES[stage].region
+    kind = endpoint_type(config, stage)
+    if kind not in ("EDGE", "REGIONAL", "PRIVATE"):
+        raise SystemExit(f"stage {stage!r}: api_gateway_endpoint_type {kind!r} is not EDGE, REGIONAL or PRIVATE")
+    if kind == "EDGE" and partition(region) in NO_EDGE_PARTITIONS:
+        raise SystemExit(
+            f"stage {stage!r} deploys to {region}, which has no edge-optimized APIs: set "
+            f'"api_gateway_endpoint_type": "REGIONAL" for it in .chalice/config.json'
+        )
 
 
 @dataclass(frozen=True)
@@ -655,6 +698,7 @@ def render(config: dict[str, Any] | None = None) -> dict[Path, str]:
         raise SystemExit(f"config.json stages {stages} != infra/build.py STAGES {sorted(STAGES)}")
     files: dict[Path, str] = {}
     for stage in stages:
+        check_stage(config, stage)
         files[merge_template_path(stage)] = _dump(merge_template(config, stage))
         for kind in ("api", "worker"):
             files[policy_path(stage, kind)] = _dump(policy(config, stage, kind))

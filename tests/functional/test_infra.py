@@ -217,6 +217,32 @@ HARD_CODED_PARTITION_ALLOWED = {"infra/local_stack.py"}
 HARD_CODED_PARTITION = re.compile(r"arn:aws:")
 
 
+def test_the_china_stage_is_regional_in_beijing():
+    """API Gateway in AWS China offers no edge-optimized endpoints."""
+    assert build.STAGES["cn"].region == "cn-north-1" and build.partition("cn-north-1") == "aws-cn"
+    assert build.endpoint_type(CONFIG, "cn") == "REGIONAL"
+    for stage in STAGES:
+        assert build.endpoint_type(CONFIG, stage) in {"EDGE", "REGIONAL", "PRIVATE"}
+        if build.partition(build.STAGES[stage].region) == "aws-cn":
+            assert build.endpoint_type(CONFIG, stage) != "EDGE", stage
+
+
+@pytest.mark.parametrize("endpoint", ["EDGE", "edge"])
+def test_build_refuses_an_endpoint_type_the_stages_region_lacks(endpoint):
+    config = json.loads(json.dumps(CONFIG))
+    config["stages"]["cn"]["api_gateway_endpoint_type"] = endpoint
+    with pytest.raises(SystemExit, match="api_gateway_endpoint_type"):
+        build.render(config)
+
+
+def test_package_targets_the_stages_own_region(monkeypatch):
+    import package
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert package.region("cn") == "cn-north-1"  # pinned: the environment cannot move it
+    assert package.region("prod") == "eu-west-1"  # global stages: wherever the deployer points
+
+
 def _infra_files() -> list[Path]:
     return sorted(
         p
@@ -315,7 +341,7 @@ def test_packaged_template_lints_clean(packaged, stage):
     import package
 
     template, skipped, _ = packaged[stage]
-    errors, lint_warnings = package.lint(template)
+    errors, lint_warnings = package.lint(template, [package.region(stage)])  # cn: cn-north-1's spec
     assert not errors, "\n".join(errors)
     if lint_warnings:
         print("cfn-lint warnings:\n" + "\n".join(lint_warnings))
@@ -353,6 +379,13 @@ def test_packaged_rest_api_carries_the_gateway_responses(packaged, stage):
     assert api["Properties"]["GatewayResponses"] == build.gateway_responses()
     resources = json.loads(template_path.read_text())["Resources"].values()
     assert not [r for r in resources if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_packaged_api_has_the_stages_endpoint_type(packaged, stage):
+    template_path, _, _ = packaged[stage]
+    api = json.loads(template_path.read_text())["Resources"][build.REST_API]["Properties"]
+    assert api["EndpointConfiguration"] == build.endpoint_type(CONFIG, stage)
 
 
 @pytest.mark.parametrize("stage", STAGES)

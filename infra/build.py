@@ -16,7 +16,8 @@ Single sources, so nothing here can drift:
   `chalicelib.platform.settings.Settings` (the same code the functions run);
 - the table: `chalicelib.store.schema.table_definition`;
 - the queues: `chalicelib.platform.queues.ALL_QUEUES`, `dlq_name`, `MAX_RECEIVES`.
-What is only infrastructure (concurrency caps, fixed egress, log retention) is in `STAGES` below.
+What is only infrastructure (concurrency caps, fixed egress, log retention, a pinned region) is in
+`STAGES` below; the API's endpoint type is Chalice's `api_gateway_endpoint_type` in config.json.
 
 The generated files are committed so reviews show infrastructure changes as diffs;
 tests/functional/test_infra.py fails when one is stale.
@@ -43,9 +44,10 @@ from chalicelib.store import schema  # noqa: E402
 CONFIG_PATH = ROOT / ".chalice" / "config.json"
 INFRA = ROOT / "infra"
 POLICY_DIR = INFRA / "policies"
-# IAM policy files hold plain ARNs (Chalice copies them verbatim, no intrinsics). "aws-cn" for
-# the Beijing/Ningxia regions.
-PARTITION = "aws"
+# Partitions whose regions offer no edge-optimized API Gateway endpoints (AWS China: Beijing and
+# Ningxia). Every ARN in infra/ takes its partition from ${AWS::Partition}, so one template serves
+# both; only the endpoint type and the region differ per stage.
+NO_EDGE_PARTITIONS = ("aws-cn",)
 FIXED_EGRESS_CONDITION = "UseFixedEgressIp"
 VPC_CIDR = "10.42.0.0/16"
 
@@ -56,6 +58,9 @@ class StageOptions:
     max_concurrency: dict[str, int]  # queue logical name -> ScalingConfig.MaximumConcurrency
     log_retention_days: int
     table_deletion_protection: bool
+    # The one region the stage deploys to (package.py packages and lints for it, deploy.sh deploys
+    # there); None: any region of the global partition, from AWS_REGION / AWS_DEFAULT_REGION.
+    region: str | None = None
 
 
 # MaximumConcurrency (2..1000) caps pollers per queue without the throttling -> receive count ->
@@ -74,7 +79,42 @@ STAGES: dict[str, StageOptions] = {
         log_retention_days=30,
         table_deletion_protection=True,
     ),
+    # Production in AWS China (Beijing): its own partition (aws-cn) and accounts; API Gateway
+    # offers no edge-optimized endpoints there, so .chalice/config.json makes its API REGIONAL.
+    "cn": StageOptions(
+        fixed_egress_ip=True,
+        max_concurrency={"events": 20, "sends": 10, "sync": 4},
+        log_retention_days=30,
+        table_deletion_protection=True,
+        region="cn-north-1",
+    ),
 }
+
+
+def partition(region: str | None) -> str:
+    """The partition of a region (None: the global one). Only China's differs among the regions
+    this project targets; GovCloud and the ISO partitions are not handled."""
+    return "aws-cn" if region is not None and region.startswith("cn-") else "aws"
+
+
+def endpoint_type(config: dict[str, Any], stage: str) -> str:
+    """The stage's API Gateway endpoint type, as Chalice reads it (stage, then top level)."""
+    return config["stages"][stage].get(
+        "api_gateway_endpoint_type", config.get("api_gateway_endpoint_type", "EDGE")
+    )
+
+
+def check_stage(config: dict[str, Any], stage: str) -> None:
+    """What a stage's region allows: no EDGE API where the partition offers none."""
+    region = STAGES[stage].region
+    kind = endpoint_type(config, stage)
+    if kind not in ("EDGE", "REGIONAL", "PRIVATE"):
+        raise SystemExit(f"stage {stage!r}: api_gateway_endpoint_type {kind!r} is not EDGE, REGIONAL or PRIVATE")
+    if kind == "EDGE" and partition(region) in NO_EDGE_PARTITIONS:
+        raise SystemExit(
+            f"stage {stage!r} deploys to {region}, which has no edge-optimized APIs: set "
+            f'"api_gateway_endpoint_type": "REGIONAL" for it in .chalice/config.json'
+        )
 
 
 @dataclass(frozen=True)
@@ -562,23 +602,26 @@ def merge_template(config: dict[str, Any], stage: str) -> dict[str, Any]:
 # --- IAM policies (Chalice's iam_policy_file) -----------------------------------------------
 
 
-def _region_arn(service: str, resource: str) -> str:
-    return f"arn:{PARTITION}:{service}:*:*:{resource}"
+def _region_arn(service: str, resource: str) -> dict[str, str]:
+    """An ARN in the stack's partition. Chalice copies the policy file verbatim into the role's
+    PolicyDocument, so CloudFormation resolves the Fn::Sub (`chalice deploy`, which would send it
+    to IAM as-is, is not how this project deploys: infra/deploy.sh)."""
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:{service}:*:*:{resource}"}
 
 
 def policy(config: dict[str, Any], stage: str, kind: str) -> dict[str, Any]:
     """Least privilege for one role kind: "api" (HTTP) or "worker" (consumers and ticks)."""
     app_name = config["app_name"]
     names = stage_settings(config, stage)
-    table = _region_arn("dynamodb", f"table/{names.table_name}")
+    table = f"table/{names.table_name}"
     queue_arns = [_region_arn("sqs", spec.name(names)) for spec in queues.ALL_QUEUES]
-    log_groups = _region_arn("logs", f"log-group:/aws/lambda/{app_name}-{stage}-*")
+    log_groups = f"log-group:/aws/lambda/{app_name}-{stage}-*"
     statements: list[dict[str, Any]] = [
         {
             "Sid": "Logs",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [log_groups, f"{log_groups}:log-stream:*"],
+            "Resource": [_region_arn("logs", log_groups), _region_arn("logs", f"{log_groups}:log-stream:*")],
         },
         {
             "Sid": "Table",
@@ -593,7 +636,7 @@ def policy(config: dict[str, Any], stage: str, kind: str) -> dict[str, Any]:
                 "dynamodb:Query",
                 "dynamodb:UpdateItem",
             ],
-            "Resource": [table, f"{table}/index/*"],
+            "Resource": [_region_arn("dynamodb", table), _region_arn("dynamodb", f"{table}/index/*")],
         },
         {
             "Sid": "SendToQueues",
@@ -655,6 +698,7 @@ def render(config: dict[str, Any] | None = None) -> dict[Path, str]:
         raise SystemExit(f"config.json stages {stages} != infra/build.py STAGES {sorted(STAGES)}")
     files: dict[Path, str] = {}
     for stage in stages:
+        check_stage(config, stage)
         files[merge_template_path(stage)] = _dump(merge_template(config, stage))
         for kind in ("api", "worker"):
             files[policy_path(stage, kind)] = _dump(policy(config, stage, kind))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Deploy one stage to AWS:  infra/deploy.sh dev|prod
+# Deploy one stage to AWS:  infra/deploy.sh dev|prod|cn
 #
 # Needs AWS credentials for the target account and region (AWS_PROFILE / AWS_REGION) and an S3
 # bucket in that region for the code zip (ARTIFACT_BUCKET). Not runnable in the offline sandbox.
+# A stage with its own region in infra/build.py STAGES (cn: cn-north-1, an AWS China account and
+# profile) always deploys there; a different AWS_REGION/AWS_DEFAULT_REGION stops the script.
 #   ARTIFACT_BUCKET  required  bucket for `aws cloudformation package`
 #   STACK_NAME       optional  default scrm-<stage>
 #   FIXED_EGRESS_IP  optional  true|false: override the stage's default (dev false, prod true)
@@ -11,9 +13,19 @@
 #   WHEELHOUSE       optional  package offline from this wheelhouse directory
 set -euo pipefail
 
-STAGE=${1:?usage: infra/deploy.sh dev|prod}
+STAGE=${1:?usage: infra/deploy.sh dev|prod|cn}
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+PINNED=$("$PY" -c 'import sys; sys.path.insert(0, "infra"); import build; print(build.STAGES[sys.argv[1]].region or "")' "$STAGE")
+if [[ -n "$PINNED" ]]; then
+  for var in AWS_REGION AWS_DEFAULT_REGION; do
+    if [[ -n "${!var:-}" && "${!var}" != "$PINNED" ]]; then
+      echo "stage $STAGE deploys to $PINNED, but $var=${!var}" >&2
+      exit 1
+    fi
+  done
+  export AWS_REGION=$PINNED AWS_DEFAULT_REGION=$PINNED
+fi
 STACK=${STACK_NAME:-scrm-$STAGE}
 BUCKET=${ARTIFACT_BUCKET:?set ARTIFACT_BUCKET to an S3 bucket in the target region}
 OUT=infra/out/$STAGE

@@ -1,6 +1,8 @@
 """Package one stage for CloudFormation: template, compiled code, lint.
 
-    python infra/package.py dev [--wheelhouse infra/.cache/wheelhouse] [--region ap-east-1]
+    python infra/package.py dev [--wheelhouse infra/.cache/wheelhouse]
+    AWS_DEFAULT_REGION=ap-east-1 python infra/package.py prod    # lint for that region
+    python infra/package.py cn                                      # always cn-north-1 (its STAGES region)
 
 1. `infra/build.py` renders the merge template and IAM policies (kept in git; rewritten if stale);
 2. `chalice package --stage S infra/out/S` writes sam.json and deployment.zip (Chalice
@@ -34,7 +36,7 @@ import build  # noqa: E402
 ROOT = build.ROOT
 OUT = build.INFRA / "out"
 DEFAULT_WHEELHOUSE = build.INFRA / ".cache" / "wheelhouse"
-DEFAULT_REGION = "us-east-1"  # packaging is region-independent; Chalice just wants one
+DEFAULT_REGION = "us-east-1"  # a global stage's template is region-independent; Chalice wants one
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the zip (paths in tracebacks)
 WHEEL_PLATFORM = (
     "--platform",
@@ -47,8 +49,12 @@ WHEEL_PLATFORM = (
 )
 
 
-def region() -> str:
-    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or DEFAULT_REGION
+def region(stage: str | None = None) -> str:
+    """Where the stage is packaged and linted for: its own region when infra/build.py STAGES pins
+    one (cn: cn-north-1, so cfn-lint checks what the aws-cn partition offers), else the
+    environment's, else us-east-1."""
+    pinned = build.STAGES[stage].region if stage is not None else None
+    return pinned or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or DEFAULT_REGION
 
 
 def _requirements(project_dir: Path) -> list[str]:
@@ -87,7 +93,7 @@ def chalice_package(
 ) -> Path:
     """Run `chalice package` for the stage; returns outdir/sam.json (not merged yet)."""
     env = dict(os.environ)
-    env.setdefault("AWS_DEFAULT_REGION", region())
+    env["AWS_DEFAULT_REGION"] = env["AWS_REGION"] = region(stage)
     # app.py reads queue names from the environment at import: give it the stage's, so the
     # event sources Chalice writes name the stage's queues (template_problems checks).
     config = json.loads((project_dir / ".chalice" / "config.json").read_text())
@@ -254,12 +260,12 @@ def package(
         raise SystemExit("packaged template:\n" + "\n".join(problems))
     pycs = compile_zip(outdir / "deployment.zip", runtime=runtime)
     print(f"{outdir / 'deployment.zip'}: {len(pycs)} .pyc added")
-    errors, warnings = lint(template)
+    errors, warnings = lint(template, [region(stage)])
     for line in warnings:
         print(f"cfn-lint: {line}", file=sys.stderr)
     if errors:
         raise SystemExit("cfn-lint errors:\n" + "\n".join(errors))
-    print(f"{template}: cfn-lint clean ({len(warnings)} warning(s))")
+    print(f"{template}: cfn-lint clean for {region(stage)} ({len(warnings)} warning(s))")
     return template
 
 

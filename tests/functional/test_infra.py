@@ -173,6 +173,12 @@ def test_functions_get_names_from_the_stack_and_the_stage(stage):
         assert stage in build.stage_env(CONFIG, stage)[name], f"{name} not per stage"
 
 
+def _arn(resource) -> str:
+    """A policy Resource as text: policy files hold {"Fn::Sub": "arn:${AWS::Partition}:..."}."""
+    assert isinstance(resource, dict) and set(resource) == {"Fn::Sub"}, resource
+    return resource["Fn::Sub"]
+
+
 def _statements(stage: str, kind: str) -> dict[str, dict]:
     document = json.loads(build.policy_path(stage, kind).read_text())
     return {s["Sid"]: s for s in document["Statement"]}
@@ -192,16 +198,74 @@ def test_policies_are_least_privilege(stage):
             assert statement["Effect"] == "Allow"
             assert all(":*" not in action and action != "*" for action in statement["Action"])
             resources = statement["Resource"]
-            for arn in [resources] if isinstance(resources, str) else resources:
-                assert arn != "*"
-        assert statements["Table"]["Resource"][0].endswith(f":table/{names.table_name}")
+            for arn in [resources] if isinstance(resources, dict) else resources:
+                assert _arn(arn).startswith("arn:${AWS::Partition}:") and _arn(arn) != "*"
+        assert _arn(statements["Table"]["Resource"][0]).endswith(f":table/{names.table_name}")
         assert statements["SecretsKey"]["Condition"] == {
             "ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.kms_key_id]}
         }
         assert len(statements["SendToQueues"]["Resource"]) == len(queues.ALL_QUEUES)
     api, worker = _statements(stage, "api"), _statements(stage, "worker")
     assert "ConsumeQueues" not in api and "AdminKey" not in worker
-    assert api["AdminKey"]["Resource"].endswith(f":parameter{names.admin_key_parameter}")
+    assert _arn(api["AdminKey"]["Resource"]).endswith(f":parameter{names.admin_key_parameter}")
+
+
+# --- partitions: one template for the global regions and AWS China (aws-cn) ------------------
+
+# The local stack imitates Lambda's event payloads for moto, which runs in us-east-1 (never deployed).
+HARD_CODED_PARTITION_ALLOWED = {"infra/local_stack.py"}
+HARD_CODED_PARTITION = re.compile(r"arn:aws:")
+
+
+def test_the_china_stage_is_regional_in_beijing():
+    """API Gateway in AWS China offers no edge-optimized endpoints."""
+    assert build.STAGES["cn"].region == "cn-north-1" and build.partition("cn-north-1") == "aws-cn"
+    assert build.endpoint_type(CONFIG, "cn") == "REGIONAL"
+    for stage in STAGES:
+        assert build.endpoint_type(CONFIG, stage) in {"EDGE", "REGIONAL", "PRIVATE"}
+        if build.partition(build.STAGES[stage].region) == "aws-cn":
+            assert build.endpoint_type(CONFIG, stage) != "EDGE", stage
+
+
+@pytest.mark.parametrize("endpoint", ["EDGE", "edge"])
+def test_build_refuses_an_endpoint_type_the_stages_region_lacks(endpoint):
+    config = json.loads(json.dumps(CONFIG))
+    config["stages"]["cn"]["api_gateway_endpoint_type"] = endpoint
+    with pytest.raises(SystemExit, match="api_gateway_endpoint_type"):
+        build.render(config)
+
+
+def test_package_targets_the_stages_own_region(monkeypatch):
+    import package
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert package.region("cn") == "cn-north-1"  # pinned: the environment cannot move it
+    assert package.region("prod") == "eu-west-1"  # global stages: wherever the deployer points
+
+
+def _infra_files() -> list[Path]:
+    return sorted(
+        p
+        for p in (ROOT / "infra").rglob("*")
+        if p.is_file() and p.suffix in {".py", ".json", ".sh"} and not {"out", ".cache"} & set(p.parts)
+    )
+
+
+def test_no_arn_in_infra_hard_codes_the_partition():
+    """`arn:aws:` is wrong in AWS China (aws-cn): ARNs take ${AWS::Partition}."""
+    files = _infra_files() + [ROOT / ".chalice" / "config.json"]
+    assert any(p.name == "build.py" for p in files) and any(p.parent.name == "policies" for p in files)
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}: {line.strip()}"
+        for p in files
+        if str(p.relative_to(ROOT)) not in HARD_CODED_PARTITION_ALLOWED
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if HARD_CODED_PARTITION.search(line)
+    ]
+    assert not offenders, "use arn:${AWS::Partition}: (Fn::Sub)\n" + "\n".join(offenders)
+    # What build.py renders now, not only what is committed.
+    rendered = [str(path.relative_to(ROOT)) for path, text in build.render().items() if "arn:aws:" in text]
+    assert not rendered, rendered
 
 
 # --- API Gateway's own answers, in the product's error envelope ----------------------------
@@ -277,7 +341,7 @@ def test_packaged_template_lints_clean(packaged, stage):
     import package
 
     template, skipped, _ = packaged[stage]
-    errors, lint_warnings = package.lint(template)
+    errors, lint_warnings = package.lint(template, [package.region(stage)])  # cn: cn-north-1's spec
     assert not errors, "\n".join(errors)
     if lint_warnings:
         print("cfn-lint warnings:\n" + "\n".join(lint_warnings))
@@ -315,6 +379,23 @@ def test_packaged_rest_api_carries_the_gateway_responses(packaged, stage):
     assert api["Properties"]["GatewayResponses"] == build.gateway_responses()
     resources = json.loads(template_path.read_text())["Resources"].values()
     assert not [r for r in resources if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_packaged_api_has_the_stages_endpoint_type(packaged, stage):
+    template_path, _, _ = packaged[stage]
+    api = json.loads(template_path.read_text())["Resources"][build.REST_API]["Properties"]
+    assert api["EndpointConfiguration"] == build.endpoint_type(CONFIG, stage)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_packaged_template_hard_codes_no_partition(packaged, stage):
+    """Chalice's own ARNs, the merge template's and the policy files' all take ${AWS::Partition}."""
+    template_path, _, _ = packaged[stage]
+    text = template_path.read_text()
+    assert "arn:${AWS::Partition}:" in text
+    lines = [line.strip() for line in text.splitlines() if HARD_CODED_PARTITION.search(line)]
+    assert not lines, lines
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -12,9 +12,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
-## make run: the whole system locally (moto AWS, WeCom sandbox, HTTP API, queue workers, schedules)
+## make run: the whole system locally (moto AWS, WeCom sandbox, HTTP API, queue workers, schedules);
+## its data is kept in .run/state.json across restarts; make run FRESH=1 starts empty
 run: $(STAMP)
-	$(PY) -m infra.local_stack
+	$(PY) -m infra.local_stack$(if $(filter-out 0,$(FRESH)), --fresh)
 
 ## make test: every test (unit, functional on moto + sandbox, end-to-end over real HTTP) and lint
 test: $(STAMP)

@@ -4,7 +4,9 @@ schedules) by calling the very handler functions Lambda calls (`app.handler_map`
 partial batch responses.
 
 `python -m infra.local_stack` (what `make run` runs) starts it all and stays in the foreground
-until Ctrl-C. Tests start the same `LocalStack` on free ports.
+until Ctrl-C. Its data (the table, the secrets key, the sandbox's world) is saved to
+`.run/state.json` when it stops cleanly and restored when it starts; `--fresh` starts empty
+(infra/local_state.py). Tests start the same `LocalStack` on free ports, without a state file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from typing import Any
 logger = logging.getLogger("local_stack")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_STATE_PATH = os.path.join(ROOT, ".run", "state.json")
+
+
+def shown_path(path: str) -> str:
+    """A path as the banner shows it: relative to the repository when inside it."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
 
 
 def free_port() -> int:
@@ -236,9 +245,19 @@ class LocalStack:
     def __init__(self, *, http_port: int = 8000, moto_port: int = 5055, sandbox_port: int = 8700,
                  admin_key: str | None = None, wecom_api_base: str | None = None,
                  start_http: bool = True, start_workers: bool = True, moto_in_process: bool = False,
-                 events_pollers: int = 4):
+                 events_pollers: int = 4, state_path: str | None = None, fresh: bool = False):
+        from infra import local_state
+
         self.http_port, self.moto_port, self.sandbox_port = http_port, moto_port, sandbox_port
-        self.admin_key = admin_key or os.environ.get("SCRM_ADMIN_KEY") or f"admin_{pysecrets.token_urlsafe(24)}"
+        # Data kept across restarts (None: none kept). Read now: a file that cannot be read stops
+        # us before anything starts (StateFileError), rather than be replaced by an empty one.
+        self.state_path, self.fresh = state_path, fresh
+        self.saved: dict[str, Any] | None = (
+            local_state.read(state_path) if state_path and not fresh else None)
+        self.restored: dict[str, int] | None = None
+        self.kms_key: dict[str, str] | None = (self.saved or {}).get("kms_key")
+        self.admin_key = (admin_key or os.environ.get("SCRM_ADMIN_KEY") or (self.saved or {}).get("admin_key")
+                          or f"admin_{pysecrets.token_urlsafe(24)}")
         self.external_wecom = wecom_api_base or os.environ.get("WECOM_API_BASE") or None
         self.start_http, self.start_workers = start_http, start_workers
         # Lambda runs several consumers of the events queue at once (up to 20 in prod); one local
@@ -251,6 +270,7 @@ class LocalStack:
         self.sandbox: Any = None
         self.sandbox_app: Any = None
         self.demo: dict[str, Any] | None = None
+        self.env_path = os.path.join(ROOT, ".run", "env")
         self.app: Any = None
         self._app_class: type | None = None
 
@@ -338,6 +358,8 @@ class LocalStack:
         httpx.post(f"http://127.0.0.1:{self.moto_port}/moto-api/reset", timeout=10).raise_for_status()
         self._reset_caches()
         self.bootstrap()
+        if self.saved is not None:
+            self._restore_table()
         if self.external_wecom is None:
             self._start_sandbox()
         sys.path.insert(0, ROOT)
@@ -383,12 +405,70 @@ class LocalStack:
         settings = get_settings()
         schema.create_table(aws.client("dynamodb"), settings.table_name)
         queues.create_queues(aws.client("sqs"), settings)
+        self._create_secrets_key(aws.client("kms"), settings.kms_key_id)
         secrets.ensure_local_key(aws.client("kms"), settings.kms_key_id)
+
+    def _create_secrets_key(self, kms: Any, alias: str) -> None:
+        """The secrets key with an id and material we know (the saved ones when restoring), so
+        that the next start can bring it back and the corp secrets it sealed still open: moto
+        would make both up anew (infra/moto_fixes.py)."""
+        import base64
+
+        from infra.moto_fixes import LOCAL_KEY_ID_TAG, LOCAL_KEY_MATERIAL_TAG
+
+        if not alias.startswith("alias/") or any(a["AliasName"] == alias for a in kms.list_aliases()["Aliases"]):
+            return  # a key id of the user's choosing, or a key there already: secrets.py's way
+        if self.kms_key is None:
+            self.kms_key = {"id": str(uuid.uuid4()),
+                            "material": base64.b64encode(os.urandom(32)).decode()}
+        key_id = kms.create_key(Description="SCRM corp secrets (local)", Tags=[
+            {"TagKey": LOCAL_KEY_ID_TAG, "TagValue": self.kms_key["id"]},
+            {"TagKey": LOCAL_KEY_MATERIAL_TAG, "TagValue": self.kms_key["material"]}])["KeyMetadata"]["KeyId"]
+        if key_id != self.kms_key["id"]:  # SCRM_STOCK_MOTO=1: the key is moto's own, not kept
+            self.kms_key = None
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+    def _restore_table(self) -> None:
+        from chalicelib.platform import aws
+        from chalicelib.platform.settings import get_settings
+        from infra import local_state
+
+        assert self.saved is not None
+        table = get_settings().table_name
+        items = self.saved.get("dynamodb", {}).get(table, [])
+        local_state.load_table(aws.client("dynamodb"), table, items)
+        sandbox_state = self.saved.get("sandbox") or {}
+        self.restored = {
+            "items": len(items),
+            "corps": len(sandbox_state.get("corps", {})),
+            "customers": sum(len(c.get("customers", {})) for c in sandbox_state.get("corps", {}).values()),
+        }
+
+    def save_state(self, path: str) -> dict[str, int]:
+        """Write what `_start` restores (infra/local_state.py); moto must still be up."""
+        from chalicelib.platform import aws
+        from chalicelib.platform.settings import get_settings
+        from infra import local_state
+
+        table = get_settings().table_name
+        items = local_state.scan_table(aws.client("dynamodb"), table)
+        state: dict[str, Any] = {"saved_at": time.time(), "dynamodb": {table: items},
+                                 "kms_key": self.kms_key, "admin_key": self.admin_key, "demo": self.demo}
+        if self.sandbox_app is not None:
+            state["sandbox"] = local_state.sandbox_state(self.sandbox_app)
+        local_state.write(path, state)
+        corps = (state.get("sandbox") or {}).get("corps", {})
+        return {"items": len(items), "corps": len(corps),
+                "customers": sum(len(c["customers"]) for c in corps.values())}
 
     def _start_sandbox(self) -> None:
         import sandbox
 
         self.sandbox_app = sandbox.Sandbox(public_url=f"http://127.0.0.1:{self.sandbox_port}")
+        if self.saved is not None and self.saved.get("sandbox"):
+            from infra import local_state
+
+            local_state.restore_sandbox(self.sandbox_app, self.saved["sandbox"])
         self.sandbox = sandbox.serve(self.sandbox_port, sandbox=self.sandbox_app)
         self._servers.append(self.sandbox)
 
@@ -400,6 +480,23 @@ class LocalStack:
         import sandbox
 
         callback_url = f"{self.base_url}/wecom/{sandbox.DEMO_CORP_ID}/callback"
+        admin = {"Authorization": f"Bearer {self.admin_key}"}
+        corp_url = f"{self.base_url}/api/v1/corps/{sandbox.DEMO_CORP_ID}"
+        if (self.saved is not None and sandbox.DEMO_CORP_ID in self.sandbox_app.world.corps
+                and httpx.get(corp_url, headers=admin, timeout=10).status_code == 200):
+            # Both sides came back with the state file: keep them (seeding would empty the
+            # sandbox's corp); only the callback URL follows this start's port. The saved API
+            # key still works unless it was revoked: then one more.
+            self.sandbox_app.update_corp(sandbox.DEMO_CORP_ID, callback_url=callback_url)
+            restored = self.saved.get("demo")
+            if not (restored and httpx.get(corp_url, timeout=10, headers={
+                    "Authorization": f"Bearer {restored['api_key']}"}).status_code == 200):
+                resp = httpx.post(f"{corp_url}/api-keys", headers=admin, timeout=10,
+                                  json={"label": "make run demo"})
+                resp.raise_for_status()
+                restored = resp.json()
+            self.demo = restored
+            return self.demo
         sandbox.seed_demo(self.sandbox_app, callback_url=callback_url)
         resp = httpx.post(f"{self.base_url}/api/v1/corps", timeout=10,
                           headers={"Authorization": f"Bearer {self.admin_key}"},
@@ -445,8 +542,10 @@ class LocalStack:
             except OSError:
                 time.sleep(0.05)
 
-    def stop(self) -> None:
-        """Workers first (and wait for them), then the servers they use, moto last."""
+    def stop(self, save_to: str | None = None) -> dict[str, int] | None:
+        """Workers first (and wait for them), then the servers they use, moto last. With
+        `save_to`, the data is saved there once nothing else writes, just before moto goes (a
+        failed save is logged and the previous file stays); returns what was saved."""
         self.stop_event.set()
         if self._app_class is not None:
             self.app.__class__ = self._app_class
@@ -454,7 +553,13 @@ class LocalStack:
         for thread in [*self.bridges, *([self.schedules] if self.schedules else [])]:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         servers, self._servers = self._servers, []
+        saved = None
         for server in reversed(servers):
+            if save_to and server is servers[0]:  # moto: the first started, the last stopped
+                try:
+                    saved = self.save_state(save_to)
+                except Exception:
+                    logger.exception("could not save the local data to %s", save_to)
             try:
                 if hasattr(server, "stop"):  # moto (child or thread), the sandbox: close too
                     server.stop()
@@ -463,9 +568,11 @@ class LocalStack:
                     getattr(getattr(server, "server", server), "server_close", lambda: None)()
             except Exception:  # shutting down anyway
                 logger.debug("error stopping %r", server, exc_info=True)
+        return saved
 
     def write_env_file(self, path: str = os.path.join(ROOT, ".run", "env")) -> str:
         """Shell exports for the README's demo (`source .run/env`); git ignores .run/."""
+        self.env_path = path
         os.makedirs(os.path.dirname(path), exist_ok=True)
         lines = [f"export SCRM={self.base_url}", f"export SCRM_ADMIN_KEY={self.admin_key}",
                  f"export WECOM={self.wecom_api_base.rsplit('/cgi-bin', 1)[0]}"]
@@ -475,6 +582,21 @@ class LocalStack:
             f.write("\n".join(lines) + "\n")
         os.chmod(path, 0o600)
         return path
+
+    def data_line(self) -> str:
+        """Where the data came from and where it goes: said at every start."""
+        path = shown_path(self.state_path) if self.state_path else None
+        if path is None:
+            return "starting empty; not kept after the stop (no state file)"
+        if self.restored is not None:
+            r = self.restored
+            came = (f"restored {r['items']} items, {r['corps']} sandbox corps and {r['customers']} "
+                    f"sandbox customers from {path}")
+        elif self.fresh:
+            came = f"starting empty (--fresh / FRESH=1); {path} is replaced at the stop"
+        else:
+            came = f"starting empty (no {path} yet)"
+        return came + "; saved on Ctrl-C (queued messages are not kept)"
 
     def banner(self) -> str:
         fingerprint = hashlib.sha256(self.admin_key.encode()).hexdigest()[:8]
@@ -497,7 +619,9 @@ class LocalStack:
             lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: the demo)")
         if self.demo:
             lines.append(f"  demo corp:     {self.demo['corp_id']}   corp API key: {self.demo['api_key']}")
-        lines.append("  demo shell:    source .run/env   (exports SCRM, WECOM, KEY, CORP, SCRM_ADMIN_KEY)")
+        lines.append(f"  demo shell:    source {shown_path(self.env_path)}"
+                     "   (exports SCRM, WECOM, KEY, CORP, SCRM_ADMIN_KEY)")
+        lines.append(f"  local data:    {self.data_line()}")
         return "\n".join(lines) + "\n"
 
 
@@ -506,11 +630,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCRM_HTTP_PORT", 8000)))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("SCRM_MOTO_PORT", 5055)))
     parser.add_argument("--sandbox-port", type=int, default=int(os.environ.get("SCRM_SANDBOX_PORT", 8700)))
+    parser.add_argument("--state", default=os.environ.get("SCRM_LOCAL_STATE", DEFAULT_STATE_PATH),
+                        help="where the data is saved at the stop and restored from at the start "
+                             "(default .run/state.json; the demo's env file goes beside it)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start empty, ignoring the saved data (replaced at the stop); make run FRESH=1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("SCRM_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port)
+    from infra.local_state import StateFileError
+
+    try:
+        stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port,
+                           state_path=os.path.abspath(args.state), fresh=args.fresh)
+    except StateFileError as exc:
+        print(f"local stack not started: {exc}. Move it away, or start empty with --fresh "
+              "(make run FRESH=1; the file is then replaced at the stop).", file=sys.stderr, flush=True)
+        return 2
     try:
         stack.start()
     except PortInUse as exc:
@@ -519,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if stack.sandbox is not None and stack.start_http:
             stack.register_demo_corp()
-        stack.write_env_file()
+        stack.write_env_file(os.path.join(os.path.dirname(stack.state_path), "env"))
     except BaseException:
         stack.stop()
         raise
@@ -533,7 +670,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     print("stopping…", flush=True)
-    stack.stop()
+    saved = stack.stop(save_to=stack.state_path)
+    if saved is not None:
+        print(f"saved {saved['items']} items, {saved['corps']} sandbox corps and {saved['customers']} "
+              f"sandbox customers to {shown_path(stack.state_path)} (next start restores "
+              "them; --fresh / FRESH=1 starts empty)", flush=True)
+    else:
+        print("the local data could not be saved (see the log above)", file=sys.stderr, flush=True)
     return 0
 
 

@@ -15,6 +15,12 @@ distorts what the local stack shows, it is corrected here, in one place.
   both pass a condition. DynamoDB writes are therefore served one at a time (reads and other
   services, e.g. SQS long polls, stay concurrent).
 
+- KMS keys forget their material on restart: moto makes every key's id and material up anew,
+  so data sealed under a key (corp secrets) never opens again after `make run` restarts, whereas
+  an AWS key outlives any process. A key created with the tags `LOCAL_KEY_ID_TAG` and
+  `LOCAL_KEY_MATERIAL_TAG` (base64 of 32 bytes) takes that id and material instead (the tags are
+  not kept), so infra/local_stack.py can bring its secrets key back with the data it sealed.
+
 `SCRM_STOCK_MOTO=1` leaves moto as it is.
 """
 
@@ -94,8 +100,49 @@ def serialized_dynamodb() -> None:
     DomainDispatcherApplication.__call__ = __call__  # type: ignore[method-assign]
 
 
+LOCAL_KEY_ID_TAG = "scrm-local:key-id"
+LOCAL_KEY_MATERIAL_TAG = "scrm-local:key-material"
+
+
+def kms_keys_with_given_material() -> None:
+    import base64
+
+    from moto.kms.models import KmsBackend
+
+    if getattr(KmsBackend.create_key, "_scrm_fixed", False):
+        return
+    original = KmsBackend.create_key
+
+    def create_key(self: Any, policy: Any, key_usage: Any, key_spec: Any, description: Any,
+                   tags: list[dict[str, str]] | None, *args: Any, **kwargs: Any) -> Any:
+        given = {t["TagKey"]: t.get("TagValue", "") for t in tags or []}
+        ours = (LOCAL_KEY_ID_TAG, LOCAL_KEY_MATERIAL_TAG)
+        if not all(name in given for name in ours):
+            return original(self, policy, key_usage, key_spec, description, tags, *args, **kwargs)
+        material = base64.b64decode(given[LOCAL_KEY_MATERIAL_TAG])
+        if len(material) != 32:
+            raise ValueError("local key material must be 32 bytes")
+        rest = [t for t in tags or [] if t["TagKey"] not in ours]
+        key = original(self, policy, key_usage, key_spec, description, rest, *args, **kwargs)
+        if key.id != given[LOCAL_KEY_ID_TAG]:
+            del self.keys[key.id]
+            if rest:
+                self.tagger.delete_all_tags_for_resource(key.id)
+            key.arn = key.arn.replace(key.id, given[LOCAL_KEY_ID_TAG])
+            key.id = given[LOCAL_KEY_ID_TAG]
+            self.keys[key.id] = key
+            if rest:
+                self.tagger.tag_resource(key.id, rest)
+        key.key_material = material
+        return key
+
+    create_key._scrm_fixed = True  # type: ignore[attr-defined]
+    KmsBackend.create_key = create_key  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply the fixes (idempotent) unless SCRM_STOCK_MOTO=1."""
     if os.environ.get("SCRM_STOCK_MOTO") != "1":
         cheap_moto_transactions()
         serialized_dynamodb()
+        kms_keys_with_given_material()

@@ -70,6 +70,8 @@ def _children() -> set[int]:
 def _run_main(**ports: int) -> subprocess.CompletedProcess:
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
     env.pop("WECOM_API_BASE", None)
+    # Not the developer's .run/state.json (make run reads it before it checks the ports).
+    env["SCRM_LOCAL_STATE"] = os.path.join(ROOT, ".run", "no-such-dir", "state.json")
     return subprocess.run([sys.executable, "-m", "infra.local_stack"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=30)
 

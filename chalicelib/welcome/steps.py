@@ -4,8 +4,8 @@ The code is single-use and dies about 20 seconds after the add, so this handler 
 a new contact, and a code that is already too old is not sent at all: it is logged and counted
 as a missed welcome (never deferred, never sent to the DLQ). WeCom's single-use rule also makes a
 repeated send harmless: a second attempt is refused with 41051, so a redelivered event can never
-greet a customer twice, and a send WeCom answered busy, 5xx or not at all is retried in place, a
-few times, while the code lives and the batch has time. A message that can never
+greet a customer twice, and a send WeCom answered busy, 5xx, not at all, or with a frequency limit
+(45009) is retried in place while the code lives and the batch has time. A message that can never
 be sent (WeCom refuses it, or stored content breaks a limit) is a miss with its reason at once.
 
 Placeholders: {customer_name} (read from WeCom, ec/get) and {staff_name} (the staff member's
@@ -79,6 +79,11 @@ def default_welcome(corp_id: str) -> MessageContent | None:
 def _now() -> float:
     """Wall-clock time, the welcome code's clock (a seam for tests)."""
     return time.time()
+
+
+def _sleep(seconds: float) -> None:
+    """The wait between send attempts (a seam for tests)."""
+    time.sleep(seconds)
 
 
 caches.register("welcome:defaults", _default_cache.clear)
@@ -182,15 +187,27 @@ def send_welcome(ctx: EventContext[AddExternalContact | AddHalfExternalContact])
         except errors.InvalidArgument as exc:  # WeCom refuses the message itself: the same send never passes
             return _outcome(ctx, state, "missed", reason=type(exc).__name__, errcode=exc.errcode,
                             attempts=attempts)
-        except errors.FrequencyLimited as exc:
-            # Not retried: WeCom's limits are per minute, and our own pacing already waited.
-            return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
-        except (errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
+        except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
             # Deferring would outlive the code: retry here while it lives. Safe even after an
             # attempt that did deliver: the code is single-use, the retry then gets 41051.
-            maybe_delivered = maybe_delivered or not isinstance(exc, errors.SystemBusy)
-            wait = SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None
+            maybe_delivered = maybe_delivered or isinstance(exc, errors.WeComUnavailable)
+            wait = _retry_wait(exc, attempts)
             if wait is None or _now() + wait > deadline or not ctx.has_time(wait + SEND_ATTEMPT_SECONDS):
                 return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
             logger.info("welcome for %s: %r, retrying in %.1fs", ev.external_user_id, exc, wait)
-            time.sleep(wait)
+            _sleep(wait)
+
+
+def _retry_wait(exc: Exception, attempts: int) -> float | None:
+    """How long to wait before attempt `attempts + 1` of a send that failed with `exc` (None: no more).
+
+    Busy, 5xx or no answer: the waits of SEND_RETRY_WAITS, then give up (WeCom advises at most 3
+    retries). 45009: WeCom's limits are counted per minute and the code lives 20 s, so waiting out
+    the block (retry_after, 60 s) is never possible: keep trying, at the longest wait, for as long as
+    the code lives; a refusal by our own pacing waits at least until its next slot."""
+    from chalicelib.wecom import errors
+
+    if isinstance(exc, errors.FrequencyLimited):
+        wait = SEND_RETRY_WAITS[min(attempts, len(SEND_RETRY_WAITS)) - 1]
+        return max(wait, exc.retry_after) if exc.local else wait
+    return SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None

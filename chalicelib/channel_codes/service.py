@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_v
 from chalicelib.channel_codes import items as code_items
 from chalicelib.channel_codes.items import ChannelCodeItem, ScheduleRule
 from chalicelib.platform import caches
-from chalicelib.platform.content import MessageContent
+from chalicelib.platform.content import MessageContent, SendableContent
 from chalicelib.platform.model import Model
 from chalicelib.store import counters
 
@@ -93,7 +93,7 @@ class ChannelCodeCreate(Model):
     daily_cap: DailyCap | None = None
     skip_verify: bool = True
     tag_ids: list[str] = Field(default_factory=list, max_length=100)
-    welcome: MessageContent | None = None
+    welcome: SendableContent | None = None
     valid_from: EpochSeconds | None = None
     valid_until: EpochSeconds | None = Field(None, description="Unix time, seconds; after valid_from, in the future")
 
@@ -136,7 +136,7 @@ class ChannelCodeUpdate(Model):
     daily_cap: DailyCap | None = None
     skip_verify: bool | None = None
     tag_ids: list[str] | None = Field(None, max_length=100)
-    welcome: MessageContent | None = None
+    welcome: SendableContent | None = None
     valid_from: EpochSeconds | None = None
     valid_until: EpochSeconds | None = None
 

@@ -430,6 +430,12 @@ class WeComClient:
         return self._typed("externalcontact/batch/get_by_user", mm.BatchGetByUserResponse,
                            body=req, retry_safe=True)
 
+    # -- members --------------------------------------------------------------------------------
+    def get_user(self, userid: str) -> m.User:
+        """user/get (doc 90196): one member; only `name` is relied on."""
+        return self._typed("user/get", _models().User, method="GET", params={"userid": userid},
+                           retry_safe=True)
+
     # -- channel codes (3.2) ----------------------------------------------------------------------
     def add_contact_way(self, way: m.ContactWay) -> m.AddContactWayResponse:
         """Not retried after a timeout: a second add would create a second config_id (and a lost

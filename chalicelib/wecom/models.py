@@ -87,6 +87,14 @@ class Attachment(Model):
     file: Media | None = None
 
 
+# -- members (doc 90196) ----------------------------------------------------------------------------
+class User(_Response):
+    """user/get: a member. `name` is 1-64 UTF-8 characters (doc 90195)."""
+
+    userid: str
+    name: str = ""
+
+
 # -- 「联系我」 contact ways = channel codes (doc 92228) ----------------------------------------
 class Conclusions(Model):
     model_config = ConfigDict(extra="allow")

@@ -17,10 +17,11 @@ bp = Blueprint(__name__)
 
 # -- the default welcome ------------------------------------------------------------------------------
 DEFAULT_WELCOME = Lazy("chalicelib.welcome.steps:DefaultWelcome")
+DEFAULT_WELCOME_UPDATE = Lazy("chalicelib.welcome.steps:DefaultWelcomeUpdate")
 
 
 @endpoint(bp, "PUT", f"{API_PREFIX}/welcome/default", summary="Set the welcome for contacts with no channel",
-          body=DEFAULT_WELCOME, response=DEFAULT_WELCOME)
+          body=DEFAULT_WELCOME_UPDATE, response=DEFAULT_WELCOME)
 def put_default_welcome(call: Call) -> Any:
     from chalicelib.welcome import steps as welcome
 

@@ -4,8 +4,13 @@ The code is single-use and dies about 20 seconds after the add, so this handler 
 a new contact, and a code that is already too old is not sent at all: it is logged and counted
 as a missed welcome (never deferred, never sent to the DLQ). WeCom's single-use rule also makes a
 repeated send harmless: a second attempt is refused with 41051, so a redelivered event can never
-greet a customer twice, and a send WeCom answered busy, 5xx or not at all is retried in place, a
-few times, while the code lives and the batch has time.
+greet a customer twice, and a send WeCom answered busy, 5xx, not at all, or with a frequency limit
+(45009) is retried in place while the code lives and the batch has time. A message that can never
+be sent (WeCom refuses it, or stored content breaks a limit) is a miss with its reason at once.
+
+Placeholders: {customer_name} (read from WeCom, ec/get) and {staff_name} (the staff member's
+name, WeCom user/get, cached per instance: chalicelib/corps/staff.py). A name that cannot be read
+in time is left out, with the gap it leaves.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError
 
 from chalicelib.customers import items as customer_items
 from chalicelib.platform import caches
-from chalicelib.platform.content import MessageContent
+from chalicelib.platform.content import MessageContent, SendableContent
 from chalicelib.platform.context import EventContext
 from chalicelib.platform.model import Model
 from chalicelib.platform.router import ROUTER
@@ -52,6 +57,12 @@ class DefaultWelcome(Model):
     welcome: MessageContent | None
 
 
+class DefaultWelcomeUpdate(DefaultWelcome):
+    """The default welcome as the API accepts it: only content that can always be sent."""
+
+    welcome: SendableContent | None
+
+
 def default_welcome(corp_id: str) -> MessageContent | None:
     now = time.monotonic()
     hit = _default_cache.get(corp_id)
@@ -68,6 +79,11 @@ def default_welcome(corp_id: str) -> MessageContent | None:
 def _now() -> float:
     """Wall-clock time, the welcome code's clock (a seam for tests)."""
     return time.time()
+
+
+def _sleep(seconds: float) -> None:
+    """The wait between send attempts (a seam for tests)."""
+    time.sleep(seconds)
 
 
 caches.register("welcome:defaults", _default_cache.clear)
@@ -112,6 +128,12 @@ def _customer_name(ctx: EventContext) -> str | None:
         return None
 
 
+def _staff_name(ctx: EventContext) -> str | None:
+    from chalicelib.corps import staff
+
+    return staff.name(ctx.corp_id, ctx.event.user_id)
+
+
 @ROUTER.register(EVENT, "add_external_contact", urgent=True)
 @ROUTER.register(EVENT, "add_half_external_contact", urgent=True)
 def send_welcome(ctx: EventContext[AddExternalContact | AddHalfExternalContact]) -> list[Any]:
@@ -131,14 +153,21 @@ def send_welcome(ctx: EventContext[AddExternalContact | AddHalfExternalContact])
     deadline = ev.create_time + SEND_DEADLINE_SECONDS
     if _now() > deadline:
         return _missed_before_send(ctx, state)
-    # The name costs a WeCom call (and maybe a wait for a pacing slot): only with time to spare.
+    # A name costs a WeCom call (and maybe a wait for a pacing slot): only with time to spare.
     name = (_customer_name(ctx) if content.needs_customer_name
             and deadline - _now() > NAME_LOOKUP_MIN_SECONDS_LEFT else None)
+    staff_name = (_staff_name(ctx) if content.needs_staff_name
+                  and deadline - _now() > NAME_LOOKUP_MIN_SECONDS_LEFT else None)
     if _now() > deadline:  # the lookup ate the window: don't spend a send slot on a dead code
         return _missed_before_send(ctx, state)
-    message = WelcomeMessage(welcome_code=ev.welcome_code,
-                             text={"content": t} if (t := content.render_text(customer_name=name)) else None,
-                             attachments=content.wecom_attachments() or None)
+    try:
+        text = content.render_text(customer_name=name, staff_name=staff_name)
+        message = WelcomeMessage(welcome_code=ev.welcome_code, text={"content": text} if text else None,
+                                 attachments=content.wecom_attachments() or None)
+    except ValidationError as exc:  # content stored before today's rules: no retry can fix it
+        logger.error("welcome for %s can never be sent: %s", ev.external_user_id, exc)
+        return _outcome(ctx, state, "missed", reason="invalid_message",
+                        error="; ".join(e["msg"] for e in exc.errors(include_url=False)))
     # Claim the code before the send. Two deliveries of one event (a WeCom retry, an SQS
     # duplicate) may run at once, and only one of their commits counts: the refused one must then
     # still count "sent", because the welcome WeCom refuses to send twice was ours.
@@ -155,15 +184,30 @@ def send_welcome(ctx: EventContext[AddExternalContact | AddHalfExternalContact])
         except errors.WelcomeAlreadySent:  # another delivery's, our own earlier attempt's, or another app's
             ours = not first or maybe_delivered
             return _outcome(ctx, state, "sent" if ours else "already_sent")
-        except errors.FrequencyLimited as exc:
-            # Not retried: WeCom's limits are per minute, and our own pacing already waited.
-            return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
-        except (errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
+        except errors.InvalidArgument as exc:  # WeCom refuses the message itself: the same send never passes
+            return _outcome(ctx, state, "missed", reason=type(exc).__name__, errcode=exc.errcode,
+                            attempts=attempts)
+        except (errors.FrequencyLimited, errors.WeComTimeout, errors.WeComUnavailable, errors.SystemBusy) as exc:
             # Deferring would outlive the code: retry here while it lives. Safe even after an
             # attempt that did deliver: the code is single-use, the retry then gets 41051.
-            maybe_delivered = maybe_delivered or not isinstance(exc, errors.SystemBusy)
-            wait = SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None
+            maybe_delivered = maybe_delivered or isinstance(exc, errors.WeComUnavailable)
+            wait = _retry_wait(exc, attempts)
             if wait is None or _now() + wait > deadline or not ctx.has_time(wait + SEND_ATTEMPT_SECONDS):
                 return _outcome(ctx, state, "missed", reason=type(exc).__name__, attempts=attempts)
             logger.info("welcome for %s: %r, retrying in %.1fs", ev.external_user_id, exc, wait)
-            time.sleep(wait)
+            _sleep(wait)
+
+
+def _retry_wait(exc: Exception, attempts: int) -> float | None:
+    """How long to wait before attempt `attempts + 1` of a send that failed with `exc` (None: no more).
+
+    Busy, 5xx or no answer: the waits of SEND_RETRY_WAITS, then give up (WeCom advises at most 3
+    retries). 45009: WeCom's limits are counted per minute and the code lives 20 s, so waiting out
+    the block (retry_after, 60 s) is never possible: keep trying, at the longest wait, for as long as
+    the code lives; a refusal by our own pacing waits at least until its next slot."""
+    from chalicelib.wecom import errors
+
+    if isinstance(exc, errors.FrequencyLimited):
+        wait = SEND_RETRY_WAITS[min(attempts, len(SEND_RETRY_WAITS)) - 1]
+        return max(wait, exc.retry_after) if exc.local else wait
+    return SEND_RETRY_WAITS[attempts - 1] if attempts <= len(SEND_RETRY_WAITS) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -69,14 +70,44 @@ def test_a_passing_wecom_error_on_the_welcome_is_retried_while_the_code_lives(wo
     assert _welcome_entries(world, customer) == [("welcome_sent", {"attempts": 2})]
 
 
-def test_a_frequency_limited_welcome_is_not_retried(world):
-    """WeCom's limits are per minute: a retry within the code's 20 s would only spend more."""
+def _fake_clock(monkeypatch) -> list[float]:
+    """The welcome's clock and waits on a fake clock: the waits take no time, and move it."""
+    from chalicelib.welcome import steps as welcome
+
+    clock = [time.time()]
+    monkeypatch.setattr(welcome, "_now", lambda: clock[0])
+    monkeypatch.setattr(welcome, "_sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    return clock
+
+
+def test_a_frequency_limited_welcome_is_retried_while_the_code_lives(world, monkeypatch):
+    """WeCom's limits are per minute and the code lives 20 s: a 45009 is tried again at once."""
+    _fake_clock(monkeypatch)
     world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
-    world.sb.faults.add(kind="errcode", errcode=45009, path="externalcontact/send_welcome_msg", count=1)
+    world.sb.faults.add(kind="errcode", errcode=45009, path="externalcontact/send_welcome_msg", count=2)
     customer = _scan_default(world)
     world.pump()
-    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 1
-    assert _welcome_entries(world, customer) == [("welcome_missed", {"reason": "FrequencyLimited", "attempts": 1})]
+    assert [w["text"] for w in world.sb.journal.welcomes(customer)] == ["Hello!"]
+    assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 3
+    assert _welcome_entries(world, customer) == [("welcome_sent", {"attempts": 3})]
+
+
+def test_a_welcome_frequency_limited_until_the_code_dies_is_missed_with_its_reason(world, monkeypatch):
+    from chalicelib.welcome import steps as welcome
+
+    clock = _fake_clock(monkeypatch)
+    world.call("PUT", "/api/v1/welcome/default", {"welcome": {"text": "Hello!"}})
+    world.sb.faults.add(kind="errcode", errcode=45009, path="externalcontact/send_welcome_msg", count=1000)
+    customer = _scan_default(world)
+    [code] = world.sb.world.corp(CORP_ID).welcome_codes.values()
+    deadline = int(code.issued_at) + welcome.SEND_DEADLINE_SECONDS  # the event's CreateTime + 19 s
+    world.pump()
+    assert world.sb.journal.welcomes(customer) == []
+    tries = len(world.sb.requests("externalcontact/send_welcome_msg"))
+    assert tries > len(welcome.SEND_RETRY_WAITS) + 1  # past the busy retries: as long as the code lives
+    assert _welcome_entries(world, customer) == [("welcome_missed", {"reason": "FrequencyLimited", "attempts": tries})]
+    # Tried until the next wait would outlive the code, and never past it.
+    assert clock[0] <= deadline < clock[0] + welcome.SEND_RETRY_WAITS[-1]
 
 
 def test_welcome_retries_stop_when_the_batch_needs_its_time_for_the_commits(world, monkeypatch):

@@ -178,6 +178,12 @@ def case_chat_id_too_long():
     return _signed(crypto_for().encrypt(xml))
 
 
+
+def case_deeply_nested_envelope():
+    q, _ = _good()
+    return q, b"<xml>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</xml>"
+
+
 CASES = {
     name[5:]: fn for name, fn in globals().items() if name.startswith("case_") and callable(fn)
 }
@@ -208,6 +214,7 @@ EXPECTED = {
     "user_id_too_long": (400, "event_invalid"),
     "state_too_long": (400, "event_invalid"),
     "chat_id_too_long": (400, "event_invalid"),
+    "deeply_nested_envelope": (400, "xml_invalid"),
 }
 
 

@@ -417,8 +417,12 @@ def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid("body is not valid JSON") from exc
+    except RecursionError as exc:  # the parser's depth limit (about 1000 levels): no body of ours nests so
+        raise invalid("body is nested too deeply") from exc
     try:
         return model.model_validate(data)
+    except RecursionError as exc:
+        raise invalid("body is nested too deeply") from exc
     except ValidationError as exc:
         raise HttpError(400, "validation_error", "the request body is invalid",
                        validation_details(exc)) from exc

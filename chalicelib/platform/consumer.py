@@ -4,8 +4,10 @@ For each message: rebuild the typed event, ask the router for its handlers, skip
 already committed for this event identity (WeCom retries a callback as a new message, SQS
 redelivers, Lambda retries), run the others, and commit their DynamoDB effects with the steps in
 one transaction. A WeCom frequency limit or outage defers the event as a new delayed message (so
-waiting never counts toward the DLQ), and any other failure is reported as a partial batch
-failure for that message alone.
+waiting never counts toward the DLQ). A message that can never be processed (`Unprocessable`: its
+body cannot be rebuilt, or DynamoDB refuses its data) goes to the DLQ at once with its reason;
+any other failure is reported as a partial batch failure for that message alone (SQS redelivers
+it, up to MAX_RECEIVES times).
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ class Outcome:
     DUPLICATE = "duplicate"
     UNROUTED = "unrouted"
     DEFERRED = "deferred"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class Unprocessable(Exception):
+    """This message can never be processed as it is: redelivering it only delays the DLQ."""
+
+
+def _never_succeeds(exc: Exception) -> bool:
+    from chalicelib.store import RequestRejected
+
+    return isinstance(exc, (Unprocessable, RequestRejected))
 
 
 def _retry_after(exc: Exception, attempt: int) -> float | None:
@@ -73,6 +86,7 @@ class _Work:
     message: Any
     ctx: EventContext
     todo: list[Any]
+    body: str
     step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
 
@@ -89,11 +103,17 @@ class _Work:
 def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
     from chalicelib.platform import queues
     from chalicelib.store import events as event_store
-    from chalicelib.wecom.events import event_from_dict
+    from chalicelib.wecom.events import EventInvalid, event_from_dict
 
     load_capabilities()
-    message = queues.EventMessage.model_validate_json(body)
-    event = event_from_dict(message.event)
+    try:
+        message = queues.EventMessage.model_validate_json(body)
+    except ValueError as exc:  # pydantic's ValidationError included
+        raise Unprocessable(f"the message cannot be read: {exc}") from exc
+    try:
+        event = event_from_dict(message.event)
+    except EventInvalid as exc:  # queued by an older version, or by hand
+        raise Unprocessable(f"the event cannot be rebuilt: {exc}") from exc
     routes = sorted(ROUTER.fetch(*event.route_key), key=_step_order)
     if not routes:
         return Outcome.UNROUTED
@@ -103,7 +123,7 @@ def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
     if not todo:
         return Outcome.DUPLICATE
     ctx = EventContext(message.corp_id, event, identity, message.received_at_ms, budget_until=budget_until)
-    return _Work(message, ctx, todo)
+    return _Work(message, ctx, todo, body)
 
 
 def _finish(work: _Work) -> str:
@@ -131,7 +151,7 @@ def _finish(work: _Work) -> str:
             from chalicelib.corps import registry as corps
 
             corps.refresh(ctx.corp_id)  # a secret changed through another instance: redelivery uses the new one
-        raise (permanent or work.failures)[0]
+        raise ([exc for exc in permanent if _never_succeeds(exc)] or permanent or work.failures)[0]
     wait = max(w for w in waits if w is not None)
     logger.warning("deferring event %s by %.0fs: %r", ctx.identity, wait, work.failures,
                    extra=_log_fields(ctx, Outcome.DEFERRED))
@@ -148,22 +168,40 @@ def _route(ctx: EventContext) -> str:
     return "/".join(map(str, ctx.event.route_key))
 
 
-def _guard(message_id: str, failures: list[dict[str, str]], fn: Any, *args: Any) -> Any:
-    """Run one message's work; a failure is logged and reported for that message alone."""
+def _guard(queue: Any, message_id: str, body: str, failures: list[dict[str, str]], fn: Any, *args: Any) -> Any:
+    """Run one message's work; a failure is logged and reported for that message alone, or, when
+    the message can never succeed, the message goes to `queue`'s DLQ now (and is acknowledged)."""
     try:
         return fn(*args)
-    except Exception:
+    except Exception as exc:
+        if queue is not None and _never_succeeds(exc) and _bury(queue, message_id, body, exc):
+            return Outcome.DEAD_LETTERED
         logger.exception("message %s failed", message_id)
         failures.append({"itemIdentifier": message_id})
         return None
 
 
-def handle_each(records: list[tuple[str, str]], handler: Any) -> dict[str, list[dict[str, str]]]:
+def _bury(queue: Any, message_id: str, body: str, exc: Exception) -> bool:
+    """True once the message is on the DLQ; False (SQS redelivers it) if that send failed."""
+    from chalicelib.platform import dead_letters
+
+    try:
+        dead_letters.bury(queue, body, reason=str(exc), error=type(exc).__name__, message_id=message_id)
+    except Exception:
+        logger.exception("message %s could not be dead-lettered", message_id)
+        return False
+    logger.error("message %s can never be processed, dead-lettered: %s", message_id, exc,
+                 extra={"outcome": Outcome.DEAD_LETTERED})
+    return True
+
+
+def handle_each(records: list[tuple[str, str]], handler: Any, *, queue: Any = None) -> dict[str, list[dict[str, str]]]:
     """records: (message_id, body). Runs `handler(body)` per record; returns Lambda's partial
-    batch response, so one poison message never redelivers the good ones."""
+    batch response, so one poison message never redelivers the good ones. With `queue` (a
+    QueueSpec), a message the handler finds `Unprocessable` goes to its DLQ at once."""
     failures: list[dict[str, str]] = []
     for message_id, body in records:
-        outcome = _guard(message_id, failures, handler, body)
+        outcome = _guard(queue, message_id, body, failures, handler, body)
         if outcome is not None:
             logger.info("message %s: %s", message_id, outcome)
     return {"batchItemFailures": failures}
@@ -180,17 +218,19 @@ def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str
     """Two passes over the batch: the urgent steps (welcomes) of every message first, then the
     rest of each message and its commit. The tenth welcome of a batch then waits for nine welcome
     sends, not for nine whole events (tags, transactions)."""
+    from chalicelib.platform import queues
+
     failures: list[dict[str, str]] = []
     prepared: list[tuple[str, _Work]] = []
     budget_until = time.monotonic() + BATCH_SECONDS - SECOND_PASS_RESERVE_SECONDS
     for message_id, body in records:  # pass 1: parse, dedupe, urgent steps
-        work = _guard(message_id, failures, _first_pass, body, budget_until)
+        work = _guard(queues.EVENTS, message_id, body, failures, _first_pass, body, budget_until)
         if isinstance(work, _Work):
             prepared.append((message_id, work))
         elif work is not None:
             logger.info("message %s: %s", message_id, work)
     for message_id, work in prepared:  # pass 2: the other steps, then one commit each
-        outcome = _guard(message_id, failures, _finish, work)
+        outcome = _guard(queues.EVENTS, message_id, work.body, failures, _finish, work)
         if outcome is not None:  # fields for Lambda's JSON log records (infra/: LogFormat JSON)
             logger.info("message %s: %s", message_id, outcome,
                         extra=_log_fields(work.ctx, outcome))

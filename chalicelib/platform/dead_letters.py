@@ -3,6 +3,9 @@ that moves them back to their queue once the cause is fixed (e.g. a corp's secre
 
 A redriven message is sent as a new message and deleted from the DLQ only after that send, so a
 crash in between can duplicate a message but never lose one; the consumers are idempotent.
+
+SQS moves a message here after MAX_RECEIVES failed receives; a consumer sends one here itself, at
+once, when it can never be processed (`bury`), with its reason as message attributes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class DeadLetter(Model):
     message_id: str
     receive_count: int
     body: Any
+    reason: str | None = Field(None, description="why the consumer dead-lettered it at once; "
+                                                 "none when SQS moved it after its receives ran out")
 
 
 class UnknownQueue(Exception):
@@ -59,13 +64,32 @@ def _body(raw: str) -> Any:
         return raw
 
 
+MAX_REASON_CHARS = 1000
+
+
+def bury(spec: queues.QueueSpec, body: str, *, reason: str, error: str, message_id: str) -> None:
+    """Put a message that can never be processed on `spec`'s DLQ now, its body unchanged (a redrive
+    sends it back as it was) and the reason beside it. The caller then acknowledges the original."""
+    def text(value: str) -> dict[str, str]:
+        return {"DataType": "String", "StringValue": value[:MAX_REASON_CHARS] or "-"}
+
+    aws.client("sqs").send_message(
+        QueueUrl=queues.queue_url(queues.dlq_name(spec.name(get_settings()))), MessageBody=body,
+        MessageAttributes={"reason": text(reason), "error": text(error), "message_id": text(message_id)})
+
+
+def _reason(message: dict[str, Any]) -> str | None:
+    attribute = message.get("MessageAttributes", {}).get("reason")
+    return attribute.get("StringValue") if attribute else None
+
+
 def peek(logical: str, *, limit: int = 10) -> list[DeadLetter]:
     """Look at up to `limit` dead letters without removing them (they reappear at once)."""
     name = queues.dlq_name(_spec(logical).name(get_settings()))
     resp = aws.client("sqs").receive_message(
         QueueUrl=queues.queue_url(name), MaxNumberOfMessages=min(limit, 10), VisibilityTimeout=0,
-        AttributeNames=["ApproximateReceiveCount"])
-    return [DeadLetter(message_id=m["MessageId"], body=_body(m["Body"]),
+        AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["reason"])
+    return [DeadLetter(message_id=m["MessageId"], body=_body(m["Body"]), reason=_reason(m),
                        receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)))
             for m in resp.get("Messages", [])]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 from chalicelib.platform import caches
-from chalicelib.store.table import ConditionFailed, InvalidCursor, StoreError, Table
+from chalicelib.store.table import ConditionFailed, InvalidCursor, RequestRejected, StoreError, Table
 
-__all__ = ["ConditionFailed", "InvalidCursor", "StoreError", "Table", "get_table"]
+__all__ = ["ConditionFailed", "InvalidCursor", "RequestRejected", "StoreError", "Table", "get_table"]
 
 
 @lru_cache(maxsize=1)

@@ -1,17 +1,22 @@
 """A thin typed layer over the DynamoDB client: plain Python values in and out.
 
 botocore's error codes never leave the store package: a failed condition becomes
-`ConditionFailed`, anything else propagates as it is (a real outage must fail loudly).
+`ConditionFailed`, a request DynamoDB refuses as invalid (a key or item over its size limits)
+`RequestRejected`, anything else propagates as it is (a real outage must fail loudly).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.store import schema
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class StoreError(Exception):
@@ -33,6 +38,27 @@ class ConditionFailed(StoreError):
 
 class InvalidCursor(StoreError):
     """A pagination cursor that this query did not produce."""
+
+
+class RequestRejected(StoreError):
+    """DynamoDB refused the request itself (ValidationException: a key over 2048/1024 bytes, an
+    item over 400 KB): the same request can never succeed, so retrying it is pointless."""
+
+
+def _rejected_as_invalid(fn: F) -> F:
+    """Turn DynamoDB's ValidationException into `RequestRejected` (botocore's codes stay here)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            error = getattr(exc, "response", None) or {}
+            if error.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            raise RequestRejected(f"DynamoDB refused the request: {error['Error'].get('Message', '')}") from exc
+
+    return call  # type: ignore[return-value]
 
 
 _serializer = None
@@ -125,11 +151,13 @@ class Table:
         self.name = name
 
     # -- single items -------------------------------------------------------------------------
+    @_rejected_as_invalid
     def get(self, key: dict[str, str], *, consistent: bool = False) -> dict[str, Any] | None:
         resp = self.client.get_item(TableName=self.name, Key=to_attrs(key), ConsistentRead=consistent)
         item = resp.get("Item")
         return from_attrs(item) if item else None
 
+    @_rejected_as_invalid
     def put(
         self,
         item: dict[str, Any],
@@ -144,6 +172,7 @@ class Table:
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise ConditionFailed(old_item=_old_item(exc)) from exc
 
+    @_rejected_as_invalid
     def update(
         self,
         key: dict[str, str],
@@ -166,6 +195,7 @@ class Table:
         attrs = resp.get("Attributes")
         return from_attrs(attrs) if attrs else None
 
+    @_rejected_as_invalid
     def delete(self, key: dict[str, str], *, condition: str | None = None,
                names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> None:
         kwargs = self._conditional(condition, names, values)
@@ -175,6 +205,7 @@ class Table:
             raise ConditionFailed() from exc
 
     # -- many items -----------------------------------------------------------------------------
+    @_rejected_as_invalid
     def query(
         self,
         partition: str,
@@ -268,6 +299,7 @@ class Table:
             if not cursor:
                 return items
 
+    @_rejected_as_invalid
     def batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         pending = [to_attrs(k) for k in keys]
@@ -280,6 +312,7 @@ class Table:
                 request = resp.get("UnprocessedKeys") or None
         return found
 
+    @_rejected_as_invalid
     def batch_put(self, items: list[dict[str, Any]]) -> None:
         """Unconditional puts, 25 per request, retrying what DynamoDB leaves unprocessed."""
         import time
@@ -311,6 +344,7 @@ class Table:
         return {"ConditionCheck": {"TableName": self.name, "Key": to_attrs(key),
                                    **self._conditional(condition, names, values)}}
 
+    @_rejected_as_invalid
     def transact(self, operations: list[dict], *, conflict_retries: int = 4) -> None:
         """All or nothing; a failed condition raises ConditionFailed with per-operation reasons.
 
@@ -328,6 +362,8 @@ class Table:
                 reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
                 if "ConditionalCheckFailed" in reasons:
                     raise ConditionFailed(reasons) from exc
+                if "ValidationError" in reasons:  # an item over 400 KB, for one
+                    raise RequestRejected(f"DynamoDB refused the transaction: {reasons}") from exc
                 transient = reasons and all(r in ("None", "TransactionConflict") for r in reasons)
                 if not transient or attempt == conflict_retries:
                     raise

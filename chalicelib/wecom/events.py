@@ -26,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from chalicelib.platform.model import Model
 
@@ -62,6 +62,21 @@ __all__ = [
 
 
 MAX_CREATE_TIME = 10**10  # CreateTime is in seconds: anything at or above is not (year 2286)
+
+# The longest value WeCom gives each field, in characters (its ids are ASCII). A longer one is not
+# WeCom's: refused at the callback (400, nothing queued), it never reaches a DynamoDB key (2048 /
+# 1024 bytes). Where WeCom documents no maximum, the limit is about 4x what it sends. Sources and
+# examples: docs/architecture.md, "Callback field limits".
+MAX_CORP_ID = 64  # CorpID "ww" + 16 hex = 18 chars; a third-party suite id is as short
+MAX_USER_ID = 64  # member UserID: 1-64 chars of [A-Za-z0-9_.@-] (errcode 40003 "不合法的UserID")
+MAX_EXTERNAL_USER_ID = 128  # "wm"/"wo" + 30 = 32 chars in practice; undocumented maximum
+MAX_CHAT_ID = 128  # "wr" + 30 = 32 chars in practice; undocumented maximum
+MAX_TAG_ID = 128  # "et" + ~20 chars in practice; undocumented maximum
+MAX_STATE = 30  # 「联系我」/「加入群聊」 state: <= 30 chars (add_contact_way, add_join_way)
+MAX_WELCOME_CODE = 128  # opaque, ~40 chars in practice; undocumented maximum
+MAX_MEMBER_VERSION = 128  # LastMemVer/CurMemVer: an md5 hex (32 chars)
+MAX_WORD = 64  # words from WeCom's fixed vocabularies: FromUserName "sys", UpdateDetail, TagType, Source...
+MAX_GROUP_MEMBERS = 2000  # a customer group holds at most 2000 members: MemChangeList is never longer
 
 
 class EventInvalid(CallbackRejected):
@@ -149,8 +164,8 @@ class CallbackEvent(Model):
     CHANGE_TYPE: ClassVar[str | None] = None
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = ()
 
-    to_user_name: str = Field(alias="ToUserName", min_length=1)
-    from_user_name: str = Field("", alias="FromUserName")
+    to_user_name: str = Field(alias="ToUserName", min_length=1, max_length=MAX_CORP_ID)
+    from_user_name: str = Field("", alias="FromUserName", max_length=MAX_WORD)
     # Unix seconds: a millisecond value (13 digits) is refused, not read as the year 55,000.
     create_time: int = Field(alias="CreateTime", ge=0, lt=MAX_CREATE_TIME)
     msg_type: str = Field("event", alias="MsgType")
@@ -206,16 +221,16 @@ class ExternalContactEvent(CallbackEvent):
     EVENT = "change_external_contact"
     IDENTITY_FIELDS = ("user_id", "external_user_id")
 
-    user_id: str = Field(alias="UserID", min_length=1)
-    external_user_id: str = Field(alias="ExternalUserID", min_length=1)
+    user_id: str = Field(alias="UserID", min_length=1, max_length=MAX_USER_ID)
+    external_user_id: str = Field(alias="ExternalUserID", min_length=1, max_length=MAX_EXTERNAL_USER_ID)
 
 
 class AddExternalContact(ExternalContactEvent):
     """Member added a customer. ``state`` = 「联系我」 state; ``welcome_code`` lives 20 s, once."""
 
     CHANGE_TYPE = "add_external_contact"
-    state: str | None = Field(None, alias="State")
-    welcome_code: str | None = Field(None, alias="WelcomeCode")
+    state: str | None = Field(None, alias="State", max_length=MAX_STATE)
+    welcome_code: str | None = Field(None, alias="WelcomeCode", max_length=MAX_WELCOME_CODE)
 
 
 class EditExternalContact(ExternalContactEvent):
@@ -228,15 +243,15 @@ class AddHalfExternalContact(ExternalContactEvent):
     """Customer added a skip-verify member who has not accepted yet."""
 
     CHANGE_TYPE = "add_half_external_contact"
-    state: str | None = Field(None, alias="State")
-    welcome_code: str | None = Field(None, alias="WelcomeCode")
+    state: str | None = Field(None, alias="State", max_length=MAX_STATE)
+    welcome_code: str | None = Field(None, alias="WelcomeCode", max_length=MAX_WELCOME_CODE)
 
 
 class DelExternalContact(ExternalContactEvent):
     """Member deleted the customer; ``source == "DELETE_BY_TRANSFER"`` after 在职继承."""
 
     CHANGE_TYPE = "del_external_contact"
-    source: str | None = Field(None, alias="Source")
+    source: str | None = Field(None, alias="Source", max_length=MAX_WORD)
 
 
 class DelFollowUser(ExternalContactEvent):
@@ -249,24 +264,28 @@ class TransferFail(ExternalContactEvent):
     """Transfer failed: ``fail_reason`` ``customer_refused`` / ``customer_limit_exceed``."""
 
     CHANGE_TYPE = "transfer_fail"
-    fail_reason: str | None = Field(None, alias="FailReason")
+    fail_reason: str | None = Field(None, alias="FailReason", max_length=MAX_WORD)
 
 
 class MsgAuditApproved(ExternalContactEvent):
     """Customer consented to 会话存档 (doc 92005)."""
 
     CHANGE_TYPE = "msg_audit_approved"
-    welcome_code: str | None = Field(None, alias="WelcomeCode")
+    welcome_code: str | None = Field(None, alias="WelcomeCode", max_length=MAX_WELCOME_CODE)
 
 
 # -- change_external_chat (doc 92130 客户群事件) ---------------------------------------------------
+
+
+# A MemChangeList entry: a member's UserID or a customer's external_userid.
+_Member = Annotated[str, StringConstraints(max_length=max(MAX_USER_ID, MAX_EXTERNAL_USER_ID))]
 
 
 class ExternalChatEvent(CallbackEvent):
     EVENT = "change_external_chat"
     IDENTITY_FIELDS = ("chat_id",)
 
-    chat_id: str = Field(alias="ChatId", min_length=1)
+    chat_id: str = Field(alias="ChatId", min_length=1, max_length=MAX_CHAT_ID)
 
 
 class ExternalChatCreate(ExternalChatEvent):
@@ -294,13 +313,14 @@ class ExternalChatUpdate(ExternalChatEvent):
         "cur_mem_ver",
     )
 
-    update_detail: str = Field(alias="UpdateDetail", min_length=1)
+    update_detail: str = Field(alias="UpdateDetail", min_length=1, max_length=MAX_WORD)
     join_scene: int | None = Field(None, alias="JoinScene")
     quit_scene: int | None = Field(None, alias="QuitScene")
     mem_change_cnt: int | None = Field(None, alias="MemChangeCnt")
-    mem_change_list: list[str] = Field(default_factory=list, alias="MemChangeList")
-    last_mem_ver: str | None = Field(None, alias="LastMemVer")
-    cur_mem_ver: str | None = Field(None, alias="CurMemVer")
+    mem_change_list: list[_Member] = Field(default_factory=list, alias="MemChangeList",
+                                           max_length=MAX_GROUP_MEMBERS)
+    last_mem_ver: str | None = Field(None, alias="LastMemVer", max_length=MAX_MEMBER_VERSION)
+    cur_mem_ver: str | None = Field(None, alias="CurMemVer", max_length=MAX_MEMBER_VERSION)
 
     _ints = field_validator("join_scene", "quit_scene", "mem_change_cnt", mode="before")(_blank_to_none)
 
@@ -327,8 +347,8 @@ class ExternalTagEvent(CallbackEvent):
 class _TagChange(ExternalTagEvent):
     """``id`` = tag or tag-group id, ``tag_type`` = ``tag`` / ``tag_group``."""
 
-    id: str = Field(alias="Id", min_length=1)
-    tag_type: str = Field(alias="TagType", min_length=1)
+    id: str = Field(alias="Id", min_length=1, max_length=MAX_TAG_ID)
+    tag_type: str = Field(alias="TagType", min_length=1, max_length=MAX_WORD)
 
 
 class ExternalTagCreate(_TagChange):
@@ -349,7 +369,7 @@ class ExternalTagShuffle(ExternalTagEvent):
     CHANGE_TYPE = "shuffle"
     IDENTITY_FIELDS = ("id", "strategy_id")
 
-    id: str | None = Field(None, alias="Id")
+    id: str | None = Field(None, alias="Id", max_length=MAX_TAG_ID)
 
 
 # -- everything else --------------------------------------------------------------------------
@@ -412,8 +432,13 @@ del _model
 
 
 def _invalid(kind: str, exc: ValidationError) -> EventInvalid:
-    names = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
-    return EventInvalid(f"{kind}: missing or invalid {', '.join(names) or 'fields'}")
+    errors = [err for err in exc.errors() if err["loc"]]
+    long = sorted({str(err["loc"][0]) for err in errors if err["type"] in ("string_too_long", "too_long")})
+    other = sorted({str(err["loc"][0]) for err in errors} - set(long))
+    parts = [f"too long: {', '.join(long)}"] if long else []
+    if other or not long:
+        parts.append(f"missing or invalid {', '.join(other) or 'fields'}")
+    return EventInvalid(f"{kind}: {'; '.join(parts)}")
 
 
 def parse_event(plaintext: bytes) -> CallbackEvent:

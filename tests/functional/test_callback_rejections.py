@@ -80,7 +80,7 @@ def case_old_timestamp():
 
 
 def case_future_timestamp():
-    return _signed(crypto_for().encrypt(contact_xml()), ts=int(time.time()) + 301)
+    return _signed(crypto_for().encrypt(contact_xml()), ts=int(time.time()) + 360)  # margin: a slow CI run
 
 
 def case_wrong_corp_in_plaintext():
@@ -158,6 +158,32 @@ def case_create_time_in_the_future():
     return _signed(crypto_for().encrypt(contact_xml(create_time=int(time.time()) + 3600)))
 
 
+
+def case_external_user_id_3000_chars():
+    return _signed(crypto_for().encrypt(contact_xml(customer="wm" + "x" * 2998)))
+
+
+def case_user_id_too_long():
+    return _signed(crypto_for().encrypt(contact_xml(staff="u" * 65)))
+
+
+def case_state_too_long():
+    return _signed(crypto_for().encrypt(contact_xml(state="s" * 31)))
+
+
+def case_chat_id_too_long():
+    xml = (f"<xml><ToUserName>{CORP_ID}</ToUserName><CreateTime>{int(time.time())}</CreateTime>"
+           "<MsgType>event</MsgType><Event>change_external_chat</Event><ChangeType>create</ChangeType>"
+           f"<ChatId>wr{'c' * 127}</ChatId></xml>").encode()
+    return _signed(crypto_for().encrypt(xml))
+
+
+
+def case_deeply_nested_envelope():
+    q, _ = _good()
+    return q, b"<xml>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</xml>"
+
+
 CASES = {
     name[5:]: fn for name, fn in globals().items() if name.startswith("case_") and callable(fn)
 }
@@ -184,6 +210,11 @@ EXPECTED = {
     "event_missing_fields": (400, "event_invalid"),
     "create_time_in_milliseconds": (400, "event_invalid"),
     "create_time_in_the_future": (400, "event_invalid"),
+    "external_user_id_3000_chars": (400, "event_invalid"),
+    "user_id_too_long": (400, "event_invalid"),
+    "state_too_long": (400, "event_invalid"),
+    "chat_id_too_long": (400, "event_invalid"),
+    "deeply_nested_envelope": (400, "xml_invalid"),
 }
 
 

@@ -252,6 +252,65 @@ def test_malformed_required_field_is_event_invalid(old, new):
         parse_event(xml.replace(old, new).encode())
 
 
+# The longest value WeCom gives each field (docs/architecture.md, "Callback field limits"): one
+# character more is refused at the callback, before anything is queued or written.
+ADD = "change_external_contact.add_external_contact.xml"
+LIMITS = [
+    (ADD, "ToUserName", 64),
+    (ADD, "FromUserName", 64),
+    (ADD, "UserID", 64),
+    (ADD, "ExternalUserID", 128),
+    (ADD, "State", 30),
+    (ADD, "WelcomeCode", 128),
+    ("change_external_contact.del_external_contact.xml", "Source", 64),
+    ("change_external_contact.transfer_fail.xml", "FailReason", 64),
+    ("change_external_chat.create.xml", "ChatId", 128),
+    ("change_external_chat.update.xml", "UpdateDetail", 64),
+    ("change_external_chat.update.xml", "LastMemVer", 128),
+    ("change_external_chat.update.xml", "CurMemVer", 128),
+    ("change_external_chat.update.xml", "Item", 128),  # one member of MemChangeList
+    ("change_external_tag.create.xml", "Id", 128),
+    ("change_external_tag.create.xml", "TagType", 64),
+    ("change_external_tag.shuffle.xml", "Id", 128),
+]
+
+
+def _with_value(name: str, tag: str, value: str) -> bytes:
+    xml = load_event(name).decode()
+    out, found = re.subn(rf"<{tag}>.*?</{tag}>", f"<{tag}><![CDATA[{value}]]></{tag}>", xml, count=1, flags=re.S)
+    assert found == 1, tag
+    return out.encode()
+
+
+@pytest.mark.parametrize("name, tag, limit", LIMITS)
+def test_values_longer_than_wecom_gives_are_event_invalid(name, tag, limit):
+    assert parse_event(_with_value(name, tag, "a" * limit))  # the longest WeCom gives still parses
+    with pytest.raises(EventInvalid) as info:
+        parse_event(_with_value(name, tag, "a" * (limit + 1)))
+    assert info.value.http_status == 400 and "too long" in str(info.value)
+
+
+def test_a_3000_character_external_user_id_is_event_invalid():
+    with pytest.raises(EventInvalid, match="ExternalUserID"):
+        parse_event(_with_value(ADD, "ExternalUserID", "wm" + "x" * 2998))
+
+
+def test_mem_change_list_longer_than_a_group_is_event_invalid():
+    items = "".join(f"<Item>m{i}</Item>" for i in range(2001))
+    xml = re.sub(r"<MemChangeList>.*?</MemChangeList>", f"<MemChangeList>{items}</MemChangeList>",
+                 load_event("change_external_chat.update.xml").decode(), flags=re.S)
+    with pytest.raises(EventInvalid):
+        parse_event(xml.encode())
+
+
+def test_event_from_dict_applies_the_same_limits():
+    """A message queued before the limits existed cannot be rebuilt: the consumer dead-letters it."""
+    data = parse_event(load_event(ADD)).to_dict()
+    data["external_user_id"] = "wm" + "x" * 2998
+    with pytest.raises(EventInvalid, match="external_user_id"):
+        event_from_dict(data)
+
+
 def test_xml_tag_named_like_a_python_field_is_not_read():
     xml = load_event("change_external_contact.add_external_contact.xml").decode()
     xml = xml.replace("UserID>", "user_id>", 2)

@@ -43,9 +43,10 @@ def on_events(event):
 @app.on_sqs_message(queue=SYNC_QUEUE, batch_size=1, maximum_batching_window_in_seconds=0)
 def on_sync(event):
     from chalicelib.customers import sync as customer_sync
-    from chalicelib.platform import consumer
+    from chalicelib.platform import consumer, queues
 
-    return consumer.handle_each([(r.to_dict()["messageId"], r.body) for r in event], customer_sync.handle_message)
+    return consumer.handle_each([(r.to_dict()["messageId"], r.body) for r in event], customer_sync.handle_message,
+                                queue=queues.SYNC)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -151,13 +151,19 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
 
 
 def handle_message(body: str) -> str:
+    from pydantic import ValidationError
+
     from chalicelib.corps import registry as corps
     from chalicelib.platform import queues
+    from chalicelib.platform.consumer import Unprocessable
     from chalicelib.wecom import errors
 
-    msg = queues.SyncPageMessage.model_validate_json(body)
+    try:
+        msg = queues.SyncPageMessage.model_validate_json(body)
+    except ValidationError as exc:  # redelivering it cannot help: to the DLQ at once, with why
+        raise Unprocessable(f"not a sync page message: {exc.error_count()} error(s)") from exc
     if msg.kind != KIND:
-        raise ValueError(f"unknown sync kind {msg.kind}")
+        raise Unprocessable(f"unknown sync kind {msg.kind}")
     page = int(msg.cursor.get("page", 0))
     try:
         return handle_page(msg.corp_id, msg.job_id, page)

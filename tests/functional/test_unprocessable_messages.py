@@ -82,3 +82,20 @@ def test_an_ordinary_failure_is_still_retried_by_sqs(world, monkeypatch):
     result = world.client.lambda_.invoke("on_events", sqs_event([body])).payload
     assert len(result["batchItemFailures"]) == 1
     assert _dead_letters(world) == []
+
+
+@pytest.mark.parametrize("body, reason", [
+    (lambda: "not json at all", "not a sync page message"),
+    (lambda: json.dumps({"corp_id": CORP_ID, "job_id": "j1", "kind": "groups", "cursor": {}}), "unknown sync kind"),
+])
+def test_a_sync_message_that_cannot_be_read_is_dead_lettered_at_once(world, body, reason):
+    from chalicelib.platform import aws, queues
+
+    body = body()
+    result = world.client.lambda_.invoke("on_sync", sqs_event([body])).payload
+    assert result == {"batchItemFailures": []}
+    url = queues.queue_url(queues.dlq_name(world.settings.sync_queue))
+    dead = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                             MessageAttributeNames=["All"]).get("Messages", [])
+    assert [m["Body"] for m in dead] == [body]
+    assert reason in dead[0]["MessageAttributes"]["reason"]["StringValue"]

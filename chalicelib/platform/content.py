@@ -27,9 +27,12 @@ def _max_bytes(value: str | None, limit: int, what: str) -> str | None:
 
 
 class ImageAttachment(Model):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["image"] = "image"
-    media_id: str | None = Field(None, max_length=256)
+    # `type` is required: attachments are told apart by it (a default would let it be left out).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["media_id"], "properties": {"media_id": {"type": "string"}}},
+        {"required": ["pic_url"], "properties": {"pic_url": {"type": "string"}}}]})
+    type: Literal["image"]
+    media_id: str | None = Field(None, min_length=1, max_length=256)
     pic_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
 
     @model_validator(mode="after")
@@ -41,7 +44,7 @@ class ImageAttachment(Model):
 
 class LinkAttachment(Model):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["link"] = "link"
+    type: Literal["link"]
     title: str = Field(min_length=1)
     url: str = Field(max_length=2048, pattern=r"^https?://")
     picurl: str | None = Field(None, max_length=2048, pattern=r"^https?://")
@@ -60,7 +63,7 @@ class LinkAttachment(Model):
 
 class MiniProgramAttachment(Model):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["miniprogram"] = "miniprogram"
+    type: Literal["miniprogram"]
     title: str = Field(min_length=1)
     pic_media_id: str = Field(min_length=1)
     appid: str = Field(min_length=1, max_length=64)
@@ -78,8 +81,10 @@ Attachment = Annotated[ImageAttachment | LinkAttachment | MiniProgramAttachment,
 class MessageContent(Model):
     """Text (may contain {customer_name}) and up to 9 attachments; at least one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(None, description="may contain {customer_name}")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+        {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}}]})
+    text: str | None = Field(None, description=f"may contain {{customer_name}}; at most {MAX_TEXT_BYTES} bytes (UTF-8)")
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
     @field_validator("text")

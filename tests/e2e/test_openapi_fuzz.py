@@ -59,7 +59,6 @@ def api(stack):
     """The demo corp of `make run` (its key), and things for the path ids to name."""
     import httpx
 
-    import sandbox
     from sandbox.demo import DEMO_STAFF
 
     demo = stack.register_demo_corp()
@@ -68,6 +67,12 @@ def api(stack):
     staff = [s["userid"] for s in DEMO_STAFF if s.get("activated", True)]
     tags = http.post("/api/v1/tags", headers=corp, json={"group_name": "fuzz", "names": ["seed"]})
     assert tags.status_code == 201, tags.text
+    # A corp of its own for the corps operations: changing the demo corp's secret would cut it off WeCom.
+    from tests.helpers import corp_body
+
+    other = http.post("/api/v1/corps", headers={"Authorization": f"Bearer {stack.admin_key}"},
+                      json=corp_body("wwfuzz"))
+    assert other.status_code == 201, other.text
     code = http.post("/api/v1/channel-codes", headers=corp,
                      json={"name": "fuzz", "state": "fuzz-seed", "staff_ids": staff[:1]})
     assert code.status_code == 201, code.text
@@ -75,7 +80,7 @@ def api(stack):
         "spec": http.get("/api/v1/openapi.json").json(),
         "base_url": stack.base_url,
         "keys": {"corp": demo["api_key"], "admin": stack.admin_key},
-        "ids": {"corp_id": sandbox.DEMO_CORP_ID, "state": "fuzz-seed",
+        "ids": {"corp_id": "wwfuzz", "state": "fuzz-seed",
                 "tag_id": tags.json()["tags"][0]["tag_id"]},
     }
 

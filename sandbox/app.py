@@ -234,8 +234,9 @@ class Sandbox:
             corp = self.world.corps.get(corp_id)
             if corp is None:
                 raise ApiFailure(40013, "invalid corpid")
-            app = next((a for a in corp.apps.values() if secrets.compare_digest(a.secret, secret)),
-                       None)
+            # bytes: compare_digest refuses str with non-ASCII characters, and any secret is just wrong
+            app = next((a for a in corp.apps.values()
+                        if secrets.compare_digest(a.secret.encode(), secret.encode())), None)
             if app is None:
                 raise ApiFailure(40001, "invalid credential")  # wrong secret
             token = secrets.token_urlsafe(96)[:128]

@@ -443,8 +443,10 @@ def build() -> dict[str, Any]:
                 )
         if ep.body is not None:
             op["requestBody"] = {
-                # core._parse_body takes no body as the defaults when every field has one
-                "required": any(f.is_required() for f in ep.body.model_fields.values()),
+                # core._parse_body takes no body as the defaults when every field has one (and a
+                # change with min_changes refuses them)
+                "required": (any(f.is_required() for f in ep.body.model_fields.values())
+                             or getattr(ep.body, "min_changes", 0) > 0),
                 "content": {"application/json": {"schema": schema_of(ep.body, "validation")}},
             }
         ok: dict[str, Any] = {"description": "OK"}

@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from chalicelib.channel_codes import items as code_items
 from chalicelib.channel_codes.items import ChannelCodeItem, ScheduleRule
 from chalicelib.platform import caches
 from chalicelib.platform.content import MessageContent, SendableContent
-from chalicelib.platform.model import Model
+from chalicelib.platform.model import Change, Model, integral
 from chalicelib.store import counters
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,14 @@ MAX_EPOCH = 10**10  # Unix seconds: anything at or past this (year 2286) is a un
 
 # Request models are strict: JSON true is not 1, "5" is not 5, "yes" is not true. Their errors
 # name the field (a field validator's error carries its field's location; a model validator's
-# would carry none).
-Weekday = Annotated[int, Field(ge=1, le=7, description="1 = Monday ... 7 = Sunday")]
-EpochSeconds = Annotated[int, Field(ge=0, lt=MAX_EPOCH, description="Unix time, seconds")]
-DailyCap = Annotated[int, Field(ge=1, le=100_000, description="new contacts per staff member per day")]
+# would carry none). Integers may be written 5.0 (JSON Schema's `integer` includes it).
+Weekday = Annotated[int, Field(ge=1, le=7, description="1 = Monday ... 7 = Sunday"), BeforeValidator(integral)]
+EpochSeconds = Annotated[int, Field(ge=0, lt=MAX_EPOCH, description="Unix time, seconds"), BeforeValidator(integral)]
+DailyCap = Annotated[int, Field(ge=1, le=100_000, description="new contacts per staff member per day"),
+                     BeforeValidator(integral)]
+# Staff and tag ids: 1-64 characters, each at most once in a list (the schema says so too).
+Ids = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+                Field(json_schema_extra={"uniqueItems": True})]
 
 
 def _ids(v: list[str]) -> list[str]:
@@ -54,8 +58,12 @@ class ScheduleRuleIn(ScheduleRule):
     """A schedule rule as operators write it: weekdays 1-7 without repeats, start before end."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+    staff_ids: Ids = Field(min_length=1, max_length=100)
     weekdays: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7,
-                                    description="1 = Monday ... 7 = Sunday, each at most once")
+                                    description="1 = Monday ... 7 = Sunday, each at most once",
+                                    json_schema_extra={"uniqueItems": True})
+    end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$",
+                     description="HH:MM, later than `start` (24:00: the end of the day)")
 
     @field_validator("staff_ids")
     @classmethod
@@ -87,12 +95,12 @@ class ChannelCodeCreate(Model):
     store: str | None = Field(None, max_length=64, description="store label, for stats")
     channel: str | None = Field(None, max_length=64, description="channel label (poster, receipt, ad…)")
     state: str | None = Field(None, pattern=STATE_PATTERN, description="custom state; generated if absent")
-    staff_ids: list[str] = Field(min_length=1, max_length=MAX_STAFF)
-    backup_staff_ids: list[str] = Field(default_factory=list, max_length=MAX_STAFF)
+    staff_ids: Ids = Field(min_length=1, max_length=MAX_STAFF)
+    backup_staff_ids: Ids = Field(default_factory=list, max_length=MAX_STAFF)
     schedule: list[ScheduleRuleIn] = Field(default_factory=list, max_length=50)
     daily_cap: DailyCap | None = None
     skip_verify: bool = True
-    tag_ids: list[str] = Field(default_factory=list, max_length=100)
+    tag_ids: Ids = Field(default_factory=list, max_length=100)
     welcome: SendableContent | None = None
     valid_from: EpochSeconds | None = None
     valid_until: EpochSeconds | None = Field(None, description="Unix time, seconds; after valid_from, in the future")
@@ -122,23 +130,25 @@ class ChannelCodeCreate(Model):
         return list(seen)
 
 
-class ChannelCodeUpdate(Model):
-    """Fields to change; absent fields stay as they are. The changed code as a whole is then
-    validated as a ChannelCodeCreate (window order, and valid_until in the future if changed)."""
+class ChannelCodeUpdate(Change):
+    """Fields to change; absent fields stay as they are, null clears store, channel, daily_cap,
+    welcome, valid_from and valid_until (the others cannot be null). The changed code as a whole is
+    then validated as a ChannelCodeCreate (window order, and valid_until in the future if changed)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: str | None = Field(None, min_length=1, max_length=30)
+    name: str = Field(None, min_length=1, max_length=30)
     store: str | None = Field(None, max_length=64)
     channel: str | None = Field(None, max_length=64)
-    staff_ids: list[str] | None = Field(None, min_length=1, max_length=MAX_STAFF)
-    backup_staff_ids: list[str] | None = Field(None, max_length=MAX_STAFF)
-    schedule: list[ScheduleRuleIn] | None = Field(None, max_length=50)
+    staff_ids: Ids = Field(None, min_length=1, max_length=MAX_STAFF)
+    backup_staff_ids: Ids = Field(None, max_length=MAX_STAFF)
+    schedule: list[ScheduleRuleIn] = Field(None, max_length=50)
     daily_cap: DailyCap | None = None
-    skip_verify: bool | None = None
-    tag_ids: list[str] | None = Field(None, max_length=100)
+    skip_verify: bool = None
+    tag_ids: Ids = Field(None, max_length=100)
     welcome: SendableContent | None = None
     valid_from: EpochSeconds | None = None
-    valid_until: EpochSeconds | None = None
+    valid_until: EpochSeconds | None = Field(None, description="Unix time, seconds; after valid_from, in the future "
+                                                               "if changed")
 
 
 class ChannelCodeView(Model):

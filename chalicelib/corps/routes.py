@@ -27,7 +27,7 @@ from chalicelib.api.core import (
     register_error,
 )
 from chalicelib.platform import dead_letters
-from chalicelib.platform.model import Model
+from chalicelib.platform.model import Change, Model
 
 logger = logging.getLogger(__name__)
 bp = Blueprint(__name__)
@@ -63,14 +63,25 @@ def _check_zone(v: str) -> str:
     return v
 
 
+def _zones(schema: dict[str, Any]) -> None:
+    """The zones the server knows, as the schema's enum (read when the document is built)."""
+    from zoneinfo import available_timezones
+
+    schema["enum"] = sorted(available_timezones())
+
+
+# The checks above, as the schema states them (SecretStr takes no constraints of its own).
 CallbackToken = Annotated[SecretStr, AfterValidator(_check_token),
-                          Field(description="the Token set in WeCom's callback settings")]
+                          Field(description="the Token set in WeCom's callback settings",
+                                json_schema_extra={"pattern": "^[A-Za-z0-9]{1,32}$"})]
 EncodingAesKey = Annotated[SecretStr, AfterValidator(_check_aes_key),
-                           Field(description="the 43-character EncodingAESKey")]
+                           Field(description="the 43-character EncodingAESKey",
+                                 json_schema_extra={"pattern": "^[A-Za-z0-9]{43}$"})]
 ContactSecret = Annotated[SecretStr, AfterValidator(_check_secret),
-                          Field(description="secret of the self-built app used for customer contact")]
+                          Field(description="secret of the self-built app used for customer contact",
+                                json_schema_extra={"minLength": 1, "maxLength": 128})]
 TimeZone = Annotated[str, AfterValidator(_check_zone),
-                     Field(description="IANA zone; days in stats are calendar days here")]
+                     Field(description="IANA zone; days in stats are calendar days here", json_schema_extra=_zones)]
 CorpName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -85,15 +96,16 @@ class CorpCreate(Model):
     time_zone: TimeZone = "Asia/Shanghai"
 
 
-class CorpUpdate(Model):
-    """Only the fields sent change. Secrets are sealed again; the answer never contains them."""
+class CorpUpdate(Change):
+    """Only the fields sent change (at least one). Secrets are sealed again; the answer never contains them."""
 
     model_config = ConfigDict(extra="forbid")
-    name: CorpName | None = None
-    callback_token: CallbackToken | None = None
-    encoding_aes_key: EncodingAesKey | None = None
-    contact_secret: ContactSecret | None = None
-    time_zone: TimeZone | None = None
+    min_changes = 1
+    name: CorpName = None
+    callback_token: CallbackToken = None
+    encoding_aes_key: EncodingAesKey = None
+    contact_secret: ContactSecret = None
+    time_zone: TimeZone = None
 
     @field_validator("*", mode="before")
     @classmethod

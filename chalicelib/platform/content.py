@@ -44,9 +44,12 @@ def _max_bytes(value: str | None, limit: int, what: str) -> str | None:
 
 
 class ImageAttachment(Model):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["image"] = "image"
-    media_id: str | None = Field(None, max_length=256)
+    # `type` is required: attachments are told apart by it (a default would let it be left out).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["media_id"], "properties": {"media_id": {"type": "string"}}},
+        {"required": ["pic_url"], "properties": {"pic_url": {"type": "string"}}}]})
+    type: Literal["image"]
+    media_id: str | None = Field(None, min_length=1, max_length=256)
     pic_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
 
     @model_validator(mode="after")
@@ -58,7 +61,7 @@ class ImageAttachment(Model):
 
 class LinkAttachment(Model):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["link"] = "link"
+    type: Literal["link"]
     title: str = Field(min_length=1)
     url: str = Field(max_length=2048, pattern=r"^https?://")
     picurl: str | None = Field(None, max_length=2048, pattern=r"^https?://")
@@ -77,7 +80,7 @@ class LinkAttachment(Model):
 
 class MiniProgramAttachment(Model):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["miniprogram"] = "miniprogram"
+    type: Literal["miniprogram"]
     title: str = Field(min_length=1)
     pic_media_id: str = Field(min_length=1)
     appid: str = Field(min_length=1, max_length=64)
@@ -95,8 +98,11 @@ Attachment = Annotated[ImageAttachment | LinkAttachment | MiniProgramAttachment,
 class MessageContent(Model):
     """Text (may contain {customer_name}, {staff_name}) and up to 9 attachments; at least one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(None, description="may contain {customer_name} and {staff_name}")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+        {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}}]})
+    text: str | None = Field(None, description=f"may contain {{customer_name}} and {{staff_name}}; at most "
+                                               f"{MAX_TEXT_BYTES} bytes (UTF-8) with the longest names filled in")
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
     @field_validator("text")

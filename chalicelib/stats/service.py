@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from chalicelib.platform.model import Model
 from chalicelib.store import counters
@@ -19,16 +19,18 @@ FIELDS = ("adds", "half_adds", "lost", "removed", "transferred", "welcomes_sent"
 class ContactStatsQuery(Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: date = Field(alias="from", description="first day, YYYY-MM-DD (corp time zone)")
-    to: date = Field(description="last day, inclusive")
+    to: date = Field(description=f"last day, inclusive: not before `from`, at most {MAX_DAYS} days from it")
     by: Literal["day", "channel", "staff"] = "day"
 
-    @model_validator(mode="after")
-    def _range(self) -> ContactStatsQuery:
-        if self.to < self.from_:
+    @field_validator("to")
+    @classmethod
+    def _range(cls, to: date, info: ValidationInfo) -> date:
+        start = info.data.get("from_")
+        if start is not None and to < start:
             raise ValueError("`to` is before `from`")
-        if (self.to - self.from_).days >= MAX_DAYS:
+        if start is not None and (to - start).days >= MAX_DAYS:
             raise ValueError(f"at most {MAX_DAYS} days per query")
-        return self
+        return to
 
 
 class ContactStatsRow(Model):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chalicelib.platform import caches
 from chalicelib.platform.model import Model
@@ -32,13 +32,23 @@ class TagGroupView(Model):
     tags: list[TagItem]
 
 
-class TagCreate(Model):
-    """Create tags in an existing group (group_id) or in a new group (group_name)."""
+# A tag name: 1-30 characters, not only blanks (str.isspace's, which include \x1c-\x1f).
+TagName = Annotated[str, Field(min_length=1, max_length=30, pattern=r"[^\s\x1c-\x1f]")]
+# Rules between fields, stated in the schema too.
+_ONE_GROUP = {"oneOf": [{"required": ["group_id"], "properties": {"group_id": {"type": "string"}}},
+                        {"required": ["group_name"], "properties": {"group_name": {"type": "string"}}}]}
+_ADD_OR_REMOVE = {"anyOf": [{"required": ["add"], "properties": {"add": {"minItems": 1}}},
+                            {"required": ["remove"], "properties": {"remove": {"minItems": 1}}}]}
+_DISJOINT = "not one of `add`'s tags"
 
-    model_config = ConfigDict(extra="forbid")
-    group_id: str | None = None
-    group_name: str | None = Field(None, min_length=1, max_length=30)
-    names: list[str] = Field(min_length=1, max_length=100)
+
+class TagCreate(Model):
+    """Create tags in an existing group (group_id) or in a new group (group_name): exactly one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_GROUP)
+    group_id: str | None = Field(None, min_length=1)
+    group_name: TagName | None = None
+    names: list[TagName] = Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True})
 
     @model_validator(mode="after")
     def _one_group(self) -> TagCreate:
@@ -57,18 +67,23 @@ class TagRename(Model):
 
 
 class CustomerTagChange(Model):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ADD_OR_REMOVE)
     customer_id: str = Field(min_length=1, max_length=64)
     staff_id: str = Field(min_length=1, max_length=64)
     add: list[str] = Field(default_factory=list, max_length=100)
-    remove: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100, description=_DISJOINT)
+
+    @field_validator("remove")
+    @classmethod
+    def _disjoint(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if set(v) & set(info.data.get("add") or ()):
+            raise ValueError("a tag cannot be both added and removed")
+        return v
 
     @model_validator(mode="after")
     def _something(self) -> CustomerTagChange:
         if not self.add and not self.remove:
             raise ValueError("add or remove at least one tag")
-        if set(self.add) & set(self.remove):
-            raise ValueError("a tag cannot be both added and removed")
         return self
 
 
@@ -101,10 +116,10 @@ class TagChangeResults(Model):
 class RelationTagChange(Model):
     """One customer's relation with `staff_id` (the customer is in the path)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ADD_OR_REMOVE)
     staff_id: str = Field(min_length=1, max_length=64)
     add: list[str] = Field(default_factory=list, max_length=100)
-    remove: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100, description=_DISJOINT)
 
 
 class UnknownTags(Exception):

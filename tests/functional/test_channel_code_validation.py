@@ -37,7 +37,7 @@ INVALID = [
     ({"valid_from": LATER, "valid_until": LATER - 1}, "valid_until"),
     ({"valid_from": LATER, "valid_until": LATER}, "valid_until"),
     ({"valid_until": str(LATER)}, "valid_until"),
-    ({"valid_until": float(LATER)}, "valid_until"),
+    ({"valid_until": LATER + 0.5}, "valid_until"),  # a fraction (LATER.0 is JSON Schema's integer: taken)
     ({"daily_cap": True}, "daily_cap"),
     ({"daily_cap": "5"}, "daily_cap"),
     ({"daily_cap": 0}, "daily_cap"),
@@ -152,3 +152,12 @@ def test_an_expired_code_can_be_edited_but_not_given_a_past_end(world):
     extended = channel_codes.update(CORP_ID, "spring", channel_codes.ChannelCodeUpdate(valid_until=expired + 3600),
                                     now=expired)
     assert extended.valid_until == expired + 3600
+
+
+def test_integers_written_with_a_zero_fraction_are_taken_as_integers(world):
+    """JSON Schema's `integer` (the OpenAPI document's) includes 2000000000.0 and 5.0."""
+    status, code = world.call("POST", "/api/v1/channel-codes", {
+        "name": "floats", "staff_ids": ["alice"], "valid_until": float(LATER), "daily_cap": 5.0,
+        "schedule": [{**RULE, "weekdays": [1.0, 2]}]})
+    assert status == 201, code
+    assert (code["valid_until"], code["daily_cap"], code["schedule"][0]["weekdays"]) == (LATER, 5, [1, 2])

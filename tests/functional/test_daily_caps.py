@@ -169,3 +169,28 @@ def test_another_step_waiting_on_wecom_does_not_hold_back_the_switch(world, monk
     assert world.client.lambda_.invoke("on_events", sqs_event([sent[-1]])).payload == {"batchItemFailures": []}
     assert _updates(world) == 1 and len(world.sb.requests("externalcontact/mark_tag")) == 3
     assert _adds(code["state"]) == {"alice": 2}
+
+
+def test_an_add_through_a_capped_code_costs_two_aws_requests_more(world):
+    """The cap check reads the code's counts (a consistent Query) and commits its step (a second
+    TransactWriteItems); the code itself is read only when the cap is reached. Codes without a cap
+    pay nothing (test_relation_lifecycle: at most four)."""
+    from bench import aws_requests
+    from chalicelib.platform import caches
+    from tests.helpers import sqs_event
+
+    code = _capped_code(world, daily_cap=5)
+    aws_requests.install()
+    caches.clear_all()
+    _scan(world, code, "Warm-up")
+    world.pump()
+    _scan(world, code, "Counted")
+    bodies = drain_queue(world.settings.events_queue)
+    try:
+        with aws_requests.count_aws_requests() as counted:
+            assert world.client.lambda_.invoke("on_events", sqs_event(bodies)).payload == {"batchItemFailures": []}
+    finally:
+        aws_requests.uninstall()
+    # (the rest, WeCom pacing's UpdateItem leases and the welcome claim's PutItem, is as for any add)
+    assert counted["dynamodb.GetItem"] == 1, dict(counted)  # the event record: the code is not read
+    assert counted["dynamodb.Query"] == 1 and counted["dynamodb.TransactWriteItems"] == 2, dict(counted)

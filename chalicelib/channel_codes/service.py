@@ -4,7 +4,8 @@ configuring the tags and the welcome message that contact gets.
 
 Routing: a code routes to its staff members, or by a schedule (which staff in which hours), with
 an optional daily cap per staff member and backup staff for when everyone is capped or off duty
-(or the code is outside its validity window). `tick` re-evaluates routing every minute and calls
+(or the code is outside its validity window). The add that reaches a cap re-routes its code at
+once (`enforce_cap`, from channel_codes/steps.py). `tick` re-evaluates routing every minute and calls
 WeCom's update_contact_way only when the routed staff actually change: WeCom's frequency limits
 are per corp per API, and rewriting every code on every tick (as some SCRMs do) burns them.
 """

@@ -3,9 +3,10 @@
 For each message: rebuild the typed event, ask the router for its handlers, skip the steps
 already committed for this event identity (WeCom retries a callback as a new message, SQS
 redelivers, Lambda retries), run the others, and commit their DynamoDB effects with the steps in
-one transaction. A WeCom frequency limit or outage defers the event as a new delayed message (so
-waiting never counts toward the DLQ), and any other failure is reported as a partial batch
-failure for that message alone.
+one transaction; then the after-commit steps (they read what that committed), committed in turn.
+A WeCom frequency limit or outage defers the event as a new delayed message (so waiting never
+counts toward the DLQ), and any other failure is reported as a partial batch failure for that
+message alone.
 """
 
 from __future__ import annotations

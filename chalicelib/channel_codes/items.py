@@ -93,8 +93,8 @@ def save(corp_id: str, code: ChannelCodeItem, *, expected_version: int) -> None:
         raise VersionConflict(code.state) from exc
 
 
-def get(corp_id: str, state: str) -> ChannelCodeItem | None:
-    item = get_table().get(keys.channel_code(corp_id, state))
+def get(corp_id: str, state: str, *, consistent: bool = False) -> ChannelCodeItem | None:
+    item = get_table().get(keys.channel_code(corp_id, state), consistent=consistent)
     if not item or item.get("type") != "channel_code":
         return None
     return ChannelCodeItem.model_validate(item)

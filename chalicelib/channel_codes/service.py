@@ -4,7 +4,8 @@ configuring the tags and the welcome message that contact gets.
 
 Routing: a code routes to its staff members, or by a schedule (which staff in which hours), with
 an optional daily cap per staff member and backup staff for when everyone is capped or off duty
-(or the code is outside its validity window). `tick` re-evaluates routing every minute and calls
+(or the code is outside its validity window). The add that reaches a cap re-routes its code at
+once (`enforce_cap`, from channel_codes/steps.py). `tick` re-evaluates routing every minute and calls
 WeCom's update_contact_way only when the routed staff actually change: WeCom's frequency limits
 are per corp per API, and rewriting every code on every tick (as some SCRMs do) burns them.
 """
@@ -380,12 +381,13 @@ def tick(corp_ids: list[str], *, now: float | None = None) -> dict[str, int]:
     return {"checked": checked, "changed": changed, "failed": failed}
 
 
-def _reroute(corp_id: str, code: ChannelCodeItem, *, local: datetime, now: float) -> int:
+def _reroute(corp_id: str, code: ChannelCodeItem, *, local: datetime, now: float,
+             added_today: dict[str, int] | None = None) -> int:
     from chalicelib.corps import registry as corps
 
-    routed = desired_staff(code, at=local,
-                           added_today=_added_today(corp_id, code.state, local.date().isoformat())
-                           if code.daily_cap else {})
+    if added_today is None:
+        added_today = _added_today(corp_id, code.state, local.date().isoformat()) if code.daily_cap else {}
+    routed = desired_staff(code, at=local, added_today=added_today)
     if routed == code.routed_staff_ids:
         return 0
     corps.wecom_client(corp_id).update_contact_way(
@@ -398,6 +400,25 @@ def _reroute(corp_id: str, code: ChannelCodeItem, *, local: datetime, now: float
         return 0  # an operator edit won; the next tick re-checks
     forget(corp_id, code.state)
     return 1
+
+
+def enforce_cap(corp_id: str, state: str, staff_id: str, *, cap: int, day: str, now: float) -> int:
+    """After an add through code `state` to `staff_id` was committed (counted on `day`): if it
+    brought the staff member to the code's daily cap, re-route the code now rather than at the
+    next minute tick. Reads after the add's commit, consistently: of adds committed concurrently
+    on several instances, the last one sees them all, so no cap is passed by unnoticed. Calls
+    WeCom only if the capped staff member is still routed (a replay, or a second add past the cap,
+    changes nothing). Returns 1 if the contact way was changed."""
+    local = _local_now(corp_id, now)
+    if local.date().isoformat() != day:  # an add counted on another day caps nobody today
+        return 0
+    added = counters.channel_staff_adds(corp_id, day, state, consistent=True)
+    if added.get(staff_id, 0) < cap:
+        return 0
+    code = code_items.get(corp_id, state, consistent=True)  # routed_staff_ids as switched anywhere
+    if code is None or code.status != "active" or not code.daily_cap or staff_id not in code.routed_staff_ids:
+        return 0
+    return _reroute(corp_id, code, local=local, now=now, added_today=added)
 
 
 # -- lookups on the hot path (welcome, tags) ------------------------------------------------------

@@ -3,11 +3,12 @@
 For each message: rebuild the typed event, ask the router for its handlers, skip the steps
 already committed for this event identity (WeCom retries a callback as a new message, SQS
 redelivers, Lambda retries), run the others, and commit their DynamoDB effects with the steps in
-one transaction. A WeCom frequency limit or outage defers the event as a new delayed message (so
-waiting never counts toward the DLQ). A message that can never be processed (`Unprocessable`: its
-body cannot be rebuilt, or DynamoDB refuses its data) goes to the DLQ at once with its reason;
-any other failure is reported as a partial batch failure for that message alone (SQS redelivers
-it, up to MAX_RECEIVES times).
+one transaction; then the after-commit steps (they read what that committed), committed in turn.
+A WeCom frequency limit or outage defers the event as a new delayed message (so waiting never
+counts toward the DLQ). A message that can never be processed (`Unprocessable`: its body cannot
+be rebuilt, or DynamoDB refuses its data) goes to the DLQ at once with its reason; any other
+failure is reported as a partial batch failure for that message alone (SQS redelivers it, up to
+MAX_RECEIVES times).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Capability modules whose handlers the router dispatches to, imported on the first batch. An
 # event's steps run in this order (urgent ones, the welcome, first regardless), whatever order
 # the modules happened to be imported in (the operator API imports `tags` early, for one).
-CAPABILITIES = ("welcome", "customers", "tags", "groups")
+CAPABILITIES = ("welcome", "customers", "tags", "groups", "channel_codes")
 _loaded: list[str] = []
 
 MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing one of its calls)
@@ -90,14 +91,26 @@ class _Work:
     step_ops: list[tuple[str, list[Any]]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
 
-    def run(self, *, urgent: bool) -> None:
+    def run(self, *, urgent: bool, after_commit: bool = False) -> None:
         # Steps are independent: one failing (WeCom refusing mark_tag) does not hold back the
         # others (the relation, the counts), which commit now; only the failed step is retried.
-        for route in [r for r in self.todo if r.urgent == urgent]:
+        for route in [r for r in self.todo if r.urgent == urgent and r.after_commit == after_commit]:
             try:
                 self.step_ops.append((route.step, list(route.handler(self.ctx) or [])))
             except Exception as exc:  # noqa: BLE001  (decided in finish: defer, or fail this message)
                 self.failures.append(exc)
+
+    def skip_unneeded(self) -> None:
+        """After-commit steps this event gives nothing to do: marked done with the other steps."""
+        for route in [r for r in self.todo if r.after_commit and r.needed is not None]:
+            try:
+                if route.needed(self.ctx):
+                    continue
+            except Exception as exc:  # noqa: BLE001  (the step stays to do: retried with the event)
+                self.failures.append(exc)
+                continue
+            self.todo.remove(route)
+            self.step_ops.append((route.step, []))
 
 
 def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
@@ -126,14 +139,13 @@ def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
     return _Work(message, ctx, todo, body)
 
 
-def _finish(work: _Work) -> str:
-    from chalicelib.platform import queues
+def _commit(work: _Work) -> bool:
+    """Commit the steps run so far (their writes, and the steps marked done); False when another
+    delivery of the event committed them first."""
     from chalicelib.platform.settings import get_settings
     from chalicelib.store import events as event_store
-    from chalicelib.wecom import errors
 
-    work.run(urgent=False)
-    ctx, message = work.ctx, work.message
+    ctx = work.ctx
     if work.step_ops:
         expires_at = int(ctx.now) + get_settings().dedupe_ttl_days * 86400
         try:
@@ -141,6 +153,29 @@ def _finish(work: _Work) -> str:
                                ops=[op for _, ops in work.step_ops for op in ops], expires_at=expires_at,
                                route=_route(ctx))
         except event_store.Duplicate:
+            return False
+        work.step_ops = []
+    return True
+
+
+def _finish(work: _Work) -> str:
+    from chalicelib.platform import queues
+    from chalicelib.wecom import errors
+
+    work.run(urgent=False)
+    work.skip_unneeded()
+    ctx, message = work.ctx, work.message
+    if not _commit(work):
+        return Outcome.DUPLICATE
+    # After-commit steps read what the others committed. While one of those is to be retried
+    # they run now all the same (what was committed may be all they need) but are not marked
+    # done: they run again with the retry, so they must be idempotent.
+    if any(r.after_commit for r in work.todo):
+        retried = bool(work.failures)
+        work.run(urgent=False, after_commit=True)
+        if retried:
+            work.step_ops = []
+        elif not _commit(work):
             return Outcome.DUPLICATE
     if not work.failures:
         return Outcome.DONE

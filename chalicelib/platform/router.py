@@ -19,6 +19,11 @@ class Route:
     step: str
     handler: Handler
     urgent: bool = False  # run for every message of a batch before the other steps of any
+    # run once the event's other steps are committed (reads what they wrote, e.g. its counts)
+    after_commit: bool = False
+    # an after_commit step's cheap check, before the commit: False = nothing to do for this event
+    # (the step is then marked done with the others, and costs no commit of its own)
+    needed: Callable[[Any], bool] | None = None
 
 
 def capability_of(module: str) -> str:
@@ -32,14 +37,19 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str | None], list[Route]] = {}
 
-    def register(self, event: str, change_type: str | None = None, *,
-                 urgent: bool = False) -> Callable[[Handler], Handler]:
+    def register(self, event: str, change_type: str | None = None, *, urgent: bool = False,
+                 after_commit: bool = False, needed: Callable[[Any], bool] | None = None,
+                 ) -> Callable[[Handler], Handler]:
         """`change_type=None` receives every ChangeType of the event. `urgent` handlers (the
-        welcome: its code dies in 20 s) run for a whole batch before the rest of any message."""
+        welcome: its code dies in 20 s) run for a whole batch before the rest of any message.
+        `after_commit` handlers run once the event's other steps are committed, and are committed
+        on their own (the cap check reads the count the add's commit wrote); `needed(ctx)` says
+        whether an event gives one anything to do (if not, it costs no second commit)."""
 
         def decorate(fn: Handler) -> Handler:
             step = f"{capability_of(fn.__module__)}.{fn.__name__}"
-            self._routes.setdefault((event, change_type), []).append(Route(step, fn, urgent))
+            route = Route(step, fn, urgent, after_commit, needed)
+            self._routes.setdefault((event, change_type), []).append(route)
             return fn
 
         return decorate

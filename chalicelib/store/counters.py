@@ -42,8 +42,10 @@ def read(corp_id: str, day_from: str, day_to: str) -> list[dict[str, Any]]:
 
 
 
-def channel_staff_adds(corp_id: str, day: str, state: str) -> dict[str, int]:
-    """Today's adds per staff member through one channel code (for daily caps)."""
+def channel_staff_adds(corp_id: str, day: str, state: str, *, consistent: bool = False) -> dict[str, int]:
+    """Today's adds per staff member through one channel code (for daily caps). `consistent`:
+    including every add committed before this read (the cap check right after an add's commit)."""
     items = get_table().query_all(
-        keys.corp_partition(corp_id), sk_prefix=keys.counter(corp_id, day, "channel_staff", f"{state}|")["SK"])
+        keys.corp_partition(corp_id), sk_prefix=keys.counter(corp_id, day, "channel_staff", f"{state}|")["SK"],
+        consistent=consistent)
     return {i["value"].split("|", 1)[1]: int(i.get("adds", 0)) for i in items}

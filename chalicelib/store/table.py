@@ -219,6 +219,7 @@ class Table:
         filter_expression: str | None = None,
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
+        consistent: bool = False,
     ) -> tuple[list[dict[str, Any]], str | None]:
         pk_attr, sk_attr = _INDEX_KEYS[index]
         all_names = {"#pk": pk_attr, **(names or {})}
@@ -239,6 +240,8 @@ class Table:
             "ExpressionAttributeValues": to_attrs(all_values),
             "ScanIndexForward": not newest_first,
         }
+        if consistent:  # the table's own items only (a GSI cannot be read consistently)
+            kwargs["ConsistentRead"] = True
         if index:
             kwargs["IndexName"] = index
         # Unfiltered pages read one item more than they return: DynamoDB sets LastEvaluatedKey

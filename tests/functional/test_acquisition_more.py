@@ -79,13 +79,17 @@ def test_tick_reroutes_only_when_routing_changes(world):
     assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0, "failed": 0}
     assert updates() == 0
 
+    # The add reaching alice's cap switches the code itself (tests/functional/test_daily_caps.py);
+    # here WeCom refuses that switch once, and the tick is the safety net.
+    world.sb.faults.add(kind="errcode", errcode=41001, path="externalcontact/update_contact_way", count=1)
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], userid="alice", name="One")
-    world.pump()
+    assert world.pump() == [{"batchItemFailures": []}]  # the add is done all the same, not failed
+    assert _way(world, code["config_id"])["user"] == ["alice", "bob"]
     assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 1, "failed": 0}  # alice reached her cap
     assert code_items.get(CORP_ID, code["state"]).routed_staff_ids == ["bob"]
     assert _way(world, code["config_id"])["user"] == ["bob"]
     assert channel_codes.tick([CORP_ID]) == {"checked": 1, "changed": 0, "failed": 0}
-    assert updates() == 1
+    assert updates() == 2  # the refused one, and the tick's
 
 
 def test_update_and_delete_follow_wecom(world):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from chalicelib.platform.model import Model
-from chalicelib.store import ConditionFailed, get_table, keys
+from chalicelib.store import ConditionFailed, get_table, keys, schema
 from chalicelib.store.events import StoreOp
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus |
     """The event's update of the group item: its fields only if no newer event (CreateTime) wrote
     them; its count change (one op: a transaction touches an item once) only from its version."""
     names = {"#type": "type", "#at": "last_event_at"}
-    values: dict[str, Any] = {":type": "group", ":g": group_id, ":at": at}
-    sets = ["#type = :type", "group_id = :g", "#at = :at"]
+    values: dict[str, Any] = {":type": "group", ":g": group_id, ":at": at, **_listed(corp_id, group_id)}
+    sets = ["#type = :type", "group_id = :g", "#at = :at", f"{schema.GSI2_PK} = :gpk", f"{schema.GSI2_SK} = :gsk"]
     if status:
         names["#status"] = "status"
         values[":status"] = status
@@ -129,6 +129,11 @@ def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus |
         stale_ok=True, if_stale=count_op)
 
 
+def _listed(corp_id: str, group_id: str) -> dict[str, str]:
+    """The group's place in the groups list (GSI2), so listing groups never reads member items."""
+    return {":gpk": keys.groups_partition(corp_id), ":gsk": group_id}
+
+
 def _moved_past(seen: GroupItem | None, new_version: str) -> list[str]:
     if seen is None or not seen.member_version or seen.member_version == new_version:
         return list(seen.member_history) if seen else []
@@ -148,12 +153,14 @@ def record_read(corp_id: str, chat: GroupChat, *, seen: GroupItem | None, read_a
     version = chat.member_version or ""
     get_table().update(
         keys.group(corp_id, chat.chat_id),
-        expression=("SET #type = :type, group_id = :g, #name = :name, #owner = :owner, admins = :admins, "
+        expression=(f"SET {schema.GSI2_PK} = :gpk, {schema.GSI2_SK} = :gsk, #type = :type, group_id = :g, "
+                    "#name = :name, #owner = :owner, admins = :admins, "
                     "notice = :notice, member_count = :n, member_version = :v, member_history = :hist, "
                     "members_read_at = :t, #status = if_not_exists(#status, :active), "
                     "created_at = if_not_exists(created_at, :created)"),
         names={"#type": "type", "#name": "name", "#owner": "owner", "#status": "status"},
-        values={**values, ":type": "group", ":g": chat.chat_id, ":name": chat.name, ":owner": chat.owner,
+        values={**values, **_listed(corp_id, chat.chat_id), ":type": "group", ":g": chat.chat_id,
+                ":name": chat.name, ":owner": chat.owner,
                 ":admins": [a.get("userid", "") for a in chat.admin_list], ":notice": chat.notice,
                 ":n": len(chat.member_list), ":v": version, ":hist": _moved_past(seen, version), ":t": read_at,
                 ":active": "active", ":created": chat.create_time or read_at},
@@ -221,3 +228,32 @@ def get_members(corp_id: str, group_id: str, member_ids: list[str]) -> list[Memb
 def members(corp_id: str, group_id: str) -> list[MemberItem]:
     return [MemberItem.model_validate(i) for i in
             get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.group_member_prefix(group_id))]
+
+
+FILTERED_READS = 10
+
+
+def search_groups(corp_id: str, *, owner: str | None = None, code: str | None = None, status: str | None = None,
+                  min_members: int | None = None, max_members: int | None = None, name: str | None = None,
+                  limit: int, cursor: str | None) -> tuple[list[GroupItem], str | None]:
+    """Groups by id, filtered (after DynamoDB reads: a filtered page reads on until it is full or
+    `FILTERED_READS` reads were made; follow `next_cursor` until null)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    filters = []
+    for attr, op, value in (("owner", "=", owner), ("status", "=", status), ("member_count", ">=", min_members),
+                            ("member_count", "<=", max_members)):
+        if value is not None:
+            names[f"#{attr}"] = attr
+            values[f":v{len(values)}"] = value
+            filters.append(f"#{attr} {op} :v{len(values) - 1}")
+    for attr, value in (("codes", code), ("name", name)):
+        if value:
+            names[f"#{attr}"] = attr
+            values[f":v{len(values)}"] = value
+            filters.append(f"contains(#{attr}, :v{len(values) - 1})")
+    items, next_cursor = get_table().query_filled(
+        keys.groups_partition(corp_id), index=schema.GSI2, limit=limit, cursor=cursor,
+        max_reads=FILTERED_READS if filters else 1, filter_expression=" AND ".join(filters) or None,
+        names=names or None, values=values or None)
+    return [_group(i) for i in items], next_cursor

@@ -22,10 +22,16 @@ if TYPE_CHECKING:
 EVENT = "change_external_chat"
 
 
-def _count(ctx: EventContext, **increments: int) -> list[Any]:
+JOIN_SCENE_SCAN = 3  # the callback's JoinScene: 3 scanned a group QR code, 0 invited (directly or by link)
+QUIT_SCENE_REMOVED = 1
+
+
+def _count(ctx: EventContext, codes: list[str] | tuple[str, ...] = (), **increments: int) -> list[Any]:
+    """Daily counters for the corp, the group and each group code that lists the group (stats)."""
     return [
         counters.count(ctx.day, "corp", "all", **increments),
         counters.count(ctx.day, "group", ctx.event.chat_id, **increments),
+        *(counters.count(ctx.day, "group_code", code, **increments) for code in codes),
     ]
 
 
@@ -53,16 +59,21 @@ def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ops: list[Any] = []
     count = None
     changed = ev.mem_change_cnt or len(members)
+    membership = detail in ("add_member", "del_member")
+    seen = group_items.get_group(ctx.corp_id, ev.chat_id, consistent=True) if membership else None
     if detail == "add_member":
         group_items.put_members(ctx.corp_id, ev.chat_id, members, status="joined", at=ev.create_time,
                           scene=ev.join_scene)
-        ops += _count(ctx, members_joined=changed)
-        count = _count_change(ctx, changed)
+        scan = ev.join_scene == JOIN_SCENE_SCAN
+        ops += _count(ctx, seen.codes if scan and seen else (), members_joined=changed,
+                      **{"joins_scan" if scan else "joins_invite": changed})
+        count = _count_change(ctx, seen, changed)
     elif detail == "del_member":
         group_items.put_members(ctx.corp_id, ev.chat_id, members, status="left", at=ev.create_time,
                           scene=ev.quit_scene)
-        ops += _count(ctx, members_left=changed)
-        count = _count_change(ctx, -changed)
+        ops += _count(ctx, members_left=changed,
+                      **({"members_removed": changed} if ev.quit_scene == QUIT_SCENE_REMOVED else {}))
+        count = _count_change(ctx, seen, -changed)
     else:
         fields["last_change"] = detail or "unknown"
     ops.append(group_items.group_changed(ctx.corp_id, ev.chat_id, at=ev.create_time, status="active",
@@ -70,7 +81,8 @@ def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     return ops
 
 
-def _count_change(ctx: EventContext[ExternalChatUpdate], delta: int) -> group_items.CountChange | None:
+def _count_change(ctx: EventContext[ExternalChatUpdate], seen: group_items.GroupItem | None,
+                  delta: int) -> group_items.CountChange | None:
     """Move the exact member count by `delta` if the stored version is where this event starts;
     otherwise the event is already included (its versions are behind the stored one) or there is a
     gap, which a read of groupchat/get repairs now."""
@@ -79,7 +91,6 @@ def _count_change(ctx: EventContext[ExternalChatUpdate], delta: int) -> group_it
     ev = ctx.event
     if not (ev.last_mem_ver and ev.cur_mem_ver):
         return None  # an event without versions cannot be placed: the daily sync corrects the count
-    seen = group_items.get_group(ctx.corp_id, ev.chat_id, consistent=True)
     if seen is not None and seen.member_count is not None:
         if seen.member_version == ev.last_mem_ver:
             return group_items.CountChange(seen, ev.last_mem_ver, ev.cur_mem_ver, delta)

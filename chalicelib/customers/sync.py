@@ -1,6 +1,8 @@
 """Full customer sync from WeCom, so a corp that already has a million customers can adopt the
 product: get_follow_user_list, then batch/get_by_user over the staff in chunks of 100 with
-WeCom's cursor, one page per queue message.
+WeCom's cursor, one page per queue message. The job, lock, page and retry mechanics here are
+shared with the full group sync (chalicelib/groups/sync.py: `start(kind=...)`, `page_to_run`,
+`finish_page`; `handle_message` sends each kind's pages to its `handle_page`).
 
 Exactly one page message is in flight per job. The job item records the next page and WeCom's
 cursor; a page is applied and the job advanced under a condition on the page number, so a
@@ -18,6 +20,7 @@ the job at once with a stable `error` and frees the lock, as no retry can succee
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import uuid
@@ -35,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 KIND = "customers"
+KINDS = ("customers", "groups")  # chalicelib/<kind>/sync.py: handle_page
 STAFF_PER_CALL = 100  # batch/get_by_user userid_list limit
 CONTACTS_PER_CALL = 100  # its `limit` maximum
 STALL_SECONDS = 300
@@ -60,11 +64,14 @@ def defer_delay(attempt: int) -> int:
     return queues.backoff_delay(attempt)
 
 
-def start(corp_id: str, *, now: float | None = None) -> SyncJob:
-    """Start a sync (JobRunning if one is already running for the corp)."""
+def start(corp_id: str, *, now: float | None = None, kind: str = KIND,
+          progress: dict[str, int] | None = None) -> SyncJob:
+    """Start a sync of `kind` (JobRunning if one of that kind is already running for the corp). Its
+    pages go to `chalicelib.<kind>.sync.handle_page` (see `handle_message`)."""
     now = int(time.time() if now is None else now)
-    job = SyncJob(corp_id=corp_id, job_id=uuid.uuid4().hex[:16], kind=KIND, started_at=now,
-                  updated_at=now, progress={"staff": 0, "relations": 0, "new_customers": 0, "pages": 0})
+    job = SyncJob(corp_id=corp_id, job_id=uuid.uuid4().hex[:16], kind=kind, started_at=now, updated_at=now,
+                  progress={"staff": 0, "relations": 0, "new_customers": 0, "pages": 0} if progress is None
+                  else progress)
     sync_jobs.start(job, stale_after=STALL_SECONDS * 3)
     _send_page(job, 0)
     return job
@@ -97,11 +104,9 @@ def _convert(contacts: list[Any]) -> tuple[list[Any], list[Any]]:
     return list(profiles.values()), relations
 
 
-def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = None) -> str:
-    from chalicelib.corps import registry as corps
-    from chalicelib.customers import items as customer_items
-
-    now = int(time.time() if now is None else now)
+def page_to_run(corp_id: str, job_id: str, page: int, *, now: int) -> SyncJob | str:
+    """The job if `page` is its next page to apply; else what the message is ("stale", "duplicate",
+    "ahead"). Shared by every kind of sync."""
     job = sync_jobs.get(corp_id, job_id)
     if job is None or job.status != "running":
         return "stale"
@@ -114,6 +119,33 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
         return "duplicate"
     if page > job.next_page:
         return "ahead"
+    return job
+
+
+def finish_page(job: SyncJob, page: int, *, now: int, state: dict[str, Any], progress: dict[str, int],
+                done: bool) -> str:
+    """Record page `page` as applied (under the job's page condition) and send the next one."""
+    progress["pages"] = page + 1
+    updated = job.model_copy(update={
+        "next_page": page + 1, "state": state, "progress": progress, "updated_at": now,
+        "status": "done" if done else "running", "finished_at": now if done else None})
+    try:
+        sync_jobs.advance(job, page=page, updated=updated)
+    except sync_jobs.StalePage:
+        return "duplicate"
+    if not done:
+        _send_page(updated, page + 1)
+    return "done" if done else "advanced"
+
+
+def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = None) -> str:
+    from chalicelib.corps import registry as corps
+    from chalicelib.customers import items as customer_items
+
+    now = int(time.time() if now is None else now)
+    job = page_to_run(corp_id, job_id, page, now=now)
+    if isinstance(job, str):
+        return job
     client = corps.wecom_client(corp_id)
     state = dict(job.state)
     progress = dict(job.progress)
@@ -136,18 +168,8 @@ def handle_page(corp_id: str, job_id: str, page: int, *, now: float | None = Non
         else:
             state["chunk"] += 1
             state["cursor"] = ""
-    progress["pages"] = page + 1
     done = state["chunk"] * STAFF_PER_CALL >= len(state["staff"])
-    updated = job.model_copy(update={
-        "next_page": page + 1, "state": state, "progress": progress, "updated_at": now,
-        "status": "done" if done else "running", "finished_at": now if done else None})
-    try:
-        sync_jobs.advance(job, page=page, updated=updated)
-    except sync_jobs.StalePage:
-        return "duplicate"
-    if not done:
-        _send_page(updated, page + 1)
-    return "done" if done else "advanced"
+    return finish_page(job, page, now=now, state=state, progress=progress, done=done)
 
 
 def handle_message(body: str) -> str:
@@ -162,11 +184,14 @@ def handle_message(body: str) -> str:
         msg = queues.SyncPageMessage.model_validate_json(body)
     except ValidationError as exc:  # redelivering it cannot help: to the DLQ at once, with why
         raise Unprocessable(f"not a sync page message: {exc.error_count()} error(s)") from exc
-    if msg.kind != KIND:
+    if msg.kind not in KINDS:
         raise Unprocessable(f"unknown sync kind {msg.kind}")
     page = int(msg.cursor.get("page", 0))
+    # Each kind's pages run in chalicelib/<kind>/sync.py; everything around a page (deferral,
+    # failure, cancel, the watchdog) is shared and lives here.
+    run_page = handle_page if msg.kind == KIND else importlib.import_module(f"chalicelib.{msg.kind}.sync").handle_page
     try:
-        return handle_page(msg.corp_id, msg.job_id, page)
+        return run_page(msg.corp_id, msg.job_id, page)
     except (errors.FrequencyLimited, errors.SystemBusy, errors.WeComUnavailable) as exc:
         # Retry later as a new message: waiting out a 45009 block must not count toward the DLQ.
         if isinstance(exc, errors.FrequencyLimited):

@@ -40,21 +40,25 @@ def minute(now: float | None = None) -> dict[str, int]:
 
 
 def daily(now: float | None = None) -> dict[str, int]:
-    """Mirror each corp's tag library and start a full customer sync (catches what callbacks missed)."""
+    """Mirror each corp's tag library and start a full customer sync and a full group sync (they
+    catch what callbacks missed); one that is still running is left to finish."""
     from chalicelib.customers import sync as customer_sync
     from chalicelib.customers import sync_items as sync_jobs
+    from chalicelib.groups import sync as group_sync
     from chalicelib.tags import service as tags
 
-    result = {"corps": 0, "syncs_started": 0, "failures": 0}
+    result = {"corps": 0, "syncs_started": 0, "group_syncs_started": 0, "failures": 0}
     for corp_id in all_corp_ids():
         result["corps"] += 1
-        try:
-            tags.sync_library(corp_id)
-            customer_sync.start(corp_id, now=now)
-            result["syncs_started"] += 1
-        except sync_jobs.JobRunning:
-            continue
-        except Exception:
-            logger.exception("daily sync failed for %s", corp_id)
-            result["failures"] += 1
+        for name, start in (("syncs_started", customer_sync.start), ("group_syncs_started", group_sync.start)):
+            try:
+                if start is customer_sync.start:
+                    tags.sync_library(corp_id)
+                start(corp_id, now=now)
+                result[name] += 1
+            except sync_jobs.JobRunning:
+                continue
+            except Exception:
+                logger.exception("daily %s failed for %s", name, corp_id)
+                result["failures"] += 1
     return result

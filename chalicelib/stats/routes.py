@@ -1,4 +1,5 @@
-"""/api/v1/stats: contact stats (adds, lost, removed, net) by day, channel code and staff member.
+"""/api/v1/stats: contact stats (adds, lost, removed, net) by day, channel code and staff member;
+group stats (joins, quits, groups opened) by day, group code and group.
 
 Models and logic are named lazily (`Lazy("module:Name")`) and imported inside the views: importing
 app.py registers these routes without building their models (the callback path's cold start).
@@ -23,3 +24,12 @@ def contact_stats(call: Call) -> Any:
     from chalicelib.stats import service as stats
 
     return stats.contact_stats(call.principal.corp_id, call.query)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/stats/groups",
+          summary="Group joins (scan / invite), quits, net, groups opened, over-threshold joins by day / code / group",
+          query=Lazy("chalicelib.stats.service:GroupStatsQuery"), response=Lazy("chalicelib.stats.service:GroupStats"))
+def group_stats(call: Call) -> Any:
+    from chalicelib.stats import service as stats
+
+    return stats.group_stats(call.principal.corp_id, call.query)

@@ -91,6 +91,11 @@ def group_member(corp_id: str, group_id: str, member_id: str) -> Key:
     return _k(corp_partition(corp_id), f"GROUP#{group_id}#MEMBER#{member_id}")
 
 
+def groups_partition(corp_id: str) -> str:
+    """GSI2 partition: a corp's groups (not their members), for the groups list."""
+    return f"CORP#{corp_id}#GROUPS"
+
+
 def group_member_prefix(group_id: str) -> str:
     return f"GROUP#{group_id}#MEMBER#"
 

@@ -86,7 +86,7 @@ def test_an_ordinary_failure_is_still_retried_by_sqs(world, monkeypatch):
 
 @pytest.mark.parametrize("body, reason", [
     (lambda: "not json at all", "not a sync page message"),
-    (lambda: json.dumps({"corp_id": CORP_ID, "job_id": "j1", "kind": "groups", "cursor": {}}), "unknown sync kind"),
+    (lambda: json.dumps({"corp_id": CORP_ID, "job_id": "j1", "kind": "nope", "cursor": {}}), "unknown sync kind"),
 ])
 def test_a_sync_message_that_cannot_be_read_is_dead_lettered_at_once(world, body, reason):
     from chalicelib.platform import aws, queues

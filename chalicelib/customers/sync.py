@@ -188,25 +188,13 @@ def handle_message(body: str) -> str:
         return _fail(msg.corp_id, msg.job_id, page, _refused_error(exc))
 
 
-# Short, stable reasons for the errcodes that `errors.AuthError` stands for (WeCom's errmsg
-# carries a hint and the caller's IP, so it is not shown).
-_AUTH_REASONS = {
-    40001: "invalid secret: check the corp's contact secret",
-    40013: "invalid corp id",
-    48002: "API not granted to the app (客户联系 > 可调用接口的应用)",
-    60011: "no privilege to access the member",
-    60020: "server IP not in the app's trusted IPs",
-    84074: "no customer-contact permission",
-    301002: "no permission for this app",
-}
-
-
 def _refused_error(exc: ApiError) -> SyncJobError:
     from chalicelib.wecom import errors
 
     auth = isinstance(exc, errors.AuthError)
-    reason = _AUTH_REASONS.get(exc.errcode, "WeCom refused the credentials or permissions") if auth else (
-        "WeCom refused the request")
+    # The explanations table is errors.EXPLANATIONS; WeCom's errmsg carries a hint and the caller's IP.
+    reason = errors.explain(exc.errcode) or (
+        "WeCom refused the credentials or permissions" if auth else "WeCom refused the request")
     return SyncJobError(code="wecom_auth" if auth else "wecom_error", errcode=exc.errcode, api=exc.api or None,
                         message=f"errcode {exc.errcode}: {reason}")
 

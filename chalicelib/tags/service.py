@@ -81,7 +81,11 @@ class TagChangeResult(Model):
     customer_id: str
     staff_id: str
     status: str = Field(description="done | no_relation | failed")
-    error: str | None = None
+    error: str | None = Field(None, description="when failed, a stable code: wecom_error (WeCom refused: see "
+                                                "errcode), wecom_rate_limited, wecom_unavailable")
+    errcode: int | None = Field(None, description="WeCom's errcode, when WeCom refused")
+    errmsg: str | None = Field(None, description="WeCom's errmsg (for people; it carries a hint and the caller's IP)")
+    explanation: str | None = Field(None, description="a plain explanation of the errcode, for the common ones")
 
 
 class TagLibrary(Model):
@@ -303,6 +307,9 @@ def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
         try:
             results.append(change_customer_tags(corp_id, change))
         except errors.WeComError as exc:
+            said = errors.describe(exc)
             results.append(TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id,
-                                           status="failed", error=type(exc).__name__))
+                                           status="failed", error=errors.error_code(exc),
+                                           errcode=said.get("errcode"), errmsg=said.get("errmsg"),
+                                           explanation=said.get("explanation")))
     return results

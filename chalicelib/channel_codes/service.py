@@ -24,6 +24,7 @@ from chalicelib.channel_codes import items as code_items
 from chalicelib.channel_codes.items import ChannelCodeItem, ScheduleRule
 from chalicelib.platform import caches
 from chalicelib.platform.content import MessageContent
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 from chalicelib.store import counters
 
@@ -174,8 +175,8 @@ class InvalidChannelCode(Exception):
         self.details = details
 
 
-class ChannelCodeNotFound(Exception):
-    pass
+class ChannelCodeNotFound(NotFound):
+    what = "channel code"
 
 
 class InvalidUpdate(Exception):

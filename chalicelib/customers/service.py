@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from chalicelib.customers.items import CustomerProfile, RelationItem, TimelineEntry
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 
 
@@ -30,8 +31,8 @@ class CustomerDetail(Model):
     timeline: list[TimelineEntry]
 
 
-class CustomerNotFound(Exception):
-    pass
+class CustomerNotFound(NotFound):
+    what = "customer"
 
 
 def search(corp_id: str, q: CustomerQuery) -> tuple[list[RelationItem], str | None]:
@@ -47,7 +48,7 @@ def require_known(corp_id: str, customer_id: str) -> None:
     from chalicelib.customers import items as customer_items
 
     if not customer_items.relations_of_customer(corp_id, customer_id):
-        raise CustomerNotFound(f"customer {customer_id} not found")
+        raise CustomerNotFound(customer_id)
 
 
 def detail(corp_id: str, customer_id: str) -> CustomerDetail:

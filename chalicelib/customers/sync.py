@@ -27,6 +27,7 @@ from pydantic import ConfigDict
 
 from chalicelib.customers import sync_items as sync_jobs
 from chalicelib.customers.sync_items import SyncJob, SyncJobError
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,8 +50,10 @@ class SyncStart(Model):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFound):
     """No such sync job for the corp."""
+
+    what = "sync job"
 
 
 def defer_delay(attempt: int) -> int:

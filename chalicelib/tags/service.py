@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from chalicelib.platform import caches
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 from chalicelib.tags import items as tag_items
 from chalicelib.tags.items import TagItem
@@ -121,8 +122,12 @@ class NoSuchRelation(Exception):
     pass
 
 
-class TagNotFound(Exception):
-    pass
+class TagNotFound(NotFound):
+    what = "tag"
+
+
+class TagGroupNotFound(TagNotFound):
+    what = "tag group"
 
 
 class TagLimit(Exception):
@@ -206,7 +211,7 @@ def create(corp_id: str, req: TagCreate) -> TagGroupView:
     if len(existing) + len(req.names) > MAX_TAGS_PER_CORP:
         raise TagLimit(f"a corp holds at most {MAX_TAGS_PER_CORP} tags (WeCom's limit)")
     if req.group_id and not any(t.group_id == req.group_id for t in existing):
-        raise TagNotFound(req.group_id)
+        raise TagGroupNotFound(req.group_id)
     # WeCom adds to an existing group of that name (doc 92117), so a group_name is checked too.
     in_group = [t for t in existing
                 if (t.group_id == req.group_id if req.group_id else t.group_name == req.group_name)]

@@ -10,7 +10,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.core import API_PREFIX, Call, Lazy, endpoint, register_error
+from chalicelib.api.core import API_PREFIX, Call, Lazy, PageQuery, endpoint, register_error
 
 bp = Blueprint(__name__)
 
@@ -63,6 +63,16 @@ def start_customer_sync(call: Call) -> Any:
 
 def _sync_view(job: Any) -> Any:
     return job.model_copy(update={"state": {k: v for k, v in job.state.items() if k != "staff"}})
+
+
+@endpoint(bp, "GET", SYNCS, summary="Recent customer syncs, newest first", query=PageQuery,
+          response=Lazy("chalicelib.customers.sync_items:SyncJob", page=True))
+def list_customer_syncs(call: Call) -> Any:
+    from chalicelib.api.core import Page
+    from chalicelib.customers import sync_items as sync_jobs
+
+    jobs, cursor = sync_jobs.recent(call.principal.corp_id, limit=call.query.limit, cursor=call.query.cursor)
+    return Page[sync_jobs.SyncJob](items=[_sync_view(j) for j in jobs], next_cursor=cursor)
 
 
 @endpoint(bp, "GET", f"{SYNCS}/{{job_id}}", summary="Progress of a customer sync", response=SYNC_JOB)

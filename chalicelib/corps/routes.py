@@ -328,7 +328,7 @@ class DeadLetterSummary(Model):
 
 
 class DeadLetterPeek(Model):
-    messages: list
+    messages: list[dead_letters.DeadLetter]
 
 
 class RedriveRequest(Model):
@@ -355,8 +355,7 @@ def dead_letter_summary(call: Call) -> DeadLetterSummary:
 @endpoint(bp, "GET", f"{API_PREFIX}/dead-letters/{{queue}}", summary="Look at dead letters (admin)",
           auth="admin", query=DeadLetterQuery, response=DeadLetterPeek)
 def dead_letter_peek(call: Call) -> DeadLetterPeek:
-    return DeadLetterPeek(messages=[m.model_dump() for m in dead_letters.peek(call.params["queue"],
-                                                                              limit=call.query.limit)])
+    return DeadLetterPeek(messages=dead_letters.peek(call.params["queue"], limit=call.query.limit))
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",

@@ -135,6 +135,12 @@ def get_follow_user_list(api: Api, corp: Corp, body: dict, query: dict) -> dict:
                             if s.customer_contact and not s.resigned]}
 
 
+@route("user/get", "GET")
+def get_user(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    member = api.staff(corp, query.get("userid"), errcode=60111)  # 60111: userid not found
+    return {"userid": member.userid, "name": member.name or member.userid, "status": 1 if member.activated else 4}
+
+
 @route("externalcontact/list", "GET")
 def list_customers(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     userid = query.get("userid")

@@ -322,6 +322,30 @@ def openapi() -> Response:
 __all__ = ["bp", "HttpError"]
 
 
+# -- the staff directory ----------------------------------------------------------------------------
+class StaffMember(Model):
+    staff_id: str
+    name: str | None = Field(None, description="null when WeCom would not tell (or has not told yet)")
+
+
+class StaffPage(Page[StaffMember]):
+    read_at: int = Field(description="epoch seconds the directory was last read from WeCom")
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/staff", query=PageQuery, response=StaffPage,
+          summary="The corp's staff members with customer-contact permission, by id (WeCom's follow-user list, "
+                  "read again when over 10 minutes old)")
+def list_staff(call: Call) -> StaffPage:
+    from chalicelib.corps import staff
+
+    directory = staff.read(call.principal.corp_id)
+    q: PageQuery = call.query
+    after = [s for s in directory.staff_ids if q.cursor is None or s > q.cursor]
+    page = after[:q.limit]
+    return StaffPage(items=[StaffMember(staff_id=s, name=directory.names.get(s) or None) for s in page],
+                     next_cursor=page[-1] if len(after) > q.limit else None, read_at=directory.read_at)
+
+
 # -- dead letters (admin) ---------------------------------------------------------------------------
 class DeadLetterSummary(Model):
     queues: list = Field(description="per queue: its DLQ and how many messages it holds")

@@ -1,28 +1,69 @@
-"""Staff members: who in the corp may receive customers (WeCom's follow-user list).
+"""Staff members: who in the corp may receive customers (WeCom's follow-user list), with names.
 
 Read from WeCom and kept in the table for `DIRECTORY_MAX_AGE` seconds, so validating a channel
 code does not call WeCom every time, and a staff member added in WeCom is seen within minutes.
+The follow-user list gives only ids: a member's name is read once with user/get when the member
+first appears (at most `NAMES_PER_READ` per read, the rest on the next) and kept from then on.
+WeCom refusing a member's name (e.g. 60011 outside the app's visible range) is kept as no name
+and not asked again; WeCom unavailable or limiting is asked again on the next read.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from chalicelib.corps.items import StaffDirectory, get_staff_directory, save_staff_directory
 
+logger = logging.getLogger(__name__)
+
 DIRECTORY_MAX_AGE = 600
+NAMES_PER_READ = 50
+
+
+def read(corp_id: str, *, refresh: bool = False, now: float | None = None) -> StaffDirectory:
+    """The directory as stored, read again from WeCom when older than `DIRECTORY_MAX_AGE` (or `refresh`)."""
+    now = time.time() if now is None else now
+    stored = get_staff_directory(corp_id)
+    if not refresh and stored is not None and now - stored.read_at < DIRECTORY_MAX_AGE:
+        return stored
+    from chalicelib.corps import registry as corps
+
+    client = corps.wecom_client(corp_id)
+    staff_ids = sorted(client.get_follow_user_list().follow_user)
+    present = set(staff_ids)
+    names = {s: n for s, n in (stored.names if stored else {}).items() if s in present}
+    names.update(_names(client, [s for s in staff_ids if s not in names][:NAMES_PER_READ]))
+    directory = StaffDirectory(staff_ids=staff_ids, read_at=int(now), names=names)
+    save_staff_directory(corp_id, directory)
+    return directory
+
+
+def _names(client, staff_ids: list[str]) -> dict[str, str]:
+    from chalicelib.wecom import errors
+
+    names = {}
+    for staff_id in staff_ids:
+        try:
+            names[staff_id] = client.get_user(staff_id).name
+        except errors.ApiError as exc:
+            if exc.retryable:
+                break  # limited or busy: the next read asks again
+            logger.warning("WeCom refused the name of staff member %s: errcode %s", staff_id, exc.errcode)
+            names[staff_id] = ""
+        except errors.WeComUnavailable:
+            break
+    return names
 
 
 def directory(corp_id: str, *, refresh: bool = False, now: float | None = None) -> set[str]:
-    now = time.time() if now is None else now
-    cached = None if refresh else get_staff_directory(corp_id)
-    if cached is not None and now - cached.read_at < DIRECTORY_MAX_AGE:
-        return set(cached.staff_ids)
-    from chalicelib.corps import registry as corps
+    return set(read(corp_id, refresh=refresh, now=now).staff_ids)
 
-    staff_ids = corps.wecom_client(corp_id).get_follow_user_list().follow_user
-    save_staff_directory(corp_id, StaffDirectory(staff_ids=sorted(staff_ids), read_at=int(now)))
-    return set(staff_ids)
+
+def names(corp_id: str) -> dict[str, str]:
+    """Staff names as last read (no call to WeCom: listings must not wait on it); unknown ones absent."""
+    stored = get_staff_directory(corp_id)
+    return {s: n for s, n in (stored.names if stored else {}).items() if n}
 
 
 def unknown(corp_id: str, staff_ids: list[str]) -> list[str]:

@@ -410,6 +410,11 @@ class WeComClient:
         return self._typed("externalcontact/get_follow_user_list",
                            _models().FollowUserListResponse, method="GET", retry_safe=True)
 
+    def get_user(self, userid: str) -> m.UserResponse:
+        """user/get: a member's name (the follow-user list gives only userids)."""
+        return self._typed("user/get", _models().UserResponse, method="GET", params={"userid": userid},
+                           retry_safe=True)
+
     def list_external_contacts(self, userid: str) -> m.ExternalContactListResponse:
         """ec/list: external_userids of one staff member."""
         return self._typed("externalcontact/list", _models().ExternalContactListResponse,

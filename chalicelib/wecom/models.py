@@ -179,6 +179,13 @@ class FollowUserListResponse(_Response):
     follow_user: list[str] = Field(default_factory=list)
 
 
+class UserResponse(_Response):
+    """user/get: a member of the corp (only the fields we use)."""
+
+    userid: str = ""
+    name: str = ""
+
+
 class ExternalContactListResponse(_Response):
     external_userid: list[str] = Field(default_factory=list)
 

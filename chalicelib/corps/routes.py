@@ -323,27 +323,14 @@ __all__ = ["bp", "HttpError"]
 
 
 # -- the staff directory ----------------------------------------------------------------------------
-class StaffMember(Model):
-    staff_id: str
-    name: str | None = Field(None, description="null when WeCom would not tell (or has not told yet)")
-
-
-class StaffPage(Page[StaffMember]):
-    read_at: int = Field(description="epoch seconds the directory was last read from WeCom")
-
-
-@endpoint(bp, "GET", f"{API_PREFIX}/staff", query=PageQuery, response=StaffPage,
+@endpoint(bp, "GET", f"{API_PREFIX}/staff", query=PageQuery, response=Lazy("chalicelib.corps.staff:StaffPage"),
           summary="The corp's staff members with customer-contact permission, by id (WeCom's follow-user list, "
                   "read again when over 10 minutes old)")
-def list_staff(call: Call) -> StaffPage:
+def list_staff(call: Call) -> Any:
     from chalicelib.corps import staff
 
-    directory = staff.read(call.principal.corp_id)
     q: PageQuery = call.query
-    after = [s for s in directory.staff_ids if q.cursor is None or s > q.cursor]
-    page = after[:q.limit]
-    return StaffPage(items=[StaffMember(staff_id=s, name=directory.names.get(s) or None) for s in page],
-                     next_cursor=page[-1] if len(after) > q.limit else None, read_at=directory.read_at)
+    return staff.page(call.principal.corp_id, limit=q.limit, after=q.cursor)
 
 
 # -- dead letters (admin) ---------------------------------------------------------------------------

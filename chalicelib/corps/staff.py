@@ -13,7 +13,11 @@ from __future__ import annotations
 import logging
 import time
 
+from pydantic import Field
+
+from chalicelib.api.core import Page
 from chalicelib.corps.items import StaffDirectory, get_staff_directory, save_staff_directory
+from chalicelib.platform.model import Model
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,24 @@ def _names(client, staff_ids: list[str]) -> dict[str, str]:
         except errors.WeComUnavailable:
             break
     return names
+
+
+class StaffMember(Model):
+    staff_id: str
+    name: str | None = Field(None, description="null when WeCom would not tell (or has not told yet)")
+
+
+class StaffPage(Page[StaffMember]):
+    read_at: int = Field(description="epoch seconds the directory was last read from WeCom")
+
+
+def page(corp_id: str, *, limit: int, after: str | None) -> StaffPage:
+    """GET /staff: the directory by staff id; the cursor is the last id of the page before."""
+    directory = read(corp_id)
+    rest = [s for s in directory.staff_ids if after is None or s > after]
+    shown = rest[:limit]
+    return StaffPage(items=[StaffMember(staff_id=s, name=directory.names.get(s) or None) for s in shown],
+                     next_cursor=shown[-1] if len(rest) > limit else None, read_at=directory.read_at)
 
 
 def directory(corp_id: str, *, refresh: bool = False, now: float | None = None) -> set[str]:

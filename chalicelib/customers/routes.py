@@ -25,14 +25,13 @@ register_error("chalicelib.customers.sync:JobNotFound", 404, "not_found")
 
 # -- customers --------------------------------------------------------------------------------------
 @endpoint(bp, "GET", f"{API_PREFIX}/customers", summary="Customers (relations customer x staff), newest first",
-          query=Lazy(f"{CUST}:CustomerQuery"), response=Lazy("chalicelib.customers.items:RelationItem", page=True))
+          query=Lazy(f"{CUST}:CustomerQuery"), response=Lazy(f"{CUST}:CustomerRow", page=True))
 def list_customers(call: Call) -> Any:
     from chalicelib.api.core import Page
     from chalicelib.customers import service as customers
-    from chalicelib.customers.items import RelationItem
 
     items, cursor = customers.search(call.principal.corp_id, call.query)
-    return Page[RelationItem](items=items, next_cursor=cursor)
+    return Page[customers.CustomerRow](items=items, next_cursor=cursor)
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/customers/{{customer_id}}", summary="One customer: relations, tags, timeline",

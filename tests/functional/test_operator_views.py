@@ -89,6 +89,22 @@ def test_staff_directory_lists_the_corps_staff_with_names_paginated(world):
     assert (status, body["error"]["code"]) == (400, "validation_error")
 
 
+def test_a_name_wecom_refuses_is_null_and_not_asked_again_one_it_could_not_give_is(world):
+    from chalicelib.corps import registry, staff
+
+    tries = registry.wecom_client(CORP_ID).max_retries + 1
+    world.sb.faults.add("errcode", path="user/get", errcode=60011, count=1)  # alice: outside the app's range
+    world.sb.faults.add("http", path="user/get", status=503, count=tries)  # bob: WeCom unavailable, carol waits
+    status, page = world.call("GET", "/api/v1/staff")
+    assert status == 200, page
+    assert [(s["staff_id"], s["name"]) for s in page["items"]] == [("alice", None), ("bob", None), ("carol", None)]
+
+    staff.read(CORP_ID, refresh=True)
+    _, page = world.call("GET", "/api/v1/staff")
+    assert [(s["staff_id"], s["name"]) for s in page["items"]] == [("alice", None), ("bob", "Bob"), ("carol", "Carol")]
+    assert len(world.sb.requests("user/get")) == 1 + tries + 2  # alice was not asked again
+
+
 # -- (c) recent sync jobs ---------------------------------------------------------------------------
 def test_customer_syncs_lists_recent_jobs_newest_first(world):
     status, first = world.call("POST", "/api/v1/customer-syncs")

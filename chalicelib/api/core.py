@@ -339,16 +339,20 @@ def map_exception(exc: Exception) -> HttpError | None:
         from chalicelib.wecom import errors as wecom_errors
     except ImportError:  # pragma: no cover
         return None
+    if not isinstance(exc, wecom_errors.WeComError):
+        return None
+    # WeCom's answer for people: errcode, errmsg and a plain explanation of the common errcodes.
+    details = wecom_errors.describe(exc)
+    code = wecom_errors.error_code(exc)
     if isinstance(exc, wecom_errors.FrequencyLimited):
-        return HttpError(429, "wecom_rate_limited", "WeCom's frequency limit was hit; retry later",
-                        {"retry_after": getattr(exc, "retry_after", None)})
+        return HttpError(429, code, "WeCom's frequency limit was hit; retry later",
+                         {"retry_after": getattr(exc, "retry_after", None), **details})
     if isinstance(exc, wecom_errors.ApiError):
         status = 400 if isinstance(exc, wecom_errors.InvalidArgument) else 502
-        return HttpError(status, "wecom_error", f"WeCom refused the call: errcode {exc.errcode}",
-                        {"errcode": exc.errcode, "api": getattr(exc, "api", None)})
-    if isinstance(exc, wecom_errors.WeComError):
-        return HttpError(502, "wecom_unavailable", "WeCom could not be reached; retry later")
-    return None
+        explanation = details["explanation"]
+        return HttpError(status, code, f"WeCom refused the call: errcode {exc.errcode}"
+                         + (f": {explanation}" if explanation else ""), details)
+    return HttpError(502, code, "WeCom could not be reached; retry later", details)
 
 
 # -- errors, described (for the OpenAPI document; request handling does not use these) ------------

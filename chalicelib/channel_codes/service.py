@@ -25,6 +25,7 @@ from chalicelib.channel_codes import items as code_items
 from chalicelib.channel_codes.items import ChannelCodeItem, ScheduleRule
 from chalicelib.platform import caches
 from chalicelib.platform.content import MessageContent, SendableContent
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Change, Model, integral
 from chalicelib.store import counters
 
@@ -185,8 +186,8 @@ class InvalidChannelCode(Exception):
         self.details = details
 
 
-class ChannelCodeNotFound(Exception):
-    pass
+class ChannelCodeNotFound(NotFound):
+    what = "channel code"
 
 
 class InvalidUpdate(Exception):

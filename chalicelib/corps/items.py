@@ -35,6 +35,8 @@ class ApiKeyItem(Model):
 class StaffDirectory(Model):
     staff_ids: list[str]
     read_at: int
+    names: dict[str, str] = Field(default_factory=dict, description="staff id -> name, as WeCom's user/get "
+                                                                    "gave it; \"\" when WeCom refused it")
 
 
 class CorpExists(Exception):

@@ -230,7 +230,7 @@ def _visible_corp(call: Call):
     # Another corp's id answers exactly like an unknown one: a key learns nothing outside its corp.
     item = corp_items.get_corp(corp_id) if call.principal.may_see(corp_id) else None
     if item is None:
-        raise not_found("corp")
+        raise not_found(f"corp {corp_id}")
     return item
 
 
@@ -280,7 +280,7 @@ def revoke_api_key(call: Call) -> None:
     item = _visible_corp(call)
     key = corp_items.get_corp_api_key(item.corp_id, call.params["key_id"])
     if key is None:
-        raise not_found("API key")
+        raise not_found(f"API key {call.params['key_id']}")
     if not call.principal.is_admin and key.key_hash == _request_key_hash():
         raise conflict("cannot_revoke_own_key",
                        "this is the key making the request: revoke it with another key of the corp "
@@ -288,7 +288,7 @@ def revoke_api_key(call: Call) -> None:
     try:
         corp_items.delete_api_key(key)
     except corp_items.ApiKeyNotFound as exc:
-        raise not_found("API key") from exc
+        raise not_found(f"API key {key.key_id}") from exc
     logger.info("API key %s of corp %s revoked", key.key_id, item.corp_id,
                 extra={"corp_id": item.corp_id, "key_id": key.key_id})
     return None
@@ -312,7 +312,7 @@ def update_corp(call: Call) -> CorpView:
         raise conflict("corp_changed", "the corp's secrets were changed by another request meanwhile; "
                                        "nothing was written: read it and retry") from exc
     if updated is None:
-        raise not_found("corp")
+        raise not_found(f"corp {item.corp_id}")
     # Names of what changed, never values: the audit trail of secret rotations.
     logger.info("corp %s updated: %s", item.corp_id, ", ".join(sorted(req.model_fields_set)),
                 extra={"corp_id": item.corp_id, "fields": sorted(req.model_fields_set)})
@@ -334,13 +334,24 @@ def openapi() -> Response:
 __all__ = ["bp", "HttpError"]
 
 
+# -- the staff directory ----------------------------------------------------------------------------
+@endpoint(bp, "GET", f"{API_PREFIX}/staff", query=PageQuery, response=Lazy("chalicelib.corps.staff:StaffPage"),
+          summary="The corp's staff members with customer-contact permission, by id (WeCom's follow-user list, "
+                  "read again when over 10 minutes old)")
+def list_staff(call: Call) -> Any:
+    from chalicelib.corps import staff
+
+    q: PageQuery = call.query
+    return staff.page(call.principal.corp_id, limit=q.limit, after=q.cursor)
+
+
 # -- dead letters (admin) ---------------------------------------------------------------------------
 class DeadLetterSummary(Model):
     queues: list = Field(description="per queue: its DLQ and how many messages it holds")
 
 
 class DeadLetterPeek(Model):
-    messages: list
+    messages: list[dead_letters.DeadLetter]
 
 
 class RedriveRequest(Model):
@@ -367,8 +378,7 @@ def dead_letter_summary(call: Call) -> DeadLetterSummary:
 @endpoint(bp, "GET", f"{API_PREFIX}/dead-letters/{{queue}}", summary="Look at dead letters (admin)",
           auth="admin", query=DeadLetterQuery, response=DeadLetterPeek)
 def dead_letter_peek(call: Call) -> DeadLetterPeek:
-    return DeadLetterPeek(messages=[m.model_dump() for m in dead_letters.peek(call.params["queue"],
-                                                                              limit=call.query.limit)])
+    return DeadLetterPeek(messages=dead_letters.peek(call.params["queue"], limit=call.query.limit))
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",

@@ -227,6 +227,12 @@ def items_of_customer(corp_id: str, customer_id: str) -> list[dict[str, Any]]:
     return get_table().query_all(keys.corp_partition(corp_id), sk_between=(own, own + "#\uffff"))
 
 
+def profiles(corp_id: str, customer_ids: list[str]) -> dict[str, CustomerProfile]:
+    """The stored profiles of these customers (one BatchGetItem per 100); customers without one are absent."""
+    found = get_table().batch_get([keys.customer(corp_id, c) for c in dict.fromkeys(customer_ids)])
+    return {i["customer_id"]: CustomerProfile.model_validate(i) for i in found if i.get("type") == "customer"}
+
+
 def relations_of_customer(corp_id: str, customer_id: str) -> list[RelationItem]:
     items = get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.relation_prefix(customer_id))
     return [RelationItem.model_validate(i) for i in items if "status" in i]

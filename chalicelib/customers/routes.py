@@ -10,7 +10,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.core import API_PREFIX, Call, Lazy, endpoint, register_error
+from chalicelib.api.core import API_PREFIX, Call, Lazy, PageQuery, endpoint, register_error
 
 bp = Blueprint(__name__)
 
@@ -25,14 +25,13 @@ register_error("chalicelib.customers.sync:JobNotFound", 404, "not_found")
 
 # -- customers --------------------------------------------------------------------------------------
 @endpoint(bp, "GET", f"{API_PREFIX}/customers", summary="Customers (relations customer x staff), newest first",
-          query=Lazy(f"{CUST}:CustomerQuery"), response=Lazy("chalicelib.customers.items:RelationItem", page=True))
+          query=Lazy(f"{CUST}:CustomerQuery"), response=Lazy(f"{CUST}:CustomerRow", page=True))
 def list_customers(call: Call) -> Any:
     from chalicelib.api.core import Page
     from chalicelib.customers import service as customers
-    from chalicelib.customers.items import RelationItem
 
     items, cursor = customers.search(call.principal.corp_id, call.query)
-    return Page[RelationItem](items=items, next_cursor=cursor)
+    return Page[customers.CustomerRow](items=items, next_cursor=cursor)
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/customers/{{customer_id}}", summary="One customer: relations, tags, timeline",
@@ -63,6 +62,16 @@ def start_customer_sync(call: Call) -> Any:
 
 def _sync_view(job: Any) -> Any:
     return job.model_copy(update={"state": {k: v for k, v in job.state.items() if k != "staff"}})
+
+
+@endpoint(bp, "GET", SYNCS, summary="Recent customer syncs, newest first", query=PageQuery,
+          response=Lazy("chalicelib.customers.sync_items:SyncJob", page=True))
+def list_customer_syncs(call: Call) -> Any:
+    from chalicelib.api.core import Page
+    from chalicelib.customers import sync_items as sync_jobs
+
+    jobs, cursor = sync_jobs.recent(call.principal.corp_id, limit=call.query.limit, cursor=call.query.cursor)
+    return Page[sync_jobs.SyncJob](items=[_sync_view(j) for j in jobs], next_cursor=cursor)
 
 
 @endpoint(bp, "GET", f"{SYNCS}/{{job_id}}", summary="Progress of a customer sync", response=SYNC_JOB)

@@ -30,6 +30,7 @@ from pydantic import ConfigDict
 
 from chalicelib.customers import sync_items as sync_jobs
 from chalicelib.customers.sync_items import SyncJob, SyncJobError
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,8 +54,16 @@ class SyncStart(Model):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFound):
     """No such sync job for the corp."""
+
+    what = "sync job"
+
+
+def new_job_id() -> str:
+    """16 hex digits that sort by start time (milliseconds, fixed width until the year 2527), then
+    random: GET /customer-syncs lists jobs newest first by reading their keys backwards."""
+    return f"{time.time_ns() // 1_000_000:011x}{uuid.uuid4().hex[:5]}"
 
 
 def defer_delay(attempt: int) -> int:
@@ -69,7 +78,7 @@ def start(corp_id: str, *, now: float | None = None, kind: str = KIND,
     """Start a sync of `kind` (JobRunning if one of that kind is already running for the corp). Its
     pages go to `chalicelib.<kind>.sync.handle_page` (see `handle_message`)."""
     now = int(time.time() if now is None else now)
-    job = SyncJob(corp_id=corp_id, job_id=uuid.uuid4().hex[:16], kind=kind, started_at=now, updated_at=now,
+    job = SyncJob(corp_id=corp_id, job_id=new_job_id(), kind=kind, started_at=now, updated_at=now,
                   progress={"staff": 0, "relations": 0, "new_customers": 0, "pages": 0} if progress is None
                   else progress)
     sync_jobs.start(job, stale_after=STALL_SECONDS * 3)
@@ -219,25 +228,13 @@ def handle_message(body: str) -> str:
         return _fail(msg.corp_id, msg.job_id, page, _refused_error(exc))
 
 
-# Short, stable reasons for the errcodes that `errors.AuthError` stands for (WeCom's errmsg
-# carries a hint and the caller's IP, so it is not shown).
-_AUTH_REASONS = {
-    40001: "invalid secret: check the corp's contact secret",
-    40013: "invalid corp id",
-    48002: "API not granted to the app (客户联系 > 可调用接口的应用)",
-    60011: "no privilege to access the member",
-    60020: "server IP not in the app's trusted IPs",
-    84074: "no customer-contact permission",
-    301002: "no permission for this app",
-}
-
-
 def _refused_error(exc: ApiError) -> SyncJobError:
     from chalicelib.wecom import errors
 
     auth = isinstance(exc, errors.AuthError)
-    reason = _AUTH_REASONS.get(exc.errcode, "WeCom refused the credentials or permissions") if auth else (
-        "WeCom refused the request")
+    # The explanations table is errors.EXPLANATIONS; WeCom's errmsg carries a hint and the caller's IP.
+    reason = errors.explain(exc.errcode) or (
+        "WeCom refused the credentials or permissions" if auth else "WeCom refused the request")
     return SyncJobError(code="wecom_auth" if auth else "wecom_error", errcode=exc.errcode, api=exc.api or None,
                         message=f"errcode {exc.errcode}: {reason}")
 

@@ -166,6 +166,13 @@ def fail(job: SyncJob, *, error: SyncJobError, now: int) -> SyncJob:
     return updated
 
 
+def recent(corp_id: str, *, limit: int, cursor: str | None) -> tuple[list[SyncJob], str | None]:
+    """The corp's jobs, newest first (job ids sort by start time)."""
+    items, next_cursor = get_table().query(keys.corp_partition(corp_id), sk_prefix=keys.sync_job_prefix(),
+                                           limit=limit, cursor=cursor, newest_first=True)
+    return [SyncJob.model_validate(i) for i in items], next_cursor
+
+
 def running_jobs(updated_before: int) -> list[SyncJob]:
     items = get_table().query_all(keys.stalled_jobs_partition(), index=schema.GSI2,
                                   sk_between=("0", f"{updated_before:012d}"))

@@ -28,10 +28,28 @@ class DeadLetterQueue(Model):
 
 class DeadLetter(Model):
     message_id: str
-    receive_count: int
+    receive_count: int = Field(description="receives so far, the ones before it reached the DLQ included")
     body: Any
-    reason: str | None = Field(None, description="why the consumer dead-lettered it at once; "
-                                                 "none when SQS moved it after its receives ran out")
+    reason: str | None = Field(None, description="why it failed, when the consumer sent it to the DLQ itself "
+                                                 "(its `reason` attribute); null for one moved there by the "
+                                                 "queue's redrive policy after its last failed receive")
+    attributes: dict[str, str] = Field(default_factory=dict, description="its message attributes")
+    sent_at: int | None = Field(None, description="epoch seconds it was first sent")
+    first_received_at: int | None = Field(None, description="epoch seconds of its first receive")
+
+
+def _seconds(millis: str | None) -> int | None:
+    return int(millis) // 1000 if millis else None
+
+
+def _dead_letter(m: dict[str, Any]) -> DeadLetter:
+    attrs = m.get("Attributes", {})
+    values = {k: v.get("StringValue", v.get("BinaryValue", "")) for k, v in m.get("MessageAttributes", {}).items()}
+    values = {k: v if isinstance(v, str) else repr(v) for k, v in values.items()}
+    return DeadLetter(message_id=m["MessageId"], body=_body(m["Body"]),
+                      receive_count=int(attrs.get("ApproximateReceiveCount", 0)), reason=values.get("reason"),
+                      attributes=values, sent_at=_seconds(attrs.get("SentTimestamp")),
+                      first_received_at=_seconds(attrs.get("ApproximateFirstReceiveTimestamp")))
 
 
 class UnknownQueue(Exception):
@@ -78,20 +96,14 @@ def bury(spec: queues.QueueSpec, body: str, *, reason: str, error: str, message_
         MessageAttributes={"reason": text(reason), "error": text(error), "message_id": text(message_id)})
 
 
-def _reason(message: dict[str, Any]) -> str | None:
-    attribute = message.get("MessageAttributes", {}).get("reason")
-    return attribute.get("StringValue") if attribute else None
-
-
 def peek(logical: str, *, limit: int = 10) -> list[DeadLetter]:
     """Look at up to `limit` dead letters without removing them (they reappear at once)."""
     name = queues.dlq_name(_spec(logical).name(get_settings()))
     resp = aws.client("sqs").receive_message(
         QueueUrl=queues.queue_url(name), MaxNumberOfMessages=min(limit, 10), VisibilityTimeout=0,
-        AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["reason"])
-    return [DeadLetter(message_id=m["MessageId"], body=_body(m["Body"]), reason=_reason(m),
-                       receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)))
-            for m in resp.get("Messages", [])]
+        AttributeNames=["ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp", "SentTimestamp"],
+        MessageAttributeNames=["All"])
+    return [_dead_letter(m) for m in resp.get("Messages", [])]
 
 
 def redrive(logical: str, *, max_messages: int = 1000) -> int:

@@ -109,7 +109,12 @@ def rate_window(corp_id: str, api: str, window: int) -> Key:
 
 
 def sync_job(corp_id: str, job_id: str) -> Key:
-    return _k(corp_partition(corp_id), f"SYNC#{job_id}")
+    return _k(corp_partition(corp_id), f"{sync_job_prefix()}{job_id}")
+
+
+def sync_job_prefix() -> str:
+    """A corp's sync jobs, by job id (ids sort by start time: newest first reading backwards)."""
+    return "SYNC#"
 
 
 def channel_code(corp_id: str, code_id: str) -> Key:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.platform.model import Model
-from chalicelib.store import ConditionFailed, get_table, keys
+from chalicelib.store import get_table, keys
 
 
 class TagItem(Model):
@@ -59,19 +59,30 @@ def get_tags(corp_id: str, tag_ids: list[str]) -> dict[str, TagItem]:
 
 
 def relation_tags_changed(corp_id: str, customer_id: str, staff_id: str, *, add: list[str],
-                          remove: list[str]) -> Any:
-    """Update op: the relation's tag set after a mark_tag (WeCom fires no callback for it)."""
+                          remove: list[str], only_if_effective: bool = False) -> Any:
+    """Update op: the relation's tag set after a mark_tag (WeCom fires no callback for it).
+    `only_if_effective`: only on a relation we know whose tags are still without every tag added
+    and with every tag removed, so that exactly one writer records a change (ConditionFailed else)."""
     from chalicelib.store.events import StoreOp
 
-    expression, values = [], {}
+    expression, values, conditions = [], {}, []
     if add:
         expression.append("ADD tags :add")
         values[":add"] = set(add)
     if remove:
         expression.append("DELETE tags :rm")
         values[":rm"] = set(remove)
+    if only_if_effective:
+        conditions.append("attribute_exists(last_event_at)")
+        for i, tag_id in enumerate(add):
+            values[f":a{i}"] = tag_id
+            conditions.append(f"NOT contains(tags, :a{i})")
+        for i, tag_id in enumerate(remove):
+            values[f":r{i}"] = tag_id
+            conditions.append(f"contains(tags, :r{i})")
     return StoreOp(get_table().op_update(keys.relation(corp_id, customer_id, staff_id),
-                                         expression=" ".join(expression), values=values))
+                                         expression=" ".join(expression), values=values,
+                                         condition=" AND ".join(conditions) or None))
 
 
 def apply_relation_tags(corp_id: str, customer_id: str, staff_id: str, *, add: list[str],
@@ -82,15 +93,15 @@ def apply_relation_tags(corp_id: str, customer_id: str, staff_id: str, *, add: l
     get_table().transact([op.op])
 
 
-def set_relation_tags(corp_id: str, customer_id: str, staff_id: str, tag_ids: list[str]) -> None:
-    """Replace a relation's tags with what WeCom holds now (idempotent: read at processing time)."""
-    table = get_table()
+def relation_tags_set(corp_id: str, customer_id: str, staff_id: str, tag_ids: list[str]) -> Any:
+    """Update op: replace a relation's tags with what WeCom holds now (idempotent: read at processing
+    time), only on a relation we know: never a partial item holding nothing but tags (stale_ok)."""
+    from chalicelib.store.events import StoreOp
+
     key = keys.relation(corp_id, customer_id, staff_id)
-    try:  # only on a relation we know: never create a partial item holding nothing but tags
-        if tag_ids:
-            table.update(key, expression="SET tags = :t", values={":t": set(tag_ids)},
-                         condition="attribute_exists(last_event_at)")
-        else:
-            table.update(key, expression="REMOVE tags", condition="attribute_exists(last_event_at)")
-    except ConditionFailed:
-        pass  # the relation arrives with its add event or the next full sync
+    if tag_ids:
+        op = get_table().op_update(key, expression="SET tags = :t", values={":t": set(tag_ids)},
+                                   condition="attribute_exists(last_event_at)")
+    else:
+        op = get_table().op_update(key, expression="REMOVE tags", condition="attribute_exists(last_event_at)")
+    return StoreOp(op, stale_ok=True)

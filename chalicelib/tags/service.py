@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chalicelib.platform import caches
+from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model
 from chalicelib.tags import items as tag_items
 from chalicelib.tags.items import TagItem
@@ -96,7 +97,11 @@ class TagChangeResult(Model):
     customer_id: str
     staff_id: str
     status: str = Field(description="done | no_relation | failed")
-    error: str | None = None
+    error: str | None = Field(None, description="when failed, a stable code: wecom_error (WeCom refused: see "
+                                                "errcode), wecom_rate_limited, wecom_unavailable")
+    errcode: int | None = Field(None, description="WeCom's errcode, when WeCom refused")
+    errmsg: str | None = Field(None, description="WeCom's errmsg (for people; it carries a hint and the caller's IP)")
+    explanation: str | None = Field(None, description="a plain explanation of the errcode, for the common ones")
 
 
 class TagLibrary(Model):
@@ -132,8 +137,12 @@ class NoSuchRelation(Exception):
     pass
 
 
-class TagNotFound(Exception):
-    pass
+class TagNotFound(NotFound):
+    what = "tag"
+
+
+class TagGroupNotFound(TagNotFound):
+    what = "tag group"
 
 
 class TagLimit(Exception):
@@ -153,20 +162,33 @@ class TagExists(Exception):
 
 
 LIBRARY_TTL = 60.0
-_library_cache: dict[str, tuple[float, set[str]]] = {}
+_library_cache: dict[str, tuple[float, dict[str, str]]] = {}
 
 
-def library_ids(corp_id: str) -> set[str]:
-    """The corp's tag ids, kept a minute per instance (the welcome path reads it on every add)."""
+def _library_names(corp_id: str) -> dict[str, str]:
+    """The corp's tag ids and names, kept a minute per instance (the welcome path reads it on every add)."""
     import time
 
     now = time.monotonic()
     hit = _library_cache.get(corp_id)
     if hit and hit[0] > now:
         return hit[1]
-    ids = {t.tag_id for t in tag_items.list_tags(corp_id)}
-    _library_cache[corp_id] = (now + LIBRARY_TTL, ids)
-    return ids
+    names = {t.tag_id: t.name for t in tag_items.list_tags(corp_id)}
+    _library_cache[corp_id] = (now + LIBRARY_TTL, names)
+    return names
+
+
+def library_ids(corp_id: str) -> set[str]:
+    return set(_library_names(corp_id))
+
+
+def tag_names(corp_id: str, tag_ids: list[str] | set[str]) -> dict[str, str]:
+    """Names of these tags: from the cached library, and one BatchGetItem for ids it does not hold
+    (a tag made on another instance within the minute). Tags no longer in the library are absent."""
+    names = _library_names(corp_id)
+    missing = [t for t in set(tag_ids) if t not in names]
+    found = {t: item.name for t, item in tag_items.get_tags(corp_id, missing).items()} if missing else {}
+    return {t: names.get(t) or found[t] for t in set(tag_ids) if t in names or t in found}
 
 
 def forget_library(corp_id: str) -> None:
@@ -217,7 +239,7 @@ def create(corp_id: str, req: TagCreate) -> TagGroupView:
     if len(existing) + len(req.names) > MAX_TAGS_PER_CORP:
         raise TagLimit(f"a corp holds at most {MAX_TAGS_PER_CORP} tags (WeCom's limit)")
     if req.group_id and not any(t.group_id == req.group_id for t in existing):
-        raise TagNotFound(req.group_id)
+        raise TagGroupNotFound(req.group_id)
     # WeCom adds to an existing group of that name (doc 92117), so a group_name is checked too.
     in_group = [t for t in existing
                 if (t.group_id == req.group_id if req.group_id else t.group_name == req.group_name)]
@@ -268,6 +290,7 @@ def rename(corp_id: str, tag_id: str, req: TagRename) -> TagItem:
         corps.wecom_client(corp_id).edit_corp_tag(EditCorpTagRequest(id=tag_id, name=req.name))
     renamed = tag.model_copy(update={"name": req.name})
     tag_items.put_tag(corp_id, renamed)
+    forget_library(corp_id)  # the names it holds
     return renamed
 
 
@@ -301,8 +324,49 @@ def change_customer_tags(corp_id: str, change: CustomerTagChange) -> TagChangeRe
             remove_tag=change.remove))
     except errors.NoRelation:
         return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
-    tag_items.apply_relation_tags(corp_id, change.customer_id, change.staff_id, add=change.add, remove=change.remove)
+    _mirror_marked(corp_id, rel, change)
     return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="done")
+
+
+MIRROR_ATTEMPTS = 3
+
+
+def _mirror_marked(corp_id: str, rel: Any, change: CustomerTagChange) -> None:
+    """The relation's tags after a mark_tag, and a `tags_changed` timeline entry of what it changed, in
+    one transaction on the condition that the change is still to be made: a retried request (or two at
+    once) changes nothing more and adds no second entry. Re-read when another change came between."""
+    import hashlib
+    import time
+
+    from chalicelib.customers import items as customer_items
+    from chalicelib.customers.items import TimelineEntry
+    from chalicelib.store import ConditionFailed, get_table
+
+    for _ in range(MIRROR_ATTEMPTS):
+        added = sorted(set(change.add) - set(rel.tags))
+        removed = sorted(set(change.remove) & set(rel.tags))
+        if not added and not removed:
+            return
+        entry = TimelineEntry(customer_id=rel.customer_id, at=int(time.time()), kind="tags_changed",
+                              staff_id=rel.staff_id, details=tag_change(added, removed, source="api"))
+        identity = hashlib.sha256(repr((rel.staff_id, sorted(rel.tags), added, removed)).encode()).hexdigest()
+        try:
+            get_table().transact([
+                tag_items.relation_tags_changed(corp_id, rel.customer_id, rel.staff_id, add=added,
+                                                remove=removed, only_if_effective=True).op,
+                customer_items.timeline(corp_id, entry, identity).op])
+            return
+        except ConditionFailed:
+            rel = customer_items.get_relation(corp_id, rel.customer_id, rel.staff_id)
+            if rel is None:
+                return
+    logger.warning("tags of %s/%s kept changing; their mirror waits for the next sync", change.customer_id,
+                   change.staff_id)
+
+
+def tag_change(added: list[str], removed: list[str], **details: Any) -> dict[str, Any]:
+    """A `tags_changed` timeline entry's details (empty lists left out)."""
+    return {**({"added": added} if added else {}), **({"removed": removed} if removed else {}), **details}
 
 
 def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
@@ -318,6 +382,9 @@ def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
         try:
             results.append(change_customer_tags(corp_id, change))
         except errors.WeComError as exc:
+            said = errors.describe(exc)
             results.append(TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id,
-                                           status="failed", error=type(exc).__name__))
+                                           status="failed", error=errors.error_code(exc),
+                                           errcode=said.get("errcode"), errmsg=said.get("errmsg"),
+                                           explanation=said.get("explanation")))
     return results

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.customers import items as customer_items
+from chalicelib.customers.items import TimelineEntry
 from chalicelib.platform.context import EventContext
 from chalicelib.platform.router import ROUTER
 from chalicelib.store import counters
@@ -53,10 +55,13 @@ def apply_channel_tags(ctx: EventContext[AddExternalContact]) -> list[Any]:
     except errors.InvalidArgument as exc:  # retrying cannot help: log, count nothing, go on
         logger.error("channel code %s: WeCom refused its tags %s: %r", code.state, tag_ids, exc)
         return []
-    # Adding to a set is idempotent: written directly, not in the event's transaction.
+    # Adding to a set is idempotent: written directly, not in the event's transaction (whose add
+    # step writes the relation item, which one transaction may touch only once). Its timeline entry
+    # goes through the commit: exactly once.
     tag_items.apply_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, add=tag_ids, remove=[])
     # On every dimension the stats read (as contacts and welcome count), or totals depend on `by`.
-    return [counters.count(ctx.day, "corp", "all", tags_marked=1),
+    return [_tags_changed(ctx, service.tag_change(sorted(tag_ids), [], source="channel_code", state=code.state)),
+            counters.count(ctx.day, "corp", "all", tags_marked=1),
             counters.count(ctx.day, "channel", code.state, tags_marked=1),
             counters.count(ctx.day, "staff", ev.user_id, tags_marked=1)]
 
@@ -78,5 +83,19 @@ def sync_relation_tags(ctx: EventContext[EditExternalContact]) -> list[Any]:
     if follow is None:
         return []
     corp_tags = sorted(t.tag_id for t in follow.tags if t.tag_id and t.type == 1)
-    tag_items.set_relation_tags(ctx.corp_id, ev.external_user_id, ev.user_id, corp_tags)
-    return []
+    rel = customer_items.get_relation(ctx.corp_id, ev.external_user_id, ev.user_id)
+    if rel is None:
+        return []  # the relation arrives with its add event or the next full sync
+    added, removed = sorted(set(corp_tags) - set(rel.tags)), sorted(set(rel.tags) - set(corp_tags))
+    if not added and not removed:
+        return []  # an old or repeated event: the mirror already holds what WeCom holds
+    return [tag_items.relation_tags_set(ctx.corp_id, ev.external_user_id, ev.user_id, corp_tags),
+            _tags_changed(ctx, service.tag_change(added, removed, source="staff"))]
+
+
+def _tags_changed(ctx: EventContext, details: dict[str, Any]) -> Any:
+    """The relation's `tags_changed` timeline entry, written by the event's commit (exactly once)."""
+    ev = ctx.event
+    return customer_items.timeline(ctx.corp_id, TimelineEntry(
+        customer_id=ev.external_user_id, at=ev.create_time, kind="tags_changed", staff_id=ev.user_id,
+        details=details), ctx.identity)

@@ -40,6 +40,9 @@ __all__ = [
     "WeComUnavailable",
     "WelcomeAlreadySent",
     "WelcomeCodeExpired",
+    "describe",
+    "error_code",
+    "explain",
     "from_errcode",
 ]
 
@@ -177,3 +180,47 @@ def from_errcode(errcode: int, errmsg: str = "", api: str = "") -> ApiError:
     """Build the right ApiError for a WeCom answer."""
     cls = error_class(errcode)
     return cls(int(errcode), errmsg, api)
+
+
+# Plain explanations of the errcodes operators meet most, for API errors, bulk results and failed
+# sync jobs: the one table (wecom-api.md section 5). WeCom's own errmsg is shown beside it.
+EXPLANATIONS: dict[int, str] = {
+    40001: "invalid secret: check the corp's contact secret (PATCH /corps/{corp_id})",
+    40003: "unknown member: the userid is not a member of the corp (or outside the app's visible range)",
+    40013: "invalid corp id",
+    40096: "unknown customer: the external_userid is not one of the corp's customers",
+    41054: "member not activated: the staff member has not activated WeCom yet (joined but never logged in)",
+    45009: "WeCom's frequency limit was hit: wait for its window to pass",
+    48002: "API not granted to the app: add it under 客户联系 > 可调用接口的应用 in WeCom's admin console",
+    60011: "no privilege to access the member: widen the app's visible range",
+    60020: ("server IP not trusted: WeCom accepts calls only from the app's trusted IPs (企业可信IP); "
+            "send this service's calls through a fixed egress IP (NAT gateway / Elastic IP) and list that IP "
+            "in the app's settings; WeCom's errmsg names the IP it saw"),
+    84061: "no relation between the customer and the staff member (removed, or a skip-verify add "
+           "not yet accepted)",
+    84074: "no customer-contact permission: give the member 客户联系 in WeCom's admin console",
+    301002: "no permission for this app (the token's app is not the agentid in the request)",
+}
+
+
+def explain(errcode: int | None) -> str | None:
+    """A plain explanation of a WeCom errcode, when it is one operators meet often."""
+    return EXPLANATIONS.get(errcode) if errcode is not None else None
+
+
+def error_code(exc: WeComError) -> str:
+    """The stable code an API answer or a per-item result reports for a WeCom failure."""
+    if isinstance(exc, FrequencyLimited):
+        return "wecom_rate_limited"
+    if isinstance(exc, ApiError):
+        return "wecom_error"
+    return "wecom_unavailable"
+
+
+def describe(exc: WeComError) -> dict[str, object]:
+    """What WeCom answered, for people: errcode, errmsg, the API and the explanation (ApiError), or
+    the API and HTTP status for no usable answer."""
+    if isinstance(exc, ApiError):
+        return {"errcode": exc.errcode, "errmsg": exc.errmsg, "api": exc.api or None,
+                "explanation": explain(exc.errcode)}
+    return {"api": getattr(exc, "api", None) or None, "status_code": getattr(exc, "status_code", None)}

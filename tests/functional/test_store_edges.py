@@ -33,10 +33,14 @@ def test_a_tag_edit_on_an_unknown_relation_leaves_no_partial_item(aws):
     adopted the product) must not create an item that later breaks the lost handler."""
     from chalicelib.customers import items as cs
     from chalicelib.customers import steps
+    from chalicelib.store import events as event_store
     from chalicelib.tags import items as tag_items
 
-    tag_items.set_relation_tags("corpA", "wm1", "alice", ["et1"])
+    # The tag step's op, committed as the event's commit does: dropped on an unknown relation.
+    event_store.commit("corpA", "e" * 32, steps=["tags"], route="test", expires_at=2**31,
+                       ops=[tag_items.relation_tags_set("corpA", "wm1", "alice", ["et1"])])
     assert cs.get_relation("corpA", "wm1", "alice") is None
+    assert cs.items_of_customer("corpA", "wm1") == []
 
     class Event:
         external_user_id, user_id, create_time, source = "wm1", "alice", 2000, None

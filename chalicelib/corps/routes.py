@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
-from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator
 
 from chalicelib.api.core import (
     API_PREFIX,
@@ -26,137 +24,21 @@ from chalicelib.api.core import (
     not_found,
     register_error,
 )
-from chalicelib.platform import dead_letters
-from chalicelib.platform.model import Change, Model
+
+if TYPE_CHECKING:
+    from chalicelib.corps.service import ApiKeyCreated, ApiKeyView, CorpCreated, CorpView, Health
+    from chalicelib.platform.dead_letters import DeadLetterPeek, DeadLetterSummary, RedriveResult
 
 logger = logging.getLogger(__name__)
 bp = Blueprint(__name__)
-register_error(dead_letters.UnknownQueue, 404, "not_found")
-
-
-# Field rules shared by registration and update.
-def _check_token(v: SecretStr) -> SecretStr:
-    raw = v.get_secret_value()
-    if not (1 <= len(raw) <= 32 and raw.isascii() and raw.isalnum()):
-        raise ValueError("callback_token must be 1-32 letters or digits (WeCom's rule)")
-    return v
-
-
-def _check_aes_key(v: SecretStr) -> SecretStr:
-    raw = v.get_secret_value()
-    if not (len(raw) == 43 and raw.isascii() and raw.isalnum()):
-        raise ValueError("encoding_aes_key must be exactly 43 letters or digits")
-    return v
-
-
-def _check_secret(v: SecretStr) -> SecretStr:
-    if not 1 <= len(v.get_secret_value()) <= 128:
-        raise ValueError("contact_secret must be 1-128 characters")
-    return v
-
-
-def _check_zone(v: str) -> str:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {v!r}") from exc
-    return v
-
-
-def _zones(schema: dict[str, Any]) -> None:
-    """The zones the server knows, as the schema's enum (read when the document is built)."""
-    from zoneinfo import available_timezones
-
-    schema["enum"] = sorted(available_timezones())
-
-
-# The checks above, as the schema states them (SecretStr takes no constraints of its own).
-CallbackToken = Annotated[SecretStr, AfterValidator(_check_token),
-                          Field(description="the Token set in WeCom's callback settings",
-                                json_schema_extra={"pattern": "^[A-Za-z0-9]{1,32}$"})]
-EncodingAesKey = Annotated[SecretStr, AfterValidator(_check_aes_key),
-                           Field(description="the 43-character EncodingAESKey",
-                                 json_schema_extra={"pattern": "^[A-Za-z0-9]{43}$"})]
-ContactSecret = Annotated[SecretStr, AfterValidator(_check_secret),
-                          Field(description="secret of the self-built app used for customer contact",
-                                json_schema_extra={"minLength": 1, "maxLength": 128})]
-TimeZone = Annotated[str, AfterValidator(_check_zone),
-                     Field(description="IANA zone; days in stats are calendar days here", json_schema_extra=_zones)]
-CorpName = Annotated[str, Field(min_length=1, max_length=100)]
-
-
-class CorpCreate(Model):
-    model_config = ConfigDict(extra="forbid")
-    corp_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="WeCom corpid")
-    name: CorpName
-    callback_token: CallbackToken
-    encoding_aes_key: EncodingAesKey
-    contact_secret: ContactSecret
-    agent_id: str | None = Field(None, max_length=32)
-    time_zone: TimeZone = "Asia/Shanghai"
-
-
-class CorpUpdate(Change):
-    """Only the fields sent change (at least one). Secrets are sealed again; the answer never contains them."""
-
-    model_config = ConfigDict(extra="forbid")
-    min_changes = 1
-    name: CorpName = None
-    callback_token: CallbackToken = None
-    encoding_aes_key: EncodingAesKey = None
-    contact_secret: ContactSecret = None
-    time_zone: TimeZone = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _not_null(cls, v: object) -> object:
-        if v is None:
-            raise ValueError("may not be null: leave the field out to keep its value")
-        return v
-
-
-class CorpView(Model):
-    corp_id: str
-    name: str
-    time_zone: str
-    agent_id: str | None
-    callback_url: str = Field(description="set this as the callback URL in WeCom's admin console")
-    created_at: int
-    updated_at: int | None = Field(None, description="last change of its settings or secrets")
-
-
-class CorpCreated(CorpView):
-    api_key: str = Field(description="corp-scoped API key; shown once, store it safely")
-
-
-class ApiKeyCreate(Model):
-    model_config = ConfigDict(extra="forbid")
-    label: str = Field("default", min_length=1, max_length=64)
-
-
-class ApiKeyCreated(Model):
-    corp_id: str
-    key_id: str = Field(description="names the key in the list and to revoke it")
-    label: str
-    created_at: int
-    last4: str
-    api_key: str = Field(description="shown once, store it safely")
-
-
-class ApiKeyView(Model):
-    key_id: str
-    label: str
-    created_at: int
-    last4: str = Field(description="the key's last 4 characters")
-    current: bool = Field(description="true for the key that made this request")
-
-
-class Health(Model):
-    status: str
-    time: int
+DL = "chalicelib.platform.dead_letters"
+register_error(f"{DL}:UnknownQueue", 404, "not_found")
+CORPS = "chalicelib.corps.service"
 
 
 def _view(item, call: Call) -> CorpView:
+    from chalicelib.corps.service import CorpView
+
     return CorpView(
         corp_id=item.corp_id,
         name=item.name,
@@ -188,12 +70,13 @@ def _request_key_hash() -> str:
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/corps", summary="Register a corp (admin key)", auth="admin",
-          body=CorpCreate, response=CorpCreated, status=201)
+          body=Lazy(f"{CORPS}:CorpCreate"), response=Lazy(f"{CORPS}:CorpCreated"), status=201)
 def create_corp(call: Call) -> CorpCreated:
     from chalicelib.corps import items as corp_items
+    from chalicelib.corps.service import CorpCreated
     from chalicelib.platform import sealing as secrets
 
-    req: CorpCreate = call.body
+    req = call.body
     now = int(time.time())
     sealed = secrets.seal(
         secrets.CorpSecrets(
@@ -214,9 +97,10 @@ def create_corp(call: Call) -> CorpCreated:
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/corps", summary="List corps (admin key)", auth="admin",
-          query=PageQuery, response=Lazy(f"{__name__}:CorpView", page=True))
+          query=PageQuery, response=Lazy(f"{CORPS}:CorpView", page=True))
 def list_corps(call: Call) -> Page[CorpView]:
     from chalicelib.corps import items as corp_items
+    from chalicelib.corps.service import CorpView
 
     q: PageQuery = call.query
     items, cursor = corp_items.list_corps(limit=q.limit, cursor=q.cursor)
@@ -235,16 +119,17 @@ def _visible_corp(call: Call):
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/corps/{{corp_id}}", summary="One corp (its key or admin)",
-          auth="any", response=CorpView)
+          auth="any", response=Lazy(f"{CORPS}:CorpView"))
 def get_corp(call: Call) -> CorpView:
     return _view(_visible_corp(call), call)
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",
           summary="Issue another API key for a corp (its key or admin)", auth="any",
-          body=ApiKeyCreate, response=ApiKeyCreated, status=201)
+          body=Lazy(f"{CORPS}:ApiKeyCreate"), response=Lazy(f"{CORPS}:ApiKeyCreated"), status=201)
 def create_api_key(call: Call) -> ApiKeyCreated:
     from chalicelib.corps import items as corp_items
+    from chalicelib.corps.service import ApiKeyCreated
 
     item = _visible_corp(call)
     key, stored = _new_key(item.corp_id, call.body.label, int(time.time()))
@@ -257,9 +142,10 @@ def create_api_key(call: Call) -> ApiKeyCreated:
 
 @endpoint(bp, "GET", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",
           summary="A corp's API keys, oldest first: ids, labels, last 4 characters (its key or admin)",
-          auth="any", query=PageQuery, response=Lazy(f"{__name__}:ApiKeyView", page=True))
+          auth="any", query=PageQuery, response=Lazy(f"{CORPS}:ApiKeyView", page=True))
 def list_api_keys(call: Call) -> Page[ApiKeyView]:
     from chalicelib.corps import items as corp_items
+    from chalicelib.corps.service import ApiKeyView
 
     item = _visible_corp(call)
     q: PageQuery = call.query
@@ -296,13 +182,14 @@ def revoke_api_key(call: Call) -> None:
 
 @endpoint(bp, "PATCH", f"{API_PREFIX}/corps/{{corp_id}}",
           summary="Change a corp's name, time zone or secrets (its key or admin); answers without secrets",
-          auth="any", body=CorpUpdate, response=CorpView)
+          auth="any", body=Lazy(f"{CORPS}:CorpUpdate"), response=Lazy(f"{CORPS}:CorpView"))
 def update_corp(call: Call) -> CorpView:
     from chalicelib.corps import items as corp_items
     from chalicelib.corps import registry as corps
+    from chalicelib.corps.service import CorpUpdate
 
     item = _visible_corp(call)
-    req: CorpUpdate = call.body
+    req = call.body
     if not req.model_fields_set:
         raise invalid("nothing to change: send any of " + ", ".join(CorpUpdate.model_fields))
     try:
@@ -319,8 +206,10 @@ def update_corp(call: Call) -> CorpView:
     return _view(updated, call)
 
 
-@endpoint(bp, "GET", f"{API_PREFIX}/health", summary="Liveness", auth="public", response=Health)
+@endpoint(bp, "GET", f"{API_PREFIX}/health", summary="Liveness", auth="public", response=Lazy(f"{CORPS}:Health"))
 def health(call: Call) -> Health:
+    from chalicelib.corps.service import Health
+
     return Health(status="ok", time=int(time.time()))
 
 
@@ -346,44 +235,27 @@ def list_staff(call: Call) -> Any:
 
 
 # -- dead letters (admin) ---------------------------------------------------------------------------
-class DeadLetterSummary(Model):
-    queues: list = Field(description="per queue: its DLQ and how many messages it holds")
-
-
-class DeadLetterPeek(Model):
-    messages: list[dead_letters.DeadLetter]
-
-
-class RedriveRequest(Model):
-    model_config = ConfigDict(extra="forbid")
-    max_messages: int = Field(1000, ge=1, le=100_000)
-
-
-class RedriveResult(Model):
-    queue: str
-    moved: int
-
-
-class DeadLetterQuery(Model):
-    model_config = ConfigDict(extra="forbid")
-    limit: int = Field(10, ge=1, le=10)
-
-
 @endpoint(bp, "GET", f"{API_PREFIX}/dead-letters", summary="Dead-letter queues and their sizes (admin)",
-          auth="admin", response=DeadLetterSummary)
+          auth="admin", response=Lazy(f"{DL}:DeadLetterSummary"))
 def dead_letter_summary(call: Call) -> DeadLetterSummary:
-    return DeadLetterSummary(queues=[q.model_dump() for q in dead_letters.summary()])
+    from chalicelib.platform import dead_letters
+
+    return dead_letters.DeadLetterSummary(queues=[q.model_dump() for q in dead_letters.summary()])
 
 
 @endpoint(bp, "GET", f"{API_PREFIX}/dead-letters/{{queue}}", summary="Look at dead letters (admin)",
-          auth="admin", query=DeadLetterQuery, response=DeadLetterPeek)
+          auth="admin", query=Lazy(f"{DL}:DeadLetterQuery"), response=Lazy(f"{DL}:DeadLetterPeek"))
 def dead_letter_peek(call: Call) -> DeadLetterPeek:
-    return DeadLetterPeek(messages=dead_letters.peek(call.params["queue"], limit=call.query.limit))
+    from chalicelib.platform import dead_letters
+
+    return dead_letters.DeadLetterPeek(messages=dead_letters.peek(call.params["queue"], limit=call.query.limit))
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/dead-letters/{{queue}}/redrive",
           summary="Move dead letters back to their queue (admin); body optional", auth="admin",
-          body=RedriveRequest, response=RedriveResult)
+          body=Lazy(f"{DL}:RedriveRequest"), response=Lazy(f"{DL}:RedriveResult"))
 def dead_letter_redrive(call: Call) -> RedriveResult:
+    from chalicelib.platform import dead_letters
+
     moved = dead_letters.redrive(call.params["queue"], max_messages=call.body.max_messages)
-    return RedriveResult(queue=call.params["queue"], moved=moved)
+    return dead_letters.RedriveResult(queue=call.params["queue"], moved=moved)

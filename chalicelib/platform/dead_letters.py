@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from chalicelib.platform import aws, queues
 from chalicelib.platform.model import Model
@@ -122,3 +122,27 @@ def redrive(logical: str, *, max_messages: int = 1000) -> int:
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
             moved += 1
     return moved
+
+
+# -- the dead-letter API's requests and views (routes in corps/routes.py) --------------------------
+class DeadLetterSummary(Model):
+    queues: list = Field(description="per queue: its DLQ and how many messages it holds")
+
+
+class DeadLetterPeek(Model):
+    messages: list[DeadLetter]
+
+
+class RedriveRequest(Model):
+    model_config = ConfigDict(extra="forbid")
+    max_messages: int = Field(1000, ge=1, le=100_000)
+
+
+class RedriveResult(Model):
+    queue: str
+    moved: int
+
+
+class DeadLetterQuery(Model):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(10, ge=1, le=10)

@@ -372,8 +372,8 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
         return []
     count = member_counts(corp_id, [chat_id]).get(chat_id)
     ops: list[Any] = []
-    if count is not None and scene == 3:  # joined by scanning (a group code)
-        over = min(len(members) or 1, max(0, count - code.threshold))
+    if count is not None and scene == 3 and count > code.threshold:  # joined by scanning, maybe past it
+        over = _joined_past_threshold(corp_id, chat_id, members, code.threshold)
         if over:
             ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
     if chat_id in code.listed and count is not None and count >= code.threshold:
@@ -381,6 +381,15 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
     else:
         _push_if_stale(corp_id, code, now=now)
     return ops
+
+
+def _joined_past_threshold(corp_id: str, chat_id: str, members: list[str], threshold: int) -> int:
+    """How many of `members` joined as member number threshold + 1 or later: their place in
+    WeCom's member list (join order), not the count now (later joins may have been processed
+    first). Read only for a group over the threshold."""
+    member_list = _client(corp_id).get_groupchat(chat_id).group_chat.member_list
+    place = {m.userid: i + 1 for i, m in enumerate(member_list)}
+    return sum(1 for m in members if place.get(m, 0) > threshold)
 
 
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:

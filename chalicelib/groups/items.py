@@ -1,17 +1,101 @@
-"""Customer groups (WeCom customer group chats) and their members."""
+"""Customer groups (WeCom customer group chats) and their members.
+
+The group item's `member_count` is WeCom's truth, kept exact by member versions (docs/architecture.md,
+"Group member counts"): WeCom versions a group's member list, and every add/del_member callback
+names the version before (`LastMemVer`) and after (`CurMemVer`) its change. An event moves the
+stored count only from the version it starts at (a conditional update in its exactly-once commit);
+anything else is a gap (a lost or reordered callback) that a read of groupchat/get repairs, written
+only over the version seen before that read, so an older read never overwrites a newer state.
+`member_history` holds the versions the stored count has moved past: an event starting at one of
+them is already included.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
+
+from chalicelib.platform.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys
 from chalicelib.store.events import StoreOp
 
+if TYPE_CHECKING:
+    from chalicelib.wecom.models import GroupChat
+
 GroupStatus = Literal["active", "dismissed"]
+MEMBER_HISTORY = 20  # versions remembered: an event delayed past this many later changes costs a read
+
+
+class GroupItem(Model):
+    """A customer group as stored: what its events and the last groupchat/get said."""
+
+    group_id: str
+    name: str = ""
+    owner: str | None = None
+    admins: list[str] = Field(default_factory=list)
+    notice: str | None = None
+    status: GroupStatus = "active"
+    member_count: int | None = Field(None, description="members (staff and customers), WeCom's truth; "
+                                                       "None until the first read or versioned event")
+    member_version: str | None = Field(None, description="WeCom's member-list version that member_count is at")
+    member_history: list[str] = Field(default_factory=list, description="versions member_count moved past")
+    members_read_at: int | None = Field(None, description="when groupchat/get was last read (unix s)")
+    codes: list[str] = Field(default_factory=list, description="group codes that list this group")
+    created_at: int | None = None
+    last_event_at: int | None = None
+    last_change: str | None = None
+
+
+class MemberItem(Model):
+    group_id: str
+    member_id: str
+    status: Literal["joined", "left"] = "joined"
+    member_type: int | None = Field(None, description="1 staff member, 2 customer")
+    join_time: int | None = Field(None, description="WeCom's join time, as groupchat/get last said")
+    joined_at: int | None = Field(None, description="the add_member callback's CreateTime")
+    join_scene: int | None = Field(None, description="groupchat/get: 1 invited, 2 link, 3 QR code")
+    scene: int | None = Field(None, description="the callback's JoinScene / QuitScene")
+    state: str | None = None
+    invitor: str | None = None
+    last_event_at: int | None = None
+
+
+def _group(item: dict[str, Any]) -> GroupItem:
+    item = dict(item)
+    item["codes"] = sorted(item.get("codes") or ())
+    return GroupItem.model_validate(item)
+
+
+def get_group(corp_id: str, group_id: str, *, consistent: bool = False) -> GroupItem | None:
+    item = get_table().get(keys.group(corp_id, group_id), consistent=consistent)
+    return _group(item) if item else None
+
+
+def member_count(corp_id: str, group_id: str) -> int | None:
+    """The group's exact member count (consistent read); None for an unknown group or one whose
+    members were never read nor counted by a versioned event."""
+    group = get_group(corp_id, group_id, consistent=True)
+    return group.member_count if group else None
+
+
+@dataclass(frozen=True)
+class CountChange:
+    """An add/del_member event's move of the member count from version `last` (what `seen` holds)
+    to `cur`."""
+
+    seen: GroupItem
+    last: str
+    cur: str
+    delta: int
 
 
 def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus | None = None,
-                  fields: dict[str, Any] | None = None, created: bool = False) -> StoreOp:
+                  fields: dict[str, Any] | None = None, created: bool = False,
+                  count: CountChange | None = None) -> StoreOp:
+    """The event's update of the group item: its fields only if no newer event (CreateTime) wrote
+    them; its count change (one op: a transaction touches an item once) only from its version."""
     names = {"#type": "type", "#at": "last_event_at"}
     values: dict[str, Any] = {":type": "group", ":g": group_id, ":at": at}
     sets = ["#type = :type", "group_id = :g", "#at = :at"]
@@ -25,45 +109,115 @@ def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus |
         names[f"#f{i}"] = name
         values[f":f{i}"] = value
         sets.append(f"#f{i} = :f{i}")
+    key = keys.group(corp_id, group_id)
+    newer = "(attribute_not_exists(#at) OR #at <= :at)"
+    fields_op = StoreOp(get_table().op_update(key, expression="SET " + ", ".join(sets), names=names,
+                                              values=values, condition=newer), stale_ok=True)
+    if count is None:
+        return fields_op
+    condition, count_values = _version_condition(count.seen)
+    count_values.update({":cur": count.cur, ":hist": _moved_past(count.seen, count.cur), ":d": count.delta})
+    count_set = "member_version = :cur, member_history = :hist"
+    # Both; else the count alone (an older event by CreateTime still counts); else the fields alone
+    # (a read moved the version past this change, which it includes); else nothing.
+    count_op = StoreOp(get_table().op_update(key, expression=f"SET {count_set} ADD member_count :d",
+                                             values=count_values, condition=condition),
+                       stale_ok=True, if_stale=fields_op)
     return StoreOp(
-        get_table().op_update(
-            keys.group(corp_id, group_id),
-            expression="SET " + ", ".join(sets),
-            names=names,
-            values=values,
-            condition="attribute_not_exists(#at) OR #at <= :at",
-        ),
-        stale_ok=True,
+        get_table().op_update(key, expression="SET " + ", ".join([*sets, count_set]) + " ADD member_count :d",
+                              names=names, values={**values, **count_values}, condition=f"{condition} AND {newer}"),
+        stale_ok=True, if_stale=count_op)
+
+
+def _moved_past(seen: GroupItem | None, new_version: str) -> list[str]:
+    if seen is None or not seen.member_version or seen.member_version == new_version:
+        return list(seen.member_history) if seen else []
+    return [seen.member_version, *seen.member_history][:MEMBER_HISTORY]
+
+
+def _version_condition(seen: GroupItem | None) -> tuple[str, dict[str, Any]]:
+    if seen is None or seen.member_version is None:
+        return "attribute_not_exists(member_version)", {}
+    return "member_version = :seen", {":seen": seen.member_version}
+
+
+def record_read(corp_id: str, chat: GroupChat, *, seen: GroupItem | None, read_at: int) -> None:
+    """Store what groupchat/get said, over the version `seen` held before the read only (else
+    ConditionFailed: the stored state moved meanwhile, possibly past this read)."""
+    condition, values = _version_condition(seen)
+    version = chat.member_version or ""
+    get_table().update(
+        keys.group(corp_id, chat.chat_id),
+        expression=("SET #type = :type, group_id = :g, #name = :name, #owner = :owner, admins = :admins, "
+                    "notice = :notice, member_count = :n, member_version = :v, member_history = :hist, "
+                    "members_read_at = :t, #status = if_not_exists(#status, :active), "
+                    "created_at = if_not_exists(created_at, :created)"),
+        names={"#type": "type", "#name": "name", "#owner": "owner", "#status": "status"},
+        values={**values, ":type": "group", ":g": chat.chat_id, ":name": chat.name, ":owner": chat.owner,
+                ":admins": [a.get("userid", "") for a in chat.admin_list], ":notice": chat.notice,
+                ":n": len(chat.member_list), ":v": version, ":hist": _moved_past(seen, version), ":t": read_at,
+                ":active": "active", ":created": chat.create_time or read_at},
+        condition=condition,
     )
+    _record_read_members(corp_id, chat, read_at=read_at)
+
+
+def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None:
+    """Member items as the read found them, writing only those that differ; a member whose item a
+    later event moved is left alone."""
+    stored = {m.member_id: m for m in members(corp_id, chat.chat_id)}
+    present = set()
+    for m in chat.member_list:
+        present.add(m.userid)
+        fields = {"member_type": m.type, "join_time": m.join_time or None, "join_scene": m.join_scene,
+                  "state": m.state or None, "invitor": (m.invitor or {}).get("userid")}
+        known = stored.get(m.userid)
+        if known is None or known.status != "joined" or any(getattr(known, k) != v for k, v in fields.items()):
+            _update_member(corp_id, chat.chat_id, m.userid, at=read_at, status="joined", fields=fields)
+    for gone in stored.values():
+        if gone.status == "joined" and gone.member_id not in present:
+            _update_member(corp_id, chat.chat_id, gone.member_id, at=read_at, status="left")
+
+
+def _update_member(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
+                   fields: dict[str, Any] | None = None) -> None:
+    names = {"#type": "type", "#status": "status", "#at": "last_event_at"}
+    values: dict[str, Any] = {":type": "group_member", ":g": group_id, ":m": member_id, ":status": status, ":at": at}
+    sets = ["#type = :type", "group_id = :g", "member_id = :m", "#status = :status", "#at = :at"]
+    removes = []
+    for i, (name, value) in enumerate(sorted((fields or {}).items())):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+    try:
+        get_table().update(
+            keys.group_member(corp_id, group_id, member_id),
+            expression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            names=names, values=values, condition="attribute_not_exists(#at) OR #at <= :at")
+    except ConditionFailed:
+        pass  # a newer event already moved this member
 
 
 def put_members(corp_id: str, group_id: str, member_ids: list[str], *, status: str, at: int,
                 scene: int | None) -> None:
-    """Member items are plain idempotent puts (the same event writes the same values), so they
-    are batch-written before the event's commit instead of inside its transaction."""
-    table = get_table()
+    """Member items are idempotent conditional updates (the same event writes the same values), so
+    they are written before the event's commit instead of inside its transaction. They keep what a
+    read of groupchat/get added (state, invitor)."""
+    fields: dict[str, Any] = {"scene": scene}
+    if status == "joined":
+        fields["joined_at"] = at
     for member_id in member_ids:
-        try:
-            table.put(
-                {
-                    **keys.group_member(corp_id, group_id, member_id),
-                    "type": "group_member",
-                    "group_id": group_id,
-                    "member_id": member_id,
-                    "status": status,
-                    "scene": scene,
-                    "last_event_at": at,
-                },
-                condition="attribute_not_exists(last_event_at) OR last_event_at <= :at",
-                values={":at": at},
-            )
-        except ConditionFailed:
-            continue  # a newer event already moved this member
+        _update_member(corp_id, group_id, member_id, at=at, status=status, fields=fields)
 
 
-def get_group(corp_id: str, group_id: str) -> dict[str, Any] | None:
-    return get_table().get(keys.group(corp_id, group_id))
+def get_members(corp_id: str, group_id: str, member_ids: list[str]) -> list[MemberItem]:
+    items = get_table().batch_get([keys.group_member(corp_id, group_id, m) for m in member_ids])
+    return [MemberItem.model_validate(i) for i in items]
 
 
-def members(corp_id: str, group_id: str) -> list[dict[str, Any]]:
-    return get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.group_member_prefix(group_id))
+def members(corp_id: str, group_id: str) -> list[MemberItem]:
+    return [MemberItem.model_validate(i) for i in
+            get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.group_member_prefix(group_id))]

@@ -1,8 +1,9 @@
 """Customer groups, from change_external_chat events: which groups exist, who joined and left.
 
 WeCom's group events can arrive out of order or be lost, so every write is guarded by the
-event's CreateTime (older events never overwrite newer state); a later sync re-pulls
-groupchat/get for the authoritative member list (group codes build on this).
+event's CreateTime (older events never overwrite newer state), and member counts by WeCom's
+member versions (`LastMemVer` -> `CurMemVer`): an event applies its change only from the version it
+starts at; a gap means a lost or reordered callback and re-reads groupchat/get (items.py).
 """
 
 from __future__ import annotations
@@ -48,18 +49,56 @@ def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ev = ctx.event
     detail = ev.update_detail
     members = list(ev.mem_change_list or [])
-    fields: dict[str, Any] = {"member_version": ev.cur_mem_ver} if ev.cur_mem_ver else {}
+    fields: dict[str, Any] = {}
     ops: list[Any] = []
+    count = None
+    changed = ev.mem_change_cnt or len(members)
     if detail == "add_member":
         group_items.put_members(ctx.corp_id, ev.chat_id, members, status="joined", at=ev.create_time,
                           scene=ev.join_scene)
-        ops += _count(ctx, members_joined=ev.mem_change_cnt or len(members))
+        ops += _count(ctx, members_joined=changed)
+        count = _count_change(ctx, changed)
     elif detail == "del_member":
         group_items.put_members(ctx.corp_id, ev.chat_id, members, status="left", at=ev.create_time,
                           scene=ev.quit_scene)
-        ops += _count(ctx, members_left=ev.mem_change_cnt or len(members))
+        ops += _count(ctx, members_left=changed)
+        count = _count_change(ctx, -changed)
     else:
         fields["last_change"] = detail or "unknown"
     ops.append(group_items.group_changed(ctx.corp_id, ev.chat_id, at=ev.create_time, status="active",
-                                   fields=fields))
+                                         fields=fields, count=count))
     return ops
+
+
+def _count_change(ctx: EventContext[ExternalChatUpdate], delta: int) -> group_items.CountChange | None:
+    """Move the exact member count by `delta` if the stored version is where this event starts;
+    otherwise the event is already included (its versions are behind the stored one) or there is a
+    gap, which a read of groupchat/get repairs now."""
+    from chalicelib.groups import service
+
+    ev = ctx.event
+    if not (ev.last_mem_ver and ev.cur_mem_ver):
+        return None  # an event without versions cannot be placed: the daily sync corrects the count
+    seen = group_items.get_group(ctx.corp_id, ev.chat_id, consistent=True)
+    if seen is not None and seen.member_count is not None:
+        if seen.member_version == ev.last_mem_ver:
+            return group_items.CountChange(seen, ev.last_mem_ver, ev.cur_mem_ver, delta)
+        if ev.cur_mem_ver == seen.member_version or ev.last_mem_ver in seen.member_history:
+            return None  # already counted: a read after this change, or a later event's read
+        if delta > 0 and _read_after_join(ctx):
+            return None  # a read already saw these members joined at or after this event
+    from chalicelib.corps import registry as corps
+
+    service.refresh_members(ctx.corp_id, ev.chat_id, client=corps.wecom_client(ctx.corp_id))
+    return None
+
+
+def _read_after_join(ctx: EventContext[ExternalChatUpdate]) -> bool:
+    """Whether the last read of groupchat/get came after this add_member event: it listed each
+    joined member with a join time (WeCom's clock, as the event's CreateTime) at or after it."""
+    ev = ctx.event
+    if not ev.mem_change_list:
+        return False
+    found = group_items.get_members(ctx.corp_id, ev.chat_id, list(ev.mem_change_list))
+    return len(found) == len(set(ev.mem_change_list)) and all(
+        m.status == "joined" and m.join_time is not None and m.join_time >= ev.create_time for m in found)

@@ -118,8 +118,8 @@ def test_group_events_record_groups_and_members(chalice_client, aws):
                            "<MemChangeCnt>2</MemChangeCnt><MemChangeList><Item>wmX</Item><Item>wmY</Item></MemChangeList>"
                            "</xml>").encode())
     _consume(chalice_client, drain_queue(aws.events_queue))
-    assert group_items.get_group(CORP_ID, "wrChat1")["status"] == "active"
-    assert sorted(m["member_id"] for m in group_items.members(CORP_ID, "wrChat1")) == ["wmX", "wmY"]
+    assert group_items.get_group(CORP_ID, "wrChat1").status == "active"
+    assert sorted(m.member_id for m in group_items.members(CORP_ID, "wrChat1")) == ["wmX", "wmY"]
 
 
 def test_unknown_event_is_accepted_and_ignored(chalice_client, aws):

@@ -41,6 +41,7 @@ SCAN_JOIN_CAP = 200  # joins by scanning stop at 200 members (wecom-api.md secti
 JOIN_WAY_MAX_CHATS = 5  # chat_id_list max 5 (doc 99547)
 REOPEN_MARGIN = 10  # a group that reached the threshold is listed again only below threshold - 10
 PUSH_GRACE = 10  # s: a claimed rotation not yet in WeCom after this is pushed again
+VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this close to the threshold
 STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
 LINKS_TTL = 30.0
 
@@ -280,9 +281,13 @@ def plan(*, threshold: int, listed: list[str], full: list[str], pool: list[str],
     return Plan(new_listed, new_full, status, seats)
 
 
-def _plan_for(corp_id: str, code: GroupCodeItem, now: float) -> tuple[Plan, dict[str, int | None], list[str]]:
+def _plan_for(corp_id: str, code: GroupCodeItem, now: float, known: dict[str, int] | None = None,
+              verify: bool = False) -> tuple[Plan, dict[str, int | None], list[str]]:
     pool = active_pool(code, _local(corp_id, now))
-    counts = member_counts(corp_id, [*pool, *code.listed])
+    counts = {**member_counts(corp_id, [c for c in dict.fromkeys([*pool, *code.listed]) if c not in (known or {})]),
+              **(known or {})}
+    if verify:
+        counts.update(_verified(corp_id, code, counts))
     return plan(threshold=code.threshold, listed=code.listed, full=code.full, pool=pool,
                 auto_create=code.auto_create is not None, low_seats=code.low_seats, counts=counts), counts, pool
 
@@ -298,11 +303,31 @@ def _join_way(code: GroupCodeItem | GroupCodeCreate, listed: list[str], *, state
 
 
 # -- rotation -----------------------------------------------------------------------------------
-def rotate(corp_id: str, code: GroupCodeItem, *, now: float, reason: str) -> bool:
+def _verified(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None]) -> dict[str, int | None]:
+    """The tick's check against a lost callback: listed groups within VERIFY_MARGIN of the threshold
+    are read from WeCom (groups.service.refresh_members stores the read), the others trusted."""
+    from chalicelib.groups import service as groups
+
+    out: dict[str, int | None] = {}
+    for chat_id in code.listed:
+        n = counts.get(chat_id)
+        if n is not None and n < code.threshold - VERIFY_MARGIN:
+            continue
+        try:
+            group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
+        except groups.MembersMoving:
+            continue  # changing as we read: the callbacks are flowing, the stored count will do
+        out[chat_id] = group.member_count if group is not None else None
+    return out
+
+
+def rotate(corp_id: str, code: GroupCodeItem, *, now: float, reason: str, known: dict[str, int] | None = None,
+           verify: bool = False) -> bool:
     """Re-plan `code`; if the list or status changes, claim the change (exactly one writer wins)
-    and push the whole list to WeCom. True if this call changed the code."""
+    and push the whole list to WeCom. True if this call changed the code. `known`: counts the
+    caller has that the store does not have yet (the event being handled commits after its steps)."""
     for _ in range(3):
-        p, _counts, _pool = _plan_for(corp_id, code, now)
+        p, _counts, _pool = _plan_for(corp_id, code, now, known, verify)
         if p.listed == code.listed and p.status == code.status and p.full == code.full:
             _push_if_stale(corp_id, code, now=now)
             return False
@@ -362,34 +387,63 @@ def _notify(corp_id: str, code: GroupCodeItem, alert: Alert) -> None:
 
 
 def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
-               day: str, now: float) -> list[Any]:
-    """One add_member callback for a group in `code_id`'s pool: count joins past the threshold
-    (a counter op for the event's commit) and rotate if a listed group reached it."""
+               versions: tuple[str | None, str | None], day: str, now: float) -> list[Any]:
+    """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
+    `code_id`'s pool: count joins past the threshold (a counter op for the event's commit) and
+    rotate if a listed group reached it."""
     from chalicelib.store import counters
 
     code = code_items.get(corp_id, code_id)
     if code is None or code.status == "deleted":
         return []
-    count = member_counts(corp_id, [chat_id]).get(chat_id)
+    joined = len(members) or 1
+    around = _count_around(corp_id, chat_id, versions, joined)
     ops: list[Any] = []
-    if count is not None and scene == 3 and count > code.threshold:  # joined by scanning, maybe past it
-        over = _joined_past_threshold(corp_id, chat_id, members, code.threshold)
-        if over:
-            ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
+    if around is not None:
+        before, count = around
+        over = max(0, count - max(code.threshold, before)) if scene == 3 else 0
+    else:  # no stored count at this event's version: WeCom's member list (join order) decides
+        member_list = _member_list(corp_id, chat_id)
+        count = len(member_list) if member_list is not None else None
+        place = {m.userid: i + 1 for i, m in enumerate(member_list or [])}
+        over = sum(1 for m in members if place.get(m, 0) > code.threshold) if scene == 3 else 0
+    if over:
+        ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
     if chat_id in code.listed and count is not None and count >= code.threshold:
-        rotate(corp_id, code, now=now, reason=f"{chat_id} reached {count}")
+        rotate(corp_id, code, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
     else:
         _push_if_stale(corp_id, code, now=now)
     return ops
 
 
-def _joined_past_threshold(corp_id: str, chat_id: str, members: list[str], threshold: int) -> int:
-    """How many of `members` joined as member number threshold + 1 or later: their place in
-    WeCom's member list (join order), not the count now (later joins may have been processed
-    first). Read only for a group over the threshold."""
-    member_list = _client(corp_id).get_groupchat(chat_id).group_chat.member_list
-    place = {m.userid: i + 1 for i, m in enumerate(member_list)}
-    return sum(1 for m in members if place.get(m, 0) > threshold)
+def _count_around(corp_id: str, chat_id: str, versions: tuple[str | None, str | None],
+                  joined: int) -> tuple[int, int] | None:
+    """(members before, after) this add_member event from the exact stored count (chalicelib.groups
+    moves it in the event's own commit, which comes after this step): stored at the event's
+    LastMemVer -> count, count + joined; at its CurMemVer -> count - joined, count. None when the
+    stored count is elsewhere (a gap, concurrent events, not counted yet)."""
+    from chalicelib.groups import items as group_items
+
+    last, cur = versions
+    group = group_items.get_group(corp_id, chat_id, consistent=True)
+    if not (last and cur) or group is None or group.member_count is None:
+        return None
+    if group.member_version == last:
+        return group.member_count, group.member_count + joined
+    if group.member_version == cur:
+        return group.member_count - joined, group.member_count
+    return None
+
+
+def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+    from chalicelib.wecom import errors
+
+    try:
+        return list(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
+    except errors.ApiError as exc:
+        if isinstance(exc, (errors.InvalidArgument, errors.NotFound)) or exc.errcode == 90501:
+            return None
+        raise
 
 
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
@@ -409,14 +463,15 @@ caches.register("group_codes:links", _links.clear)
 
 
 def tick(corp_id: str, *, now: float | None = None) -> dict[str, int]:
-    """Re-check every active code of the corp: counts (one BatchGetItem per code), windows,
-    stale pushes. WeCom is called only for a code whose list changes."""
+    """Re-check every active code of the corp: counts (one BatchGetItem per code; groupchat/get
+    for listed groups within VERIFY_MARGIN of the threshold, so a lost callback cannot leave a full
+    group listed), windows, stale pushes. update_join_way only for a code whose list changes."""
     now = time.time() if now is None else now
     result = {"checked": 0, "rotated": 0, "failed": 0}
     for code in code_items.active_codes(corp_id):
         result["checked"] += 1
         try:
-            result["rotated"] += rotate(corp_id, code, now=now, reason="tick")
+            result["rotated"] += rotate(corp_id, code, now=now, reason="tick", verify=True)
         except Exception:  # one broken code (deleted in WeCom, 45009) must not stop the others
             logger.exception("group code %s/%s: tick failed", corp_id, code.code_id)
             result["failed"] += 1

@@ -24,5 +24,6 @@ def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ops: list[Any] = []
     for code_id in service.codes_of_chat(ctx.corp_id, ev.chat_id):
         ops += service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
-                                  scene=ev.join_scene, day=ctx.day, now=ctx.now)
+                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver),
+                                  day=ctx.day, now=ctx.now)
     return ops

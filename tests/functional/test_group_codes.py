@@ -198,3 +198,22 @@ def test_a_member_leaving_reopens_a_full_group_only_below_the_margin(world):
     world.pump()
     schedules.minute()
     assert join_way(world, code["config_id"])["chat_id_list"] == [pool[1], pool[0]]
+
+
+def test_a_dropped_crossing_callback_is_repaired_by_the_next_joins_member_version_gap(world):
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=5)
+    join(world, code["config_id"], 3, concurrency=1)
+    updates = wecom_calls(world, "externalcontact/groupchat/update_join_way")
+    deliver = world.sb.simulator.deliver
+    world.sb.simulator.deliver = lambda url, params, body: 200  # the crossing join's callback is lost
+    world.sb.simulator.join_group(CORP_ID, code["config_id"])
+    world.sb.simulator.deliver = deliver
+    world.pump()
+    join(world, code["config_id"], 1, concurrency=1)  # its LastMemVer is not the stored version: a gap
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+    from chalicelib.store import counters
+
+    over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
+    assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 1  # the sixth member

@@ -704,6 +704,34 @@ def del_join_way(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     return {}
 
 
+# -- app messages 应用消息 (message/send, doc 90236) ----------------------------------------------------
+@route("message/send")
+def message_send(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    """A text message from the corp's app to staff members: `agentid` must be the corp's app
+    (40056), and the token's app, if it is an agent app, that one (301002, crib section 5);
+    `touser` "a|b" (unknown members come back in `invaliduser`, not as an error); text <= 2048 bytes."""
+    try:
+        agentid = int(body.get("agentid"))
+    except (TypeError, ValueError):
+        raise ApiFailure(40056, "invalid agentid") from None
+    if str(agentid) != str(corp.agent_id):
+        raise ApiFailure(40056, "invalid agentid")
+    if body.get("msgtype") != "text":
+        raise ApiFailure(40008, "invalid message type")  # the sandbox speaks text only
+    text = _text(body, limit_bytes=2048)
+    if not text or not text.get("content"):
+        raise ApiFailure(44004, "empty content")
+    users = [u for u in str(body.get("touser") or "").split("|") if u]
+    if not users:
+        raise ApiFailure(40058, "invalid touser")
+    invalid = [u for u in users if u not in corp.staff or corp.staff[u].resigned]
+    for userid in users:
+        if userid not in invalid:
+            api.sb.journal.record("app_message", corp_id=corp.corp_id, at=api.sb.clock(), userid=userid,
+                                  agentid=agentid, text=text["content"])
+    return {"invaliduser": "|".join(invalid), "msgid": api.sb.world.new_id("msg", 24)}
+
+
 # -- broadcasts 企业群发 (wecom-api.md 3.8; doc 92135 / 96355) -------------------------------------
 @route("externalcontact/add_msg_template")
 def add_msg_template(api: Api, corp: Corp, body: dict, query: dict) -> dict:

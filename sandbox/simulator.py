@@ -356,7 +356,9 @@ class Simulator:
             if chat is None:
                 if not way.get("auto_create_room"):
                     raise SimulationError("every group of this group code is full")
-                last = corp.chats[way["chat_id_list"][-1]]
+                last = next((corp.chats[c] for c in reversed(way["chat_id_list"]) if c in corp.chats), None)
+                if last is None:
+                    raise SimulationError("every group of this group code was dismissed")
                 base = way.get("room_base_name") or last.name
                 seq = int(way.get("room_base_id") or 0) + way.get("room_seq", 1)
                 way["room_seq"] = way.get("room_seq", 1) + 1
@@ -370,6 +372,27 @@ class Simulator:
                                      state=way.get("state"), invitor=None))
             return {"chat_id": chat.chat_id, "external_userid": customer.external_userid}, events
         return self._run(action)
+
+    def join_many(self, corp_id: str, config_id: str, count: int, *, concurrency: int = 16,
+                  prefix: str | None = None) -> dict[str, Any]:
+        """``count`` customers scan group code ``config_id`` at once, from ``concurrency`` threads:
+        each join is decided atomically under the world lock (the cap holds whatever the
+        interleaving), and the callbacks are delivered concurrently, as WeCom would post them.
+        Returns ``joins``: each join's result, or ``{"error": ...}`` for a customer who could not
+        join; ``joined`` and ``refused`` count them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(i: int) -> dict[str, Any]:
+            ext = f"{prefix}{i:06d}" if prefix else None
+            try:
+                return self.join_group(corp_id, config_id, external_userid=ext)
+            except SimulationError as exc:
+                return {"error": str(exc), "external_userid": ext}
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            joins = list(pool.map(one, range(count)))
+        refused = sum(1 for j in joins if "error" in j)
+        return {"joins": joins, "joined": len(joins) - refused, "refused": refused}
 
     def invite_to_group(self, corp_id: str, chat_id: str, invitor: str, *,
                         external_userid: str | None = None, name: str | None = None) -> dict[str, Any]:
@@ -493,5 +516,5 @@ class Simulator:
 
     ACTIONS = ("scan_contact_way", "add_staff", "confirm_contact", "customer_deletes_staff",
                "staff_deletes_customer", "staff_edits_customer", "create_group", "join_group",
-               "invite_to_group", "leave_group", "dismiss_group", "confirm_mass_message",
+               "join_many", "invite_to_group", "leave_group", "dismiss_group", "confirm_mass_message",
                "complete_transfers")

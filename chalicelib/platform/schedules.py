@@ -21,12 +21,15 @@ def all_corp_ids() -> list[str]:
 
 
 def minute(now: float | None = None) -> dict[str, int]:
-    """Channel-code routing (schedules, daily caps, validity windows); resume stalled syncs."""
+    """Channel-code routing (schedules, daily caps, validity windows); group-code rotation (counts,
+    windows, lost callbacks); resume stalled syncs."""
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.customers import sync as customer_sync
+    from chalicelib.group_codes import service as group_codes
 
     now = time.time() if now is None else now
-    result = {"routing_checked": 0, "routing_changed": 0, "syncs_resumed": 0, "failures": 0}
+    result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
+              "syncs_resumed": 0, "failures": 0}
     for corp_id in all_corp_ids():
         try:
             r = channel_codes.tick([corp_id], now=now)
@@ -34,6 +37,14 @@ def minute(now: float | None = None) -> dict[str, int]:
             result["routing_changed"] += r["changed"]
         except Exception:
             logger.exception("routing tick failed for %s", corp_id)
+            result["failures"] += 1
+        try:
+            g = group_codes.tick(corp_id, now=now)
+            result["group_codes_checked"] += g["checked"]
+            result["group_codes_rotated"] += g["rotated"]
+            result["failures"] += g["failed"]
+        except Exception:
+            logger.exception("group code tick failed for %s", corp_id)
             result["failures"] += 1
     result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
     return result

@@ -161,3 +161,31 @@ def stalled_jobs_partition() -> str:
 
 def welcome_claim(corp_id: str, welcome_code: str) -> Key:
     return _k(corp_partition(corp_id), f"WELCOMECODE#{welcome_code}")
+
+
+def state_claim(corp_id: str, state: str) -> Key:
+    """The one item per `state` across channel codes and group codes: a channel code's own item
+    is its claim, a group code writes a `group_code_state` item here, so a state is used once."""
+    return channel_code(corp_id, state)
+
+
+def group_code(corp_id: str, code_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"GCODE#{code_id}")
+
+
+def group_code_prefix() -> str:
+    return "GCODE#"
+
+
+def active_group_codes_partition(corp_id: str) -> str:
+    """GSI2 partition: a corp's active group codes, which the minute tick re-checks."""
+    return f"CORP#{corp_id}#GCODES"
+
+
+def group_code_chat(corp_id: str, chat_id: str, code_id: str) -> Key:
+    """A group in a group code's pool: which codes a group's member change concerns."""
+    return _k(corp_partition(corp_id), f"{group_code_chat_prefix(chat_id)}{code_id}")
+
+
+def group_code_chat_prefix(chat_id: str) -> str:
+    return f"GCODECHAT#{chat_id}#"

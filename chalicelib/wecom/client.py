@@ -545,6 +545,11 @@ class WeComClient:
         return self._typed("externalcontact/groupchat/del_join_way", _models().Ok,
                            body={"config_id": config_id}, retry_safe=True)
 
+    # -- app messages (message/send) -------------------------------------------------------------
+    def send_app_message(self, message: m.AppTextMessage) -> m.AppMessageResponse:
+        """Not retried once it may have reached WeCom: a retry would message the staff twice."""
+        return self._typed("message/send", _models().AppMessageResponse, body=message, retry_safe=False)
+
     # -- broadcasts (3.8) -------------------------------------------------------------------------
     def add_msg_template(self, template: m.MsgTemplate) -> m.AddMsgTemplateResponse:
         """Creates a task per staff member; never retried once it may have reached WeCom."""

@@ -548,3 +548,25 @@ class GroupChatTransferResponse(_Response):
 
 class Ok(_Response):
     """An answer with nothing but errcode/errmsg."""
+
+
+# -- app messages 应用消息 (message/send, doc 90236) ---------------------------------------------
+class AppTextMessage(_Request):
+    """A text message from the corp's app (agentid) to staff members ("a|b")."""
+
+    touser: str = Field(min_length=1)
+    msgtype: Literal["text"] = "text"
+    agentid: int
+    text: Text
+
+    @field_validator("text")
+    @classmethod
+    def _text_len(cls, v: Text) -> Text:
+        _utf8_max(v.content, 2048, "text.content")
+        return v
+
+
+class AppMessageResponse(_Response):
+    invaliduser: str = ""
+    msgid: str = ""
+

@@ -28,6 +28,7 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/channel-codes"): {"valid_until", "schedule.N.end"},
     ("PATCH", "/api/v1/channel-codes/{state}"): {"valid_until", "schedule.N.end"},
     ("GET", "/api/v1/stats/contacts"): {"to"},
+    ("GET", "/api/v1/stats/groups"): {"to"},
     ("POST", "/api/v1/customers/tags"): {"changes.N.remove"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
 }

@@ -343,3 +343,10 @@ def test_import_does_not_load_httpx_or_pydantic_models():
             "print('httpx' in sys.modules, 'chalicelib.wecom.models' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_send_app_message(sb, client):
+    sent = client.send_app_message(m.AppTextMessage(touser="alice", agentid=1000002,
+                                                    text=m.Text(content="group code low")))
+    assert sent.invaliduser == ""
+    assert [e["text"] for e in sb.journal.entries("app_message")] == ["group code low"]

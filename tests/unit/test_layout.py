@@ -12,7 +12,7 @@ import chalicelib
 
 ROOT = Path(chalicelib.__file__).parent
 SPINE = {"platform", "wecom", "store", "api"}
-CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups"}
+CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes"}
 KINDS = {"routes.py", "steps.py", "service.py", "items.py", "registry.py", "staff.py", "sync.py", "sync_items.py",
          "__init__.py"}
 

@@ -425,3 +425,42 @@ def test_control_endpoints(clock):
     assert journal[0]["change_type"] == "add_external_contact"
     assert http.get("/sandbox/requests", params={"api": "gettoken"}).json()["count"] == 1
     assert http.get("/sandbox/corps/wwctl/state").json()["relations"][0]["userid"] == "amy"
+
+
+def test_many_concurrent_joins_honour_the_scan_cap_and_auto_create(sb, api):
+    """450 customers at once through two groups (each holding its owner): no group passes the
+    200 scan cap, whatever the interleaving, and auto_create_room makes the rooms for the rest."""
+    chats = [sb.simulator.create_group(CORP, "alice", f"g{i}")["chat_id"] for i in range(2)]
+    way = api.post("externalcontact/groupchat/add_join_way",
+                   {"scene": 2, "chat_id_list": chats, "room_base_name": "Fans ", "room_base_id": 10})
+    result = sb.simulator.join_many(CORP, way["config_id"], 450, concurrency=12, prefix="wmc")
+    assert result["joined"] == 450 and result["refused"] == 0
+    corp = sb.world.corp(CORP)
+    sizes = {c.chat_id: len(c.members) for c in corp.chats.values()}
+    assert max(sizes.values()) == 200 and sum(sizes.values()) == 450 + 3  # three owners
+    assert sizes[chats[0]] == sizes[chats[1]] == 200
+    created = [c for c in corp.chats.values() if c.chat_id not in chats]
+    assert [c.name for c in created] == ["Fans 11"]
+    assert created[0].chat_id in corp.join_ways[way["config_id"]]["chat_id_list"]
+    joined = [e for e in sb.product.events if b"add_member" in e]
+    assert len(joined) == 450  # one callback per join, none lost under concurrency
+
+
+def test_many_joins_without_auto_create_stop_at_the_cap(sb, api):
+    chat = sb.simulator.create_group(CORP, "alice", "g")["chat_id"]
+    way = api.post("externalcontact/groupchat/add_join_way",
+                   {"scene": 2, "chat_id_list": [chat], "auto_create_room": 0})
+    result = sb.simulator.join_many(CORP, way["config_id"], 230, concurrency=8)
+    assert result["joined"] == 199 and result["refused"] == 31
+    assert len(sb.world.corp(CORP).chats[chat].members) == 200
+
+
+def test_app_message_send(sb, api):
+    sent = api.post("message/send", {"touser": "alice|ghost", "msgtype": "text", "agentid": 1000002,
+                                     "text": {"content": "low capacity"}})
+    assert sent["errcode"] == 0 and sent["invaliduser"] == "ghost"
+    assert [e["userid"] for e in sb.journal.entries("app_message")] == ["alice"]
+    assert api.post("message/send", {"touser": "alice", "msgtype": "text", "agentid": 99,
+                                     "text": {"content": "x"}})["errcode"] == 40056
+    assert api.post("message/send", {"touser": "alice", "msgtype": "text", "agentid": 1000002,
+                                     "text": {"content": "x" * 2049}})["errcode"] == 40058

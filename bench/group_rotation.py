@@ -1,0 +1,214 @@
+"""Group-code rotation under load, through the whole local stack: simulated customers scan one
+group code -> sandbox join (200 scan cap, auto_create_room) -> HTTP callback -> SQS "events" ->
+on_events consumer (group_codes.rotate_on_join) -> WeCom sandbox update_join_way.
+
+    python bench/group_rotation.py [--customers 1000] [--threshold 190] [--groups 8] [--threads 32]
+                                   [--rate R] [--quick]
+
+Starts `infra.local_stack.LocalStack` on free ports (as bench/welcome_burst.py, whose AWS request
+counting by side and handler probe it reuses), registers the demo corp, creates --groups groups
+(owner alice) and one group code over them (threshold, auto-create), then N customers join at once
+(`simulator.join_many` from --threads threads; callbacks posted concurrently over HTTP), or,
+with --rate R, R joins per second on schedule (latency when the consumer keeps up).
+
+Prints: joins/s (first join -> last callback handled), rotations (join-way updates) and threshold
+crossings, over-threshold joins (the product's counter `over_threshold_joins` and the sandbox's
+truth: members past the threshold in each pooled group), rotation latency p50/p99 (the crossing
+callback posted by the sandbox -> the join way's update leaving the product: the crossing
+member is the one whose place in the group is the threshold), and AWS requests per join
+(callback + consumer handler; queue polling apart, as Lambda's event source mapping does it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import aws_requests  # noqa: E402  (stdlib only; must come before any boto3 client)
+from bench.welcome_burst import Counting, Probe, pct  # noqa: E402
+
+
+class Rotations:
+    """Wraps group_codes.service._push (product code unchanged): when each listing left."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pushes: list[tuple[float, list[str]]] = []
+
+    def install(self) -> None:
+        from chalicelib.group_codes import service
+
+        inner = service._push
+
+        def _push(corp_id: str, code: Any, *, now: float) -> None:
+            inner(corp_id, code, now=now)
+            with self.lock:
+                self.pushes.append((time.time(), list(code.listed)))
+
+        service._push = _push
+
+
+def wait_drained(timeout: float) -> bool:
+    from chalicelib.platform import aws, queues
+    from chalicelib.platform.settings import get_settings
+
+    url = queues.queue_url(get_settings().events_queue)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        attrs = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        if all(v == "0" for v in attrs.values()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def fire(sb: Any, corp_id: str, config_id: str, args: Any) -> dict[str, Any]:
+    if not args.rate:
+        return sb.simulator.join_many(corp_id, config_id, args.customers, concurrency=args.threads)
+    from concurrent.futures import ThreadPoolExecutor
+
+    futures, t0 = [], time.time()
+    with ThreadPoolExecutor(max_workers=args.threads) as pool:
+        for i in range(args.customers):
+            delay = t0 + i / args.rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(sb.simulator.join_group, corp_id, config_id))
+        joins = [f.result() for f in futures]
+    return {"joins": joins, "joined": len(joins), "refused": 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--threshold", type=int, default=190)
+    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=32, help="customers scanning at once")
+    parser.add_argument("--rate", type=float, default=0.0, help="joins per second on schedule (0: all at once)")
+    parser.add_argument("--pollers", type=int, default=4, help="pollers of the events queue")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 60 customers, threshold 20, 4 groups")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.customers, args.threshold, args.groups, args.timeout = 60, 20, 4, 120.0
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").disabled = True
+
+    import chalice.local
+    import httpx
+
+    from infra.local_stack import LocalStack, free_port
+
+    chalice.local.ChaliceRequestHandler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    aws_requests.install()
+    os.environ.pop("WECOM_API_BASE", None)
+    stack = LocalStack(http_port=free_port(), moto_port=free_port(), sandbox_port=free_port(),
+                       admin_key="admin-bench-key", events_pollers=args.pollers)
+    probe, rotations = Probe(), Rotations()
+    t_start = time.time()
+    try:
+        stack.start()
+        probe.wrap_handler(stack.app)
+        rotations.install()
+        from chalicelib.platform.settings import get_settings
+
+        events_queue = get_settings().events_queue
+        for i, bridge in enumerate(b for b in stack.bridges if b.queue_name == events_queue):
+            bridge.name = f"sqs-events-{bridge.queue_name}-{i}"  # the consumer side, for Counting
+        demo = stack.register_demo_corp()
+        corp_id, sb = demo["corp_id"], stack.sandbox_app
+        pool = [sb.simulator.create_group(corp_id, "alice", f"Store {i}")["chat_id"] for i in range(args.groups)]
+        wait_drained(60)
+        resp = httpx.post(f"{stack.base_url}/api/v1/group-codes", timeout=60,
+                          headers={"Authorization": f"Bearer {demo['api_key']}"},
+                          json={"name": "Bench poster", "pool": pool, "threshold": args.threshold,
+                                "auto_create": {"room_base_name": "Store auto "}})
+        resp.raise_for_status()
+        code = resp.json()
+        updates0 = len(sb.requests(api="externalcontact/groupchat/update_join_way"))
+        pace = f"{args.rate:g} joins/s" if args.rate else f"{args.threads} at once"
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.customers} customers, "
+              f"{pace}; threshold {args.threshold}; pool of {args.groups} + auto-create", flush=True)
+        with Counting() as req:
+            t0 = time.time()
+            result = fire(sb, corp_id, code["config_id"], args)
+            t_fired = time.time()
+            drained = wait_drained(args.timeout)
+            t_done = time.time()
+        report(args, sb, corp_id, code, pool, pool_listed=code["listed"], result=result, req=req,
+               rotations=rotations, updates0=updates0, span=(t0, t_fired, t_done), drained=drained)
+    finally:
+        stack.stop()
+    print(f"\n(total run {time.time() - t_start:.0f} s)")
+    return 0
+
+
+def report(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[str], *, pool_listed: list[str],
+           result: dict[str, Any], req: dict[str, Any], rotations: Rotations, updates0: int,
+           span: tuple[float, float, float], drained: bool) -> None:
+    from chalicelib.store import counters
+
+    t0, t_fired, t_done = span
+    n = result["joined"]
+    chats = sb.world.corp(corp_id).chats
+    sizes = {c: len(chat.members) for c, chat in chats.items()}
+    members = {c: list(chat.members) for c, chat in chats.items()}
+    crossings = [c for c in pool if sizes.get(c, 0) >= args.threshold]
+    truth_over = sum(max(0, sizes[c] - args.threshold) for c in pool if c in sizes)
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    counted = sum(int(r.get("over_threshold_joins", 0)) for r in counters.read(corp_id, day, day)
+                  if r.get("dimension") == "group_code" and r.get("value") == code["code_id"])
+    updates = len(sb.requests(api="externalcontact/groupchat/update_join_way")) - updates0
+    # rotation latency: the crossing member's callback posted -> the push that delisted the group
+    posted = {}
+    for entry in sb.journal.entries("callback"):
+        fields = entry.get("fields", {})
+        for m in fields.get("MemChangeList") or []:
+            posted[(fields.get("ChatId"), m)] = entry["at"]
+    latencies = []
+    for chat in crossings:
+        crossing_member = members[chat][args.threshold - 1]
+        at = posted.get((chat, crossing_member))
+        left = next((t for t, listed in rotations.pushes if chat not in listed), None)
+        if at is not None and left is not None:
+            latencies.append(left - at)
+    print(f"\n  joined {n}, refused {result['refused']}; largest group {max(sizes.values())} members"
+          f" (cap 200); groups now {len(sizes)} ({len(sizes) - len(pool)} auto-created)"
+          + ("" if drained else "   (TIMED OUT waiting for the consumer)"))
+    print(f"  joins fired in {t_fired - t0:.1f} s; all handled after {t_done - t0:.1f} s:"
+          f" {n / (t_done - t0):.1f} joins/s end to end")
+    verdict = ("one per crossing" if updates == len(crossings) else "crossings seen together share an update"
+               if updates < len(crossings) else "MORE updates than crossings")
+    print(f"  threshold crossings {len(crossings)}, join-way updates {updates} [{verdict}]")
+    print(f"  over-threshold joins: counted {counted}, sandbox truth {truth_over}"
+          f" ({truth_over / max(1, len(crossings)):.1f} per crossing)")
+    print(f"  rotation latency (crossing callback posted -> join way updated): p50 {pct(latencies, 50) * 1e3:.0f} ms,"
+          f" p99 {pct(latencies, 99) * 1e3:.0f} ms, max {max(latencies, default=float('nan')) * 1e3:.0f} ms"
+          f" [{'meets' if latencies and pct(latencies, 99) < 1.0 else 'ABOVE'} the p99 < 1 s goal]")
+    per_join = (req["callback"].total + req["consumer"].total) / max(1, n)
+    print(f"  AWS requests per join (callback + consumer handler): {per_join:.2f}"
+          f" [{'meets' if per_join <= 4 else 'ABOVE'} the <= 4 goal]")
+    ops = Counter()
+    for side in ("callback", "consumer"):
+        ops.update(req[side])
+    for op, count in sorted(ops.items(), key=lambda kv: -kv[1]):
+        print(f"    {op:<34} {count / max(1, n):6.2f}")
+    print(f"    queue polling (event source mapping): {req['polling'].total / max(1, n):.2f} per join")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,680 @@
+"""Group codes (群活码): one permanent WeCom join way per poster, whose groups never show full.
+
+A code has a pool of groups (any number; a join way lists at most 5), optional time windows
+that switch which pool is listed, optionally WeCom's auto_create_room, and a member threshold
+below the 200 a scan can join. The product keeps the join way's list filled with open groups
+(member count below the threshold) from the active pool:
+
+- on the crossing callback (change_external_chat add_member pushing a listed group to the
+  threshold; steps.py), and
+- by the minute tick (a lost callback, a member leaving, a window boundary).
+
+Who rotates: the writer whose conditional update moves the code's `rotation` from n to n+1
+(items.claim_rotation). Hundreds of joins at once may all see the crossing; one claim succeeds,
+the others find the group no longer listed when they re-read. Only the claimer calls WeCom
+(update_join_way is a full overwrite: the whole list), and only when the list changes. A push
+that failed after its claim (`synced_rotation < rotation`) is pushed again by the next step or
+tick once PUSH_GRACE has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as pysecrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from chalicelib.group_codes import items as code_items
+from chalicelib.group_codes.items import Alert, AutoCreate, GroupCodeItem, GroupWelcome, PoolWindow
+from chalicelib.platform import caches
+from chalicelib.platform.model import Model
+from chalicelib.store import ConditionFailed
+
+logger = logging.getLogger(__name__)
+
+SCAN_JOIN_CAP = 200  # joins by scanning stop at 200 members (wecom-api.md section 4)
+JOIN_WAY_MAX_CHATS = 5  # chat_id_list max 5 (doc 99547)
+REOPEN_MARGIN = 10  # a group that reached the threshold is listed again only below threshold - 10
+PUSH_GRACE = 10  # s: a claimed rotation not yet in WeCom after this is pushed again
+VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this close to the threshold
+STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
+LINKS_TTL = 30.0
+
+Weekday = Annotated[int, Field(ge=1, le=7)]
+ChatId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
+
+
+# -- request models -------------------------------------------------------------------------------
+def _unique(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("must not repeat a group")
+    return v
+
+
+class PoolWindowIn(PoolWindow):
+    """Weekdays 1-7 and HH:MM in the corp's time zone, as channel codes' schedule rules."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    weekdays: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7)
+    start: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+    pool: list[ChatId] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolWindowIn:
+        if len(set(self.weekdays)) != len(self.weekdays):
+            raise ValueError("weekdays must not repeat")
+        if self.end != "24:00" and self.end <= self.start:
+            raise ValueError("a window must end after it starts")
+        _unique(self.pool)
+        return self
+
+
+class AutoCreateIn(AutoCreate):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    room_base_name: str = Field(min_length=1, max_length=40)
+    room_base_id: int | None = Field(None, ge=0, le=1_000_000)
+
+
+class GroupWelcomeIn(GroupWelcome):
+    """Text (<= 4000 bytes) and at most one of image, link, miniprogram, file, video (doc 92366)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _limits(self) -> GroupWelcomeIn:
+        attachments = [k for k in ("image", "link", "miniprogram", "file", "video") if getattr(self, k)]
+        if len(attachments) > 1:
+            raise ValueError("a group welcome has at most one attachment")
+        if not (self.text and self.text.content) and not attachments:
+            raise ValueError("a group welcome needs text or an attachment")
+        if self.text and len(self.text.content.encode()) > 4000:
+            raise ValueError("text.content must be at most 4000 bytes")
+        return self
+
+
+class GroupCodeCreate(Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1, max_length=30, description="also the join way's remark (<= 30)")
+    state: str | None = Field(None, pattern=STATE_PATTERN, description="for attribution; generated if absent; "
+                                                                       "unique across channel and group codes")
+    owner: str | None = Field(None, min_length=1, max_length=64, description="staff member alerted by app message")
+    pool: list[ChatId] = Field(min_length=1, max_length=1000, description="groups listed outside windows")
+    windows: list[PoolWindowIn] = Field(default_factory=list, max_length=20)
+    auto_create: AutoCreateIn | None = None
+    threshold: int = Field(ge=1, le=SCAN_JOIN_CAP, description="a group leaves the list at this member count")
+    low_seats: int | None = Field(None, ge=1, le=100_000, description="alert below this many open seats")
+    welcome: GroupWelcomeIn | None = None
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: list[str]) -> list[str]:
+        return _unique(v)
+
+
+class GroupCodeUpdate(Model):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str | None = Field(None, min_length=1, max_length=30)
+    owner: str | None = Field(None, min_length=1, max_length=64)
+    pool: list[ChatId] | None = Field(None, min_length=1, max_length=1000)
+    windows: list[PoolWindowIn] | None = Field(None, max_length=20)
+    auto_create: AutoCreateIn | None = None
+    threshold: int | None = Field(None, ge=1, le=SCAN_JOIN_CAP)
+    low_seats: int | None = Field(None, ge=1, le=100_000)
+
+
+class GroupCodeView(Model):
+    code_id: str
+    name: str
+    state: str
+    owner: str | None
+    pool: list[str]
+    windows: list[PoolWindow]
+    auto_create: AutoCreate | None
+    threshold: int
+    low_seats: int | None
+    welcome: GroupWelcome | None
+    welcome_template_id: str | None
+    config_id: str
+    qr_code: str | None = Field(description="the permanent QR code to print")
+    listed: list[str]
+    status: str
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def of(cls, item: GroupCodeItem) -> GroupCodeView:
+        return cls.model_validate(item.model_dump())
+
+
+class ListedGroup(Model):
+    chat_id: str
+    member_count: int | None
+    open_seats: int
+
+
+class GroupCodeStatus(Model):
+    code_id: str
+    status: str
+    threshold: int
+    listed: list[ListedGroup]
+    pool: list[ListedGroup] = Field(description="the active pool (the window's, if one is open)")
+    open_seats: int = Field(description="seats below the threshold in the active pool's open groups")
+    auto_create: bool
+    alerts: list[Alert]
+    welcome: GroupWelcome | None
+    welcome_template_id: str | None
+    rotation: int
+    synced: bool = Field(description="whether WeCom's join way has the latest list")
+
+
+# -- errors -------------------------------------------------------------------------------------
+class InvalidGroupCode(Exception):
+    def __init__(self, message: str, details: Any = None):
+        super().__init__(message)
+        self.details = details
+
+
+class GroupCodeNotFound(Exception):
+    pass
+
+
+class InvalidUpdate(Exception):
+    def __init__(self, error: ValidationError):
+        super().__init__("the group code after this change is invalid")
+        self.error = error
+
+
+# -- counts -------------------------------------------------------------------------------------
+def member_counts(corp_id: str, chat_ids: list[str]) -> dict[str, int | None]:
+    """Members per group: the group item's exact `member_count` (chalicelib.groups keeps it from
+    the change_external_chat callbacks), else WeCom's groupchat/get. None: no such group."""
+    from chalicelib.store import get_table, keys
+    from chalicelib.wecom import errors
+
+    wanted = list(dict.fromkeys(chat_ids))
+    if not wanted:
+        return {}
+    found = {i["group_id"]: i for i in get_table().batch_get([keys.group(corp_id, c) for c in wanted])
+             if "group_id" in i}
+    counts: dict[str, int | None] = {}
+    for chat_id in wanted:
+        item = found.get(chat_id)
+        if item is not None and item.get("status") == "dismissed":
+            counts[chat_id] = None
+        elif item is not None and item.get("member_count") is not None:
+            counts[chat_id] = int(item["member_count"])
+        else:
+            try:
+                counts[chat_id] = len(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
+            except (errors.InvalidArgument, errors.NotFound):
+                counts[chat_id] = None
+            except errors.ApiError as exc:
+                if exc.errcode != 90501:
+                    raise
+                counts[chat_id] = None
+    return counts
+
+
+def _client(corp_id: str) -> Any:
+    from chalicelib.corps import registry as corps
+
+    return corps.wecom_client(corp_id)
+
+
+# -- the plan -----------------------------------------------------------------------------------
+def _local(corp_id: str, now: float) -> datetime:
+    from chalicelib.corps import registry as corps
+
+    corp = corps.runtime(corp_id)
+    return datetime.fromtimestamp(now, ZoneInfo(corp.time_zone if corp else "Asia/Shanghai"))
+
+
+def active_pool(code: GroupCodeItem | GroupCodeCreate, at: datetime) -> list[str]:
+    """The pool of the windows open at local time `at` (in window order), else the default pool."""
+    hhmm = at.strftime("%H:%M")
+    pool: list[str] = []
+    for window in code.windows:
+        if at.isoweekday() in window.weekdays and window.start <= hhmm < window.end:
+            pool += [c for c in window.pool if c not in pool]
+    return pool or list(code.pool)
+
+
+@dataclass(frozen=True)
+class Plan:
+    listed: list[str]
+    full: list[str]
+    status: str
+    open_seats: int
+
+
+def plan(*, threshold: int, listed: list[str], full: list[str], pool: list[str], auto_create: bool,
+         low_seats: int | None, counts: dict[str, int | None]) -> Plan:
+    """What the join way should list. Pure: the same counts give the same list (so concurrent
+    deciders agree, and nothing flaps: a full group is open again only REOPEN_MARGIN below)."""
+    was_full = set(full)
+
+    def is_open(chat_id: str) -> bool:
+        n = counts.get(chat_id)
+        return n is not None and n < (threshold - REOPEN_MARGIN if chat_id in was_full else threshold)
+
+    open_groups = [c for c in pool if is_open(c)]
+    keep = [c for c in listed if c in open_groups]
+    new_listed = (keep + [c for c in open_groups if c not in keep])[:JOIN_WAY_MAX_CHATS]
+    new_full = sorted({c for c, n in counts.items() if n is not None and n >= threshold}
+                      | {c for c in was_full if counts.get(c) is not None and not is_open(c)})
+    seats = sum(threshold - (counts[c] or 0) for c in open_groups)
+    status = "active"
+    if not new_listed:
+        # No open group: keep the least-full ones (auto-create: one, so WeCom opens a room soonest).
+        existing = sorted((c for c in dict.fromkeys([*listed, *pool]) if counts.get(c) is not None),
+                          key=lambda c: (counts[c], c))
+        new_listed = existing[:1 if auto_create else JOIN_WAY_MAX_CHATS] or list(listed)
+        status = "low_capacity" if auto_create else "exhausted"
+    elif low_seats and seats < low_seats:
+        status = "low_capacity"
+    return Plan(new_listed, new_full, status, seats)
+
+
+def _plan_for(corp_id: str, code: GroupCodeItem, now: float, known: dict[str, int] | None = None,
+              verify: bool = False) -> tuple[Plan, dict[str, int | None], list[str]]:
+    pool = active_pool(code, _local(corp_id, now))
+    counts = {**member_counts(corp_id, [c for c in dict.fromkeys([*pool, *code.listed]) if c not in (known or {})]),
+              **(known or {})}
+    if verify:
+        counts.update(_verified(corp_id, code, counts))
+    return plan(threshold=code.threshold, listed=code.listed, full=code.full, pool=pool,
+                auto_create=code.auto_create is not None, low_seats=code.low_seats, counts=counts), counts, pool
+
+
+def _join_way(code: GroupCodeItem | GroupCodeCreate, listed: list[str], *, state: str,
+              config_id: str | None = None) -> Any:
+    from chalicelib.wecom.models import JoinWay
+
+    auto = code.auto_create
+    return JoinWay(config_id=config_id, scene=2, remark=code.name, auto_create_room=1 if auto else 0,
+                   room_base_name=auto.room_base_name if auto else None,
+                   room_base_id=auto.room_base_id if auto else None, chat_id_list=listed, state=state)
+
+
+# -- rotation -----------------------------------------------------------------------------------
+def _verified(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None]) -> dict[str, int | None]:
+    """The tick's check against a lost callback: listed groups within VERIFY_MARGIN of the threshold
+    are read from WeCom (groups.service.refresh_members stores the read), the others trusted."""
+    from chalicelib.groups import service as groups
+
+    out: dict[str, int | None] = {}
+    for chat_id in code.listed:
+        n = counts.get(chat_id)
+        if n is not None and n < code.threshold - VERIFY_MARGIN:
+            continue
+        try:
+            group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
+        except groups.MembersMoving:
+            continue  # changing as we read: the callbacks are flowing, the stored count will do
+        out[chat_id] = group.member_count if group is not None else None
+    return out
+
+
+def rotate(corp_id: str, code: GroupCodeItem, *, now: float, reason: str, known: dict[str, int] | None = None,
+           verify: bool = False) -> bool:
+    """Re-plan `code`; if the list or status changes, claim the change (exactly one writer wins)
+    and push the whole list to WeCom. True if this call changed the code. `known`: counts the
+    caller has that the store does not have yet (the event being handled commits after its steps)."""
+    for _ in range(3):
+        p, _counts, _pool = _plan_for(corp_id, code, now, known, verify)
+        if p.listed == code.listed and p.status == code.status and p.full == code.full:
+            _push_if_stale(corp_id, code, now=now)
+            return False
+        changes: dict[str, Any] = {"listed": p.listed, "full": p.full, "status": p.status}
+        alert = None
+        if p.status in ("low_capacity", "exhausted") and p.status != code.status:
+            alert = Alert(at=int(now), kind=p.status, open_seats=p.open_seats)
+            changes["alerts"] = [*code.alerts, alert][-code_items.MAX_ALERTS:]
+        try:
+            claimed = code_items.claim_rotation(corp_id, code, changes, now=int(now))
+        except ConditionFailed:
+            fresh = code_items.get(corp_id, code.code_id, consistent=True)
+            if fresh is None or fresh.status == "deleted":
+                return False
+            code = fresh
+            continue
+        logger.info("group code %s/%s rotation %d (%s): %s -> %s", corp_id, code.code_id, claimed.rotation,
+                    reason, code.listed, p.listed)
+        if p.listed != code.listed:
+            _push(corp_id, claimed, now=now)
+        else:
+            code_items.mark_synced(corp_id, code.code_id, claimed.rotation, now=int(now))
+        if alert is not None:
+            _notify(corp_id, claimed, alert)
+        return True
+    return False
+
+
+def _push(corp_id: str, code: GroupCodeItem, *, now: float) -> None:
+    _client(corp_id).update_join_way(_join_way(code, code.listed, state=code.state, config_id=code.config_id))
+    code_items.mark_synced(corp_id, code.code_id, code.rotation, now=int(now))
+
+
+def _push_if_stale(corp_id: str, code: GroupCodeItem, *, now: float) -> None:
+    """A claimed rotation whose push failed (the claimer crashed, WeCom refused): push it again."""
+    if code.synced_rotation < code.rotation and now - code.pushed_at >= PUSH_GRACE:
+        _push(corp_id, code, now=now)
+
+
+def _notify(corp_id: str, code: GroupCodeItem, alert: Alert) -> None:
+    """Low capacity / exhausted: an app message to the code's owner when the corp has an agent id.
+    Best effort: the alert is recorded (and listed in the status) whatever WeCom answers."""
+    from chalicelib.corps import items as corp_items
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import AppTextMessage, Text
+
+    corp = corp_items.get_corp(corp_id)
+    if not code.owner or corp is None or not corp.agent_id:
+        return
+    text = (f"Group code \"{code.name}\": {alert.kind.replace('_', ' ')}, {alert.open_seats} open seats left. "
+            f"Add groups to its pool.")
+    try:
+        _client(corp_id).send_app_message(AppTextMessage(touser=code.owner, agentid=int(corp.agent_id),
+                                                         text=Text(content=text)))
+    except (errors.WeComError, ValueError):
+        logger.exception("alert for group code %s/%s not sent", corp_id, code.code_id)
+
+
+def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
+               versions: tuple[str | None, str | None], day: str, now: float) -> list[Any]:
+    """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
+    `code_id`'s pool: count joins past the threshold (a counter op for the event's commit) and
+    rotate if a listed group reached it."""
+    from chalicelib.store import counters
+
+    code = code_items.get(corp_id, code_id)
+    if code is None or code.status == "deleted":
+        return []
+    joined = len(members) or 1
+    around = _count_around(corp_id, chat_id, versions, joined)
+    ops: list[Any] = []
+    if around is not None:
+        before, count = around
+        over = max(0, count - max(code.threshold, before)) if scene == 3 else 0
+    else:  # no stored count at this event's version: WeCom's member list (join order) decides
+        member_list = _member_list(corp_id, chat_id)
+        count = len(member_list) if member_list is not None else None
+        place = {m.userid: i + 1 for i, m in enumerate(member_list or [])}
+        over = sum(1 for m in members if place.get(m, 0) > code.threshold) if scene == 3 else 0
+    if over:
+        ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
+    if chat_id in code.listed and count is not None and count >= code.threshold:
+        rotate(corp_id, code, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
+    else:
+        _push_if_stale(corp_id, code, now=now)
+    return ops
+
+
+def _count_around(corp_id: str, chat_id: str, versions: tuple[str | None, str | None],
+                  joined: int) -> tuple[int, int] | None:
+    """(members before, after) this add_member event from the exact stored count (chalicelib.groups
+    moves it in the event's own commit, which comes after this step): stored at the event's
+    LastMemVer -> count, count + joined; at its CurMemVer -> count - joined, count. None when the
+    stored count is elsewhere (a gap, concurrent events, not counted yet)."""
+    from chalicelib.groups import items as group_items
+
+    last, cur = versions
+    group = group_items.get_group(corp_id, chat_id, consistent=True)
+    if not (last and cur) or group is None or group.member_count is None:
+        return None
+    if group.member_version == last:
+        return group.member_count, group.member_count + joined
+    if group.member_version == cur:
+        return group.member_count - joined, group.member_count
+    return None
+
+
+def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+    from chalicelib.wecom import errors
+
+    try:
+        return list(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
+    except errors.ApiError as exc:
+        if isinstance(exc, (errors.InvalidArgument, errors.NotFound)) or exc.errcode == 90501:
+            return None
+        raise
+
+
+def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
+    """The codes whose pool holds `chat_id`, cached per instance for LINKS_TTL (a code changed on
+    another instance is seen by the minute tick meanwhile)."""
+    hit = _links.get((corp_id, chat_id))
+    mono = time.monotonic()
+    if hit and hit[0] > mono:
+        return hit[1]
+    ids = code_items.codes_of_chat(corp_id, chat_id)
+    _links[(corp_id, chat_id)] = (mono + LINKS_TTL, ids)
+    return ids
+
+
+_links: dict[tuple[str, str], tuple[float, list[str]]] = {}
+caches.register("group_codes:links", _links.clear)
+
+
+def tick(corp_id: str, *, now: float | None = None) -> dict[str, int]:
+    """Re-check every active code of the corp: counts (one BatchGetItem per code; groupchat/get
+    for listed groups within VERIFY_MARGIN of the threshold, so a lost callback cannot leave a full
+    group listed), windows, stale pushes. update_join_way only for a code whose list changes."""
+    now = time.time() if now is None else now
+    result = {"checked": 0, "rotated": 0, "failed": 0}
+    for code in code_items.active_codes(corp_id):
+        result["checked"] += 1
+        try:
+            result["rotated"] += rotate(corp_id, code, now=now, reason="tick", verify=True)
+        except Exception:  # one broken code (deleted in WeCom, 45009) must not stop the others
+            logger.exception("group code %s/%s: tick failed", corp_id, code.code_id)
+            result["failed"] += 1
+    return result
+
+
+# -- operator operations ------------------------------------------------------------------------
+def _check_chats(corp_id: str, chat_ids: list[str]) -> None:
+    """Every group must be one of this corp's customer groups (another corp's chat id is unknown
+    here): read-only checks, before anything is written or WeCom is changed."""
+    counts = member_counts(corp_id, chat_ids)
+    unknown = [c for c in chat_ids if counts.get(c) is None]
+    if unknown:
+        raise InvalidGroupCode("unknown groups (not this corp's customer groups)", {"chat_ids": unknown})
+
+
+def _check_owner(corp_id: str, owner: str | None) -> None:
+    from chalicelib.corps import staff
+
+    if owner and staff.unknown(corp_id, [owner]):
+        raise InvalidGroupCode("unknown staff member", {"owner": owner})
+
+
+def create(corp_id: str, req: GroupCodeCreate, *, now: float | None = None) -> GroupCodeItem:
+    """Validate, claim the state, create the welcome template and the join way, save. A refusal
+    anywhere undoes what was done in WeCom and releases the state."""
+    from chalicelib.wecom import errors
+
+    now = time.time() if now is None else now
+    chats = list(dict.fromkeys([*req.pool, *(c for w in req.windows for c in w.pool)]))
+    _check_chats(corp_id, chats)
+    _check_owner(corp_id, req.owner)
+    code_id = f"g{pysecrets.token_hex(6)}"
+    state = req.state or code_id
+    code_items.claim_state(corp_id, state, code_id)
+    client = _client(corp_id)
+    undo: list[Any] = [lambda: code_items.release_state(corp_id, state, code_id)]
+    try:
+        template_id = None
+        if req.welcome is not None:
+            template_id = client.add_group_welcome_template(_template(req.welcome)).template_id
+            undo.append(lambda: client.del_group_welcome_template(template_id))
+        counts = member_counts(corp_id, chats)
+        p = plan(threshold=req.threshold, listed=[], full=[], pool=active_pool(req, _local(corp_id, now)),
+                 auto_create=req.auto_create is not None, low_seats=req.low_seats, counts=counts)
+        added = client.add_join_way(_join_way(req, p.listed, state=state))
+        undo.append(lambda: client.del_join_way(added.config_id))
+        qr = client.get_join_way(added.config_id).join_way.qr_code
+        item = GroupCodeItem(**req.model_dump(exclude={"state", "welcome"}), welcome=req.welcome, code_id=code_id,
+                             state=state, welcome_template_id=template_id, config_id=added.config_id, qr_code=qr,
+                             listed=p.listed, full=p.full, status=p.status, created_at=int(now), updated_at=int(now))
+        code_items.save_new(corp_id, item)
+    except errors.WeComTimeout as exc:
+        if not exc.maybe_executed:
+            _undo(undo)
+        raise
+    except BaseException:
+        _undo(undo)
+        raise
+    _links.clear()
+    return item
+
+
+def _undo(steps: list[Any]) -> None:
+    for step in reversed(steps):
+        try:
+            step()
+        except Exception:  # noqa: BLE001  (logged; the original error is what the caller sees)
+            logger.exception("undo step failed")
+
+
+def _template(welcome: GroupWelcome, template_id: str | None = None) -> Any:
+    from chalicelib.wecom.models import GroupWelcomeTemplate
+
+    return GroupWelcomeTemplate(template_id=template_id, **welcome.model_dump(exclude_none=True))
+
+
+def get(corp_id: str, code_id: str) -> GroupCodeItem:
+    code = code_items.get(corp_id, code_id)
+    if code is None or code.status == "deleted":
+        raise GroupCodeNotFound(code_id)
+    return code
+
+
+def update(corp_id: str, code_id: str, req: GroupCodeUpdate, *, now: float | None = None) -> GroupCodeItem:
+    """Change the definition, then re-plan: WeCom's join way is updated only if its list or
+    settings change. Retried on a concurrent rotation (the edit is applied to the fresh code)."""
+    now = time.time() if now is None else now
+    changes = req.model_dump(exclude_unset=True)
+    for _ in range(3):
+        current = get(corp_id, code_id)
+        try:
+            merged = GroupCodeCreate.model_validate(
+                {**current.model_dump(include=set(GroupCodeCreate.model_fields) - {"state", "welcome"},
+                                      mode="json"), **changes})
+        except ValidationError as exc:
+            raise InvalidUpdate(exc) from exc
+        new_chats = [c for c in dict.fromkeys([*merged.pool, *(c for w in merged.windows for c in w.pool)])
+                     if c not in current.all_chats()]
+        _check_chats(corp_id, new_chats)
+        if "owner" in changes:
+            _check_owner(corp_id, merged.owner)
+        updated = GroupCodeItem.model_validate({
+            **current.model_dump(), **merged.model_dump(exclude={"state", "welcome"}),
+            "updated_at": int(now), "version": current.version + 1})
+        try:
+            code_items.save(corp_id, updated, expected=current)
+        except code_items.EditConflict:
+            continue
+        _links.clear()
+        settings_changed = (merged.name != current.name or merged.auto_create != current.auto_create)
+        if not rotate(corp_id, updated, now=now, reason="edit") and settings_changed:
+            _client(corp_id).update_join_way(_join_way(updated, updated.listed, state=updated.state,
+                                                       config_id=updated.config_id))
+        return get(corp_id, code_id)
+    raise code_items.EditConflict(code_id)
+
+
+def delete(corp_id: str, code_id: str, *, now: float | None = None) -> None:
+    """Delete the join way (and the welcome template) in WeCom; keep the code as deleted, and its
+    state claimed, so members it brought stay attributed to it."""
+    from chalicelib.wecom import errors
+
+    now = time.time() if now is None else now
+    current = get(corp_id, code_id)
+    client = _client(corp_id)
+    try:
+        client.del_join_way(current.config_id)
+    except errors.InvalidArgument:
+        logger.warning("join way %s was already gone in WeCom", current.config_id)
+    if current.welcome_template_id:
+        try:
+            client.del_group_welcome_template(current.welcome_template_id)
+        except errors.InvalidArgument:
+            logger.warning("group welcome template %s was already gone", current.welcome_template_id)
+    code_items.save(corp_id, current.model_copy(update={
+        "status": "deleted", "welcome_template_id": None, "updated_at": int(now), "version": current.version + 1}),
+        expected=current)
+    _links.clear()
+
+
+def status(corp_id: str, code_id: str, *, now: float | None = None) -> GroupCodeStatus:
+    now = time.time() if now is None else now
+    code = get(corp_id, code_id)
+    pool = active_pool(code, _local(corp_id, now))
+    counts = member_counts(corp_id, [*code.listed, *pool])
+
+    def row(chat_id: str) -> ListedGroup:
+        n = counts.get(chat_id)
+        return ListedGroup(chat_id=chat_id, member_count=n, open_seats=max(0, code.threshold - (n or 0))
+                           if n is not None else 0)
+
+    p = plan(threshold=code.threshold, listed=code.listed, full=code.full, pool=pool,
+             auto_create=code.auto_create is not None, low_seats=code.low_seats, counts=counts)
+    return GroupCodeStatus(code_id=code.code_id, status=code.status, threshold=code.threshold,
+                           listed=[row(c) for c in code.listed], pool=[row(c) for c in pool],
+                           open_seats=p.open_seats, auto_create=code.auto_create is not None, alerts=code.alerts,
+                           welcome=code.welcome, welcome_template_id=code.welcome_template_id,
+                           rotation=code.rotation, synced=code.synced_rotation == code.rotation)
+
+
+# -- group welcome (group_welcome_template/add|edit|get|del) --------------------------------------
+def set_welcome(corp_id: str, code_id: str, welcome: GroupWelcomeIn, *, now: float | None = None) -> GroupCodeItem:
+    """Add the code's template in WeCom, or edit it; the code records it (shown in its status)."""
+    now = time.time() if now is None else now
+    current = get(corp_id, code_id)
+    client = _client(corp_id)
+    template_id = current.welcome_template_id
+    if template_id:
+        client.edit_group_welcome_template(_template(welcome, template_id))
+    else:
+        template_id = client.add_group_welcome_template(_template(welcome)).template_id
+    updated = current.model_copy(update={"welcome": welcome, "welcome_template_id": template_id,
+                                         "updated_at": int(now), "version": current.version + 1})
+    try:
+        code_items.save(corp_id, updated, expected=current)
+    except code_items.EditConflict:
+        if not current.welcome_template_id:  # nothing may stay in WeCom that the code does not record
+            client.del_group_welcome_template(template_id)
+        raise
+    return updated
+
+
+def get_welcome(corp_id: str, code_id: str) -> GroupWelcome:
+    """The template as WeCom holds it (group_welcome_template/get)."""
+    current = get(corp_id, code_id)
+    if not current.welcome_template_id:
+        raise GroupCodeNotFound(f"{code_id}/welcome")
+    got = _client(corp_id).get_group_welcome_template(current.welcome_template_id)
+    return GroupWelcome.model_validate(got.model_dump(include=set(GroupWelcome.model_fields), exclude_none=True))
+
+
+def delete_welcome(corp_id: str, code_id: str, *, now: float | None = None) -> None:
+    from chalicelib.wecom import errors
+
+    now = time.time() if now is None else now
+    current = get(corp_id, code_id)
+    if not current.welcome_template_id:
+        raise GroupCodeNotFound(f"{code_id}/welcome")
+    try:
+        _client(corp_id).del_group_welcome_template(current.welcome_template_id)
+    except errors.InvalidArgument:
+        logger.warning("group welcome template %s was already gone", current.welcome_template_id)
+    code_items.save(corp_id, current.model_copy(update={"welcome": None, "welcome_template_id": None,
+                                                        "updated_at": int(now), "version": current.version + 1}),
+                    expected=current)

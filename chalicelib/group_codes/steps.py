@@ -1,0 +1,29 @@
+"""Group codes from change_external_chat: a join that pushes a listed group to the threshold
+rotates the code's join way (service.after_join; exactly once: items.claim_rotation)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.platform.context import EventContext
+from chalicelib.platform.router import ROUTER
+
+if TYPE_CHECKING:
+    from chalicelib.wecom.events import ExternalChatUpdate
+
+
+# Urgent: runs for a whole batch before the other steps of any message, so a crossing in the
+# tenth message of a batch does not wait for nine transactions (p99 < 1 s after the callback).
+@ROUTER.register("change_external_chat", "update", urgent=True)
+def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
+    ev = ctx.event
+    if ev.update_detail != "add_member":
+        return []  # a member leaving opens a seat: the minute tick lists the group again
+    from chalicelib.group_codes import service
+
+    ops: list[Any] = []
+    for code_id in service.codes_of_chat(ctx.corp_id, ev.chat_id):
+        ops += service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
+                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver),
+                                  day=ctx.day, now=ctx.now)
+    return ops

@@ -1,0 +1,219 @@
+"""Group codes (群活码) end to end: the product on moto, the WeCom sandbox in-process, customers
+joining through the sandbox's simulator (its callbacks reach our route, the consumer runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import CORP_ID
+
+CODES = "/api/v1/group-codes"
+
+
+def groups(world, n: int, *, prefix: str = "g") -> list[str]:
+    ids = [world.sb.simulator.create_group(CORP_ID, "alice", f"{prefix}{i}")["chat_id"] for i in range(n)]
+    world.pump()
+    return ids
+
+
+def create(world, pool, **fields) -> dict:
+    status, body = world.call("POST", CODES, {"name": "Store 1", "pool": pool, "threshold": 5, **fields})
+    assert status == 201, body
+    return body
+
+
+def wecom_calls(world, api: str) -> int:
+    return len(world.sb.requests(api=api))
+
+
+def join_way(world, config_id: str) -> dict:
+    return world.sb.world.corp(CORP_ID).join_ways[config_id]
+
+
+def join(world, config_id: str, n: int, **kwargs) -> dict:
+    result = world.sb.simulator.join_many(CORP_ID, config_id, n, **kwargs)
+    world.pump(max_rounds=200)
+    return result
+
+
+# -- definition and validation ------------------------------------------------------------------
+def test_create_lists_up_to_five_pooled_groups_and_shows_status(world):
+    pool = groups(world, 7)
+    code = create(world, pool, state="poster-1", welcome={"text": {"content": "Welcome!"}})
+    way = join_way(world, code["config_id"])
+    assert way["chat_id_list"] == pool[:5] and way["state"] == "poster-1" and way["auto_create_room"] == 0
+    assert code["listed"] == pool[:5] and code["qr_code"]
+    status, st = world.call("GET", f"{CODES}/{code['code_id']}/status")
+    assert status == 200, st
+    assert [g["member_count"] for g in st["listed"]] == [1] * 5  # the owner
+    assert st["open_seats"] == 7 * 4 and st["status"] == "active" and st["synced"]
+    assert st["welcome"]["text"]["content"] == "Welcome!" and st["welcome_template_id"]
+    status, listed = world.call("GET", CODES)
+    assert [c["code_id"] for c in listed["items"]] == [code["code_id"]]
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"pool": ["wrUNKNOWN"]}, 400, "invalid_group_code"),
+    ({"threshold": 201}, 400, "validation_error"),
+    ({"threshold": 0}, 400, "validation_error"),
+    ({"pool": []}, 400, "validation_error"),
+    ({"welcome": {"text": {"content": "字" * 1334}}}, 400, "validation_error"),  # > 4000 bytes
+    ({"welcome": {"text": {"content": "hi"}, "link": {"title": "t", "url": "https://x"},
+                  "image": {"pic_url": "https://x/p.png"}}}, 400, "validation_error"),
+    ({"state": "taken-by-channel"}, 409, "state_taken"),
+    ({"state": "taken-by-group"}, 409, "state_taken"),
+])
+def test_bad_input_is_refused_with_nothing_changed_at_wecom(world, body, status, code):
+    pool = groups(world, 2)
+    status_, channel = world.call("POST", "/api/v1/channel-codes",
+                                  {"name": "c", "staff_ids": ["alice"], "state": "taken-by-channel"})
+    assert status_ == 201, channel
+    create(world, pool[:1], state="taken-by-group")
+    before = {api: wecom_calls(world, api) for api in (
+        "externalcontact/groupchat/add_join_way", "externalcontact/groupchat/update_join_way",
+        "externalcontact/group_welcome_template/add")}
+    got, answer = world.call("POST", CODES, {"name": "x", "pool": pool, "threshold": 5, **body})
+    assert (got, answer["error"]["code"]) == (status, code), answer
+    assert {api: wecom_calls(world, api) for api in before} == before
+    assert len(world.call("GET", CODES)[1]["items"]) == 1
+
+
+def test_another_corps_group_is_unknown(world):
+    other = world.sb.register_corp("wwothercorp000001", staff=[{"userid": "zed"}])
+    foreign = world.sb.simulator.create_group(other.corp_id, "zed", "theirs")["chat_id"]
+    status, answer = world.call("POST", CODES, {"name": "x", "pool": [foreign], "threshold": 5})
+    assert status == 400 and answer["error"]["details"] == {"chat_ids": [foreign]}
+    assert wecom_calls(world, "externalcontact/groupchat/add_join_way") == 0
+
+
+def test_state_is_shared_with_channel_codes_both_ways(world):
+    create(world, groups(world, 1), state="shared-1")
+    status, answer = world.call("POST", "/api/v1/channel-codes", {"name": "c", "staff_ids": ["alice"],
+                                                                  "state": "shared-1"})
+    assert status == 409 and answer["error"]["code"] == "state_taken"
+    assert wecom_calls(world, "externalcontact/add_contact_way") == 0
+
+
+def test_welcome_template_add_edit_get_delete(world):
+    code = create(world, groups(world, 1))
+    path = f"{CODES}/{code['code_id']}/welcome"
+    status, body = world.call("PUT", path, {"text": {"content": "v1"}})
+    assert status == 200 and body["welcome_template_id"]
+    assert world.call("PUT", path, {"text": {"content": "v2"}})[1]["welcome_template_id"] == body["welcome_template_id"]
+    assert world.call("GET", path)[1]["text"]["content"] == "v2"  # as WeCom holds it
+    assert world.call("DELETE", path)[0] == 204
+    assert world.sb.world.corp(CORP_ID).group_welcome_templates == {}
+    assert world.call("GET", f"{CODES}/{code['code_id']}/status")[1]["welcome_template_id"] is None
+
+
+def test_delete_removes_the_join_way_and_keeps_the_state(world):
+    code = create(world, groups(world, 1), state="gone-1")
+    assert world.call("DELETE", f"{CODES}/{code['code_id']}")[0] == 204
+    assert world.sb.world.corp(CORP_ID).join_ways == {}
+    assert world.call("GET", f"{CODES}/{code['code_id']}")[0] == 404
+    assert world.call("POST", CODES, {"name": "x", "pool": groups(world, 1), "threshold": 5,
+                                      "state": "gone-1"})[0] == 409
+
+
+# -- rotation ------------------------------------------------------------------------------------
+def test_crossing_rotates_once_and_the_next_pooled_group_enters(world):
+    pool = groups(world, 7)
+    code = create(world, pool, threshold=5)
+    updates = wecom_calls(world, "externalcontact/groupchat/update_join_way")
+    join(world, code["config_id"], 4, concurrency=1)  # owner + 4 = 5: the first group crossed
+    way = join_way(world, code["config_id"])
+    assert way["chat_id_list"] == pool[1:6]
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+    world.pump()
+    from chalicelib.platform import schedules
+
+    schedules.minute()  # nothing changed: WeCom is not called
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+
+
+def test_a_dropped_crossing_callback_is_repaired_by_the_minute_tick(world):
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=5)
+    join(world, code["config_id"], 3, concurrency=1)
+    deliver = world.sb.simulator.deliver
+    world.sb.simulator.deliver = lambda url, params, body: 200  # WeCom "delivered", we never saw it
+    world.sb.simulator.join_group(CORP_ID, code["config_id"])
+    world.sb.simulator.deliver = deliver
+    world.pump()
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool  # still listed: full, unseen
+    from chalicelib.platform import schedules
+
+    assert schedules.minute()["group_codes_rotated"] == 1
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+
+
+def test_exhausted_keeps_the_least_full_groups_and_alerts_the_owner(world):
+    from chalicelib.store import get_table, keys
+
+    get_table().update(keys.corp(CORP_ID), expression="SET agent_id = :a", values={":a": "1000002"})
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=3, owner="bob", low_seats=3)
+    join(world, code["config_id"], 2, concurrency=1)  # first group full: 2 seats left -> low capacity
+    st = world.call("GET", f"{CODES}/{code['code_id']}/status")[1]
+    assert st["status"] == "low_capacity" and st["open_seats"] == 2
+    join(world, code["config_id"], 2, concurrency=1)  # second group full too: exhausted
+    st = world.call("GET", f"{CODES}/{code['code_id']}/status")[1]
+    assert st["status"] == "exhausted" and st["open_seats"] == 0
+    assert [a["kind"] for a in st["alerts"]] == ["low_capacity", "exhausted"]
+    assert sorted(join_way(world, code["config_id"])["chat_id_list"]) == sorted(pool)
+    messages = world.sb.journal.entries("app_message")
+    assert [m["userid"] for m in messages] == ["bob", "bob"]
+
+
+def test_time_window_switches_pools_at_the_boundary(world):
+    """Asia/Shanghai: Monday 2023-11-20 08:59:59 -> 09:00:00 opens the morning window."""
+    from chalicelib.platform import schedules
+
+    evening, morning = groups(world, 2, prefix="eve"), groups(world, 2, prefix="morn")
+    code = create(world, evening, windows=[{"weekdays": [1], "start": "09:00", "end": "12:00", "pool": morning}])
+    before = 1_700_441_999  # 2023-11-20 08:59:59 +08:00, a Monday
+    schedules.minute(now=before)
+    assert join_way(world, code["config_id"])["chat_id_list"] == evening
+    schedules.minute(now=before + 1)
+    assert join_way(world, code["config_id"])["chat_id_list"] == morning
+    schedules.minute(now=before + 3 * 3600 + 1)  # 12:00:00: the window closed
+    assert join_way(world, code["config_id"])["chat_id_list"] == evening
+
+
+def test_a_member_leaving_reopens_a_full_group_only_below_the_margin(world):
+    from chalicelib.group_codes.service import REOPEN_MARGIN
+    from chalicelib.platform import schedules
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=REOPEN_MARGIN + 3)
+    joined = join(world, code["config_id"], REOPEN_MARGIN + 2, concurrency=1)
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    first = [j["external_userid"] for j in joined["joins"] if j["chat_id"] == pool[0]]
+    world.sb.simulator.leave_group(CORP_ID, pool[0], first[0])
+    world.pump()
+    schedules.minute()
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]  # 12 of 13: no flapping
+    for ext in first[1:11]:  # 13 -> 2 members: below threshold - margin
+        world.sb.simulator.leave_group(CORP_ID, pool[0], ext)
+    world.pump()
+    schedules.minute()
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[1], pool[0]]
+
+
+def test_a_dropped_crossing_callback_is_repaired_by_the_next_joins_member_version_gap(world):
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=5)
+    join(world, code["config_id"], 3, concurrency=1)
+    updates = wecom_calls(world, "externalcontact/groupchat/update_join_way")
+    deliver = world.sb.simulator.deliver
+    world.sb.simulator.deliver = lambda url, params, body: 200  # the crossing join's callback is lost
+    world.sb.simulator.join_group(CORP_ID, code["config_id"])
+    world.sb.simulator.deliver = deliver
+    world.pump()
+    join(world, code["config_id"], 1, concurrency=1)  # its LastMemVer is not the stored version: a gap
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+    from chalicelib.store import counters
+
+    over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
+    assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 1  # the sixth member

@@ -27,12 +27,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chalicelib.group_codes import items as code_items
 from chalicelib.group_codes.items import Alert, AutoCreate, GroupCodeItem, GroupWelcome, PoolWindow
 from chalicelib.platform import caches
-from chalicelib.platform.model import Model
+from chalicelib.platform.model import Model, integral
 from chalicelib.store import ConditionFailed
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,13 @@ VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this 
 STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
 LINKS_TTL = 30.0
 
-Weekday = Annotated[int, Field(ge=1, le=7)]
+# Whole numbers as JSON Schema counts them (5.0 is one); lists the server refuses to repeat say so.
+Weekday = Annotated[int, Field(ge=1, le=7), BeforeValidator(integral)]
+Threshold = Annotated[int, Field(ge=1, le=SCAN_JOIN_CAP), BeforeValidator(integral)]
+Seats = Annotated[int, Field(ge=1, le=100_000), BeforeValidator(integral)]
+RoomBaseId = Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(integral)]
+UNIQUE = {"uniqueItems": True}
+_ATTACHMENTS = ("image", "link", "miniprogram", "file", "video")
 ChatId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 
 
@@ -60,10 +66,11 @@ class PoolWindowIn(PoolWindow):
     """Weekdays 1-7 and HH:MM in the corp's time zone, as channel codes' schedule rules."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    weekdays: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7)
+    weekdays: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7,
+                                    json_schema_extra=UNIQUE)
     start: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
-    pool: list[ChatId] = Field(min_length=1, max_length=1000)
+    end: str = Field("24:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", description="after start")
+    pool: list[ChatId] = Field(min_length=1, max_length=1000, json_schema_extra=UNIQUE)
 
     @model_validator(mode="after")
     def _check(self) -> PoolWindowIn:
@@ -78,13 +85,20 @@ class PoolWindowIn(PoolWindow):
 class AutoCreateIn(AutoCreate):
     model_config = ConfigDict(extra="forbid", strict=True)
     room_base_name: str = Field(min_length=1, max_length=40)
-    room_base_id: int | None = Field(None, ge=0, le=1_000_000)
+    room_base_id: RoomBaseId | None = None
 
 
 class GroupWelcomeIn(GroupWelcome):
     """Text (<= 4000 bytes) and at most one of image, link, miniprogram, file, video (doc 92366)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # As the schema states it: text or an attachment, and no two attachments.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": ["text"], "properties": {"text": {
+                      "type": "object", "required": ["content"], "properties": {"content": {"minLength": 1}}}}},
+                  *({"required": [k], "properties": {k: {"type": "object"}}} for k in _ATTACHMENTS)],
+        "not": {"anyOf": [{"required": [a, b], "properties": {a: {"type": "object"}, b: {"type": "object"}}}
+                          for i, a in enumerate(_ATTACHMENTS) for b in _ATTACHMENTS[i + 1:]]},
+    })
 
     @model_validator(mode="after")
     def _limits(self) -> GroupWelcomeIn:
@@ -104,11 +118,12 @@ class GroupCodeCreate(Model):
     state: str | None = Field(None, pattern=STATE_PATTERN, description="for attribution; generated if absent; "
                                                                        "unique across channel and group codes")
     owner: str | None = Field(None, min_length=1, max_length=64, description="staff member alerted by app message")
-    pool: list[ChatId] = Field(min_length=1, max_length=1000, description="groups listed outside windows")
+    pool: list[ChatId] = Field(min_length=1, max_length=1000, description="groups listed outside windows",
+                               json_schema_extra=UNIQUE)
     windows: list[PoolWindowIn] = Field(default_factory=list, max_length=20)
     auto_create: AutoCreateIn | None = None
-    threshold: int = Field(ge=1, le=SCAN_JOIN_CAP, description="a group leaves the list at this member count")
-    low_seats: int | None = Field(None, ge=1, le=100_000, description="alert below this many open seats")
+    threshold: Threshold = Field(description="a group leaves the list at this member count")
+    low_seats: Seats | None = Field(None, description="alert below this many open seats")
     welcome: GroupWelcomeIn | None = None
 
     @field_validator("pool")
@@ -121,11 +136,11 @@ class GroupCodeUpdate(Model):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str | None = Field(None, min_length=1, max_length=30)
     owner: str | None = Field(None, min_length=1, max_length=64)
-    pool: list[ChatId] | None = Field(None, min_length=1, max_length=1000)
+    pool: list[ChatId] | None = Field(None, min_length=1, max_length=1000, json_schema_extra=UNIQUE)
     windows: list[PoolWindowIn] | None = Field(None, max_length=20)
     auto_create: AutoCreateIn | None = None
-    threshold: int | None = Field(None, ge=1, le=SCAN_JOIN_CAP)
-    low_seats: int | None = Field(None, ge=1, le=100_000)
+    threshold: Threshold | None = None
+    low_seats: Seats | None = None
 
 
 class GroupCodeView(Model):

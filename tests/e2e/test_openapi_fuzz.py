@@ -21,7 +21,7 @@ import pytest
 MAX_EXAMPLES = 8
 
 # 400 codes that refuse a reference, not a shape.
-REFERENCE_CODES = {"invalid_channel_code", "unknown_tags", "wecom_error"}
+REFERENCE_CODES = {"invalid_channel_code", "invalid_group_code", "unknown_tags", "wecom_error"}
 # (method, path) -> fields (dotted, list indexes as N) whose rules relate them to another field or
 # to the time of the request; a 400 `validation_error` naming only these is the documented refusal.
 CROSS_FIELD: dict[tuple[str, str], set[str]] = {
@@ -29,6 +29,8 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/channel-codes/{state}"): {"valid_until", "schedule.N.end"},
     ("GET", "/api/v1/stats/contacts"): {"to"},
     ("GET", "/api/v1/stats/groups"): {"to"},
+    ("POST", "/api/v1/group-codes"): {"windows.N", "windows.N.end"},
+    ("PATCH", "/api/v1/group-codes/{code_id}"): {"windows.N", "windows.N.end"},
     ("POST", "/api/v1/customers/tags"): {"changes.N.remove"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
 }

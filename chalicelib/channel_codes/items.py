@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chalicelib.platform.content import MessageContent
+from chalicelib.platform.errors import StateTaken
 from chalicelib.platform.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 
@@ -48,10 +49,6 @@ class ChannelCodeItem(Model):
     @property
     def needs_routing_tick(self) -> bool:
         return bool(self.schedule or self.daily_cap or self.valid_from or self.valid_until)
-
-
-class StateTaken(Exception):
-    pass
 
 
 class VersionConflict(Exception):

@@ -19,7 +19,7 @@ CC = "chalicelib.channel_codes.service"
 register_error(f"{CC}:InvalidChannelCode", 400, "invalid_channel_code", lambda e: e.details)
 register_error(f"{CC}:ChannelCodeNotFound", 404, "not_found")
 register_error(f"{CC}:InvalidUpdate", 400, "validation_error", lambda e: validation_details(e.error))
-register_error("chalicelib.channel_codes.items:StateTaken", 409, "state_taken")
+register_error("chalicelib.platform.errors:StateTaken", 409, "state_taken")
 register_error("chalicelib.channel_codes.items:VersionConflict", 409, "edit_conflict")
 
 CODES = f"{API_PREFIX}/channel-codes"

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from chalicelib.platform.errors import StateTaken
 from chalicelib.platform.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
 from chalicelib.wecom import models as wm
@@ -79,10 +80,6 @@ class GroupCodeItem(Model):
 
     def all_chats(self) -> list[str]:
         return list(dict.fromkeys([*self.pool, *(c for w in self.windows for c in w.pool)]))
-
-
-class StateTaken(Exception):
-    pass
 
 
 class EditConflict(Exception):

@@ -16,7 +16,7 @@ GC = "chalicelib.group_codes.service"
 register_error(f"{GC}:InvalidGroupCode", 400, "invalid_group_code", lambda e: e.details)
 register_error(f"{GC}:GroupCodeNotFound", 404, "not_found")
 register_error(f"{GC}:InvalidUpdate", 400, "validation_error", lambda e: validation_details(e.error))
-register_error("chalicelib.group_codes.items:StateTaken", 409, "state_taken")
+register_error("chalicelib.platform.errors:StateTaken", 409, "state_taken")
 register_error("chalicelib.group_codes.items:EditConflict", 409, "edit_conflict")
 
 CODES = f"{API_PREFIX}/group-codes"

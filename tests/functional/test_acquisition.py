@@ -127,6 +127,7 @@ def test_invalid_channel_codes_are_refused_and_touch_nothing(world):
     assert ok == 201
     clash, body = _code(world, state="spring-poster", name="other")
     assert (clash, body["error"]["code"]) == (409, "state_taken")
+    assert body["error"]["message"] == "state spring-poster is already used by a channel code or a group code"
     assert len(world.sb.requests("externalcontact/add_contact_way")) == before + 1
     assert code_items.get(CORP_ID, "spring-poster").name == "Store 7 poster"
 

@@ -161,7 +161,7 @@ def test_an_endpoint_may_declare_errors_the_reader_cannot_see():
     from chalicelib.api import core, openapi
 
     ep = core.EndpointSpec("POST", "/api/v1/probe", "probe", "corp", None, None, None, 200,
-                           errors=(core.WECOM, "chalicelib.channel_codes.items:StateTaken", (418, "teapot", "short")))
+                           errors=(core.WECOM, "chalicelib.platform.errors:StateTaken", (418, "teapot", "short")))
     errors = openapi.operation_errors(ep)
     assert set(errors[409]) == {"state_taken"} and errors[418] == {"teapot": ["short"]}
     assert set(errors[429]) == {"wecom_rate_limited"} and set(errors[502]) == {"wecom_error", "wecom_unavailable"}

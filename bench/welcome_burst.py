@@ -291,16 +291,12 @@ class Bench:
     def drain(self, timeout: float) -> bool:
         """Wait until the events queue is empty (between phases, so one does not leak into the
         next)."""
-        from chalicelib.platform import aws, queues
+        from chalicelib.platform import queues
         from chalicelib.platform.settings import get_settings
 
-        url = queues.queue_url(get_settings().events_queue)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            attrs = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed"])["Attributes"]
-            if all(v == "0" for v in attrs.values()):
+            if queues.depth(get_settings().events_queue).empty:
                 return True
             time.sleep(0.2)
         return False

@@ -64,14 +64,10 @@ def _spec(logical: str) -> queues.QueueSpec:
 
 
 def summary() -> list[DeadLetterQueue]:
-    sqs = aws.client("sqs")
     out = []
     for spec in queues.ALL_QUEUES:
         name = queues.dlq_name(spec.name(get_settings()))
-        attrs = sqs.get_queue_attributes(QueueUrl=queues.queue_url(name),
-                                         AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        out.append(DeadLetterQueue(queue=spec.logical_name, name=name,
-                                   dead_letters=int(attrs["ApproximateNumberOfMessages"])))
+        out.append(DeadLetterQueue(queue=spec.logical_name, name=name, dead_letters=queues.depth(name).visible))
     return out
 
 

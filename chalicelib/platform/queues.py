@@ -86,6 +86,28 @@ def queue_url(name: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Depth:
+    """SQS's approximate counts of one queue (eventually consistent: a few seconds behind)."""
+
+    visible: int  # waiting to be received
+    in_flight: int  # received, not yet deleted: they come back if their consumer fails
+    delayed: int  # sent with a delay (deferred work), not yet visible
+
+    @property
+    def empty(self) -> bool:
+        return not (self.visible or self.in_flight or self.delayed)
+
+
+def depth(name: str) -> Depth:
+    attrs = aws.client("sqs").get_queue_attributes(QueueUrl=queue_url(name), AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    return Depth(visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
+                 in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                 delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)))
+
+
 def _configured_url(name: str) -> str | None:
     settings = get_settings()
     return next((spec.configured_url(settings) for spec in ALL_QUEUES if spec.name(settings) == name), None)

@@ -21,13 +21,10 @@ def _wait_for(predicate, timeout: float = 15.0):
 
 
 def _queue_empty(name: str) -> bool:
-    from chalicelib.platform import aws, queues
+    from chalicelib.platform import queues
 
-    attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queues.queue_url(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+    depth = queues.depth(name)
+    return not (depth.visible or depth.in_flight)
 
 
 def test_add_contact_end_to_end_exactly_once(stack):

@@ -28,15 +28,10 @@ NAMELESS_WELCOME = "Hi, welcome to Store 7!"  # the same welcome when the name i
 
 
 def _events_queue_empty() -> bool:
-    from chalicelib.platform import aws, queues
+    from chalicelib.platform import queues
     from chalicelib.platform.settings import get_settings
 
-    attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queues.queue_url(get_settings().events_queue),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                        "ApproximateNumberOfMessagesDelayed"],
-    )["Attributes"]
-    return all(v == "0" for v in attrs.values())
+    return queues.depth(get_settings().events_queue).empty
 
 
 def _wait_for(predicate, timeout: float) -> None:

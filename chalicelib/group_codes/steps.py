@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.groups.steps import group_read
 from chalicelib.platform.context import EventContext
 from chalicelib.platform.router import ROUTER
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 # Urgent: runs for a whole batch before the other steps of any message, so a crossing in the
 # tenth message of a batch does not wait for nine transactions (p99 < 1 s after the callback).
-@ROUTER.register("change_external_chat", "update", urgent=True)
+@ROUTER.register("change_external_chat", "update", urgent=True, reads=group_read)
 def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ev = ctx.event
     if ev.update_detail != "add_member":
@@ -24,6 +25,6 @@ def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ops: list[Any] = []
     for code_id in service.codes_of_chat(ctx.corp_id, ev.chat_id):
         ops += service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
-                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver),
+                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver), group=ctx.group,
                                   day=ctx.day, now=ctx.now)
     return ops

@@ -217,3 +217,35 @@ def test_a_dropped_crossing_callback_is_repaired_by_the_next_joins_member_versio
 
     over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
     assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 1  # the sixth member
+
+
+# -- cost ----------------------------------------------------------------------------------------
+def test_a_scan_join_costs_at_most_four_aws_requests(world):
+    """docs/performance.md, "Group-code rotation": a join through a group code (no crossing) is the
+    callback's SendMessage, one BatchGetItem (the event record and the group, consistently), and the
+    event's commit (the member, the count, the counters). The code and its links are cached."""
+    from bench import aws_requests
+    from chalicelib.platform import caches
+    from tests.helpers import drain_queue, sqs_event
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=50)
+    aws_requests.install()
+    caches.clear_all()
+    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the group's first count reads WeCom
+    try:
+        with aws_requests.count_aws_requests() as callback:
+            world.sb.simulator.join_group(CORP_ID, code["config_id"])
+        bodies = drain_queue(world.settings.events_queue)
+        with aws_requests.count_aws_requests() as consumer:
+            assert world.client.lambda_.invoke("on_events", sqs_event(bodies)).payload == {"batchItemFailures": []}
+    finally:
+        aws_requests.uninstall()
+    assert dict(callback) == {"sqs.SendMessage": 1}
+    assert callback.total + consumer.total <= 4, dict(consumer)
+    from chalicelib.groups import items as group_items
+
+    truth = world.sb.world.corp(CORP_ID).chats[pool[0]]
+    stored = group_items.get_group(CORP_ID, pool[0], consistent=True)
+    assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
+    assert {m.member_id for m in group_items.members(CORP_ID, pool[0]) if m.status == "joined"} == set(truth.members)

@@ -157,6 +157,7 @@ class GroupCodeView(Model):
     welcome_template_id: str | None
     config_id: str
     qr_code: str | None = Field(description="the permanent QR code to print")
+    rooms: list[str] = Field(description="rooms WeCom auto-created for the code, taken into its pool")
     listed: list[str]
     status: str
     created_at: int
@@ -251,13 +252,15 @@ def _local(corp_id: str, now: float) -> datetime:
 
 
 def active_pool(code: GroupCodeItem | GroupCodeCreate, at: datetime) -> list[str]:
-    """The pool of the windows open at local time `at` (in window order), else the default pool."""
+    """The pool of the windows open at local time `at` (in window order), else the default pool; then
+    the rooms auto-created for the code."""
     hhmm = at.strftime("%H:%M")
     pool: list[str] = []
     for window in code.windows:
         if at.isoweekday() in window.weekdays and window.start <= hhmm < window.end:
             pool += [c for c in window.pool if c not in pool]
-    return pool or list(code.pool)
+    rooms = getattr(code, "rooms", [])  # auto-created for the code: open whatever the window
+    return list(dict.fromkeys([*(pool or code.pool), *rooms]))
 
 
 @dataclass(frozen=True)
@@ -467,15 +470,65 @@ def cached_code(corp_id: str, code_id: str) -> GroupCodeItem | None:
     return code
 
 
-def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+ROOM_CHECK_TTL = 600.0  # s: a group found not to be an auto-created room is not read again meanwhile
+JOIN_SCENE_SCAN = 3
+
+
+def adopt_room(corp_id: str, chat_id: str, *, members: list[str], seen: Any, now: float) -> str | None:
+    """A scan join into a group in no code's pool: if it is a room WeCom's auto_create_room opened
+    for a group code, take it into that code's rooms and return the code's id. WeCom's callback does
+    not say which join way a member came through; groupchat/get does (member `state`, the join way's):
+    a member who joined by scan with the state of a code that auto-creates rooms makes the group
+    that code's room, which is listed now (the next full-overwrite update keeps it until it fills).
+    The read is stored as groups' read (over `seen`, the group as the event read
+    it), so the event's count needs no second read."""
+    from chalicelib.groups import items as group_items
+
+    mono = time.monotonic()
+    if _not_rooms.get((corp_id, chat_id), 0.0) > mono:
+        return None
+    read_at = int(time.time())
+    chat = _group_chat(corp_id, chat_id)
+    if chat is None:
+        return None
+    joined = set(members)
+    states = {m.state for m in chat.member_list if m.state and m.join_scene == JOIN_SCENE_SCAN
+              and (m.userid in joined or not joined)}
+    for state in sorted(states):
+        code_id = code_items.code_of_state(corp_id, state)
+        code = code_items.get(corp_id, code_id, consistent=True) if code_id else None
+        if code is None or code.status == "deleted" or code.auto_create is None:
+            continue
+        try:
+            group_items.record_read(corp_id, chat, seen=seen, read_at=read_at)
+        except ConditionFailed:
+            pass  # the stored group moved meanwhile: groups' step reads it as it would have
+        if code_items.add_room(corp_id, code_id, chat_id):
+            logger.info("group code %s/%s: auto-created room %s taken into its rooms", corp_id, code_id, chat_id)
+        _links.pop((corp_id, chat_id), None)
+        _code_cache.pop((corp_id, code_id), None)
+        fresh = code_items.get(corp_id, code_id, consistent=True)
+        if fresh is not None and fresh.status != "deleted":
+            rotate(corp_id, fresh, now=now, reason=f"room {chat_id} auto-created")  # list it
+        return code_id
+    _not_rooms[(corp_id, chat_id)] = mono + ROOM_CHECK_TTL
+    return None
+
+
+def _group_chat(corp_id: str, chat_id: str) -> Any:
     from chalicelib.wecom import errors
 
     try:
-        return list(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
+        return _client(corp_id).get_groupchat(chat_id).group_chat
     except errors.ApiError as exc:
         if isinstance(exc, (errors.InvalidArgument, errors.NotFound)) or exc.errcode == 90501:
             return None
         raise
+
+
+def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+    chat = _group_chat(corp_id, chat_id)
+    return list(chat.member_list) if chat is not None else None
 
 
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
@@ -494,6 +547,8 @@ _links: dict[tuple[str, str], tuple[float, list[str]]] = {}
 caches.register("group_codes:links", _links.clear)
 _code_cache: dict[tuple[str, str], tuple[float, GroupCodeItem | None]] = {}
 caches.register("group_codes:codes", _code_cache.clear)
+_not_rooms: dict[tuple[str, str], float] = {}
+caches.register("group_codes:not_rooms", _not_rooms.clear)
 
 
 def _forget() -> None:

@@ -73,6 +73,10 @@ class EventContext(Generic[E]):
         if k in self._items:
             self._items[k] = (_writes[k], self._items[k][1])
 
+    def forget(self, key: dict[str, str]) -> None:
+        """A step wrote the item outside the commit (a read of WeCom it stored): read it again."""
+        self._items.pop((key["PK"], key["SK"]), None)
+
     @property
     def group(self) -> GroupItem | None:
         """The group of a change_external_chat event (read once for groups' and group codes' steps)."""

@@ -67,6 +67,8 @@ class GroupCodeItem(Model):
     welcome_template_id: str | None = None
     config_id: str
     qr_code: str | None = None
+    rooms: list[str] = Field(default_factory=list, description="rooms WeCom's auto_create_room opened for this "
+                                                               "code: pooled after the active pool")
     listed: list[str] = Field(description="the groups WeCom's join way lists right now")
     full: list[str] = Field(default_factory=list, description="groups that reached the threshold")
     status: CodeStatus = "active"
@@ -79,7 +81,7 @@ class GroupCodeItem(Model):
     version: int = 1  # bumped by operator edits
 
     def all_chats(self) -> list[str]:
-        return list(dict.fromkeys([*self.pool, *(c for w in self.windows for c in w.pool)]))
+        return list(dict.fromkeys([*self.pool, *(c for w in self.windows for c in w.pool), *self.rooms]))
 
 
 class EditConflict(Exception):
@@ -142,6 +144,29 @@ def claim_rotation(corp_id: str, code: GroupCodeItem, changes: dict[str, Any], *
     get_table().update(keys.group_code(corp_id, code.code_id), expression=expression, names=names,
                        values=values, condition="rotation = :r AND #status <> :deleted")
     return code.model_copy(update=fields)
+
+
+def add_room(corp_id: str, code_id: str, chat_id: str) -> bool:
+    """Take a room WeCom auto-created for the code into its rooms (and its links); False when the
+    code already has it or is deleted. Bumps `version`: an operator's edit read before retries."""
+    try:
+        get_table().update(keys.group_code(corp_id, code_id),
+                           expression="SET rooms = list_append(if_not_exists(rooms, :none), :room), "
+                                      "version = version + :one",
+                           names={"#status": "status", "#type": "type"},
+                           values={":none": [], ":room": [chat_id], ":c": chat_id, ":one": 1, ":deleted": "deleted",
+                                   ":code": "group_code"},
+                           condition="#type = :code AND #status <> :deleted AND NOT contains(rooms, :c)")
+    except ConditionFailed:
+        return False
+    link_chats(corp_id, code_id, [chat_id])
+    return True
+
+
+def code_of_state(corp_id: str, state: str) -> str | None:
+    """The group code that claimed `state` (None: no code, or a channel code's)."""
+    item = get_table().get(keys.state_claim(corp_id, state))
+    return item["code_id"] if item and item.get("type") == "group_code_state" else None
 
 
 def mark_synced(corp_id: str, code_id: str, rotation: int, *, now: int) -> None:

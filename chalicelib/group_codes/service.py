@@ -157,6 +157,7 @@ class GroupCodeView(Model):
     welcome_template_id: str | None
     config_id: str
     qr_code: str | None = Field(description="the permanent QR code to print")
+    rooms: list[str] = Field(description="rooms WeCom auto-created for the code, taken into its pool")
     listed: list[str]
     status: str
     created_at: int
@@ -251,13 +252,15 @@ def _local(corp_id: str, now: float) -> datetime:
 
 
 def active_pool(code: GroupCodeItem | GroupCodeCreate, at: datetime) -> list[str]:
-    """The pool of the windows open at local time `at` (in window order), else the default pool."""
+    """The pool of the windows open at local time `at` (in window order), else the default pool; then
+    the rooms auto-created for the code."""
     hhmm = at.strftime("%H:%M")
     pool: list[str] = []
     for window in code.windows:
         if at.isoweekday() in window.weekdays and window.start <= hhmm < window.end:
             pool += [c for c in window.pool if c not in pool]
-    return pool or list(code.pool)
+    rooms = getattr(code, "rooms", [])  # auto-created for the code: open whatever the window
+    return list(dict.fromkeys([*(pool or code.pool), *rooms]))
 
 
 @dataclass(frozen=True)
@@ -402,45 +405,50 @@ def _notify(corp_id: str, code: GroupCodeItem, alert: Alert) -> None:
 
 
 def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
-               versions: tuple[str | None, str | None], day: str, now: float) -> list[Any]:
+               versions: tuple[str | None, str | None], group: Any, day: str, now: float) -> list[Any]:
     """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
-    `code_id`'s pool: count joins past the threshold (a counter op for the event's commit) and
-    rotate if a listed group reached it."""
+    `code_id`'s pool (`group`: its item as the event read it): count joins past the threshold (a
+    counter op for the event's commit) and rotate if a listed group reached it. The code comes from
+    a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway)."""
     from chalicelib.store import counters
 
-    code = code_items.get(corp_id, code_id)
+    code = cached_code(corp_id, code_id)
     if code is None or code.status == "deleted":
         return []
     joined = len(members) or 1
-    around = _count_around(corp_id, chat_id, versions, joined)
+    around = _count_around(group, versions, joined)
     ops: list[Any] = []
     if around is not None:
         before, count = around
         over = max(0, count - max(code.threshold, before)) if scene == 3 else 0
+        crossed = before < code.threshold <= count
     else:  # no stored count at this event's version: WeCom's member list (join order) decides
         member_list = _member_list(corp_id, chat_id)
         count = len(member_list) if member_list is not None else None
         place = {m.userid: i + 1 for i, m in enumerate(member_list or [])}
         over = sum(1 for m in members if place.get(m, 0) > code.threshold) if scene == 3 else 0
+        crossed = count is not None and count >= code.threshold
     if over:
         ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
-    if chat_id in code.listed and count is not None and count >= code.threshold:
-        rotate(corp_id, code, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
-    else:
-        _push_if_stale(corp_id, code, now=now)
+    if count is not None and count >= code.threshold and (crossed or chat_id in code.listed):
+        fresh = code_items.get(corp_id, code_id, consistent=True)  # the cached copy may predate a rotation
+        if fresh is not None and fresh.status != "deleted" and chat_id in fresh.listed:
+            rotate(corp_id, fresh, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
+        _code_cache.pop((corp_id, code_id), None)  # re-read by the next join: the rotation moved it
+    elif code.synced_rotation < code.rotation and now - code.pushed_at >= PUSH_GRACE:
+        fresh = code_items.get(corp_id, code_id, consistent=True)  # never push a cached (older) list
+        if fresh is not None and fresh.status != "deleted":
+            _code_cache[(corp_id, code_id)] = (time.monotonic() + LINKS_TTL, fresh)
+            _push_if_stale(corp_id, fresh, now=now)
     return ops
 
 
-def _count_around(corp_id: str, chat_id: str, versions: tuple[str | None, str | None],
-                  joined: int) -> tuple[int, int] | None:
+def _count_around(group: Any, versions: tuple[str | None, str | None], joined: int) -> tuple[int, int] | None:
     """(members before, after) this add_member event from the exact stored count (chalicelib.groups
     moves it in the event's own commit, which comes after this step): stored at the event's
     LastMemVer -> count, count + joined; at its CurMemVer -> count - joined, count. None when the
     stored count is elsewhere (a gap, concurrent events, not counted yet)."""
-    from chalicelib.groups import items as group_items
-
     last, cur = versions
-    group = group_items.get_group(corp_id, chat_id, consistent=True)
     if not (last and cur) or group is None or group.member_count is None:
         return None
     if group.member_version == last:
@@ -450,15 +458,77 @@ def _count_around(corp_id: str, chat_id: str, versions: tuple[str | None, str | 
     return None
 
 
-def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+def cached_code(corp_id: str, code_id: str) -> GroupCodeItem | None:
+    """The code item, cached per instance for LINKS_TTL: a join only needs its threshold, pool and
+    listed groups, and every decision that changes it re-reads it (crossings, stale pushes)."""
+    hit = _code_cache.get((corp_id, code_id))
+    mono = time.monotonic()
+    if hit and hit[0] > mono:
+        return hit[1]
+    code = code_items.get(corp_id, code_id)
+    _code_cache[(corp_id, code_id)] = (mono + LINKS_TTL, code)
+    return code
+
+
+ROOM_CHECK_TTL = 600.0  # s: a group found not to be an auto-created room is not read again meanwhile
+JOIN_SCENE_SCAN = 3
+
+
+def adopt_room(corp_id: str, chat_id: str, *, members: list[str], seen: Any, now: float) -> str | None:
+    """A scan join into a group in no code's pool: if it is a room WeCom's auto_create_room opened
+    for a group code, take it into that code's rooms and return the code's id. WeCom's callback does
+    not say which join way a member came through; groupchat/get does (member `state`, the join way's):
+    a member who joined by scan with the state of a code that auto-creates rooms makes the group
+    that code's room, which is listed now (the next full-overwrite update keeps it until it fills).
+    The read is stored as groups' read (over `seen`, the group as the event read
+    it), so the event's count needs no second read."""
+    from chalicelib.groups import items as group_items
+
+    mono = time.monotonic()
+    if _not_rooms.get((corp_id, chat_id), 0.0) > mono:
+        return None
+    read_at = int(time.time())
+    chat = _group_chat(corp_id, chat_id)
+    if chat is None:
+        return None
+    joined = set(members)
+    states = {m.state for m in chat.member_list if m.state and m.join_scene == JOIN_SCENE_SCAN
+              and (m.userid in joined or not joined)}
+    for state in sorted(states):
+        code_id = code_items.code_of_state(corp_id, state)
+        code = code_items.get(corp_id, code_id, consistent=True) if code_id else None
+        if code is None or code.status == "deleted" or code.auto_create is None:
+            continue
+        try:
+            group_items.record_read(corp_id, chat, seen=seen, read_at=read_at)
+        except ConditionFailed:
+            pass  # the stored group moved meanwhile: groups' step reads it as it would have
+        if code_items.add_room(corp_id, code_id, chat_id):
+            logger.info("group code %s/%s: auto-created room %s taken into its rooms", corp_id, code_id, chat_id)
+        _links.pop((corp_id, chat_id), None)
+        _code_cache.pop((corp_id, code_id), None)
+        fresh = code_items.get(corp_id, code_id, consistent=True)
+        if fresh is not None and fresh.status != "deleted":
+            rotate(corp_id, fresh, now=now, reason=f"room {chat_id} auto-created")  # list it
+        return code_id
+    _not_rooms[(corp_id, chat_id)] = mono + ROOM_CHECK_TTL
+    return None
+
+
+def _group_chat(corp_id: str, chat_id: str) -> Any:
     from chalicelib.wecom import errors
 
     try:
-        return list(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
+        return _client(corp_id).get_groupchat(chat_id).group_chat
     except errors.ApiError as exc:
         if isinstance(exc, (errors.InvalidArgument, errors.NotFound)) or exc.errcode == 90501:
             return None
         raise
+
+
+def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
+    chat = _group_chat(corp_id, chat_id)
+    return list(chat.member_list) if chat is not None else None
 
 
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
@@ -475,6 +545,16 @@ def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
 
 _links: dict[tuple[str, str], tuple[float, list[str]]] = {}
 caches.register("group_codes:links", _links.clear)
+_code_cache: dict[tuple[str, str], tuple[float, GroupCodeItem | None]] = {}
+caches.register("group_codes:codes", _code_cache.clear)
+_not_rooms: dict[tuple[str, str], float] = {}
+caches.register("group_codes:not_rooms", _not_rooms.clear)
+
+
+def _forget() -> None:
+    """A code was created, edited or deleted on this instance: its links and item are read again."""
+    _links.clear()
+    _code_cache.clear()
 
 
 def tick(corp_id: str, *, now: float | None = None) -> dict[str, int]:
@@ -546,7 +626,7 @@ def create(corp_id: str, req: GroupCodeCreate, *, now: float | None = None) -> G
     except BaseException:
         _undo(undo)
         raise
-    _links.clear()
+    _forget()
     return item
 
 
@@ -596,7 +676,7 @@ def update(corp_id: str, code_id: str, req: GroupCodeUpdate, *, now: float | Non
             code_items.save(corp_id, updated, expected=current)
         except code_items.EditConflict:
             continue
-        _links.clear()
+        _forget()
         settings_changed = (merged.name != current.name or merged.auto_create != current.auto_create)
         if not rotate(corp_id, updated, now=now, reason="edit") and settings_changed:
             _client(corp_id).update_join_way(_join_way(updated, updated.listed, state=updated.state,
@@ -625,7 +705,7 @@ def delete(corp_id: str, code_id: str, *, now: float | None = None) -> None:
     code_items.save(corp_id, current.model_copy(update={
         "status": "deleted", "welcome_template_id": None, "updated_at": int(now), "version": current.version + 1}),
         expected=current)
-    _links.clear()
+    _forget()
 
 
 def status(corp_id: str, code_id: str, *, now: float | None = None) -> GroupCodeStatus:

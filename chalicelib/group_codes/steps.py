@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.groups.steps import group_read
 from chalicelib.platform.context import EventContext
 from chalicelib.platform.router import ROUTER
+from chalicelib.store import keys
 
 if TYPE_CHECKING:
     from chalicelib.wecom.events import ExternalChatUpdate
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 # Urgent: runs for a whole batch before the other steps of any message, so a crossing in the
 # tenth message of a batch does not wait for nine transactions (p99 < 1 s after the callback).
-@ROUTER.register("change_external_chat", "update", urgent=True)
+@ROUTER.register("change_external_chat", "update", urgent=True, reads=group_read)
 def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ev = ctx.event
     if ev.update_detail != "add_member":
@@ -22,8 +24,16 @@ def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     from chalicelib.group_codes import service
 
     ops: list[Any] = []
-    for code_id in service.codes_of_chat(ctx.corp_id, ev.chat_id):
+    codes = service.codes_of_chat(ctx.corp_id, ev.chat_id)
+    if not codes and ev.join_scene == service.JOIN_SCENE_SCAN:  # a room WeCom auto-created for a code?
+        adopted = service.adopt_room(ctx.corp_id, ev.chat_id, members=list(ev.mem_change_list or []),
+                                     seen=ctx.group, now=ctx.now)
+        if adopted is None:
+            return []
+        ctx.forget(keys.group(ctx.corp_id, ev.chat_id))  # the room's read was stored: groups' step re-reads
+        codes = [adopted]
+    for code_id in codes:
         ops += service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
-                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver),
+                                  scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver), group=ctx.group,
                                   day=ctx.day, now=ctx.now)
     return ops

@@ -69,7 +69,10 @@ def _group(item: dict[str, Any]) -> GroupItem:
 
 
 def get_group(corp_id: str, group_id: str, *, consistent: bool = False) -> GroupItem | None:
-    item = get_table().get(keys.group(corp_id, group_id), consistent=consistent)
+    return group_of(get_table().get(keys.group(corp_id, group_id), consistent=consistent))
+
+
+def group_of(item: dict[str, Any] | None) -> GroupItem | None:
     return _group(item) if item else None
 
 
@@ -186,8 +189,9 @@ def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None
             _update_member(corp_id, chat.chat_id, gone.member_id, at=read_at, status="left")
 
 
-def _update_member(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
-                   fields: dict[str, Any] | None = None) -> None:
+def _member_update(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
+                   fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The conditional update of a member item: only if no newer event (by time) moved it."""
     names = {"#type": "type", "#status": "status", "#at": "last_event_at"}
     values: dict[str, Any] = {":type": "group_member", ":g": group_id, ":m": member_id, ":status": status, ":at": at}
     sets = ["#type = :type", "group_id = :g", "member_id = :m", "#status = :status", "#at = :at"]
@@ -199,25 +203,51 @@ def _update_member(corp_id: str, group_id: str, member_id: str, *, at: int, stat
         else:
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
+    return {"expression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+            "names": names, "values": values, "condition": "attribute_not_exists(#at) OR #at <= :at"}
+
+
+def _update_member(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
+                   fields: dict[str, Any] | None = None) -> None:
     try:
-        get_table().update(
-            keys.group_member(corp_id, group_id, member_id),
-            expression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
-            names=names, values=values, condition="attribute_not_exists(#at) OR #at <= :at")
+        get_table().update(keys.group_member(corp_id, group_id, member_id),
+                           **_member_update(corp_id, group_id, member_id, at=at, status=status, fields=fields))
     except ConditionFailed:
         pass  # a newer event already moved this member
 
 
-def put_members(corp_id: str, group_id: str, member_ids: list[str], *, status: str, at: int,
-                scene: int | None) -> None:
-    """Member items are idempotent conditional updates (the same event writes the same values), so
-    they are written before the event's commit instead of inside its transaction. They keep what a
-    read of groupchat/get added (state, invitor)."""
+MEMBERS_IN_COMMIT = 50  # an event's member items go into its commit (a transaction holds 100 items)
+
+
+def members_changed(corp_id: str, group_id: str, member_ids: list[str], *, status: str, at: int,
+                    scene: int | None) -> list[StoreOp]:
+    """An add/del_member event's member items, as ops of its commit (each dropped if a newer event
+    moved that member). They keep what a read of groupchat/get added (state, invitor). A change of
+    more members than a commit holds writes them now instead: idempotent conditional updates (the
+    same event writes the same values)."""
     fields: dict[str, Any] = {"scene": scene}
     if status == "joined":
         fields["joined_at"] = at
-    for member_id in member_ids:
-        _update_member(corp_id, group_id, member_id, at=at, status=status, fields=fields)
+    member_ids = list(dict.fromkeys(member_ids))
+    if len(member_ids) > MEMBERS_IN_COMMIT:
+        for member_id in member_ids:
+            _update_member(corp_id, group_id, member_id, at=at, status=status, fields=fields)
+        return []
+    return [_member_op(keys.group_member(corp_id, group_id, m), at=at, status=status, fields=fields,
+                       update=_member_update(corp_id, group_id, m, at=at, status=status, fields=fields))
+            for m in member_ids]
+
+
+def _member_op(key: dict[str, str], *, at: int, status: str, fields: dict[str, Any],
+               update: dict[str, Any]) -> StoreOp:
+    """A join older than the member item's last write (a read of groupchat/get made for this very
+    event's gap, or a later event) still leaves its time and scene where none is known."""
+    if_stale = None
+    if status == "joined":
+        if_stale = get_table().op_update(key, expression="SET joined_at = if_not_exists(joined_at, :at), "
+                                                         "scene = if_not_exists(scene, :scene)",
+                                         values={":at": at, ":scene": fields.get("scene")})
+    return StoreOp(get_table().op_update(key, **update), stale_ok=True, if_stale=if_stale)
 
 
 def get_members(corp_id: str, group_id: str, member_ids: list[str]) -> list[MemberItem]:

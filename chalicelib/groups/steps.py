@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.groups import items as group_items
 from chalicelib.platform.context import EventContext
 from chalicelib.platform.router import ROUTER
-from chalicelib.store import counters
+from chalicelib.store import counters, keys
 
 if TYPE_CHECKING:
     from chalicelib.wecom.events import ExternalChatCreate, ExternalChatDismiss, ExternalChatUpdate
@@ -50,7 +50,12 @@ def on_dismiss(ctx: EventContext[ExternalChatDismiss]) -> list[Any]:
             *_count(ctx, groups_dismissed=1)]
 
 
-@ROUTER.register(EVENT, "update")
+def group_read(corp_id: str, ev: ExternalChatUpdate) -> list[dict[str, str]]:
+    """The group item an update's steps read (ctx.group): read with the event's record."""
+    return [keys.group(corp_id, ev.chat_id)] if ev.update_detail in ("add_member", "del_member") else []
+
+
+@ROUTER.register(EVENT, "update", reads=group_read)
 def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     ev = ctx.event
     detail = ev.update_detail
@@ -60,17 +65,19 @@ def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     count = None
     changed = ev.mem_change_cnt or len(members)
     membership = detail in ("add_member", "del_member")
-    seen = group_items.get_group(ctx.corp_id, ev.chat_id, consistent=True) if membership else None
+    seen = ctx.group if membership else None
+    if membership:
+        ctx.writes(keys.group(ctx.corp_id, ev.chat_id))
     if detail == "add_member":
-        group_items.put_members(ctx.corp_id, ev.chat_id, members, status="joined", at=ev.create_time,
-                          scene=ev.join_scene)
+        ops += group_items.members_changed(ctx.corp_id, ev.chat_id, members, status="joined", at=ev.create_time,
+                                           scene=ev.join_scene)
         scan = ev.join_scene == JOIN_SCENE_SCAN
         ops += _count(ctx, seen.codes if scan and seen else (), members_joined=changed,
                       **{"joins_scan" if scan else "joins_invite": changed})
         count = _count_change(ctx, seen, changed)
     elif detail == "del_member":
-        group_items.put_members(ctx.corp_id, ev.chat_id, members, status="left", at=ev.create_time,
-                          scene=ev.quit_scene)
+        ops += group_items.members_changed(ctx.corp_id, ev.chat_id, members, status="left", at=ev.create_time,
+                                           scene=ev.quit_scene)
         ops += _count(ctx, members_left=changed,
                       **({"members_removed": changed} if ev.quit_scene == QUIT_SCENE_REMOVED else {}))
         count = _count_change(ctx, seen, -changed)

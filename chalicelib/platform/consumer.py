@@ -131,11 +131,13 @@ def _prepare(body: str, budget_until: float | None = None) -> _Work | str:
     if not routes:
         return Outcome.UNROUTED
     identity = event.identity()
-    done = event_store.done_steps(message.corp_id, identity)
+    reads = [k for r in routes if r.reads for k in r.reads(message.corp_id, event)]
+    done, items = event_store.done_steps_and_items(message.corp_id, identity, reads)
     todo = [r for r in routes if r.step not in done]
     if not todo:
         return Outcome.DUPLICATE
     ctx = EventContext(message.corp_id, event, identity, message.received_at_ms, budget_until=budget_until)
+    ctx.preload(items)
     return _Work(message, ctx, todo, body)
 
 

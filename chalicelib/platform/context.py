@@ -4,25 +4,34 @@ Built once per event by the consumer and shared by the event's steps, in their f
 resolves, once per event and only if a step asks, what several steps need: the corp's runtime
 (client, time zone) and the channel code the contact came through. What one step read from WeCom
 for another (the welcome's externalcontact/get, which carries the profile the relation step
-stores) is a typed field, not a free-form dict.
+stores) is a typed field, not a free-form dict. Items several steps read (the group of a group
+event) are read once, with the event's record (`Route.reads`, `item`).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from chalicelib.channel_codes.items import ChannelCodeItem
     from chalicelib.corps.registry import CorpRuntime
+    from chalicelib.groups.items import GroupItem
     from chalicelib.wecom.events import CallbackEvent
     from chalicelib.wecom.models import ExternalContact
 
 E = TypeVar("E", bound="CallbackEvent")
+ItemKey = tuple[str, str]  # (PK, SK)
+
+# Per instance: how many times a step declared it writes an item (`EventContext.writes`). A copy
+# read before that (a batch reads every message's items in its first pass, before the commits of
+# its second) is stale, and read again.
+_writes: Counter[ItemKey] = Counter()
 
 
 @dataclass
@@ -35,6 +44,46 @@ class EventContext(Generic[E]):
     budget_until: float | None = None  # time.monotonic() by which the urgent steps must be done
     # The customer as the welcome read it from WeCom (for {customer_name}); None when not read.
     external_contact: ExternalContact | None = None
+    # Items read for the steps, by key (None: no such item), with `_writes` at the time of the read.
+    _items: dict[ItemKey, tuple[int, dict[str, Any] | None]] = field(default_factory=dict, repr=False)
+
+    def preload(self, items: dict[ItemKey, dict[str, Any] | None]) -> None:
+        """Items the consumer read with the event record for the steps (Route.reads)."""
+        for key, item in items.items():
+            self._items[key] = (_writes[key], item)
+
+    def item(self, key: dict[str, str]) -> dict[str, Any] | None:
+        """An item for this event's steps, consistently read: once per event, unless a step of another
+        event on this instance declared it writes the item since (then read again)."""
+        k = (key["PK"], key["SK"])
+        held = self._items.get(k)
+        if held is not None and held[0] == _writes[k]:
+            return held[1]
+        from chalicelib.store import get_table
+
+        item = get_table().get(key, consistent=True)
+        self._items[k] = (_writes[k], item)
+        return item
+
+    def writes(self, key: dict[str, str]) -> None:
+        """A step of this event writes this item in the event's commit: other events' copies are stale
+        (this event's own copy stays as read: its steps see the state before their commit)."""
+        k = (key["PK"], key["SK"])
+        _writes[k] += 1
+        if k in self._items:
+            self._items[k] = (_writes[k], self._items[k][1])
+
+    def forget(self, key: dict[str, str]) -> None:
+        """A step wrote the item outside the commit (a read of WeCom it stored): read it again."""
+        self._items.pop((key["PK"], key["SK"]), None)
+
+    @property
+    def group(self) -> GroupItem | None:
+        """The group of a change_external_chat event (read once for groups' and group codes' steps)."""
+        from chalicelib.groups import items as group_items
+        from chalicelib.store import keys
+
+        return group_items.group_of(self.item(keys.group(self.corp_id, self.event.chat_id)))
 
     @cached_property
     def corp(self) -> CorpRuntime:

@@ -24,6 +24,8 @@ class Route:
     # an after_commit step's cheap check, before the commit: False = nothing to do for this event
     # (the step is then marked done with the others, and costs no commit of its own)
     needed: Callable[[Any], bool] | None = None
+    # keys of the items the step reads (its EventContext.item), fetched with the event record in one request
+    reads: Callable[[str, Any], list[dict[str, str]]] | None = None
 
 
 def capability_of(module: str) -> str:
@@ -39,16 +41,18 @@ class Router:
 
     def register(self, event: str, change_type: str | None = None, *, urgent: bool = False,
                  after_commit: bool = False, needed: Callable[[Any], bool] | None = None,
+                 reads: Callable[[str, Any], list[dict[str, str]]] | None = None,
                  ) -> Callable[[Handler], Handler]:
         """`change_type=None` receives every ChangeType of the event. `urgent` handlers (the
         welcome: its code dies in 20 s) run for a whole batch before the rest of any message.
         `after_commit` handlers run once the event's other steps are committed, and are committed
         on their own (the cap check reads the count the add's commit wrote); `needed(ctx)` says
-        whether an event gives one anything to do (if not, it costs no second commit)."""
+        whether an event gives one anything to do (if not, it costs no second commit). `reads(corp_id,
+        event)`: keys of items the handler reads through `ctx.item`, read with the event's record."""
 
         def decorate(fn: Handler) -> Handler:
             step = f"{capability_of(fn.__module__)}.{fn.__name__}"
-            route = Route(step, fn, urgent, after_commit, needed)
+            route = Route(step, fn, urgent, after_commit, needed, reads)
             self._routes.setdefault((event, change_type), []).append(route)
             return fn
 

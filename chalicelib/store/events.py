@@ -57,8 +57,23 @@ class Duplicate(Exception):
 
 
 def done_steps(corp_id: str, identity: str) -> set[str]:
-    item = get_table().get(keys.event_claim(corp_id, identity), consistent=True)
-    return set(item.get("done_steps", ())) if item else set()
+    return done_steps_and_items(corp_id, identity, [])[0]
+
+
+def done_steps_and_items(corp_id: str, identity: str, also: list[dict[str, str]]
+                         ) -> tuple[set[str], dict[tuple[str, str], dict[str, Any] | None]]:
+    """The event's committed steps and, in the same request (one consistent BatchGetItem), the items
+    `also` its steps will read: {(PK, SK): item, or None when there is none}."""
+    record = keys.event_claim(corp_id, identity)
+    wanted = {(k["PK"], k["SK"]): k for k in [record, *also]}
+    if len(wanted) == 1:
+        item = get_table().get(record, consistent=True)
+        return (set(item.get("done_steps", ())) if item else set()), {}
+    found: dict[tuple[str, str], dict[str, Any] | None] = dict.fromkeys(wanted)
+    for item in get_table().batch_get(list(wanted.values()), consistent=True):
+        found[(item["PK"], item["SK"])] = item
+    item = found.pop((record["PK"], record["SK"]))
+    return (set(item.get("done_steps", ())) if item else set()), found
 
 
 def commit(

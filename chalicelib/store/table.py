@@ -303,12 +303,12 @@ class Table:
                 return items
 
     @_rejected_as_invalid
-    def batch_get(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+    def batch_get(self, keys: list[dict[str, str]], *, consistent: bool = False) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         pending = [to_attrs(k) for k in keys]
         while pending:
             chunk, pending = pending[:100], pending[100:]
-            request = {self.name: {"Keys": chunk}}
+            request = {self.name: {"Keys": chunk, **({"ConsistentRead": True} if consistent else {})}}
             while request:
                 resp = self.client.batch_get_item(RequestItems=request)
                 found.extend(from_attrs(i) for i in resp.get("Responses", {}).get(self.name, []))

@@ -217,3 +217,54 @@ def test_a_dropped_crossing_callback_is_repaired_by_the_next_joins_member_versio
 
     over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
     assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 1  # the sixth member
+
+
+# -- cost ----------------------------------------------------------------------------------------
+def test_a_scan_join_costs_at_most_four_aws_requests(world):
+    """docs/performance.md, "Group-code rotation": a join through a group code (no crossing) is the
+    callback's SendMessage, one BatchGetItem (the event record and the group, consistently), and the
+    event's commit (the member, the count, the counters). The code and its links are cached."""
+    from bench import aws_requests
+    from chalicelib.platform import caches
+    from tests.helpers import drain_queue, sqs_event
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=50)
+    aws_requests.install()
+    caches.clear_all()
+    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the group's first count reads WeCom
+    try:
+        with aws_requests.count_aws_requests() as callback:
+            world.sb.simulator.join_group(CORP_ID, code["config_id"])
+        bodies = drain_queue(world.settings.events_queue)
+        with aws_requests.count_aws_requests() as consumer:
+            assert world.client.lambda_.invoke("on_events", sqs_event(bodies)).payload == {"batchItemFailures": []}
+    finally:
+        aws_requests.uninstall()
+    assert dict(callback) == {"sqs.SendMessage": 1}
+    assert callback.total + consumer.total <= 4, dict(consumer)
+    from chalicelib.groups import items as group_items
+
+    truth = world.sb.world.corp(CORP_ID).chats[pool[0]]
+    stored = group_items.get_group(CORP_ID, pool[0], consistent=True)
+    assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
+    assert {m.member_id for m in group_items.members(CORP_ID, pool[0]) if m.status == "joined"} == set(truth.members)
+
+
+def test_auto_created_rooms_join_the_pool_and_fill_in_turn(world):
+    """The pool exhausted, WeCom's auto_create_room opens a room (its scan joiners carry the code's
+    state): the product takes it into the code's rooms, so its full-overwrite updates keep it listed
+    until it fills; then WeCom opens the next."""
+    world.sb.update_corp(CORP_ID, settings={"group_join_cap": 6})  # WeCom's 200, small
+    pool = groups(world, 1)
+    code = create(world, pool, threshold=4, auto_create={"room_base_name": "Room "})
+    joined = join(world, code["config_id"], 5 + 5 + 3, concurrency=1)  # 5 fill g0, 5 the first room, 3 more
+    chats = world.sb.world.corp(CORP_ID).chats
+    rooms = [c for c in chats if c not in pool]
+    assert len(rooms) == 2 and all(len(chats[c].members) <= 6 for c in chats)
+    assert {j["chat_id"] for j in joined["joins"]} == {pool[0], *rooms} and joined["refused"] == 0
+    assert join_way(world, code["config_id"])["chat_id_list"] == [rooms[1]]  # the open room, as the code lists it
+    st = world.call("GET", f"{CODES}/{code['code_id']}/status")[1]
+    assert [g["chat_id"] for g in st["pool"]] == [pool[0], *rooms] and st["synced"]
+    assert [g["chat_id"] for g in st["listed"]] == [rooms[1]]
+    assert world.call("GET", f"{CODES}/{code['code_id']}")[1]["rooms"] == rooms

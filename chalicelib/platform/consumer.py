@@ -255,8 +255,9 @@ def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str
     """Two passes over the batch: the urgent steps (welcomes) of every message first, then the
     rest of each message and its commit. The tenth welcome of a batch then waits for nine welcome
     sends, not for nine whole events (tags, transactions)."""
-    from chalicelib.platform import queues
+    from chalicelib.platform import context, queues
 
+    context.start_batch()
     failures: list[dict[str, str]] = []
     prepared: list[tuple[str, _Work]] = []
     budget_until = time.monotonic() + BATCH_SECONDS - SECOND_PASS_RESERVE_SECONDS

@@ -10,6 +10,7 @@ event) are read once, with the event's record (`Route.reads`, `item`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,10 +29,22 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound="CallbackEvent")
 ItemKey = tuple[str, str]  # (PK, SK)
 
-# Per instance: how many times a step declared it writes an item (`EventContext.writes`). A copy
+# Per batch: how many times a step declared it writes an item (`EventContext.writes`). A copy
 # read before that (a batch reads every message's items in its first pass, before the commits of
-# its second) is stale, and read again.
-_writes: Counter[ItemKey] = Counter()
+# its second) is stale, and read again. Contexts live within one batch, so the count starts again
+# with each (`start_batch`) and never outgrows one batch's items; per thread, because the local
+# stack runs several consumers in one process, each standing for a Lambda instance of its own.
+_batch = threading.local()
+
+
+def _writes() -> Counter[ItemKey]:
+    if not hasattr(_batch, "writes"):
+        _batch.writes = Counter()
+    return _batch.writes
+
+
+def start_batch() -> None:
+    _batch.writes = Counter()
 
 
 @dataclass
@@ -44,34 +57,34 @@ class EventContext(Generic[E]):
     budget_until: float | None = None  # time.monotonic() by which the urgent steps must be done
     # The customer as the welcome read it from WeCom (for {customer_name}); None when not read.
     external_contact: ExternalContact | None = None
-    # Items read for the steps, by key (None: no such item), with `_writes` at the time of the read.
+    # Items read for the steps, by key (None: no such item), with the batch's write count at the time of the read.
     _items: dict[ItemKey, tuple[int, dict[str, Any] | None]] = field(default_factory=dict, repr=False)
 
     def preload(self, items: dict[ItemKey, dict[str, Any] | None]) -> None:
         """Items the consumer read with the event record for the steps (Route.reads)."""
         for key, item in items.items():
-            self._items[key] = (_writes[key], item)
+            self._items[key] = (_writes()[key], item)
 
     def item(self, key: dict[str, str]) -> dict[str, Any] | None:
         """An item for this event's steps, consistently read: once per event, unless a step of another
         event on this instance declared it writes the item since (then read again)."""
         k = (key["PK"], key["SK"])
         held = self._items.get(k)
-        if held is not None and held[0] == _writes[k]:
+        if held is not None and held[0] == _writes()[k]:
             return held[1]
         from chalicelib.store import get_table
 
         item = get_table().get(key, consistent=True)
-        self._items[k] = (_writes[k], item)
+        self._items[k] = (_writes()[k], item)
         return item
 
     def writes(self, key: dict[str, str]) -> None:
         """A step of this event writes this item in the event's commit: other events' copies are stale
         (this event's own copy stays as read: its steps see the state before their commit)."""
         k = (key["PK"], key["SK"])
-        _writes[k] += 1
+        _writes()[k] += 1
         if k in self._items:
-            self._items[k] = (_writes[k], self._items[k][1])
+            self._items[k] = (_writes()[k], self._items[k][1])
 
     def forget(self, key: dict[str, str]) -> None:
         """A step wrote the item outside the commit (a read of WeCom it stored): read it again."""

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from chalicelib.groups import items as group_items
 from chalicelib.platform.errors import StateTaken
 from chalicelib.platform.model import Model
 from chalicelib.store import ConditionFailed, get_table, keys, schema
@@ -124,11 +125,16 @@ def save(corp_id: str, code: GroupCodeItem, *, expected: GroupCodeItem) -> None:
     gone = [c for c in expected.all_chats() if c not in code.all_chats()]
     for chat_id in gone:
         get_table().delete(keys.group_code_chat(corp_id, chat_id, code.code_id))
+        group_items.set_code(corp_id, chat_id, code.code_id, held=False)
 
 
 def link_chats(corp_id: str, code_id: str, chat_ids: list[str]) -> None:
+    """The chat -> code links this capability looks codes up by, mirrored in each group's `codes`
+    (what the groups API filters on and the groups step counts joins by)."""
     get_table().batch_put([{**keys.group_code_chat(corp_id, c, code_id), "type": "group_code_chat",
                             "chat_id": c, "code_id": code_id} for c in chat_ids])
+    for chat_id in chat_ids:
+        group_items.set_code(corp_id, chat_id, code_id, held=True)
 
 
 def claim_rotation(corp_id: str, code: GroupCodeItem, changes: dict[str, Any], *, now: int) -> GroupCodeItem:

@@ -42,7 +42,8 @@ class GroupItem(Model):
     member_version: str | None = Field(None, description="WeCom's member-list version that member_count is at")
     member_history: list[str] = Field(default_factory=list, description="versions member_count moved past")
     members_read_at: int | None = Field(None, description="when groupchat/get was last read (unix s)")
-    codes: list[str] = Field(default_factory=list, description="group codes that list this group")
+    codes: list[str] = Field(default_factory=list, description="group codes whose pool holds this group "
+                                                               "(or held it, for a deleted code: attribution)")
     created_at: int | None = None
     last_event_at: int | None = None
     last_change: str | None = None
@@ -60,6 +61,16 @@ class MemberItem(Model):
     state: str | None = None
     invitor: str | None = None
     last_event_at: int | None = None
+
+
+def set_code(corp_id: str, group_id: str, code_id: str, *, held: bool) -> None:
+    """Add or remove a group code in the group's `codes` (kept by group_codes as its pools change).
+    A group not stored yet gets nothing: no partial group item is created."""
+    try:
+        get_table().update(keys.group(corp_id, group_id), expression=("ADD" if held else "DELETE") + " codes :c",
+                           values={":c": {code_id}}, condition="attribute_exists(PK)")
+    except ConditionFailed:
+        pass
 
 
 def _group(item: dict[str, Any]) -> GroupItem:

@@ -43,13 +43,18 @@ def test_list_filters(world, groups):
 
 
 def test_list_by_group_code(world, groups):
-    from chalicelib.store import get_table, keys
-
-    # the group-codes capability records the codes that list a group in its `codes` set
-    get_table().update(keys.group(CORP_ID, groups["small"]), expression="ADD codes :c", values={":c": {"gc1"}})
-    assert _ids(world, "?group_code=gc1") == [groups["small"]]
+    """A group code's pool, as the operator sets and changes it, is what the filter finds."""
+    status, code = world.call("POST", "/api/v1/group-codes", {"name": "Store 7", "pool": [groups["small"]],
+                                                              "threshold": 150})
+    assert status == 201, code
+    gc = code["code_id"]
+    assert _ids(world, f"?group_code={gc}") == [groups["small"]]
     status, body = world.call("GET", f"/api/v1/groups/{groups['small']}")
-    assert body["codes"] == ["gc1"]
+    assert body["codes"] == [gc]
+    status, changed = world.call("PATCH", f"/api/v1/group-codes/{gc}", {"pool": [groups["big"]]})
+    assert status == 200, changed
+    assert _ids(world, f"?group_code={gc}") == [groups["big"]]
+    assert world.call("GET", f"/api/v1/groups/{groups['small']}")[1]["codes"] == []
 
 
 def test_list_pages(world, groups):

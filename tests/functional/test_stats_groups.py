@@ -19,26 +19,20 @@ def _stats(world, by: str, day: str | None = None) -> dict:
     return stats
 
 
-def _scan_code(world, chat_id: str) -> str:
-    from chalicelib.corps import registry as corps
-    from chalicelib.wecom.models import JoinWay
-
-    return corps.wecom_client(CORP_ID).add_join_way(JoinWay(scene=2, chat_id_list=[chat_id], state="gc1")).config_id
-
-
 def test_group_stats(world):
-    from chalicelib.store import counters, get_table, keys
-
     sim = world.sb.simulator
     coded = sim.create_group(CORP_ID, "alice", "Store 1")["chat_id"]
     plain = sim.create_group(CORP_ID, "bob", "Store 2")["chat_id"]
     world.pump()
-    # the group-codes capability records the codes listing a group, and counts over-threshold joins
-    get_table().update(keys.group(CORP_ID, coded), expression="ADD codes :c", values={":c": {"gc1"}})
-    counters_op = counters.count_op(CORP_ID, _today(), "group_code", "gc1", {"over_threshold_joins": 2})
-    get_table().transact([counters_op.op])
-    config_id = _scan_code(world, coded)
-    scanned = [sim.join_group(CORP_ID, config_id, name=f"S{i}")["external_userid"] for i in range(3)]
+    # A group code on `coded` alone, threshold 2: alice + the first scan reach it, and with no other
+    # group to list the next two scans land past it (over-threshold joins, counted by the code).
+    status, code = world.call("POST", "/api/v1/group-codes", {"name": "Store 1", "pool": [coded], "threshold": 2})
+    assert status == 201, code
+    config_id = code["config_id"]
+    scanned = []
+    for i in range(3):  # each join handled as it arrives
+        scanned.append(sim.join_group(CORP_ID, config_id, name=f"S{i}")["external_userid"])
+        world.pump()
     sim.invite_to_group(CORP_ID, plain, "bob", external_userid="wmInvited")
     sim.invite_to_group(CORP_ID, coded, "alice", external_userid="wmLinked")
     sim.leave_group(CORP_ID, coded, scanned[0])
@@ -59,8 +53,9 @@ def test_group_stats(world):
     assert (day["key"], day["over_threshold_joins"]) == (_today(), 2)
     by_group = {r["key"]: r for r in _stats(world, "group")["rows"]}
     assert (by_group[coded]["joins"], by_group[coded]["quits"], by_group[plain]["quits_removed"]) == (4, 1, 1)
-    (code,) = _stats(world, "code")["rows"]  # the scans into the groups the code listed
-    assert (code["key"], code["joins_scan"], code["joins_invite"], code["over_threshold_joins"]) == ("gc1", 3, 0, 2)
+    (row,) = _stats(world, "code")["rows"]  # the scans into the groups the code listed
+    assert (row["key"], row["joins_scan"], row["joins_invite"], row["over_threshold_joins"]) == \
+        (code["code_id"], 3, 0, 2)
 
 
 def test_days_are_the_corps_days(world):

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, model_serializer, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.customers.items import NO_CHANNEL, RelationItem
@@ -64,9 +72,14 @@ class SegmentFilter(Model):
     def _not_empty(self) -> SegmentFilter:
         if all(getattr(self, name) is None for name in type(self).model_fields):
             raise ValueError(f"the filter is empty: give {_ONE}")
-        if self.tags is not None:
-            expression.check_shape(self.tags)
         return self
+
+    @field_validator("tags")
+    @classmethod
+    def _shape(cls, v: TagExpr | None) -> TagExpr | None:
+        if v is not None:  # beyond what the JSON Schema says (the count of tags): named as `filter.tags`
+            expression.check_shape(v)
+        return v
 
     @model_serializer(mode="wrap")
     def _given(self, handler):  # unannotated: the JSON Schema stays the model's

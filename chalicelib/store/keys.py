@@ -189,3 +189,12 @@ def group_code_chat(corp_id: str, chat_id: str, code_id: str) -> Key:
 
 def group_code_chat_prefix(chat_id: str) -> str:
     return f"GCODECHAT#{chat_id}#"
+
+
+def segment(corp_id: str, segment_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"{segment_prefix()}{segment_id}")
+
+
+def segment_prefix() -> str:
+    """A corp's saved segments, by id (ids sort by creation time)."""
+    return "SEGMENT#"

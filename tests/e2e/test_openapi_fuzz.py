@@ -33,6 +33,9 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/group-codes/{code_id}"): {"windows.N", "windows.N.end"},
     ("POST", "/api/v1/customers/tags"): {"changes.N.remove"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
+    **{(method, path): {"filter.tags", "filter.added_to"}
+       for method, path in (("POST", "/api/v1/segments"), ("PATCH", "/api/v1/segments/{segment_id}"),
+                            ("POST", "/api/v1/segments/preview"))},
 }
 
 

@@ -12,8 +12,10 @@ import chalicelib
 
 ROOT = Path(chalicelib.__file__).parent
 SPINE = {"platform", "wecom", "store", "api"}
-CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes"}
+CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments"}
+# the four kinds, and the splits of a big capability (docs/architecture.md "Packages")
 KINDS = {"routes.py", "steps.py", "service.py", "items.py", "registry.py", "staff.py", "sync.py", "sync_items.py",
+         "expression.py",
          "__init__.py"}
 
 

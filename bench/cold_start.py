@@ -49,6 +49,10 @@ has no cffi, so ``--no-cffi`` is the closer picture of production.
 spent in our own code (chalicelib/, app.py) by module, the pydantic validators built on the path
 (and which models), botocore's client creation and loading of service models, and imports.
 
+``--instructions`` runs (a), (a'), (a'') — the floor plus the three requests a cold callback makes,
+in plain boto3 — and (c') once each under valgrind's callgrind and compares instructions executed:
+the same count for the same code whatever else the machine runs.
+
 ``--importtime`` also runs one (c') child under ``python -X importtime`` and lists, for the import
 phase and the first-callback phase apart, the import time by top-level package (self times
 summed) and the largest top-level imports.
@@ -148,6 +152,24 @@ def bench_cold_start_child(mode: str) -> dict:
         session = boto3.session.Session()
         for service in ("dynamodb", "kms", "sqs"):
             session.client(service, endpoint_url="http://127.0.0.1:9")
+        return {"total": (time.perf_counter() - t0) * 1e3, "cpu": (time.process_time() - c0) * 1e3}
+    if mode == "floor_requests":
+        # (a''): the floor plus the three requests a cold callback makes, plain boto3, nothing of
+        # ours: the corp's item, its data key unsealed by KMS, the event sent to SQS.
+        import base64 as b64
+        import json as js
+
+        import boto3
+        import chalice.app  # noqa: F401
+        from pydantic import BaseModel  # noqa: F401
+
+        session = boto3.session.Session()
+        ddb, kms, sqs = (session.client(s) for s in ("dynamodb", "kms", "sqs"))
+        item = ddb.get_item(TableName=os.environ["SCRM_TABLE_NAME"],
+                            Key={"PK": {"S": f"CORP#{CORP_ID}"}, "SK": {"S": "CORP"}})["Item"]
+        sealed = item["sealed_secrets"]["M"]
+        kms.decrypt(CiphertextBlob=b64.b64decode(sealed["data_key"]["S"]), EncryptionContext={"corp_id": CORP_ID})
+        sqs.send_message(QueueUrl=os.environ["SCRM_EVENTS_QUEUE_URL"], MessageBody=js.dumps({"corp_id": CORP_ID}))
         return {"total": (time.perf_counter() - t0) * 1e3, "cpu": (time.process_time() - c0) * 1e3}
     if mode == "protocol":
         callback = json.loads(os.environ["BENCH_CALLBACK"])
@@ -549,12 +571,42 @@ def profile_report(extra_env: Callable[[], dict[str, str]], top: int = 10) -> No
     print(f"    our models built on the path ({len(built)}): {', '.join(m.split('chalicelib.')[-1] for m in built)}")
 
 
+# -- --instructions ---------------------------------------------------------------------------------
+def instructions_report(extra_env: Callable[[], dict[str, str]]) -> None:
+    """Each case once under valgrind's callgrind, which counts instructions executed: the same
+    count for the same code and inputs whatever else the machine runs (wall times of separate
+    interpreters moved by ±0.5x of a boto3 import between consecutive runs on a shared machine)."""
+    counts = {}
+    for mode in ("pass", "boto3", "floor", "floor_requests", "handler"):
+        env = {**os.environ, **CHILD_ENV, **extra_env()}
+        child = [sys.executable, str(Path(__file__).resolve()), "--child", mode]
+        subprocess.run(child, env=env, cwd=ROOT, capture_output=True, check=False)  # .pyc files
+        env = {**os.environ, **CHILD_ENV, **extra_env()}
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *child],
+                             env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        found = re.search(r"Collected : (\d+)", out.stderr)
+        if out.returncode != 0 or not found:
+            raise SystemExit(f"callgrind child {mode} failed:\n{out.stderr[-2000:]}")
+        counts[mode] = int(found.group(1)) - (counts.get("pass") or 0)
+    b = counts["boto3"]
+    print(f"\ninstructions executed (valgrind callgrind; interpreter start subtracted; 1.00x = import boto3, "
+          f"{b / 1e6:.0f}M):\n"
+          f"    (a') the stack's floor                          {counts['floor'] / b:.2f}x\n"
+          f"    (a'') the floor + the cold callback's 3 requests {counts['floor_requests'] / b:.2f}x   "
+          f"(plain boto3: GetItem, KMS Decrypt, SQS SendMessage)\n"
+          f"    (c') ours, import app + first callback          {counts['handler'] / b:.2f}x   "
+          f"= floor {(counts['handler'] - counts['floor']) / b:+.2f}x, "
+          f"= floor with requests {(counts['handler'] - counts['floor_requests']) / b:+.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--warm", type=int, default=3, help="warm callbacks after the first (c')")
     parser.add_argument("--importtime", action="store_true",
                         help="also break (c') down with python -X importtime")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions under valgrind (steady on a busy machine)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one (c') child: where our part of the cold start goes")
     parser.add_argument("--no-cffi", action="store_true",
@@ -624,6 +676,8 @@ def main() -> int:
             importtime_report(child_env)
         if args.profile:
             profile_report(child_env)
+        if args.instructions:
+            instructions_report(child_env)
     finally:
         server.stop()
     return 0

@@ -423,7 +423,7 @@ def enforce_cap(corp_id: str, state: str, staff_id: str, *, cap: int, day: str, 
 
 
 # -- lookups on the hot path (welcome, tags) ------------------------------------------------------
-_lookup_cache: dict[tuple[str, str], tuple[float, ChannelCodeItem | None]] = {}
+_lookup_cache: caches.Expiring[ChannelCodeItem | None] = caches.Expiring("channel_codes:lookup", LOOKUP_TTL)
 
 
 def lookup(corp_id: str, state: str | None) -> ChannelCodeItem | None:
@@ -431,18 +431,9 @@ def lookup(corp_id: str, state: str | None) -> ChannelCodeItem | None:
     through one poster costs one GetItem, not one per add."""
     if not state:
         return None
-    now = time.monotonic()
-    hit = _lookup_cache.get((corp_id, state))
-    if hit and hit[0] > now:
-        return hit[1]
-    item = code_items.get(corp_id, state)
-    _lookup_cache[(corp_id, state)] = (now + LOOKUP_TTL, item)
-    return item
+    return _lookup_cache.get((corp_id, state), lambda: code_items.get(corp_id, state))
 
 
 def forget(corp_id: str, state: str | None) -> None:
     """After a change to one code: this instance reads it afresh."""
-    _lookup_cache.pop((corp_id, state or ""), None)
-
-
-caches.register("channel_codes:lookup", _lookup_cache.clear)
+    _lookup_cache.forget((corp_id, state or ""))

@@ -434,11 +434,11 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
         fresh = code_items.get(corp_id, code_id, consistent=True)  # the cached copy may predate a rotation
         if fresh is not None and fresh.status != "deleted" and chat_id in fresh.listed:
             rotate(corp_id, fresh, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
-        _code_cache.pop((corp_id, code_id), None)  # re-read by the next join: the rotation moved it
+        _code_cache.forget((corp_id, code_id))  # re-read by the next join: the rotation moved it
     elif code.synced_rotation < code.rotation and now - code.pushed_at >= PUSH_GRACE:
         fresh = code_items.get(corp_id, code_id, consistent=True)  # never push a cached (older) list
         if fresh is not None and fresh.status != "deleted":
-            _code_cache[(corp_id, code_id)] = (time.monotonic() + LINKS_TTL, fresh)
+            _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
     return ops
 
@@ -461,13 +461,7 @@ def _count_around(group: Any, versions: tuple[str | None, str | None], joined: i
 def cached_code(corp_id: str, code_id: str) -> GroupCodeItem | None:
     """The code item, cached per instance for LINKS_TTL: a join only needs its threshold, pool and
     listed groups, and every decision that changes it re-reads it (crossings, stale pushes)."""
-    hit = _code_cache.get((corp_id, code_id))
-    mono = time.monotonic()
-    if hit and hit[0] > mono:
-        return hit[1]
-    code = code_items.get(corp_id, code_id)
-    _code_cache[(corp_id, code_id)] = (mono + LINKS_TTL, code)
-    return code
+    return _code_cache.get((corp_id, code_id), lambda: code_items.get(corp_id, code_id))
 
 
 ROOM_CHECK_TTL = 600.0  # s: a group found not to be an auto-created room is not read again meanwhile
@@ -505,8 +499,8 @@ def adopt_room(corp_id: str, chat_id: str, *, members: list[str], seen: Any, now
             pass  # the stored group moved meanwhile: groups' step reads it as it would have
         if code_items.add_room(corp_id, code_id, chat_id):
             logger.info("group code %s/%s: auto-created room %s taken into its rooms", corp_id, code_id, chat_id)
-        _links.pop((corp_id, chat_id), None)
-        _code_cache.pop((corp_id, code_id), None)
+        _links.forget((corp_id, chat_id))
+        _code_cache.forget((corp_id, code_id))
         fresh = code_items.get(corp_id, code_id, consistent=True)
         if fresh is not None and fresh.status != "deleted":
             rotate(corp_id, fresh, now=now, reason=f"room {chat_id} auto-created")  # list it
@@ -534,19 +528,11 @@ def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
     """The codes whose pool holds `chat_id`, cached per instance for LINKS_TTL (a code changed on
     another instance is seen by the minute tick meanwhile)."""
-    hit = _links.get((corp_id, chat_id))
-    mono = time.monotonic()
-    if hit and hit[0] > mono:
-        return hit[1]
-    ids = code_items.codes_of_chat(corp_id, chat_id)
-    _links[(corp_id, chat_id)] = (mono + LINKS_TTL, ids)
-    return ids
+    return _links.get((corp_id, chat_id), lambda: code_items.codes_of_chat(corp_id, chat_id))
 
 
-_links: dict[tuple[str, str], tuple[float, list[str]]] = {}
-caches.register("group_codes:links", _links.clear)
-_code_cache: dict[tuple[str, str], tuple[float, GroupCodeItem | None]] = {}
-caches.register("group_codes:codes", _code_cache.clear)
+_links: caches.Expiring[list[str]] = caches.Expiring("group_codes:links", LINKS_TTL)
+_code_cache: caches.Expiring[GroupCodeItem | None] = caches.Expiring("group_codes:codes", LINKS_TTL)
 _not_rooms: dict[tuple[str, str], float] = {}
 caches.register("group_codes:not_rooms", _not_rooms.clear)
 

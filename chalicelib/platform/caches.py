@@ -10,9 +10,12 @@ corp, one channel code) stays with the module that owns the cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 _clears: dict[str, Callable[[], None]] = {}
+V = TypeVar("V")
 
 
 def register(name: str, clear: Callable[[], None]) -> None:
@@ -27,3 +30,34 @@ def registered() -> list[str]:
 def clear_all() -> None:
     for clear in list(_clears.values()):
         clear()
+
+
+class Expiring(Generic[V]):
+    """A per-instance map whose entries expire `ttl` seconds (monotonic clock) after they were
+    stored, registered under `name` so that `clear_all()` empties it: the hot path's reads that may
+    be a little stale (a channel code, a tag library, a default welcome, a group code's links)."""
+
+    def __init__(self, name: str, ttl: float) -> None:
+        self.ttl = ttl
+        self._items: dict[Hashable, tuple[float, V]] = {}
+        register(name, self._items.clear)
+
+    def get(self, key: Hashable, load: Callable[[], V]) -> V:
+        """The live entry, or `load()` stored as the new one."""
+        hit = self._items.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        return self.put(key, load())
+
+    def put(self, key: Hashable, value: V) -> V:
+        self._items[key] = (time.monotonic() + self.ttl, value)
+        return value
+
+    def forget(self, key: Hashable) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -162,20 +162,12 @@ class TagExists(Exception):
 
 
 LIBRARY_TTL = 60.0
-_library_cache: dict[str, tuple[float, dict[str, str]]] = {}
+_library_cache: caches.Expiring[dict[str, str]] = caches.Expiring("tags:library", LIBRARY_TTL)
 
 
 def _library_names(corp_id: str) -> dict[str, str]:
     """The corp's tag ids and names, kept a minute per instance (the welcome path reads it on every add)."""
-    import time
-
-    now = time.monotonic()
-    hit = _library_cache.get(corp_id)
-    if hit and hit[0] > now:
-        return hit[1]
-    names = {t.tag_id: t.name for t in tag_items.list_tags(corp_id)}
-    _library_cache[corp_id] = (now + LIBRARY_TTL, names)
-    return names
+    return _library_cache.get(corp_id, lambda: {t.tag_id: t.name for t in tag_items.list_tags(corp_id)})
 
 
 def library_ids(corp_id: str) -> set[str]:
@@ -193,10 +185,7 @@ def tag_names(corp_id: str, tag_ids: list[str] | set[str]) -> dict[str, str]:
 
 def forget_library(corp_id: str) -> None:
     """After a change to the corp's library: this instance reads it afresh."""
-    _library_cache.pop(corp_id, None)
-
-
-caches.register("tags:library", _library_cache.clear)
+    _library_cache.forget(corp_id)
 
 
 def _items_from_wecom(groups: list[Any]) -> list[TagItem]:

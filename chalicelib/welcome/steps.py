@@ -46,7 +46,7 @@ NAME_LOOKUP_MIN_SECONDS_LEFT = 8.0
 SEND_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0)
 SEND_ATTEMPT_SECONDS = 5.0
 
-_default_cache: dict[str, tuple[float, MessageContent | None]] = {}
+_default_cache: caches.Expiring[MessageContent | None] = caches.Expiring("welcome:defaults", DEFAULT_TTL)
 
 
 class DefaultWelcome(Model):
@@ -64,16 +64,13 @@ class DefaultWelcomeUpdate(DefaultWelcome):
 
 
 def default_welcome(corp_id: str) -> MessageContent | None:
-    now = time.monotonic()
-    hit = _default_cache.get(corp_id)
-    if hit and hit[0] > now:
-        return hit[1]
-    from chalicelib.corps import items as corp_items
+    def load() -> MessageContent | None:
+        from chalicelib.corps import items as corp_items
 
-    raw = corp_items.get_default_welcome(corp_id)
-    value = MessageContent.model_validate(raw) if raw else None
-    _default_cache[corp_id] = (now + DEFAULT_TTL, value)
-    return value
+        raw = corp_items.get_default_welcome(corp_id)
+        return MessageContent.model_validate(raw) if raw else None
+
+    return _default_cache.get(corp_id, load)
 
 
 def _now() -> float:
@@ -86,14 +83,11 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-caches.register("welcome:defaults", _default_cache.clear)
-
-
 def set_default_welcome(corp_id: str, content: MessageContent | None) -> None:
     from chalicelib.corps import items as corp_items
 
     corp_items.set_default_welcome(corp_id, content.model_dump(mode="json") if content else None)
-    _default_cache.pop(corp_id, None)
+    _default_cache.forget(corp_id)
 
 
 def _outcome(ctx: EventContext, channel: str, outcome: str, **details: Any) -> list[Any]:

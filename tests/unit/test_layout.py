@@ -71,7 +71,27 @@ def test_every_in_memory_cache_is_cleared_by_one_call():
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.tags import service as tags
 
-    channel_codes._lookup_cache[("c", "s")] = (0.0, None)
-    tags._library_cache["c"] = (0.0, set())
+    channel_codes._lookup_cache.put(("c", "s"), None)
+    tags._library_cache.put("c", {})
+    assert len(channel_codes._lookup_cache) == len(tags._library_cache) == 1
     caches.clear_all()
-    assert not channel_codes._lookup_cache and not tags._library_cache
+    assert len(channel_codes._lookup_cache) == len(tags._library_cache) == 0
+
+
+def test_an_expiring_cache_loads_once_until_its_entry_expires(monkeypatch):
+    from chalicelib.platform import caches
+
+    clock = [100.0]
+    monkeypatch.setattr(caches.time, "monotonic", lambda: clock[0])
+    cache = caches.Expiring("test:expiring", 60.0)
+    loads = []
+    assert cache.get("k", lambda: loads.append(1) or "a") == "a"
+    clock[0] = 159.9
+    assert cache.get("k", lambda: loads.append(1) or "b") == "a"  # still live: not loaded again
+    clock[0] = 160.0
+    assert cache.get("k", lambda: loads.append(1) or "c") == "c"  # expired at ttl: loaded afresh
+    cache.forget("k")
+    assert cache.get("k", lambda: loads.append(1) or "d") == "d"
+    assert len(loads) == 3
+    caches.clear_all()
+    assert len(cache) == 0

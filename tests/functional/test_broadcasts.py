@@ -305,6 +305,14 @@ def test_a_scheduled_broadcast_goes_at_its_time_and_not_before(shop, sends):
     sends.run()
     assert _view(world, b["broadcast_id"])["status"] == "sent"
     assert len(_confirm_all(world)) == 4
+    later = _create(world, seg, send_at=send_at + 7200)
+    status, view = world.call("POST", f"{BROADCASTS}/{later['broadcast_id']}/cancel")
+    assert status == 200 and view["status"] == "cancelled"
+    assert schedules.minute(now=send_at + 7200)["broadcasts_started"] == 0 and sends.run() == 0
+    status, page = world.call("GET", f"{BROADCASTS}?status=sent")
+    assert status == 200 and [x["broadcast_id"] for x in page["items"]] == [b["broadcast_id"]]
+    status, page = world.call("GET", f"{BROADCASTS}?limit=1")
+    assert [x["broadcast_id"] for x in page["items"]] == [later["broadcast_id"]] and page["next_cursor"]
 
 
 def _stored_broadcast_items() -> list[dict]:
@@ -369,10 +377,16 @@ def test_groups_go_from_their_owners_and_moments_post_once(world, sends):
                                                                               "chat_ids": [owned["bob"][0]]},
                                                      "content": {"text": "Just one"}})
     assert status == 201, listed
+    late = world.sb.simulator.create_group(CORP_ID, "carol", "late")["chat_id"]  # owner not read yet
+    world.pump()
+    status, unread = world.call("POST", BROADCASTS, {"name": "g3", "target": {"kind": "groups", "chat_ids": [late]},
+                                                     "content": {"text": "Just one"}})
+    assert status == 201, unread
     sends.run()
     got = Counter((e["chat_id"], e["userid"], e["text"]) for e in _confirm_all(world))
     expected = Counter({(chat, owner, "Group news"): 1 for owner, chats in owned.items() for chat in chats})
     expected[(owned["bob"][0], "bob", "Just one")] += 1
+    expected[(late, "carol", "Just one")] += 1
     assert got == expected
     assert all(m.chat_type == "group" for m in _mass(world))
     assert _view(world, b["broadcast_id"])["planned"] == 4

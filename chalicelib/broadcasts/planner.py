@@ -112,7 +112,12 @@ class Recipient:
 def _customer_pages(corp_id: str, b: BroadcastItem, cursor: str | None) -> Iterator[tuple[list[Recipient], str | None]]:
     from chalicelib.segments import service as segments
 
-    for page in segments.members(corp_id, b.target["segment_id"], page_size=PAGE, cursor=cursor, merged=True):
+    t = b.target
+    pages = (segments.evaluate(corp_id, segments.plan(corp_id, segments.SegmentFilter.model_validate(t["filter"]),
+                                                      merged=True), page_size=PAGE, cursor=cursor)
+             if t.get("filter") is not None else
+             segments.members(corp_id, t["segment_id"], page_size=PAGE, cursor=cursor, merged=True))
+    for page in pages:
         yield [Recipient(m.customer_id, m.staff_id, m.relation.status == "active") for m in page.members], page.cursor
 
 

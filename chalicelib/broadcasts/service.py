@@ -21,6 +21,8 @@ from chalicelib.broadcasts.items import BroadcastItem, Policy
 from chalicelib.platform.content import PLACEHOLDER_CUSTOMER_NAME, MessageContent, SendableContent
 from chalicelib.platform.errors import NotFound
 from chalicelib.platform.model import Model, integral
+from chalicelib.segments.service import SegmentFilter
+from chalicelib.store import ConditionFailed
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +34,21 @@ Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
 
 
 class CustomersTarget(Model):
-    """Customers a saved segment selects, each once, from one sender (README: the sender rule)."""
+    """Customers a saved segment (or a filter given here, as segments take it) selects, each once,
+    from one sender (README: the sender rule)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["segment_id"]}, {"required": ["filter"]}]})
     kind: Literal["customers"]
-    segment_id: Id
+    segment_id: Id | SkipJsonSchema[None] = None
+    filter: SegmentFilter | SkipJsonSchema[None] = Field(None, description="a filter as segments take it, "
+                                                                           "instead of a saved segment")
+
+    @model_validator(mode="after")
+    def _one(self) -> CustomersTarget:
+        if (self.segment_id is None) == (self.filter is None):
+            raise ValueError("give exactly one of segment_id, filter")
+        return self
 
 
 class GroupsTarget(Model):
@@ -190,7 +202,8 @@ def _check_target(corp_id: str, target: Any) -> None:
     if isinstance(target, CustomersTarget):
         from chalicelib.segments import service as segments
 
-        segments.plan(corp_id, segments.filter_of(segments.get(corp_id, target.segment_id)))
+        segments.plan(corp_id, target.filter if target.filter is not None
+                      else segments.filter_of(segments.get(corp_id, target.segment_id)))
     elif isinstance(target, GroupsTarget):
         if target.owner_ids:
             missing = staff.unknown(corp_id, list(dict.fromkeys(target.owner_ids)))
@@ -247,10 +260,26 @@ def new_id() -> str:
     return f"b{time.time_ns() // 1_000_000:011x}{secrets.token_hex(3)}"
 
 
+def check(corp_id: str, target: Any, content: MessageContent) -> None:
+    """What create checks of a target and its content (for callers that store them to send later:
+    SOP calendars): InvalidBroadcast, UnknownStaff, UnknownGroups, SegmentNotFound, ... ."""
+    _check_content(target, content)
+    _check_target(corp_id, target)
+
+
 # -- the API's operations -------------------------------------------------------------------------------------
-def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None) -> BroadcastItem:
-    """Check, store (scheduled), and start at once when due now. Nothing is stored on bad input."""
+def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None,
+           broadcast_id: str | None = None) -> BroadcastItem:
+    """Check, store (scheduled), and start at once when due now. Nothing is stored on bad input.
+
+    `broadcast_id` (a caller's derived id, e.g. an SOP occurrence's): idempotent — a broadcast with
+    this id stored already is returned as it is (and started, if it is due and still scheduled:
+    a caller that died between storing and starting), never created twice."""
     now_s = int(time.time() if now is None else now)
+    if broadcast_id is not None:
+        existing = bitems.get(corp_id, broadcast_id)
+        if existing is not None:
+            return _started_if_due(corp_id, existing, now=now_s)
     send_at = now_s if req.send_at is None else req.send_at
     if send_at < now_s - SEND_AT_SKEW:
         raise InvalidBroadcast("send_at", "send_at is in the past")
@@ -259,14 +288,23 @@ def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None) -> B
     send_at = max(send_at, now_s)
     _check_content(req.target, req.content)
     _check_target(corp_id, req.target)
-    b = BroadcastItem(broadcast_id=new_id(), name=req.name, target=req.target.model_dump(mode="json",
-                                                                                           exclude_none=True),
+    b = BroadcastItem(broadcast_id=broadcast_id or new_id(), name=req.name, target=req.target.model_dump(
+                          mode="json", exclude_none=True, by_alias=True),
                       content=req.content.model_dump(mode="json", exclude_none=True), send_at=send_at,
                       day=day_of(corp_id, send_at), cap=bitems.get_policy(corp_id).per_customer_per_day,
                       status="scheduled", created_at=now_s, updated_at=now_s)
-    bitems.put_new(corp_id, b)
-    if send_at <= now_s:
-        return start(corp_id, b.broadcast_id, now=now_s) or b
+    try:
+        bitems.put_new(corp_id, b)
+    except ConditionFailed:
+        if broadcast_id is None:
+            raise
+        b = get(corp_id, broadcast_id)  # stored meanwhile by another delivery of the same caller
+    return _started_if_due(corp_id, b, now=now_s)
+
+
+def _started_if_due(corp_id: str, b: BroadcastItem, *, now: int) -> BroadcastItem:
+    if b.status == "scheduled" and b.send_at <= now:
+        return start(corp_id, b.broadcast_id, now=now) or get(corp_id, b.broadcast_id)
     return b
 
 

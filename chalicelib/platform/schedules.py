@@ -22,7 +22,9 @@ def all_corp_ids() -> list[str]:
 
 def minute(now: float | None = None) -> dict[str, int]:
     """Channel-code routing (schedules, daily caps, validity windows); group-code rotation (counts,
-    windows, lost callbacks); resume stalled syncs; start due broadcasts (resume stalled plans)."""
+    windows, lost callbacks); resume stalled syncs; start due broadcasts (resume stalled plans); turn
+    due SOP calendar rules into broadcasts or reminders (before the broadcast tick, which then finds
+    nothing more of them: they start at once)."""
     from chalicelib.broadcasts import service as broadcasts
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.customers import sync as customer_sync
@@ -30,7 +32,8 @@ def minute(now: float | None = None) -> dict[str, int]:
 
     now = time.time() if now is None else now
     result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
-              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0, "failures": 0}
+              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0, "sop_done": 0, "sop_missed": 0,
+              "failures": 0}
     for corp_id in all_corp_ids():
         try:
             r = channel_codes.tick([corp_id], now=now)
@@ -48,6 +51,15 @@ def minute(now: float | None = None) -> dict[str, int]:
             logger.exception("group code tick failed for %s", corp_id)
             result["failures"] += 1
     result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
+    try:
+        from chalicelib.sop_calendars import schedule as sop_schedule
+
+        s = sop_schedule.tick(now=now)
+        result["sop_done"], result["sop_missed"] = s.get("done", 0), s.get("missed", 0)
+        result["failures"] += s.get("failures", 0)
+    except Exception:
+        logger.exception("SOP calendar tick failed")
+        result["failures"] += 1
     try:
         b = broadcasts.tick(now=now)
         result["broadcasts_started"], result["broadcasts_resumed"] = b["started"], b["resumed"]

@@ -253,3 +253,35 @@ def cap_claim(corp_id: str, day: str, customer_id: str) -> Key:
 
 def broadcast_policy(corp_id: str) -> Key:
     return _k(corp_partition(corp_id), "BCASTPOLICY")
+
+
+def sop_calendar(corp_id: str, calendar_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"{sop_calendar_prefix()}{calendar_id}")
+
+
+def sop_calendar_prefix() -> str:
+    """A corp's SOP calendars, by id (ids sort by creation time)."""
+    return "SOPCAL#"
+
+
+def sop_rule(corp_id: str, calendar_id: str, rule_id: str) -> Key:
+    """One rule's schedule: its next due time (in the due index while the calendar is active)."""
+    return _k(corp_partition(corp_id), f"{sop_rule_prefix(calendar_id)}{rule_id}")
+
+
+def sop_rule_prefix(calendar_id: str) -> str:
+    return f"SOPRULE#{calendar_id}#"
+
+
+def due_sop_rules_partition() -> str:
+    """GSI1 partition of SOP rules across corps, by `<next_due:012>#<corp>#<calendar>#<rule>` (the minute tick)."""
+    return "SOP#DUE"
+
+
+def sop_occurrence(corp_id: str, calendar_id: str, due: int, rule_id: str) -> Key:
+    """One occurrence of a rule (its identity: rule, due time; the target follows from both), claimed before acting."""
+    return _k(corp_partition(corp_id), f"{sop_occurrence_prefix(calendar_id)}{due:012d}#{rule_id}")
+
+
+def sop_occurrence_prefix(calendar_id: str) -> str:
+    return f"SOPOCC#{calendar_id}#"

@@ -13,10 +13,10 @@ import chalicelib
 ROOT = Path(chalicelib.__file__).parent
 SPINE = {"platform", "wecom", "store", "api"}
 CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments",
-                "broadcasts"}
+                "broadcasts", "sop_calendars"}
 # the four kinds, and the splits of a big capability (docs/architecture.md "Packages")
 KINDS = {"routes.py", "steps.py", "service.py", "items.py", "registry.py", "staff.py", "sync.py", "sync_items.py",
-         "expression.py", "planner.py", "sender.py", "tracking.py",
+         "expression.py", "planner.py", "sender.py", "tracking.py", "schedule.py",
          "__init__.py"}
 
 

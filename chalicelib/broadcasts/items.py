@@ -58,6 +58,12 @@ class BroadcastItem(Model):
     ex_not_friend: int = 0
     error: str | None = None
     jobid: str | None = None  # Moments: add_moment_task's job
+    # tracking (tracking.py): recomputed from the chunks on each pass
+    confirmed: int = 0
+    delivered: int = 0
+    over_quota: int = 0
+    unreachable: int = 0  # WeCom's send result 2: no longer a customer of the sender when confirmed
+    moment: dict[str, Any] | None = None  # Moments: moment_id, invalid senders / tags
 
 
 class StepItem(Model):
@@ -72,6 +78,7 @@ class PartItem(Model):
     step: int
     k: int
     recipients: list[str]
+    statuses: list[str] | None = None  # per recipient, written by tracking (absent: planned)
 
 
 class Slice(Model):
@@ -98,6 +105,13 @@ class ChunkItem(Model):
     errcode: int | None = None
     released: bool = False
     recalled: bool = False
+    settled_at: int | None = None
+    # tracking
+    confirmed: bool = False  # its staff member sent it (get_groupmsg_task status 2)
+    results: dict[str, int] = Field(default_factory=dict)  # send_result counts by status once confirmed
+    written: str | None = None  # the recipients' statuses in the parts: "sent" (unconfirmed) or "final"
+    reminders: int = 0
+    reminded_at: int | None = None
 
     @property
     def key_sk(self) -> str:
@@ -259,7 +273,44 @@ def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None
     if b is None or b.status != "sending" or not b.chunked or b.chunks_settled < b.chunks:
         return None
     to = "failed" if b.chunks and b.chunks_failed == b.chunks else "sent"
+    if to == "sent" and b.chunks_sent:  # tracking pulls its results and reminds from now on
+        return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=TRACK,
+                           values=_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS))
     return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now)
+
+
+# -- tracking's index --------------------------------------------------------------------------------------
+TRACK_FIRST_SECONDS = 60
+TRACK = f", {schema.GSI1_PK} = :tpk, {schema.GSI1_SK} = :tsk"
+
+
+def _track(corp_id: str, broadcast_id: str, at: int) -> dict[str, Any]:
+    return {":tpk": keys.tracked_broadcasts_partition(), ":tsk": f"{at:012d}#{corp_id}#{broadcast_id}"}
+
+
+def tracked_due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+    items, _ = get_table().query(keys.tracked_broadcasts_partition(), index=schema.GSI1,
+                                 sk_between=("0", f"{int(now):012d}#\uffff"), limit=limit)
+    return [tuple(i[schema.GSI1_SK].split("#", 2)[1:]) for i in items]  # type: ignore[misc]
+
+
+def track_at(corp_id: str, broadcast_id: str, at: int | None) -> None:
+    """Next tracking pass at `at`; None: tracking is over (out of the index)."""
+    if at is None:
+        get_table().update(keys.broadcast(corp_id, broadcast_id),
+                           expression=f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}")
+    else:
+        get_table().update(keys.broadcast(corp_id, broadcast_id), expression=f"SET {TRACK[2:]}",
+                           values=_track(corp_id, broadcast_id, at))
+
+
+def put_part(corp_id: str, broadcast_id: str, part: PartItem) -> None:
+    get_table().put({**keys.broadcast_part(corp_id, broadcast_id, part.sender, part.step, part.k),
+                     "type": "bcast_part", **part.model_dump(exclude_none=True)})
+
+
+def get_part(corp_id: str, sk: str) -> PartItem:
+    return PartItem.model_validate(get_table().get({"PK": keys.corp_partition(corp_id), "SK": sk}, consistent=True))
 
 
 def set_fields(corp_id: str, broadcast_id: str, **fields: Any) -> None:

@@ -74,14 +74,22 @@ class RecallMessage(_Msg):
     kind: Literal["recall"] = "recall"
 
 
-SendsMessage = Annotated[PlanMessage | ChunkingMessage | SendMessage | MomentMessage | RecallMessage,
+class TrackMessage(_Msg):
+    kind: Literal["track"] = "track"
+    now: int | None = None  # the tick's clock (reminder delays are measured with it)
+
+
+SendsMessage = Annotated[PlanMessage | ChunkingMessage | SendMessage | MomentMessage | RecallMessage | TrackMessage,
                          Field(discriminator="kind")]
 
 
-def _send(message: Model) -> None:
+def send_message(message: Model) -> None:
     from chalicelib.platform import queues
 
     queues.send(queues.SENDS, message)
+
+
+_send = send_message
 
 
 def enqueue_first(corp_id: str, b: BroadcastItem) -> None:

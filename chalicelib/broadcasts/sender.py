@@ -58,7 +58,7 @@ def handle_message(body: str) -> str:
     try:
         if msg.kind in HANDLERS:
             return getattr(planner, HANDLERS[msg.kind])(msg)
-        return {"send": send_chunk, "moment": send_moment, "recall": recall}[msg.kind](msg)
+        return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
         wait = consumer._retry_after(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
@@ -211,6 +211,12 @@ def recall(msg: planner.RecallMessage) -> str:
     return "done"
 
 
+def track(msg: planner.TrackMessage) -> str:
+    from chalicelib.broadcasts import tracking
+
+    return tracking.track(msg.corp_id, msg.broadcast_id, now=msg.now)
+
+
 # -- Moments ---------------------------------------------------------------------------------------------------
 def send_moment(msg: planner.MomentMessage) -> str:
     """One add_moment_task. WeCom offers no lookup of a moment task by content, so an attempt whose
@@ -248,4 +254,5 @@ def send_moment(msg: planner.MomentMessage) -> str:
     except errors.WeComUnavailable:
         raise  # left `calling`: the retry fails it as outcome_unknown rather than post twice
     bitems.set_fields(corp_id, b.broadcast_id, status="sent", jobid=resp.jobid, error=None)
+    bitems.track_at(corp_id, b.broadcast_id, int(time.time()) + bitems.TRACK_FIRST_SECONDS)
     return "sent"

@@ -253,3 +253,9 @@ def cap_claim(corp_id: str, day: str, customer_id: str) -> Key:
 
 def broadcast_policy(corp_id: str) -> Key:
     return _k(corp_partition(corp_id), "BCASTPOLICY")
+
+
+def tracked_broadcasts_partition() -> str:
+    """GSI1 partition of sent broadcasts whose results and reminders the tracking tick still pulls,
+    by `<next check:012>#<corp>#<id>`."""
+    return "BCASTS#TRACK"

@@ -437,14 +437,21 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
     ops = [chunk_op, table.op_update(
         keys.broadcast(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
         values={f":{k}": v for k, v in adds.items()})]
-    if msgid:
+    if msgid:  # a msgid is recorded by one chunk only
         ops.append(table.op_put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid",
-                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk}))
+                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk},
+                                condition="attribute_not_exists(PK)"))
     try:
         table.transact(ops)
-    except ConditionFailed:
-        return False
+    except ConditionFailed as exc:
+        if exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
+            return False  # settled by another delivery
+        raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
     return True
+
+
+class MsgidTaken(Exception):
+    """A lookup took another chunk's task for this one's: the retry looks up without it."""
 
 
 def mark_chunk(corp_id: str, c: ChunkItem, **fields: Any) -> None:

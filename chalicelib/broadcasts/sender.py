@@ -103,8 +103,10 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     return status
 
 
-def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list[str]] | None:
-    """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list)."""
+def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
+    """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
+    candidate is a task of the chunk's sender created since the call started, with the chunk's text,
+    recorded by no other chunk, whose send result lists one of the chunk's recipients."""
     from chalicelib.wecom.models import GroupMsgListRequest
 
     client = _client(corp_id)
@@ -114,7 +116,7 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list
         page = client.get_groupmsg_list_v2(GroupMsgListRequest(
             chat_type=_chat_type(c), start_time=start, end_time=max(start, int(time.time())) + LOOKUP_MARGIN,
             creator=c.sender, filter_type=0, limit=100, cursor=cursor))
-        msgids += [m.msgid for m in page.group_msg_list]
+        msgids += [m.msgid for m in page.group_msg_list if (m.text.content if m.text else None) == text]
         cursor = page.next_cursor or None
         if not cursor:
             break
@@ -135,14 +137,22 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list
     return None
 
 
-def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
+def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
+    """The chunk's text: the broadcast's, {staff_name} filled in with its sender's."""
     from chalicelib.corps import staff
+    from chalicelib.platform.content import MessageContent
+
+    content = MessageContent.model_validate(b.content)
+    name = staff.name(corp_id, c.sender) if content.needs_staff_name else None
+    return content.render_text(customer_name=None, staff_name=name)
+
+
+def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
     from chalicelib.platform.content import MessageContent
     from chalicelib.wecom.models import MsgTemplate
 
     content = MessageContent.model_validate(b.content)
-    name = staff.name(corp_id, c.sender) if content.needs_staff_name else None
-    text = content.render_text(customer_name=None, staff_name=name)
+    text = _text(corp_id, b, c)
     target = {"chat_id_list": recipients} if c.kind == "groups" else {"external_userid": recipients}
     return MsgTemplate(chat_type=_chat_type(c), sender=c.sender, text={"content": text} if text else None,
                        attachments=content.wecom_attachments() or None, **target)
@@ -162,7 +172,7 @@ def send_chunk(msg: planner.SendMessage) -> str:
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
-        found = lookup(corp_id, c, recipients)
+        found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
         if b.status != "cancelled":

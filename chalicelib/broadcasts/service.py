@@ -276,7 +276,10 @@ def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None) -> B
                       status="scheduled", created_at=now_s, updated_at=now_s)
     bitems.put_new(corp_id, b)
     if send_at <= now_s:
-        return start(corp_id, b.broadcast_id, now=now_s) or b
+        try:
+            return start(corp_id, b.broadcast_id, now=now_s) or b
+        except Exception:  # stored and scheduled: the minute tick starts it (the caller must not send it twice)
+            logger.exception("broadcast %s could not start now; the minute tick will", b.broadcast_id)
     return b
 
 

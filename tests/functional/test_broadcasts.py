@@ -459,3 +459,26 @@ def test_tracking_reads_confirmations_and_results_into_totals_and_recipients_and
     assert {(r["recipient"], r["sender"], r["status"]) for r in rows} == {
         *((x, "alice", "over_quota") for x in alice), (c["cid"], "bob", "sent"), (c["dan"], "bob", "sent")}
     assert len(rows) == 5
+
+
+def test_another_corps_segment_and_groups_are_refused_with_nothing_stored(world, sends):
+    from tests.helpers import AES_KEY, SECRET, TOKEN, register
+
+    other = "wwothercorp000002"
+    world.sb.register_corp(other, name="Other", secrets={"contact": SECRET}, callback_token=TOKEN,
+                           encoding_aes_key=AES_KEY, callback_url=f"http://product/wecom/{other}/callback",
+                           staff=[{"userid": "zoe", "name": "Zoe"}])
+    key = register(world.client, other)["api_key"]
+    chat = world.sb.simulator.create_group(other, "zoe", "theirs")["chat_id"]
+    world.pump()
+    theirs = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert world.client.http.get(f"/api/v1/groups/{chat}", headers=theirs).status_code == 200  # stored, theirs
+    resp = world.client.http.post("/api/v1/segments", headers=theirs,
+                                  body=json.dumps({"name": "s", "filter": {"statuses": ["active"]}}))
+    assert resp.status_code == 201, resp.body
+    segment_id = json.loads(resp.body)["segment_id"]
+    for target, (status, code) in (({"kind": "customers", "segment_id": segment_id}, (404, "not_found")),
+                                   ({"kind": "groups", "chat_ids": [chat]}, (400, "unknown_groups"))):
+        got, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
+        assert (got, body["error"]["code"]) == (status, code), body
+    assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []

@@ -60,10 +60,19 @@ class ChunkingMessage(_Msg):
     kind: Literal["chunk"] = "chunk"
 
 
+def _token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:16]
+
+
 class SendMessage(_Msg):
     kind: Literal["send"] = "send"
     sender: str
     k: int
+    # Kept by SQS redeliveries and by deferral: a delivery finding the chunk `calling` under its own
+    # token knows the earlier attempt was its own (timed out or died), not one still in flight.
+    token: str = Field(default_factory=_token)
 
 
 class MomentMessage(_Msg):

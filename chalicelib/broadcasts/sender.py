@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
 MAX_DEFERRALS = 24
+CALL_LEASE_SECONDS = 60  # a call another delivery started less long ago may still be in flight
+
+
+class ChunkBusy(Exception):
+    """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -60,7 +65,7 @@ def handle_message(body: str) -> str:
             return getattr(planner, HANDLERS[msg.kind])(msg)
         return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
-        wait = consumer._retry_after(exc, msg.attempt)
+        wait = CALL_LEASE_SECONDS if isinstance(exc, ChunkBusy) else consumer._retry_after(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
             raise
         logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
@@ -172,6 +177,8 @@ def send_chunk(msg: planner.SendMessage) -> str:
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
+        if c.caller != msg.token and time.time() - (c.call_started_at or 0) < CALL_LEASE_SECONDS:
+            raise ChunkBusy(f"chunk {c.sender}#{c.k} is being called by another delivery")
         found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
@@ -181,13 +188,15 @@ def send_chunk(msg: planner.SendMessage) -> str:
                 return "duplicate"
     if b.status == "cancelled":
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
-    if not bitems.chunk_calling(corp_id, c, now=int(time.time())):
+    calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
+    if calling is None:
         return "duplicate"  # another delivery is calling
+    c = calling
     try:
         resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
     except errors.ApiError as exc:
         if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
-            bitems.chunk_requeued(corp_id, c.model_copy(update={"attempts": c.attempts + 1}))
+            bitems.chunk_requeued(corp_id, c)
             raise
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)

@@ -482,3 +482,29 @@ def test_another_corps_segment_and_groups_are_refused_with_nothing_stored(world,
         got, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
         assert (got, body["error"]["code"]) == (status, code), body
     assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []
+
+
+def test_a_duplicate_chunk_message_arriving_mid_call_waits_instead_of_calling_again(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+    from chalicelib.wecom.client import WeComClient
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 10)
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    [body] = drain_queue(world.settings.sends_queue)
+    duplicate = json.loads(body) | {"token": "another-delivery"}  # e.g. a redelivered chunking step's copy
+    real, outcomes = WeComClient.add_msg_template, []
+
+    def duplicate_arrives_mid_call(self, template):
+        if not outcomes:
+            outcomes.append(sends.feed([json.dumps(duplicate)]))  # while this call is in flight
+        return real(self, template)
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", duplicate_arrives_mid_call)
+    sends.feed([body])
+    sends.run()
+    assert len(_mass(world)) == 1  # one task: the duplicate waited, then found the chunk sent
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid")})  # cid: only alice's relation is named
+    assert _view(world, b["broadcast_id"])["status"] == "sent"

@@ -58,6 +58,12 @@ class BroadcastItem(Model):
     ex_not_friend: int = 0
     error: str | None = None
     jobid: str | None = None  # Moments: add_moment_task's job
+    # tracking (tracking.py): recomputed from the chunks on each pass
+    confirmed: int = 0
+    delivered: int = 0
+    over_quota: int = 0
+    unreachable: int = 0  # WeCom's send result 2: no longer a customer of the sender when confirmed
+    moment: dict[str, Any] | None = None  # Moments: moment_id, invalid senders / tags
 
 
 class StepItem(Model):
@@ -72,6 +78,7 @@ class PartItem(Model):
     step: int
     k: int
     recipients: list[str]
+    statuses: list[str] | None = None  # per recipient, written by tracking (absent: planned)
 
 
 class Slice(Model):
@@ -93,11 +100,19 @@ class ChunkItem(Model):
     status: ChunkStatus = "queued"
     attempts: int = 0
     call_started_at: int | None = None
+    caller: str | None = None  # the token of the message whose delivery set `calling`
     msgid: str | None = None
     fail_list: list[str] = Field(default_factory=list)
     errcode: int | None = None
     released: bool = False
     recalled: bool = False
+    settled_at: int | None = None
+    # tracking
+    confirmed: bool = False  # its staff member sent it (get_groupmsg_task status 2)
+    results: dict[str, int] = Field(default_factory=dict)  # send_result counts by status once confirmed
+    written: str | None = None  # the recipients' statuses in the parts: "sent" (unconfirmed) or "final"
+    reminders: int = 0
+    reminded_at: int | None = None
 
     @property
     def key_sk(self) -> str:
@@ -259,7 +274,44 @@ def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None
     if b is None or b.status != "sending" or not b.chunked or b.chunks_settled < b.chunks:
         return None
     to = "failed" if b.chunks and b.chunks_failed == b.chunks else "sent"
+    if to == "sent" and b.chunks_sent:  # tracking pulls its results and reminds from now on
+        return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=TRACK,
+                           values=_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS))
     return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now)
+
+
+# -- tracking's index --------------------------------------------------------------------------------------
+TRACK_FIRST_SECONDS = 60
+TRACK = f", {schema.GSI1_PK} = :tpk, {schema.GSI1_SK} = :tsk"
+
+
+def _track(corp_id: str, broadcast_id: str, at: int) -> dict[str, Any]:
+    return {":tpk": keys.tracked_broadcasts_partition(), ":tsk": f"{at:012d}#{corp_id}#{broadcast_id}"}
+
+
+def tracked_due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+    items, _ = get_table().query(keys.tracked_broadcasts_partition(), index=schema.GSI1,
+                                 sk_between=("0", f"{int(now):012d}#\uffff"), limit=limit)
+    return [tuple(i[schema.GSI1_SK].split("#", 2)[1:]) for i in items]  # type: ignore[misc]
+
+
+def track_at(corp_id: str, broadcast_id: str, at: int | None) -> None:
+    """Next tracking pass at `at`; None: tracking is over (out of the index)."""
+    if at is None:
+        get_table().update(keys.broadcast(corp_id, broadcast_id),
+                           expression=f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}")
+    else:
+        get_table().update(keys.broadcast(corp_id, broadcast_id), expression=f"SET {TRACK[2:]}",
+                           values=_track(corp_id, broadcast_id, at))
+
+
+def put_part(corp_id: str, broadcast_id: str, part: PartItem) -> None:
+    get_table().put({**keys.broadcast_part(corp_id, broadcast_id, part.sender, part.step, part.k),
+                     "type": "bcast_part", **part.model_dump(exclude_none=True)})
+
+
+def get_part(corp_id: str, sk: str) -> PartItem:
+    return PartItem.model_validate(get_table().get({"PK": keys.corp_partition(corp_id), "SK": sk}, consistent=True))
 
 
 def set_fields(corp_id: str, broadcast_id: str, **fields: Any) -> None:
@@ -335,18 +387,21 @@ def chunks_of(corp_id: str, broadcast_id: str) -> list[ChunkItem]:
         keys.corp_partition(corp_id), sk_prefix=keys.broadcast_chunk_prefix(broadcast_id), consistent=True)]
 
 
-def chunk_calling(corp_id: str, c: ChunkItem, *, now: int) -> bool:
-    """queued -> calling (attempts + 1), just before the WeCom call; False if another delivery moved it."""
+def chunk_calling(corp_id: str, c: ChunkItem, *, now: int, caller: str) -> ChunkItem | None:
+    """queued -> calling (attempts + 1, `caller` = the message's token), just before the WeCom
+    call; None if another delivery moved it."""
     try:
         get_table().update(_chunk_key(corp_id, c),
-                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one",
+                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one, "
+                                      "caller = :caller",
                            names={"#status": "status"},
                            values={":calling": "calling", ":now": now, ":one": 1, ":queued": "queued",
-                                   ":a": c.attempts},
+                                   ":a": c.attempts, ":caller": caller},
                            condition="#status = :queued AND attempts = :a")
     except ConditionFailed:
-        return False
-    return True
+        return None
+    return c.model_copy(update={"status": "calling", "call_started_at": now, "attempts": c.attempts + 1,
+                                "caller": caller})
 
 
 def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
@@ -365,16 +420,17 @@ def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
 def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
                  fail_list: list[str] | None = None, errcode: int | None = None) -> bool:
     """The chunk's outcome and the broadcast's counters in one transaction (exactly once: the
-    chunk's condition is on its unsettled status); False if another delivery settled it first."""
+    chunk's condition is on the status and attempts `c` has, as this delivery left or read it);
+    False if another delivery moved or settled it first."""
     table = get_table()
     fails = list(fail_list or [])
     sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_list": fails, "errcode": errcode}
     sets = {k: v for k, v in sets.items() if v is not None}
     chunk_op = table.op_update(
         _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":q": "queued",
-                                                  ":c": "calling"},
-        condition="#status IN (:q, :c)")
+        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":was": c.status,
+                                                  ":a": c.attempts},
+        condition="#status = :was AND attempts = :a")
     adds = {"chunks_settled": 1}
     if status == "sent":
         adds |= {"chunks_sent": 1, "sent": c.count - len(fails), "ex_not_friend": len(fails)}
@@ -386,14 +442,21 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
     ops = [chunk_op, table.op_update(
         keys.broadcast(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
         values={f":{k}": v for k, v in adds.items()})]
-    if msgid:
+    if msgid:  # a msgid is recorded by one chunk only
         ops.append(table.op_put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid",
-                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk}))
+                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk},
+                                condition="attribute_not_exists(PK)"))
     try:
         table.transact(ops)
-    except ConditionFailed:
-        return False
+    except ConditionFailed as exc:
+        if exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
+            return False  # settled by another delivery
+        raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
     return True
+
+
+class MsgidTaken(Exception):
+    """A lookup took another chunk's task for this one's: the retry looks up without it."""
 
 
 def mark_chunk(corp_id: str, c: ChunkItem, **fields: Any) -> None:

@@ -60,10 +60,19 @@ class ChunkingMessage(_Msg):
     kind: Literal["chunk"] = "chunk"
 
 
+def _token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:16]
+
+
 class SendMessage(_Msg):
     kind: Literal["send"] = "send"
     sender: str
     k: int
+    # Kept by SQS redeliveries and by deferral: a delivery finding the chunk `calling` under its own
+    # token knows the earlier attempt was its own (timed out or died), not one still in flight.
+    token: str = Field(default_factory=_token)
 
 
 class MomentMessage(_Msg):
@@ -74,14 +83,22 @@ class RecallMessage(_Msg):
     kind: Literal["recall"] = "recall"
 
 
-SendsMessage = Annotated[PlanMessage | ChunkingMessage | SendMessage | MomentMessage | RecallMessage,
+class TrackMessage(_Msg):
+    kind: Literal["track"] = "track"
+    now: int | None = None  # the tick's clock (reminder delays are measured with it)
+
+
+SendsMessage = Annotated[PlanMessage | ChunkingMessage | SendMessage | MomentMessage | RecallMessage | TrackMessage,
                          Field(discriminator="kind")]
 
 
-def _send(message: Model) -> None:
+def send_message(message: Model) -> None:
     from chalicelib.platform import queues
 
     queues.send(queues.SENDS, message)
+
+
+_send = send_message
 
 
 def enqueue_first(corp_id: str, b: BroadcastItem) -> None:

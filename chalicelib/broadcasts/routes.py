@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.api.core import API_PREFIX, Call, Lazy, endpoint, register_error
+from chalicelib.api.core import API_PREFIX, Call, Lazy, PageQuery, endpoint, register_error
 
 bp = Blueprint(__name__)
 
@@ -58,6 +58,20 @@ def get_broadcast(call: Call) -> Any:
     from chalicelib.broadcasts import service as broadcasts
 
     return broadcasts.BroadcastView.of(broadcasts.get(call.principal.corp_id, call.params["broadcast_id"]))
+
+
+@endpoint(bp, "GET", f"{BROADCASTS}/{{broadcast_id}}/recipients",
+          summary="The broadcast's recipients with their sender and status, page by page (statuses: tracking)",
+          query=PageQuery, response=Lazy(f"{SVC}:RecipientRow", page=True))
+def list_recipients(call: Call) -> Any:
+    from chalicelib.api.core import Page
+    from chalicelib.broadcasts import service as broadcasts
+    from chalicelib.broadcasts import tracking
+
+    b = broadcasts.get(call.principal.corp_id, call.params["broadcast_id"])
+    rows, cursor = tracking.recipients_page(call.principal.corp_id, b.broadcast_id, limit=call.query.limit,
+                                            cursor=call.query.cursor)
+    return Page[broadcasts.RecipientRow](items=[broadcasts.RecipientRow(**r) for r in rows], next_cursor=cursor)
 
 
 @endpoint(bp, "POST", f"{BROADCASTS}/{{broadcast_id}}/cancel",

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
 MAX_DEFERRALS = 24
+CALL_LEASE_SECONDS = 60  # a call another delivery started less long ago may still be in flight
+
+
+class ChunkBusy(Exception):
+    """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -58,9 +63,9 @@ def handle_message(body: str) -> str:
     try:
         if msg.kind in HANDLERS:
             return getattr(planner, HANDLERS[msg.kind])(msg)
-        return {"send": send_chunk, "moment": send_moment, "recall": recall}[msg.kind](msg)
+        return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
-        wait = consumer._retry_after(exc, msg.attempt)
+        wait = CALL_LEASE_SECONDS if isinstance(exc, ChunkBusy) else consumer._retry_after(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
             raise
         logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
@@ -103,8 +108,10 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     return status
 
 
-def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list[str]] | None:
-    """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list)."""
+def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
+    """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
+    candidate is a task of the chunk's sender created since the call started, with the chunk's text,
+    recorded by no other chunk, whose send result lists one of the chunk's recipients."""
     from chalicelib.wecom.models import GroupMsgListRequest
 
     client = _client(corp_id)
@@ -114,7 +121,7 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list
         page = client.get_groupmsg_list_v2(GroupMsgListRequest(
             chat_type=_chat_type(c), start_time=start, end_time=max(start, int(time.time())) + LOOKUP_MARGIN,
             creator=c.sender, filter_type=0, limit=100, cursor=cursor))
-        msgids += [m.msgid for m in page.group_msg_list]
+        msgids += [m.msgid for m in page.group_msg_list if (m.text.content if m.text else None) == text]
         cursor = page.next_cursor or None
         if not cursor:
             break
@@ -135,14 +142,22 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str]) -> tuple[str, list
     return None
 
 
-def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
+def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
+    """The chunk's text: the broadcast's, {staff_name} filled in with its sender's."""
     from chalicelib.corps import staff
+    from chalicelib.platform.content import MessageContent
+
+    content = MessageContent.model_validate(b.content)
+    name = staff.name(corp_id, c.sender) if content.needs_staff_name else None
+    return content.render_text(customer_name=None, staff_name=name)
+
+
+def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
     from chalicelib.platform.content import MessageContent
     from chalicelib.wecom.models import MsgTemplate
 
     content = MessageContent.model_validate(b.content)
-    name = staff.name(corp_id, c.sender) if content.needs_staff_name else None
-    text = content.render_text(customer_name=None, staff_name=name)
+    text = _text(corp_id, b, c)
     target = {"chat_id_list": recipients} if c.kind == "groups" else {"external_userid": recipients}
     return MsgTemplate(chat_type=_chat_type(c), sender=c.sender, text={"content": text} if text else None,
                        attachments=content.wecom_attachments() or None, **target)
@@ -162,7 +177,9 @@ def send_chunk(msg: planner.SendMessage) -> str:
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
-        found = lookup(corp_id, c, recipients)
+        if c.caller != msg.token and time.time() - (c.call_started_at or 0) < CALL_LEASE_SECONDS:
+            raise ChunkBusy(f"chunk {c.sender}#{c.k} is being called by another delivery")
+        found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
         if b.status != "cancelled":
@@ -171,13 +188,15 @@ def send_chunk(msg: planner.SendMessage) -> str:
                 return "duplicate"
     if b.status == "cancelled":
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
-    if not bitems.chunk_calling(corp_id, c, now=int(time.time())):
+    calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
+    if calling is None:
         return "duplicate"  # another delivery is calling
+    c = calling
     try:
         resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
     except errors.ApiError as exc:
         if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
-            bitems.chunk_requeued(corp_id, c.model_copy(update={"attempts": c.attempts + 1}))
+            bitems.chunk_requeued(corp_id, c)
             raise
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
@@ -209,6 +228,12 @@ def recall(msg: planner.RecallMessage) -> str:
         if c.status == "sent" and c.msgid and not c.recalled:
             _recall(msg.corp_id, c)
     return "done"
+
+
+def track(msg: planner.TrackMessage) -> str:
+    from chalicelib.broadcasts import tracking
+
+    return tracking.track(msg.corp_id, msg.broadcast_id, now=msg.now)
 
 
 # -- Moments ---------------------------------------------------------------------------------------------------
@@ -248,4 +273,5 @@ def send_moment(msg: planner.MomentMessage) -> str:
     except errors.WeComUnavailable:
         raise  # left `calling`: the retry fails it as outcome_unknown rather than post twice
     bitems.set_fields(corp_id, b.broadcast_id, status="sent", jobid=resp.jobid, error=None)
+    bitems.track_at(corp_id, b.broadcast_id, int(time.time()) + bitems.TRACK_FIRST_SECONDS)
     return "sent"

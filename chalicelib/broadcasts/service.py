@@ -100,7 +100,7 @@ class Excluded(Model):
     lost_relation: int = Field(description="matched only through relations that are no longer active")
     no_sender: int = Field(description="matched only through staff members no longer in the staff directory")
     not_friend: int = Field(description="WeCom's fail_list: not a customer of the sender when sent")
-    over_quota: int = Field(0, description="skipped by WeCom's own receive quota (read back by tracking)")
+    over_quota: int = Field(description="skipped by WeCom's own receive quota (read back by tracking)")
 
 
 class BroadcastView(Model):
@@ -117,14 +117,16 @@ class BroadcastView(Model):
     planned: int = Field(description="recipients planned (customers or groups)")
     queued: int = Field(description="planned, not yet handed to WeCom")
     sent: int = Field(description="handed to WeCom (tasks created for their senders)")
-    confirmed: int = Field(0, description="in tasks their staff member confirmed (tracking)")
-    delivered: int = Field(0, description="reported delivered by WeCom (tracking)")
+    confirmed: int = Field(description="in tasks their staff member confirmed (tracking)")
+    delivered: int = Field(description="reported delivered by WeCom once confirmed (tracking)")
     failed: int = Field(description="in calls WeCom refused for good")
     excluded: Excluded
     chunks: int
     chunks_settled: int
     progress: float = Field(ge=0, le=1, description="settled chunks / chunks (0 while planning)")
     error: str | None = None
+    moment: dict[str, Any] | None = Field(None, description="Moments: moment_id, invalid_senders, invalid_tags "
+                                                            "(once WeCom has finished the task)")
 
     @classmethod
     def of(cls, b: BroadcastItem) -> BroadcastView:
@@ -132,10 +134,11 @@ class BroadcastView(Model):
         progress = 1.0 if b.status in ("sent", "failed") else (b.chunks_settled / b.chunks if b.chunks else 0.0)
         return cls(**b.model_dump(include={"broadcast_id", "name", "target", "send_at", "status", "day", "cap",
                                            "created_at", "updated_at", "planned", "sent", "failed", "chunks",
-                                           "chunks_settled", "error"}),
+                                           "chunks_settled", "error", "confirmed", "delivered", "moment"}),
                    content=MessageContent.model_validate(b.content), queued=queued,
                    excluded=Excluded(capped=b.ex_capped, lost_relation=b.ex_lost_relation, no_sender=b.ex_no_sender,
-                                     not_friend=b.ex_not_friend), progress=min(1.0, progress))
+                                     not_friend=b.ex_not_friend + b.unreachable, over_quota=b.over_quota),
+                   progress=min(1.0, progress))
 
 
 class BroadcastQuery(Model):
@@ -143,6 +146,13 @@ class BroadcastQuery(Model):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = None
     status: bitems.Status | None = None
+
+
+class RecipientRow(Model):
+    recipient: str = Field(description="customer (external_userid) or group (chat_id)")
+    sender: str
+    status: str = Field(description="planned, queued, sent (task not confirmed yet), delivered, not_friend, "
+                                    "over_quota, unsent (confirmed, WeCom did not send it), failed, cancelled")
 
 
 class BroadcastNotFound(NotFound):
@@ -304,7 +314,10 @@ def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None,
 
 def _started_if_due(corp_id: str, b: BroadcastItem, *, now: int) -> BroadcastItem:
     if b.status == "scheduled" and b.send_at <= now:
-        return start(corp_id, b.broadcast_id, now=now) or get(corp_id, b.broadcast_id)
+        try:
+            return start(corp_id, b.broadcast_id, now=now) or get(corp_id, b.broadcast_id)
+        except Exception:  # stored and scheduled: the minute tick starts it (the caller must not send it twice)
+            logger.exception("broadcast %s could not start now; the minute tick will", b.broadcast_id)
     return b
 
 
@@ -341,7 +354,15 @@ def tick(*, now: float) -> dict[str, int]:
         except Exception:
             logger.exception("broadcast %s of %s could not start", broadcast_id, corp_id)
             failures += 1
-    return {"started": started, "resumed": resumed, "failures": failures}
+    from chalicelib.broadcasts import tracking
+
+    tracked = 0
+    try:
+        tracked = tracking.tick(now=now)
+    except Exception:
+        logger.exception("broadcast tracking tick failed")
+        failures += 1
+    return {"started": started, "resumed": resumed, "tracked": tracked, "failures": failures}
 
 
 def get(corp_id: str, broadcast_id: str) -> BroadcastItem:

@@ -32,8 +32,8 @@ def minute(now: float | None = None) -> dict[str, int]:
 
     now = time.time() if now is None else now
     result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
-              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0, "sop_done": 0, "sop_missed": 0,
-              "failures": 0}
+              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0,
+              "broadcasts_tracked": 0, "sop_done": 0, "sop_missed": 0, "failures": 0}
     for corp_id in all_corp_ids():
         try:
             r = channel_codes.tick([corp_id], now=now)
@@ -63,6 +63,7 @@ def minute(now: float | None = None) -> dict[str, int]:
     try:
         b = broadcasts.tick(now=now)
         result["broadcasts_started"], result["broadcasts_resumed"] = b["started"], b["resumed"]
+        result["broadcasts_tracked"] = b["tracked"]
         result["failures"] += b["failures"]
     except Exception:
         logger.exception("broadcast tick failed")

@@ -285,3 +285,9 @@ def sop_occurrence(corp_id: str, calendar_id: str, due: int, rule_id: str) -> Ke
 
 def sop_occurrence_prefix(calendar_id: str) -> str:
     return f"SOPOCC#{calendar_id}#"
+
+
+def tracked_broadcasts_partition() -> str:
+    """GSI1 partition of sent broadcasts whose results and reminders the tracking tick still pulls,
+    by `<next check:012>#<corp>#<id>`."""
+    return "BCASTS#TRACK"

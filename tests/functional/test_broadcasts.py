@@ -308,7 +308,9 @@ def test_a_scheduled_broadcast_goes_at_its_time_and_not_before(shop, sends):
     later = _create(world, seg, send_at=send_at + 7200)
     status, view = world.call("POST", f"{BROADCASTS}/{later['broadcast_id']}/cancel")
     assert status == 200 and view["status"] == "cancelled"
-    assert schedules.minute(now=send_at + 7200)["broadcasts_started"] == 0 and sends.run() == 0
+    assert schedules.minute(now=send_at + 7200)["broadcasts_started"] == 0
+    sends.run()  # (a tracking pass of the first)
+    assert len(_mass(world)) == 2 and _view(world, later["broadcast_id"])["status"] == "cancelled"
     status, page = world.call("GET", f"{BROADCASTS}?status=sent")
     assert status == 200 and [x["broadcast_id"] for x in page["items"]] == [b["broadcast_id"]]
     status, page = world.call("GET", f"{BROADCASTS}?limit=1")
@@ -413,3 +415,96 @@ def test_chunks_are_the_minimum_wecom_calls():
     assert all(ch.count <= 10_000 for ch in chunks)
     assert sum(ch.count for ch in chunks) == 3 * 9_999 + 21
     assert sum(s.end - s.start for ch in chunks for s in ch.slices) == sum(ch.count for ch in chunks)
+
+
+def test_tracking_reads_confirmations_and_results_into_totals_and_recipients_and_reminds(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    status, policy = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2,
+                                                                    "remind_after_minutes": 5})
+    assert status == 200, policy
+    world.sb.world.corp(CORP_ID).settings.mass_message_quota = "day"  # WeCom's own quota: 1 a day
+    seg = _segment(world, {"statuses": ["active"]})
+    first = _create(world, seg)
+    sends.run()
+    _confirm_all(world)
+    second = _create(world, seg)
+    sends.run()
+    alice_task = next(m for m in _mass(world) if "alice" in m.targets and m.task_status["alice"] == 0)
+    bob_task = next(m for m in _mass(world) if "bob" in m.targets and m.task_status["bob"] == 0)
+    world.sb.simulator.confirm_mass_message(CORP_ID, alice_task.msgid, "alice")  # bob has not confirmed
+    now = int(time.time())
+    for at in (now + 600, now + 1200, now + 3 * 3600, now + 9 * 3600):
+        assert schedules.minute(now=at)["failures"] == 0
+        sends.run()
+    done = _view(world, first["broadcast_id"])
+    assert (done["confirmed"], done["delivered"], done["excluded"]["over_quota"]) == (5, 5, 0)
+    view = _view(world, second["broadcast_id"])
+    alice = {c["ann"], c["bea"], c["fay"]}  # cid's newest relation is bob's
+    assert (view["confirmed"], view["delivered"], view["excluded"]["over_quota"]) == (3, 0, 3)
+    assert len(bob_task.reminders) == 2  # after 5 minutes, then 8 hours later (not at 3 hours)
+    assert not alice_task.reminders
+    rows, cursor = [], None
+    while True:
+        status, page = world.call("GET", f"{BROADCASTS}/{second['broadcast_id']}/recipients?limit=2"
+                                         + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        rows += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert {(r["recipient"], r["sender"], r["status"]) for r in rows} == {
+        *((x, "alice", "over_quota") for x in alice), (c["cid"], "bob", "sent"), (c["dan"], "bob", "sent")}
+    assert len(rows) == 5
+
+
+def test_another_corps_segment_and_groups_are_refused_with_nothing_stored(world, sends):
+    from tests.helpers import AES_KEY, SECRET, TOKEN, register
+
+    other = "wwothercorp000002"
+    world.sb.register_corp(other, name="Other", secrets={"contact": SECRET}, callback_token=TOKEN,
+                           encoding_aes_key=AES_KEY, callback_url=f"http://product/wecom/{other}/callback",
+                           staff=[{"userid": "zoe", "name": "Zoe"}])
+    key = register(world.client, other)["api_key"]
+    chat = world.sb.simulator.create_group(other, "zoe", "theirs")["chat_id"]
+    world.pump()
+    theirs = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert world.client.http.get(f"/api/v1/groups/{chat}", headers=theirs).status_code == 200  # stored, theirs
+    resp = world.client.http.post("/api/v1/segments", headers=theirs,
+                                  body=json.dumps({"name": "s", "filter": {"statuses": ["active"]}}))
+    assert resp.status_code == 201, resp.body
+    segment_id = json.loads(resp.body)["segment_id"]
+    for target, (status, code) in (({"kind": "customers", "segment_id": segment_id}, (404, "not_found")),
+                                   ({"kind": "groups", "chat_ids": [chat]}, (400, "unknown_groups"))):
+        got, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
+        assert (got, body["error"]["code"]) == (status, code), body
+    assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []
+
+
+def test_a_duplicate_chunk_message_arriving_mid_call_waits_instead_of_calling_again(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+    from chalicelib.wecom.client import WeComClient
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 10)
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    [body] = drain_queue(world.settings.sends_queue)
+    duplicate = json.loads(body) | {"token": "another-delivery"}  # e.g. a redelivered chunking step's copy
+    real, outcomes = WeComClient.add_msg_template, []
+
+    def duplicate_arrives_mid_call(self, template):
+        if not outcomes:
+            outcomes.append(sends.feed([json.dumps(duplicate)]))  # while this call is in flight
+        return real(self, template)
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", duplicate_arrives_mid_call)
+    sends.feed([body])
+    sends.run()
+    assert len(_mass(world)) == 1  # one task: the duplicate waited, then found the chunk sent
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid")})  # cid: only alice's relation is named
+    assert _view(world, b["broadcast_id"])["status"] == "sent"

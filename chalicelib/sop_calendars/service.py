@@ -272,7 +272,7 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
     zone = zone_of(corp_id)
     stored: list[dict[str, Any]] = []
     for i, rule in enumerate(rules):
-        field = f"rules[{i}]"
+        field = f"rules.{i}"
         w, whom = rule.when, rule.whom
         if isinstance(w, OnDate):
             if not exists(zone, w.date, w.time):
@@ -285,25 +285,35 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
             if whom.kind != wanted:
                 raise InvalidCalendar(f"{field}.whom", f"`{w.event}` rules take {wanted}, not {whom.kind}")
         data = rule.model_dump(mode="json", exclude_none=True, by_alias=True)
-        if is_reminder(data):
-            _check_agent(corp_id, field)
-            broadcasts.check(corp_id, whom, MessageContent(text="x"))
-        elif isinstance(whom, Customers):
-            if whom.channel_code is not None:
-                from chalicelib.channel_codes import service as channel_codes
-
-                channel_codes.get(corp_id, whom.channel_code)  # ChannelCodeNotFound: 404
-                target = broadcasts.CustomersTarget(kind="customers", filter={"channels": [whom.channel_code]})
-            else:
-                target = broadcasts.CustomersTarget(kind="customers", segment_id=whom.segment_id)
-            broadcasts.check(corp_id, target, rule.content)
-        else:
-            broadcasts.check(corp_id, whom, rule.content)
+        try:
+            _check_target(corp_id, data, whom, rule.content, field)
+        except broadcasts.InvalidBroadcast as exc:
+            raise InvalidCalendar(f"{field}.{exc.field}", str(exc)) from exc
         data["rule_id"] = rule_id_of(data)
         if any(r["rule_id"] == data["rule_id"] for r in stored):
             raise InvalidCalendar(field, "the same rule is given twice")
         stored.append(data)
     return stored
+
+
+def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: MessageContent, field: str) -> None:
+    """As a broadcast would check it (reminders: the groups and the corp's app)."""
+    from chalicelib.broadcasts import service as broadcasts
+
+    if is_reminder(data):
+        _check_agent(corp_id, field)
+        broadcasts.check(corp_id, whom, MessageContent(text="x"))
+    elif isinstance(whom, Customers):
+        if whom.channel_code is not None:
+            from chalicelib.channel_codes import service as channel_codes
+
+            channel_codes.get(corp_id, whom.channel_code)  # ChannelCodeNotFound: 404
+            target = broadcasts.CustomersTarget(kind="customers", filter={"channels": [whom.channel_code]})
+        else:
+            target = broadcasts.CustomersTarget(kind="customers", segment_id=whom.segment_id)
+        broadcasts.check(corp_id, target, content)
+    else:
+        broadcasts.check(corp_id, whom, content)
 
 
 def _check_agent(corp_id: str, field: str) -> None:

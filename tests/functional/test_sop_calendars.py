@@ -333,6 +333,10 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(timeline, monkeypatch):
     for name, (rules, code, error) in cases.items():
         status, answer = world.call("POST", CALENDARS, {"name": "c", "rules": rules})
         assert (status, answer["error"]["code"]) == (code, error), (name, answer)
+    status, answer = world.call("POST", CALENDARS, {"name": "c", "rules": [rule(), rule(
+        content={"text": "Hi {customer_name}"})]})
+    assert answer["error"]["details"] == [{"field": "rules.1.content.text", "message": answer["error"]["details"][0][
+        "message"]}] and "{customer_name}" in answer["error"]["details"][0]["message"]
     stored = [i for i in get_table().query_all(keys.corp_partition(CORP_ID)) if i["SK"].startswith("SOP")]
     assert stored == []
     # 02:30 on another date exists: accepted, due at that local time
@@ -355,3 +359,30 @@ def test_broadcast_create_is_idempotent_on_a_callers_id(world):
     status, listed = world.call("GET", "/api/v1/broadcasts")
     assert [b["broadcast_id"] for b in listed["items"]] == ["bfixed1"]
     assert len(drain_queue(world.settings.sends_queue)) == 1  # its first plan step, queued once
+
+
+def test_an_edit_keeps_unchanged_rules_schedules_and_a_deleted_calendar_sends_nothing(classes):
+    timeline, monday, chats = classes
+    world = timeline.world
+    timeline.to(_at(monday - timedelta(days=1), "12:00"))
+    rules = _education_rules()
+    cal = _calendar(world, rules[:2])
+    cid = cal["calendar_id"]
+    timeline.tick(_at(monday, "19:00"))
+    timeline.to(_at(monday, "20:00"))
+    moved = {**rules[1], "when": {"kind": "weekly", "weekday": 2, "time": "18:00"}}
+    status, edited = world.call("PATCH", f"{CALENDARS}/{cid}", {"rules": [rules[0], moved], "name": "spring"})
+    assert status == 200 and edited["name"] == "spring" and edited["version"] == 2, edited
+    ids = {r["rule_id"]: r for r in edited["rules"]}
+    assert cal["rules"][0]["rule_id"] in ids and cal["rules"][1]["rule_id"] not in ids  # kept / replaced
+    assert ids[cal["rules"][0]["rule_id"]]["next_due"] == _at(monday + timedelta(days=7), "19:00")
+    timeline.tick(_at(monday + timedelta(days=1), "18:00"))
+    timeline.tick(_at(monday + timedelta(days=1), "19:00"))  # the old Tuesday time: nothing
+    assert _group_sends(world) == Counter({(chat, text): 1 for chat in chats for text in (EDUCATION[0][3],
+                                                                                          EDUCATION[1][3])})
+    status, page = world.call("GET", CALENDARS)
+    assert status == 200 and [c["calendar_id"] for c in page["items"]] == [cid]
+    assert world.call("DELETE", f"{CALENDARS}/{cid}")[0] == 204
+    assert world.call("GET", f"{CALENDARS}/{cid}")[0] == 404
+    timeline.tick(_at(monday + timedelta(days=7), "19:00"))
+    assert sum(_group_sends(world).values()) == 4

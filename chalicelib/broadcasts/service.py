@@ -41,8 +41,8 @@ class CustomersTarget(Model):
         {"required": ["segment_id"]}, {"required": ["filter"]}]})
     kind: Literal["customers"]
     segment_id: Id | SkipJsonSchema[None] = None
-    filter: SegmentFilter | SkipJsonSchema[None] = Field(None, description="a filter as segments take it, "
-                                                                           "instead of a saved segment")
+    # not `| None`: a refusal inside the filter is then named `target.customers.filter.<field>`
+    filter: SegmentFilter = Field(None, description="a filter as segments take it, instead of a saved segment")
 
     @model_validator(mode="after")
     def _one(self) -> CustomersTarget:

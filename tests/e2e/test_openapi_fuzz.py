@@ -36,7 +36,7 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
     # send_at against the clock; {customer_name} and the Moments rules against the target's kind
     ("POST", "/api/v1/broadcasts"): {"send_at", "content.text", "content.attachments", "target.groups",
-                                     "filter.tags", "filter.added_to"},
+                                     "target.customers.filter.tags", "filter.added_to"},
     # SOP rules: a date against the clock and the zone (DST), the event against the target's kind,
     # reminders against the corp's agent id, a rule given twice, content against the target's kind
     **{(method, path): {"rules.N", "rules.N.when", "rules.N.whom", "rules.N.content.text",

@@ -392,3 +392,45 @@ def test_an_edit_keeps_unchanged_rules_schedules_and_a_deleted_calendar_sends_no
     assert world.call("GET", f"{CALENDARS}/{cid}")[0] == 404
     timeline.tick(_at(monday + timedelta(days=7), "19:00"))
     assert sum(_group_sends(world).values()) == 4
+
+
+def test_calendar_arithmetic_in_a_zone_with_daylight_saving_time():
+    from chalicelib.sop_calendars import service as sop
+
+    ny = ZoneInfo("America/New_York")
+    weekly = {"when": {"kind": "weekly", "weekday": 7, "time": "02:30"}}
+    # Sunday 2026-03-08 02:30 does not exist in New York: that week's occurrence runs past the gap, 03:30 EDT
+    assert not sop.exists(ny, date(2026, 3, 8), "02:30") and sop.exists(ny, date(2026, 3, 15), "02:30")
+    first = sop.next_after(weekly, ny, _at(date(2026, 3, 2), "00:00", ny))
+    assert datetime.fromtimestamp(first, ny).strftime("%F %H:%M %Z") == "2026-03-08 03:30 EDT"
+    assert datetime.fromtimestamp(sop.next_after(weekly, ny, first), ny).strftime("%F %H:%M") == "2026-03-15 02:30"
+    # relative windows tile time, across the DST change too: each event falls in exactly one
+    after = {"when": {"kind": "after", "event": "customer_added", "days": 1, "time": "10:00"}}
+    due, windows = _at(date(2026, 3, 5), "10:00", ny), []
+    for _ in range(6):
+        windows.append(sop.window(after, ny, due))
+        due = sop.next_after(after, ny, due)
+    assert all(b[0] == a[1] + 1 for a, b in zip(windows, windows[1:], strict=False))
+    assert windows[0] == (_at(date(2026, 3, 3), "10:00", ny) + 1, _at(date(2026, 3, 4), "10:00", ny))
+    # a date rule: once, then no next time
+    once = {"when": {"kind": "date", "date": "2026-03-09", "time": "09:00"}}
+    assert sop.next_after(once, ny, 0) == _at(date(2026, 3, 9), "09:00", ny)
+    assert sop.next_after(once, ny, _at(date(2026, 3, 9), "09:00", ny)) is None
+
+
+def test_a_date_rule_sends_once_and_leaves_the_due_index(classes):
+    from chalicelib.sop_calendars import items as sitems
+
+    timeline, monday, chats = classes
+    world = timeline.world
+    timeline.to(_at(monday - timedelta(days=1), "12:00"))
+    rule = {"when": {"kind": "date", "date": (monday + timedelta(days=2)).isoformat(), "time": "08:00"},
+            "whom": {"kind": "groups", "chat_ids": [chats[1]]}, "content": {"text": "Open day"}}
+    cal = _calendar(world, [rule])
+    for d in range(2, 5):
+        timeline.tick(_at(monday + timedelta(days=d), "08:00"))
+    assert _group_sends(world) == Counter({(chats[1], "Open day"): 1})
+    assert sitems.due(_at(monday + timedelta(days=400), "00:00"))[0] == []
+    status, got = world.call("GET", f"{CALENDARS}/{cal['calendar_id']}")
+    assert status == 200 and got["rules"][0]["next_due"] is None
+    assert _occurrences(world, cal["calendar_id"])["upcoming"] == []

@@ -508,3 +508,27 @@ def test_a_duplicate_chunk_message_arriving_mid_call_waits_instead_of_calling_ag
     got = Counter(e["external_userid"] for e in _confirm_all(world))
     assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid")})  # cid: only alice's relation is named
     assert _view(world, b["broadcast_id"])["status"] == "sent"
+
+
+def test_a_plan_step_stops_at_its_time_and_the_next_step_goes_on(shop, sends, monkeypatch):
+    import itertools
+    import time
+
+    from chalicelib.broadcasts import planner, sender
+
+    world, c, t = shop
+    monkeypatch.setattr(planner, "PAGE", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    [body] = drain_queue(world.settings.sends_queue)
+    # a batch with too little time left puts the message back untouched
+    assert sender.handle_message(body, deadline=time.monotonic()) == "postponed"
+    [body] = drain_queue(world.settings.sends_queue)
+    ticks = itertools.count()  # one tick per read of the clock: the step's time is up after two pages
+    assert planner.run_step(sender.parse(body), until=2, clock=lambda: next(ticks)) == "done"
+    [following] = [json.loads(x) for x in drain_queue(world.settings.sends_queue)]
+    assert (following["kind"], following["step"]) == ("plan", 1)
+    _requeue(world, json.dumps(following))
+    sends.run()
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert _view(world, b["broadcast_id"])["planned"] == 5

@@ -325,6 +325,8 @@ def _stored_broadcast_items() -> list[dict]:
 
 
 def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
+    import time
+
     world, c, t = shop
     seg = _segment(world, {"tags": {"tag": t["masks"]}})
     gone = world.tag("old", "discontinued")[0]
@@ -340,6 +342,8 @@ def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
                             "validation_error"),
         "customer name": ({"content": {"text": "Hi {customer_name}"}}, 400, "validation_error"),
         "past send_at": ({"send_at": 1_600_000_000}, 400, "validation_error"),
+        "media_id expired by send_at": ({"send_at": int(time.time()) + 4 * 86400, "content": {
+            "attachments": [{"type": "image", "media_id": "m"}]}}, 400, "validation_error"),
         "unknown chat ids": ({"target": {"kind": "groups", "chat_ids": ["wrOtherCorpChat"]}}, 400, "unknown_groups"),
         "two ways to name groups": ({"target": {"kind": "groups", "chat_ids": ["x"], "owner_ids": ["alice"]}}, 400,
                                     "validation_error"),

@@ -536,3 +536,33 @@ def test_a_plan_step_stops_at_its_time_and_the_next_step_goes_on(shop, sends, mo
     assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
         {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
     assert _view(world, b["broadcast_id"])["planned"] == 5
+
+
+def test_a_plan_whose_message_was_lost_is_resumed_by_the_tick(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    assert len(drain_queue(world.settings.sends_queue)) == 1  # the first plan step's message, lost
+    now = int(time.time())
+    assert schedules.minute(now=now + 60)["broadcasts_resumed"] == 0  # not stalled yet
+    assert schedules.minute(now=now + 301)["broadcasts_resumed"] == 1
+    assert schedules.minute(now=now + 302)["broadcasts_resumed"] == 0  # watched again from now on
+    sends.run()
+    assert _view(world, b["broadcast_id"])["status"] == "sent"
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+
+
+def test_a_moments_post_whose_answer_was_lost_is_not_posted_again(world, sends):
+    world.sb.faults.add("timeout", path="externalcontact/add_moment_task", execute=True, count=1)
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments"},
+                                                "content": {"text": "Spring sale"}})
+    assert status == 201, m
+    sends.run()
+    posts = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    assert {p["text"] for p in posts} == {"Spring sale"} and len({p["moment_id"] for p in posts}) == 1
+    view = _view(world, m["broadcast_id"])
+    assert (view["status"], view["error"]) == ("failed", "outcome_unknown")

@@ -35,11 +35,20 @@ class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
+# on_sends' Lambda timeout (.chalice/config.json; test_infra keeps them equal). A message started
+# with less than MESSAGE_RESERVE_SECONDS of the batch left is put back on the queue instead (a WeCom
+# call may take 5 s); a plan step stops reading PLAN_RESERVE_SECONDS before the batch's end.
+BATCH_SECONDS = 15.0
+MESSAGE_RESERVE_SECONDS = 7.0
+PLAN_RESERVE_SECONDS = 5.0
+
+
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
     """records: (message_id, body) of one SQS batch; Lambda's partial batch response."""
     from chalicelib.platform import consumer, queues
 
-    return consumer.handle_each(records, handle_message, queue=queues.SENDS)
+    deadline = time.monotonic() + BATCH_SECONDS
+    return consumer.handle_each(records, lambda body: handle_message(body, deadline=deadline), queue=queues.SENDS)
 
 
 def parse(body: str) -> Any:
@@ -53,14 +62,19 @@ def parse(body: str) -> Any:
         raise Unprocessable(f"the message cannot be read: {exc}") from exc
 
 
-HANDLERS = {"plan": "run_step", "chunk": "run_chunking"}
+HANDLERS = {"chunk": "run_chunking"}
 
 
-def handle_message(body: str) -> str:
+def handle_message(body: str, *, deadline: float | None = None) -> str:
     from chalicelib.platform import consumer, queues
 
     msg = parse(body)
+    if deadline is not None and time.monotonic() > deadline - MESSAGE_RESERVE_SECONDS:
+        queues.send(queues.SENDS, msg)  # too little of the batch's time left: the next invocation takes it
+        return "postponed"
     try:
+        if msg.kind == "plan":
+            return planner.run_step(msg, until=None if deadline is None else deadline - PLAN_RESERVE_SECONDS)
         if msg.kind in HANDLERS:
             return getattr(planner, HANDLERS[msg.kind])(msg)
         return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
@@ -85,9 +99,13 @@ def _chat_type(c: ChunkItem) -> str:
 
 
 def _release(corp_id: str, b: BroadcastItem, c: ChunkItem, customers: list[str]) -> None:
-    if c.kind == "customers":
-        for customer in customers:
-            bitems.release(corp_id, b.day, customer, b.broadcast_id)
+    """Give back the claims of these customers (a failed chunk: up to 10,000, in parallel); marked
+    released once done, so a delivery killed half-way is redone by the next."""
+    if c.kind == "customers" and customers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(planner.CLAIM_WORKERS, len(customers))) as pool:
+            list(pool.map(lambda customer: bitems.release(corp_id, b.day, customer, b.broadcast_id), customers))
     bitems.mark_chunk(corp_id, c, released=True)
 
 

@@ -275,10 +275,10 @@ def new_id() -> str:
     return f"b{time.time_ns() // 1_000_000:011x}{secrets.token_hex(3)}"
 
 
-def check(corp_id: str, target: Any, content: MessageContent) -> None:
-    """What create checks of a target and its content (for callers that store them to send later:
-    SOP calendars): InvalidBroadcast, UnknownStaff, UnknownGroups, SegmentNotFound, ... ."""
-    _check_content(target, content)
+def check(corp_id: str, target: Any, content: MessageContent, *, ahead: int) -> None:
+    """What create checks of a target and its content sent `ahead` seconds from now (for callers that
+    store them to send later: SOP calendars): InvalidBroadcast, UnknownStaff, UnknownGroups, SegmentNotFound, ...."""
+    _check_content(target, content, ahead=ahead)
     _check_target(corp_id, target)
 
 

@@ -28,6 +28,7 @@ from chalicelib.sop_calendars.items import CalendarItem, OccurrenceItem, RuleSta
 MAX_RULES = 50
 MAX_SKIPPED = 100  # occurrences per rule a resume records as skipped (a longer pause: the latest 100)
 DEFAULT_GRACE_MINUTES = 120
+FOREVER = 10 * 366 * 86400  # how far ahead a recurring rule sends, for the content's checks
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, the corp's time zone")]
 
@@ -285,8 +286,10 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
             if whom.kind != wanted:
                 raise InvalidCalendar(f"{field}.whom", f"`{w.event}` rules take {wanted}, not {whom.kind}")
         data = rule.model_dump(mode="json", exclude_none=True, by_alias=True)
+        # sent until the calendar stops (a date: at its time): a media_id (3 days) may not live that long
+        ahead = at(zone, w.date, w.time) - int(now) if isinstance(w, OnDate) else FOREVER
         try:
-            _check_target(corp_id, data, whom, rule.content, field)
+            _check_target(corp_id, data, whom, rule.content, field, ahead=ahead)
         except broadcasts.InvalidBroadcast as exc:
             raise InvalidCalendar(f"{field}.{exc.field}", str(exc)) from exc
         data["rule_id"] = rule_id_of(data)
@@ -296,13 +299,14 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
     return stored
 
 
-def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: MessageContent, field: str) -> None:
+def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: MessageContent, field: str, *,
+                  ahead: int) -> None:
     """As a broadcast would check it (reminders: the groups and the corp's app)."""
     from chalicelib.broadcasts import service as broadcasts
 
     if is_reminder(data):
         _check_agent(corp_id, field)
-        broadcasts.check(corp_id, whom, MessageContent(text="x"))
+        broadcasts.check(corp_id, whom, MessageContent(text="x"), ahead=0)
     elif isinstance(whom, Customers):
         if whom.channel_code is not None:
             from chalicelib.channel_codes import service as channel_codes
@@ -311,9 +315,9 @@ def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: Messag
             target = broadcasts.CustomersTarget(kind="customers", filter={"channels": [whom.channel_code]})
         else:
             target = broadcasts.CustomersTarget(kind="customers", segment_id=whom.segment_id)
-        broadcasts.check(corp_id, target, content)
+        broadcasts.check(corp_id, target, content, ahead=ahead)
     else:
-        broadcasts.check(corp_id, whom, content)
+        broadcasts.check(corp_id, whom, content, ahead=ahead)
 
 
 def _check_agent(corp_id: str, field: str) -> None:

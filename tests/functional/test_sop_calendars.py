@@ -332,6 +332,8 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(timeline, monkeypatch):
         "{customer_name} in a mass message": ([rule(content={"text": "Hi {customer_name}"})], 400, "validation_error"),
         "a reminder without the corp's app": ([rule(when={"kind": "after", "event": "member_joined", "days": 1,
                                                           "time": "09:00"})], 400, "validation_error"),
+        "a media_id in a weekly rule (it lives 3 days)": ([rule(content={"attachments": [
+            {"type": "image", "media_id": "m1"}]})], 400, "validation_error"),
         "an hour 24": ([rule(when={**weekly, "time": "24:00"})], 400, "validation_error"),
         "no rules": ([], 400, "validation_error"),
         "the same rule twice": ([rule(), rule()], 400, "validation_error"),

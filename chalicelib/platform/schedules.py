@@ -22,15 +22,19 @@ def all_corp_ids() -> list[str]:
 
 def minute(now: float | None = None) -> dict[str, int]:
     """Channel-code routing (schedules, daily caps, validity windows); group-code rotation (counts,
-    windows, lost callbacks); resume stalled syncs."""
+    windows, lost callbacks); resume stalled syncs; handovers (stalled chunks, lost answers, transfer_result
+    polls while a customer waits); churn alerts (per-event retries, digests of closed windows)."""
     from chalicelib.channel_codes import service as channel_codes
+    from chalicelib.churn import service as churn
     from chalicelib.customers import sync as customer_sync
     from chalicelib.group_codes import service as group_codes
+    from chalicelib.handovers import sync as handovers
 
     now = time.time() if now is None else now
     result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
-              "syncs_resumed": 0, "failures": 0}
-    for corp_id in all_corp_ids():
+              "syncs_resumed": 0, "handovers_ticked": 0, "alert_messages": 0, "failures": 0}
+    corp_ids = all_corp_ids()
+    for corp_id in corp_ids:
         try:
             r = channel_codes.tick([corp_id], now=now)
             result["routing_checked"] += r["checked"]
@@ -47,6 +51,11 @@ def minute(now: float | None = None) -> dict[str, int]:
             logger.exception("group code tick failed for %s", corp_id)
             result["failures"] += 1
     result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
+    h = handovers.tick(now=now)
+    result["handovers_ticked"] = h["handovers"]
+    c = churn.tick(corp_ids, now=now)
+    result["alert_messages"] = c["alert_messages"]
+    result["failures"] += h["failures"] + c["failures"]
     return result
 
 

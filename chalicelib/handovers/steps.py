@@ -58,8 +58,10 @@ def _tags_to_keep(ctx: EventContext) -> tuple[str, list[str]] | None:
     from chalicelib.customers import items as customer_items
 
     ev = ctx.event
+    if getattr(ev, "state", None):
+        return None
     pointer = ctx.item(_pointer(ctx.corp_id, ev)[0])
-    if getattr(ev, "state", None) or not pointer or not pointer.get("from_staff_id"):
+    if not pointer or not pointer.get("from_staff_id"):
         return None
     old = customer_items.get_relation(ctx.corp_id, ev.external_user_id, pointer["from_staff_id"])
     if old is None or old.state or not old.tags:
@@ -67,8 +69,9 @@ def _tags_to_keep(ctx: EventContext) -> tuple[str, list[str]] | None:
     return pointer["from_staff_id"], sorted(old.tags)
 
 
-@ROUTER.register(EVENT, "add_external_contact", after_commit=True, reads=_pointer,
-                 needed=lambda ctx: _tags_to_keep(ctx) is not None)
+# No `reads`: an add through a channel code (the common case) is never a handover's and reads nothing
+# more; only an add without State reads the pointer (its own GetItem).
+@ROUTER.register(EVENT, "add_external_contact", after_commit=True, needed=lambda ctx: _tags_to_keep(ctx) is not None)
 def tags_kept(ctx: EventContext[AddExternalContact]) -> list[Any]:
     """After the add's commit (the relation exists): the handed-over relation's tags added to it."""
     from chalicelib.store import get_table

@@ -70,7 +70,9 @@ def _call(corp_id: str, h: HandoverItem, chunk: ChunkItem, *, now: int) -> str:
     try:
         results = _transfer(client, h, chunk)
     except errors.ApiError as exc:
-        if exc.retryable:  # WeCom answered (limited, busy): nothing was started
+        # WeCom answered limited or busy, or refused our credentials (a secret being changed: the sync
+        # consumer reloads the corp): nothing was started, the chunk waits for its retry or the tick
+        if exc.retryable or isinstance(exc, errors.AuthError):
             wait = int(getattr(exc, "retry_after", 0) or 0)
             items.move_chunk(corp_id, chunk, was="calling", to="pending", now=now, retry_at=now + wait)
             raise

@@ -326,3 +326,18 @@ def test_handover_routes_name_what_they_cannot_find(world):
     assert world.call("GET", "/api/v1/handovers/nosuch")[0] == 404
     assert world.call("GET", "/api/v1/handovers/nosuch/customers")[0] == 404
     assert world.call("GET", "/api/v1/handovers/nosuch/customers?status=bogus")[0] == 400
+
+
+def test_a_customer_moved_twice_in_90_days_is_limit_reached(world):
+    """WeCom's 2 transfers per customer per 90 days: that customer's errcode 40128 is `limit_reached`,
+    the others of the call are started."""
+    _populate(world, [], count=3)
+    now = world.sb.clock()
+    world.sb.world.corp(CORP_ID).transfer_log["wmHO0001"] = [now - 20 * DAY, now - DAY]
+    status, h = world.call("POST", "/api/v1/handovers", {"mode": "in_service", "from_staff_id": DEPARTING,
+                                                          "takeover_ids": ["bob"]})
+    assert status == 202, h
+    run_sync(world)
+    entries = _entries(world, h["handover_id"])
+    assert (entries["wmHO0001"]["status"], entries["wmHO0001"]["errcode"]) == ("limit_reached", 40128)
+    assert {e["status"] for c, e in entries.items() if c != "wmHO0001"} == {"waiting"}

@@ -10,10 +10,12 @@ from chalice import Chalice, Cron, Rate
 
 from chalicelib.broadcasts import routes as broadcasts
 from chalicelib.channel_codes import routes as channel_codes
+from chalicelib.churn import routes as churn
 from chalicelib.corps import routes as corps
 from chalicelib.customers import routes as customers
 from chalicelib.group_codes import routes as group_codes
 from chalicelib.groups import routes as groups
+from chalicelib.handovers import routes as handovers
 from chalicelib.segments import routes as segments
 from chalicelib.sop_calendars import routes as sop_calendars
 from chalicelib.stats import routes as stats
@@ -23,7 +25,7 @@ from chalicelib.welcome import routes as welcome
 app = Chalice(app_name="scrm")
 # Each capability's operator API is one blueprint (chalicelib/<capability>/routes.py).
 for capability in (corps, channel_codes, welcome, tags, customers, groups, group_codes, segments, broadcasts,
-                   sop_calendars, stats):
+                   sop_calendars, handovers, churn, stats):
     app.register_blueprint(capability.bp)
 
 EVENTS_QUEUE = os.environ.get("SCRM_EVENTS_QUEUE", "scrm-events")

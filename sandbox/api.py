@@ -135,6 +135,22 @@ def get_follow_user_list(api: Api, corp: Corp, body: dict, query: dict) -> dict:
                             if s.customer_contact and not s.resigned]}
 
 
+@route("externalcontact/get_unassigned_list")
+def get_unassigned_list(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    """Customers of departed members not handed over yet (a customer whose resigned transfer is
+    waiting or done is no longer listed): {page_size <= 1000, cursor} -> info[], is_last, next_cursor."""
+    size = body.get("page_size", 1000)
+    if not isinstance(size, int) or not 1 <= size <= 1000:
+        raise ApiFailure(40058, "invalid page_size: 1..1000")
+    moving = {(t.external_userid, t.handover_userid) for t in corp.transfers if t.status in (1, 2)}
+    rows = sorted((r.userid, r.external_userid) for r in corp.relations.values()
+                  if r.status in ("active", "lost") and r.userid in corp.staff and corp.staff[r.userid].resigned
+                  and (r.external_userid, r.userid) not in moving)
+    page, nxt = _page(rows, body.get("cursor"), size)
+    return {"info": [{"handover_userid": u, "external_userid": e, "dimission_time": corp.staff[u].resigned_at}
+                     for u, e in page], "is_last": not nxt, "next_cursor": nxt}
+
+
 # -- members (doc 90196) -----------------------------------------------------------------------
 @route("user/get", "GET")
 def get_user(api: Api, corp: Corp, body: dict, query: dict) -> dict:
@@ -612,6 +628,8 @@ def _transfer_groups(api: Api, corp: Corp, body: dict, *, onjob: bool) -> dict:
             chat.owner = new_owner.userid
             chat.transfers.append(api.now)
             chat.version += 1
+    api.sb.journal.record("group_transfer", corp_id=corp.corp_id, at=api.now, onjob=onjob,
+                          new_owner=new_owner.userid, chat_id_list=chat_ids, failed=failed)
     return {"failed_chat_list": failed}
 
 
@@ -955,6 +973,8 @@ def _transfer(api: Api, corp: Corp, body: dict, *, resigned: bool) -> dict:
     takeover = api.staff(corp, body.get("takeover_userid"))
     if resigned and not handover.resigned:
         raise ApiFailure(40097, "handover user not resigned")  # errcode 40097
+    if not resigned and handover.resigned:  # a departed member is out of the directory
+        raise ApiFailure(40003, f"invalid userid {handover.userid!r}")
     if not takeover.customer_contact or takeover.resigned:
         raise ApiFailure(84074, "takeover user has no external contact permission")
     ext_ids = _list(body.get("external_userid"), "external_userid")
@@ -981,6 +1001,9 @@ def _transfer(api: Api, corp: Corp, body: dict, *, resigned: bool) -> dict:
             if not resigned:
                 corp.transfer_log.setdefault(ext, []).append(now)
             out.append({"external_userid": ext, "errcode": 0})  # 0 = started
+    api.sb.journal.record("transfer_call", corp_id=corp.corp_id, at=now, resigned=resigned,
+                          handover_userid=handover.userid, takeover_userid=takeover.userid, message=msg,
+                          external_userid=ext_ids, errcodes={o["external_userid"]: o["errcode"] for o in out})
     return {"customer": out}
 
 

@@ -96,6 +96,14 @@ class Sandbox:
             self.world.corp(corp_id).staff[userid] = member
             return member
 
+    def resign_staff(self, corp_id: str, userid: str) -> Staff:
+        """The member leaves the corp: gone from the follow-user list, their customers listed by
+        get_unassigned_list until handed over (resigned/transfer_customer)."""
+        with self.world.lock:
+            member = self.world.corp(corp_id).staff[userid]
+            member.resigned, member.resigned_at = True, int(self.clock())
+            return member
+
     def update_corp(self, corp_id: str, *, callback_url: str | None = None,
                     settings: dict[str, Any] | None = None) -> Corp:
         with self.world.lock:

@@ -479,7 +479,9 @@ class Simulator:
                            force: bool = False) -> dict[str, Any]:
         """Finish handovers started 24 h ago (or all with ``force``): the customer moves unless
         in ``refuse``. Callbacks: del_external_contact Source=DELETE_BY_TRANSFER to the old
-        member, add_external_contact to the new one (unless already a friend), transfer_fail."""
+        member, add_external_contact to the new one (unless already a friend), transfer_fail
+        (FailReason customer_refused, or customer_limit_exceed when the takeover holds
+        `takeover_customer_limit` customers already)."""
         def action():
             corp = self._corp(corp_id)
             now = self.sb.clock()
@@ -487,12 +489,16 @@ class Simulator:
             for t in corp.transfers:
                 if t.status != 2 or (not force and now - t.started_at < 86400):
                     continue
-                if t.external_userid in (refuse or []):
-                    t.status = 3
+                refused = t.external_userid in (refuse or [])
+                full = not refused and len(corp.relations_of_staff(t.takeover_userid, ("active",))) >= \
+                    corp.settings.takeover_customer_limit
+                if refused or full:  # status 3 refused / 4 takeover full (transfer_result)
+                    t.status = 3 if refused else 4
                     events.append(self._event(corp, "change_external_contact", "transfer_fail",
                                               [("UserID", t.takeover_userid),
                                                ("ExternalUserID", t.external_userid),
-                                               ("FailReason", "customer_refused")]))
+                                               ("FailReason", "customer_refused" if refused
+                                                else "customer_limit_exceed")]))
                     continue
                 old = corp.relations.pop((t.external_userid, t.handover_userid), None)
                 t.status, t.takeover_time = 1, int(now)

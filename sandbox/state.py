@@ -46,6 +46,7 @@ class Staff:
     activated: bool = True  # 41054 on contact ways otherwise
     customer_contact: bool = True  # has the 客户联系 permission (84074 otherwise)
     resigned: bool = False
+    resigned_at: int = 0  # dimission_time in get_unassigned_list
 
 
 @dataclass
@@ -168,6 +169,9 @@ class CorpSettings:
     # skip_verify channel codes: True posts add_half_external_contact until the staff member
     # confirms (84061 on the relation meanwhile); False posts add_external_contact at once.
     skip_verify_half: bool = False
+    # customer relations a takeover may hold: a handover to one already at it ends as status 4
+    # (takeover full) with transfer_fail FailReason=customer_limit_exceed (wecom-api.md 3.10, section 4)
+    takeover_customer_limit: int = 50_000
     callback_retries: int = 3  # doc 96466: re-sent 3 times after a failure / 5 s timeout
     callback_timeout: float = 5.0
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 KIND = "customers"
-KINDS = ("customers", "groups")  # chalicelib/<kind>/sync.py: handle_page
+KINDS = ("customers", "groups", "handovers")  # chalicelib/<kind>/sync.py: handle_page
 STAFF_PER_CALL = 100  # batch/get_by_user userid_list limit
 CONTACTS_PER_CALL = 100  # its `limit` maximum
 STALL_SECONDS = 300

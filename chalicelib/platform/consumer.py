@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Capability modules whose handlers the router dispatches to, imported on the first batch. An
 # event's steps run in this order (urgent ones, the welcome, first regardless), whatever order
 # the modules happened to be imported in (the operator API imports `tags` early, for one).
-CAPABILITIES = ("welcome", "customers", "tags", "groups", "group_codes", "channel_codes")
+CAPABILITIES = ("welcome", "customers", "tags", "groups", "group_codes", "channel_codes", "handovers", "churn")
 _loaded: list[str] = []
 
 MAX_DEFERRALS = 24  # then the event fails to the DLQ (hours of WeCom refusing one of its calls)

@@ -20,21 +20,40 @@ def all_corp_ids() -> list[str]:
             return ids
 
 
+def _guarded(result: dict[str, int], what: str, job) -> dict:
+    """Run one corp-wide job of a tick; its failure is logged and counted, and the tick goes on."""
+    try:
+        out = job()
+    except Exception:
+        logger.exception("%s tick failed", what)
+        result["failures"] += 1
+        return {}
+    result["failures"] += out.get("failures", 0)
+    return out
+
+
 def minute(now: float | None = None) -> dict[str, int]:
     """Channel-code routing (schedules, daily caps, validity windows); group-code rotation (counts,
-    windows, lost callbacks); resume stalled syncs; start due broadcasts (resume stalled plans); turn
-    due SOP calendar rules into broadcasts or reminders (before the broadcast tick, which then finds
-    nothing more of them: they start at once)."""
+    windows, lost callbacks); resume stalled syncs; turn due SOP calendar rules into broadcasts or
+    reminders (before the broadcast tick, which then finds nothing more of them: they start at once);
+    start due broadcasts (resume stalled plans, track sent ones); handovers (stalled chunks, lost
+    answers, transfer_result polls while a customer waits); churn alerts (per-event retries, digests
+    of closed windows)."""
     from chalicelib.broadcasts import service as broadcasts
     from chalicelib.channel_codes import service as channel_codes
+    from chalicelib.churn import service as churn
     from chalicelib.customers import sync as customer_sync
     from chalicelib.group_codes import service as group_codes
+    from chalicelib.handovers import sync as handovers
+    from chalicelib.sop_calendars import schedule as sop_schedule
 
     now = time.time() if now is None else now
     result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
-              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0,
-              "broadcasts_tracked": 0, "sop_done": 0, "sop_missed": 0, "failures": 0}
-    for corp_id in all_corp_ids():
+              "syncs_resumed": 0, "sop_done": 0, "sop_missed": 0, "broadcasts_started": 0,
+              "broadcasts_resumed": 0, "broadcasts_tracked": 0, "handovers_ticked": 0, "alert_messages": 0,
+              "failures": 0}
+    corp_ids = all_corp_ids()
+    for corp_id in corp_ids:
         try:
             r = channel_codes.tick([corp_id], now=now)
             result["routing_checked"] += r["checked"]
@@ -51,23 +70,14 @@ def minute(now: float | None = None) -> dict[str, int]:
             logger.exception("group code tick failed for %s", corp_id)
             result["failures"] += 1
     result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
-    try:
-        from chalicelib.sop_calendars import schedule as sop_schedule
-
-        s = sop_schedule.tick(now=now)
-        result["sop_done"], result["sop_missed"] = s.get("done", 0), s.get("missed", 0)
-        result["failures"] += s.get("failures", 0)
-    except Exception:
-        logger.exception("SOP calendar tick failed")
-        result["failures"] += 1
-    try:
-        b = broadcasts.tick(now=now)
-        result["broadcasts_started"], result["broadcasts_resumed"] = b["started"], b["resumed"]
-        result["broadcasts_tracked"] = b["tracked"]
-        result["failures"] += b["failures"]
-    except Exception:
-        logger.exception("broadcast tick failed")
-        result["failures"] += 1
+    s = _guarded(result, "SOP calendar", lambda: sop_schedule.tick(now=now))
+    result["sop_done"], result["sop_missed"] = s.get("done", 0), s.get("missed", 0)
+    b = _guarded(result, "broadcast", lambda: broadcasts.tick(now=now))
+    result["broadcasts_started"], result["broadcasts_resumed"] = b.get("started", 0), b.get("resumed", 0)
+    result["broadcasts_tracked"] = b.get("tracked", 0)
+    result["handovers_ticked"] = _guarded(result, "handover", lambda: handovers.tick(now=now)).get("handovers", 0)
+    result["alert_messages"] = _guarded(result, "churn alert", lambda: churn.tick(corp_ids, now=now)).get(
+        "alert_messages", 0)
     return result
 
 

@@ -291,3 +291,76 @@ def tracked_broadcasts_partition() -> str:
     """GSI1 partition of sent broadcasts whose results and reminders the tracking tick still pulls,
     by `<next check:012>#<corp>#<id>`."""
     return "BCASTS#TRACK"
+
+
+def handover(corp_id: str, handover_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"{handover_prefix()}{handover_id}")
+
+
+def handover_prefix() -> str:
+    """A corp's handovers, by id (ids sort by start time: newest first reading backwards)."""
+    return "HANDOVER#"
+
+
+def handover_partition(corp_id: str, handover_id: str) -> str:
+    """One handover's chunks (the WeCom calls) and its customers' and groups' progress."""
+    return f"{corp_partition(corp_id)}#HANDOVER#{handover_id}"
+
+
+def handover_chunk(corp_id: str, handover_id: str, chunk: int) -> Key:
+    return _k(handover_partition(corp_id, handover_id), f"{handover_chunk_prefix()}{chunk:05d}")
+
+
+def handover_chunk_prefix() -> str:
+    return "CHUNK#"
+
+
+def handover_entry(corp_id: str, handover_id: str, kind: str, target_id: str) -> Key:
+    """One customer's (kind "customer") or group's ("group") progress in a handover."""
+    return _k(handover_partition(corp_id, handover_id), f"{handover_entry_prefix(kind)}{target_id}")
+
+
+def handover_entry_prefix(kind: str) -> str:
+    return f"{kind.upper()}#"
+
+
+def handover_pointer(corp_id: str, customer_id: str, staff_id: str) -> Key:
+    """Which handover last moved a customer from or to a staff member: the transfer callbacks
+    (DELETE_BY_TRANSFER names the member handed over, transfer_fail the takeover) find it here."""
+    return _k(f"{corp_partition(corp_id)}#HOPTR", f"{customer_id}#{staff_id}")
+
+
+def open_handovers_partition() -> str:
+    """GSI2 partition of handovers not settled yet, for the minute tick (calls, transfer_result polls)."""
+    return "HANDOVERS#open"
+
+
+def churn_partition(corp_id: str) -> str:
+    """A corp's ended relations (churn), by time ended."""
+    return f"{corp_partition(corp_id)}#CHURN"
+
+
+def churn(corp_id: str, at: int, customer_id: str, staff_id: str) -> Key:
+    return _k(churn_partition(corp_id), f"{at:012d}#{customer_id}#{staff_id}")
+
+
+def churn_alert_settings(corp_id: str) -> Key:
+    return _k(corp_partition(corp_id), "CHURNALERTS")
+
+
+def churn_alerts_partition(corp_id: str) -> str:
+    """Churn alerts waiting to be sent (`P#...`) and the claims of the messages sent (`M#...`)."""
+    return f"{corp_partition(corp_id)}#CHURNALERT"
+
+
+def churn_alert(corp_id: str, at: int, customer_id: str, staff_id: str) -> Key:
+    return _k(churn_alerts_partition(corp_id), f"{churn_alert_prefix()}{at:012d}#{customer_id}#{staff_id}")
+
+
+def churn_alert_prefix() -> str:
+    return "P#"
+
+
+def churn_alert_message(corp_id: str, message_key: str) -> Key:
+    """The claim of one alert message (an event's, or a digest window's for one recipient)."""
+    return _k(churn_alerts_partition(corp_id), f"M#{message_key}")

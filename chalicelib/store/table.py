@@ -346,6 +346,9 @@ class Table:
         return {"Update": {"TableName": self.name, "Key": to_attrs(key), "UpdateExpression": expression,
                            **self._conditional(condition, names, values)}}
 
+    def op_delete(self, key: dict[str, str]) -> dict:
+        return {"Delete": {"TableName": self.name, "Key": to_attrs(key)}}
+
     def op_check(self, key: dict[str, str], *, condition: str, names: dict[str, str] | None = None,
                  values: dict[str, Any] | None = None) -> dict:
         return {"ConditionCheck": {"TableName": self.name, "Key": to_attrs(key),

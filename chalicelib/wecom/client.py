@@ -415,6 +415,12 @@ class WeComClient:
         return self._typed("externalcontact/list", _models().ExternalContactListResponse,
                            method="GET", params={"userid": userid}, retry_safe=True)
 
+    def get_unassigned_list(self, *, cursor: str | None = None, page_size: int = 1000) -> m.UnassignedListResponse:
+        """Departed members' customers awaiting assignment, one page (follow `next_cursor`)."""
+        request = _models().UnassignedListRequest(page_size=page_size, cursor=cursor or None)
+        return self._typed("externalcontact/get_unassigned_list", _models().UnassignedListResponse,
+                           body=request, retry_safe=True)
+
     def get_external_contact(self, external_userid: str,
                              cursor: str | None = None) -> m.GetExternalContactResponse:
         params = {"external_userid": external_userid}

@@ -187,6 +187,26 @@ class FollowUserListResponse(_Response):
     follow_user: list[str] = Field(default_factory=list)
 
 
+class UnassignedListRequest(_Request):
+    page_size: int = Field(1000, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class UnassignedCustomer(Model):
+    model_config = ConfigDict(extra="allow")
+    handover_userid: str
+    external_userid: str
+    dimission_time: int | None = None
+
+
+class UnassignedListResponse(_Response):
+    """get_unassigned_list: departed members' customers awaiting assignment (wecom-api.md 3.5)."""
+
+    info: list[UnassignedCustomer] = Field(default_factory=list)
+    is_last: bool = True
+    next_cursor: str = ""
+
+
 class ExternalContactListResponse(_Response):
     external_userid: list[str] = Field(default_factory=list)
 

@@ -21,8 +21,11 @@ import pytest
 MAX_EXAMPLES = 8
 
 # 400 codes that refuse a reference, not a shape.
-REFERENCE_CODES = {"invalid_channel_code", "invalid_group_code", "unknown_tags", "wecom_error", "unknown_staff",
-                   "unknown_groups"}
+REFERENCE_CODES = {"invalid_channel_code", "invalid_group_code", "unknown_tags", "wecom_error", "unknown_groups",
+                   # handovers and churn alerts: staff, customers and segments that do not exist or are not
+                   # in the state named (left / in service), a selection with nobody, a corp without its app
+                   "unknown_staff", "unknown_customers", "unknown_segment", "staff_resigned", "staff_in_service",
+                   "nothing_to_hand_over", "agent_required"}
 # (method, path) -> fields (dotted, list indexes as N) whose rules relate them to another field or
 # to the time of the request; a 400 `validation_error` naming only these is the documented refusal.
 CROSS_FIELD: dict[tuple[str, str], set[str]] = {
@@ -33,6 +36,10 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/group-codes"): {"windows.N", "windows.N.end"},
     ("PATCH", "/api/v1/group-codes/{code_id}"): {"windows.N", "windows.N.end"},
     ("POST", "/api/v1/customers/tags"): {"changes.N.remove"},
+    ("POST", "/api/v1/handovers"): {"takeover_ids", "segment_id", "message"},
+    ("POST", "/api/v1/handovers/unassigned"): {"takeover_ids"},
+    ("PUT", "/api/v1/churn-alerts"): {"managers"},
+    ("GET", "/api/v1/churn"): {"until"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
     # send_at against the clock; {customer_name} and the Moments rules against the target's kind
     ("POST", "/api/v1/broadcasts"): {"send_at", "content.text", "content.attachments", "target.groups",

@@ -350,3 +350,29 @@ def test_send_app_message(sb, client):
                                                     text=m.Text(content="group code low")))
     assert sent.invaliduser == ""
     assert [e["text"] for e in sb.journal.entries("app_message")] == ["group code low"]
+
+
+def test_departed_members_customers_are_unassigned_until_handed_over_and_a_full_takeover_refuses(sb, client, clock):
+    """get_unassigned_list lists a resigned member's customers until a resigned transfer moves them;
+    an in-service transfer of a departed member is refused; a takeover at its customer limit ends the
+    transfer as status 4 (takeover full) with transfer_fail customer_limit_exceed."""
+    ext = welcome_code(sb, client)["external_userid"]
+    sb.add_staff(CORP, "bob")
+    assert client.get_unassigned_list().info == []
+    sb.resign_staff(CORP, "alice")
+    [row] = client.get_unassigned_list().info
+    assert (row.handover_userid, row.external_userid, row.dimission_time) == ("alice", ext, T0)
+    request = m.TransferCustomerRequest(handover_userid="alice", takeover_userid="bob", external_userid=[ext])
+    with pytest.raises(errors.ApiError) as refused:
+        client.transfer_customer(request)
+    assert refused.value.errcode == 40003
+    assert client.resigned_transfer_customer(request).customer[0].errcode == 0
+    assert client.get_unassigned_list().info == []  # moving now
+    sb.update_corp(CORP, settings={"takeover_customer_limit": 0})
+    clock.advance(86400)
+    sb.simulator.complete_transfers(CORP)
+    [result] = client.transfer_result(m.TransferResultRequest(handover_userid="alice", takeover_userid="bob"),
+                                      resigned=True).customer
+    assert result.status == 4
+    fail = sb.journal.entries("callback")[-1]
+    assert (fail["change_type"], fail["fields"]["FailReason"]) == ("transfer_fail", "customer_limit_exceed")

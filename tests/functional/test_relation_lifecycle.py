@@ -138,12 +138,20 @@ def test_a_handover_whose_add_arrives_first_still_keeps_the_channel_and_the_tags
     assert (total["adds"], total["transferred"], total["net"]) == (2, 1, 1)
 
 
-def test_a_channel_code_add_costs_the_consumer_at_most_four_aws_requests(world):
+def test_a_channel_code_add_costs_the_consumer_at_most_four_aws_requests(world, monkeypatch):
     """bench/welcome_burst.py's '<= 5 AWS requests per add' (1 is the callback's SendMessage):
-    the relation of a channel-code add is not read; the store's conditions decide a re-add."""
+    the relation of a channel-code add is not read; the store's conditions decide a re-add.
+    WeCom pacing is counted apart: its lease (one UpdateItem per 5 calls of one API in one second)
+    is taken again when the counted add lands in a later second than the warm-up, which on a busy
+    machine it may or may not."""
     from bench import aws_requests
     from chalicelib.platform import caches
+    from chalicelib.store.rate_limits import DynamoRateLimiter
     from tests.helpers import drain_queue, sqs_event
+
+    leases = []
+    lease = DynamoRateLimiter._lease
+    monkeypatch.setattr(DynamoRateLimiter, "_lease", lambda self, *a, **k: leases.append(a) or lease(self, *a, **k))
 
     _, code = _code(world, staff_ids=["alice"])
     aws_requests.install()
@@ -152,10 +160,13 @@ def test_a_channel_code_add_costs_the_consumer_at_most_four_aws_requests(world):
     world.pump()  # a warm instance: corp, code and token cached
     world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name="Counted")
     bodies = drain_queue(world.settings.events_queue)
+    leases.clear()
     try:
         with aws_requests.count_aws_requests() as counted:
             assert world.client.lambda_.invoke("on_events", sqs_event(bodies)).payload == {"batchItemFailures": []}
     finally:
         aws_requests.uninstall()
     assert counted["dynamodb.GetItem"] == 1, dict(counted)  # the event's exactly-once record only
-    assert counted.total <= 4, dict(counted)
+    # at most one lease per WeCom API the add calls (externalcontact/get for the name, send_welcome_msg)
+    assert len(leases) <= 2 and counted["dynamodb.UpdateItem"] >= len(leases), (leases, dict(counted))
+    assert counted.total - len(leases) <= 4, (leases, dict(counted))

@@ -8,6 +8,7 @@ import os
 
 from chalice import Chalice, Cron, Rate
 
+from chalicelib.broadcasts import routes as broadcasts
 from chalicelib.channel_codes import routes as channel_codes
 from chalicelib.corps import routes as corps
 from chalicelib.customers import routes as customers
@@ -20,11 +21,12 @@ from chalicelib.welcome import routes as welcome
 
 app = Chalice(app_name="scrm")
 # Each capability's operator API is one blueprint (chalicelib/<capability>/routes.py).
-for capability in (corps, channel_codes, welcome, tags, customers, groups, group_codes, segments, stats):
+for capability in (corps, channel_codes, welcome, tags, customers, groups, group_codes, segments, broadcasts, stats):
     app.register_blueprint(capability.bp)
 
 EVENTS_QUEUE = os.environ.get("SCRM_EVENTS_QUEUE", "scrm-events")
 SYNC_QUEUE = os.environ.get("SCRM_SYNC_QUEUE", "scrm-sync")
+SENDS_QUEUE = os.environ.get("SCRM_SENDS_QUEUE", "scrm-sends")
 
 
 @app.route("/wecom/{corp_id}/callback", methods=["GET", "POST"], content_types=["*/*"])
@@ -50,6 +52,13 @@ def on_sync(event):
 
     return consumer.handle_each([(r.to_dict()["messageId"], r.body) for r in event], customer_sync.handle_message,
                                 queue=queues.SYNC)
+
+
+@app.on_sqs_message(queue=SENDS_QUEUE, batch_size=5, maximum_batching_window_in_seconds=1)
+def on_sends(event):
+    from chalicelib.broadcasts import sender
+
+    return sender.handle_batch([(r.to_dict()["messageId"], r.body) for r in event])
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

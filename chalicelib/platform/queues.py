@@ -124,6 +124,22 @@ def send(spec: QueueSpec, message: BaseModel, *, delay_seconds: int = 0) -> None
     )
 
 
+def send_batch(spec: QueueSpec, messages: list[BaseModel]) -> None:
+    """Send many messages, 10 per SendMessageBatch request (fan-out: SQS requests stay ~1/10 per
+    message); entries SQS could not take are sent again, and a failure that persists raises."""
+    sqs = aws.client("sqs")
+    url = queue_url(spec.name(get_settings()))
+    for start in range(0, len(messages), 10):
+        entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(messages[start:start + 10])]
+        for _ in range(3):
+            failed = {f["Id"] for f in sqs.send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])}
+            entries = [e for e in entries if e["Id"] in failed]
+            if not entries:
+                break
+        if entries:
+            raise RuntimeError(f"SQS did not take {len(entries)} message(s) of a batch")
+
+
 def defer(spec: QueueSpec, message: BaseModel, *, delay_seconds: float) -> None:
     """Send a delayed copy with its attempt count raised: retry later without touching the DLQ
     counter of the message being handled (which the caller then reports as done)."""

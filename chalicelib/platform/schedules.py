@@ -22,14 +22,16 @@ def all_corp_ids() -> list[str]:
 
 def minute(now: float | None = None) -> dict[str, int]:
     """Channel-code routing (schedules, daily caps, validity windows); group-code rotation (counts,
-    windows, lost callbacks); resume stalled syncs."""
+    windows, lost callbacks); resume stalled syncs; start due broadcasts (resume stalled plans)."""
+    from chalicelib.broadcasts import service as broadcasts
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.customers import sync as customer_sync
     from chalicelib.group_codes import service as group_codes
 
     now = time.time() if now is None else now
     result = {"routing_checked": 0, "routing_changed": 0, "group_codes_checked": 0, "group_codes_rotated": 0,
-              "syncs_resumed": 0, "failures": 0}
+              "syncs_resumed": 0, "broadcasts_started": 0, "broadcasts_resumed": 0,
+              "broadcasts_tracked": 0, "failures": 0}
     for corp_id in all_corp_ids():
         try:
             r = channel_codes.tick([corp_id], now=now)
@@ -47,6 +49,14 @@ def minute(now: float | None = None) -> dict[str, int]:
             logger.exception("group code tick failed for %s", corp_id)
             result["failures"] += 1
     result["syncs_resumed"] = customer_sync.resume_stalled(now=now)
+    try:
+        b = broadcasts.tick(now=now)
+        result["broadcasts_started"], result["broadcasts_resumed"] = b["started"], b["resumed"]
+        result["broadcasts_tracked"] = b["tracked"]
+        result["failures"] += b["failures"]
+    except Exception:
+        logger.exception("broadcast tick failed")
+        result["failures"] += 1
     return result
 
 

@@ -202,9 +202,12 @@ def _epoch(corp_id: str, moment: int | date | None, *, end: bool) -> int | None:
     return int((start + timedelta(days=1)).timestamp()) - 1 if end else int(start.timestamp())
 
 
-def plan(corp_id: str, f: SegmentFilter) -> Plan:
+def plan(corp_id: str, f: SegmentFilter, *, merged: bool = False) -> Plan:
     """How to read the filter's relations; UnknownTags / InvalidFilter for a filter that cannot
-    select as meant (checked before anything is stored)."""
+    select as meant (checked before anything is stored). `merged`: one stream newest first over
+    the whole corp even when several staff members are named (GSI2 filtered on `staff_id`, not one
+    GSI1 partition after another), as a broadcast planner needs to see a customer's newest
+    relation first."""
     from chalicelib.store import keys, schema
     from chalicelib.tags import items as tag_items
     from chalicelib.tags.service import UnknownTags
@@ -238,7 +241,13 @@ def plan(corp_id: str, f: SegmentFilter) -> Plan:
         statuses = list(dict.fromkeys(f.statuses))
         values.update({f":st{i}": s for i, s in enumerate(statuses)})
         filters.append(f"#status IN ({', '.join(f':st{i}' for i in range(len(statuses)))})")
-    if f.staff_ids is not None:
+    staff_ids = sorted(set(f.staff_ids or []))
+    if merged and len(staff_ids) > 1:
+        names["#staff"] = "staff_id"
+        values.update({f":sf{i}": s for i, s in enumerate(staff_ids)})
+        filters.append(f"#staff IN ({', '.join(f':sf{i}' for i in range(len(staff_ids)))})")
+        index, partitions = schema.GSI2, (keys.relations_by_corp_partition(corp_id),)
+    elif f.staff_ids is not None:
         index = schema.GSI1
         partitions = tuple(keys.staff_relations_partition(corp_id, s) for s in sorted(set(f.staff_ids)))
     else:
@@ -318,10 +327,12 @@ def filter_of(seg: SegmentItem) -> SegmentFilter:
     return SegmentFilter.model_validate(seg.filter)
 
 
-def members(corp_id: str, segment_id: str, *, page_size: int = EVAL_PAGE,
-            cursor: str | None = None) -> Iterator[MemberPage]:
-    """A saved segment's matching relations as a stream of pages (for a broadcast planner)."""
-    return evaluate(corp_id, plan(corp_id, filter_of(get(corp_id, segment_id))), page_size=page_size, cursor=cursor)
+def members(corp_id: str, segment_id: str, *, page_size: int = EVAL_PAGE, cursor: str | None = None,
+            merged: bool = False) -> Iterator[MemberPage]:
+    """A saved segment's matching relations as a stream of pages (for a broadcast planner;
+    `merged`: newest first across the corp, see `plan`)."""
+    return evaluate(corp_id, plan(corp_id, filter_of(get(corp_id, segment_id)), merged=merged), page_size=page_size,
+                    cursor=cursor)
 
 
 def create(corp_id: str, req: SegmentCreate) -> SegmentItem:

@@ -198,3 +198,64 @@ def segment(corp_id: str, segment_id: str) -> Key:
 def segment_prefix() -> str:
     """A corp's saved segments, by id (ids sort by creation time)."""
     return "SEGMENT#"
+
+
+def broadcast(corp_id: str, broadcast_id: str) -> Key:
+    return _k(corp_partition(corp_id), f"BCAST#{broadcast_id}")
+
+
+def broadcasts_partition(corp_id: str) -> str:
+    """GSI2 partition: a corp's broadcasts by id (ids sort by creation time: newest first backwards)."""
+    return f"CORP#{corp_id}#BCASTS"
+
+
+def due_broadcasts_partition() -> str:
+    """GSI1 partition of scheduled broadcasts across corps, by `<send_at:012>#<corp>#<id>` (the minute tick)."""
+    return "BCASTS#DUE"
+
+
+def broadcast_part(corp_id: str, broadcast_id: str, sender: str, step: int, k: int) -> Key:
+    """Up to 1,000 recipients of one sender planned by one plan step."""
+    return _k(corp_partition(corp_id), f"{broadcast_part_prefix(broadcast_id)}{sender}#{step:06d}#{k:03d}")
+
+
+def broadcast_part_prefix(broadcast_id: str) -> str:
+    return f"BCAST#{broadcast_id}#PART#"
+
+
+def broadcast_step(corp_id: str, broadcast_id: str, step: int) -> Key:
+    """What one plan step planned: its parts per sender (the chunking step reads these, not the parts)."""
+    return _k(corp_partition(corp_id), f"{broadcast_step_prefix(broadcast_id)}{step:06d}")
+
+
+def broadcast_step_prefix(broadcast_id: str) -> str:
+    return f"BCAST#{broadcast_id}#STEP#"
+
+
+def broadcast_chunk(corp_id: str, broadcast_id: str, sender: str, k: int) -> Key:
+    """One WeCom call of a broadcast."""
+    return _k(corp_partition(corp_id), f"{broadcast_chunk_prefix(broadcast_id)}{sender}#{k:04d}")
+
+
+def broadcast_chunk_prefix(broadcast_id: str) -> str:
+    return f"BCAST#{broadcast_id}#CHUNK#"
+
+
+def broadcast_msgid(corp_id: str, msgid: str) -> Key:
+    """Which chunk a WeCom mass-message id was recorded by (a lost reply's lookup skips these)."""
+    return _k(corp_partition(corp_id), f"BCASTMSG#{msgid}")
+
+
+def cap_claim(corp_id: str, day: str, customer_id: str) -> Key:
+    """A customer's broadcast claims of one day (corp time zone), shared by every broadcast of that day."""
+    return _k(corp_partition(corp_id), f"CAP#{day}#{customer_id}")
+
+
+def broadcast_policy(corp_id: str) -> Key:
+    return _k(corp_partition(corp_id), "BCASTPOLICY")
+
+
+def tracked_broadcasts_partition() -> str:
+    """GSI1 partition of sent broadcasts whose results and reminders the tracking tick still pulls,
+    by `<next check:012>#<corp>#<id>`."""
+    return "BCASTS#TRACK"

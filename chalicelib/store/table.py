@@ -182,10 +182,14 @@ class Table:
         values: dict[str, Any] | None = None,
         condition: str | None = None,
         return_new: bool = False,
+        old_on_failure: bool = False,
     ) -> dict[str, Any] | None:
+        """`old_on_failure`: a failed condition's ConditionFailed carries the item as found (`old_item`)."""
         kwargs = self._conditional(condition, names, values)
         if return_new:
             kwargs["ReturnValues"] = "ALL_NEW"
+        if old_on_failure:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             resp = self.client.update_item(
                 TableName=self.name, Key=to_attrs(key), UpdateExpression=expression, **kwargs

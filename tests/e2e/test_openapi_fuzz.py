@@ -21,7 +21,8 @@ import pytest
 MAX_EXAMPLES = 8
 
 # 400 codes that refuse a reference, not a shape.
-REFERENCE_CODES = {"invalid_channel_code", "invalid_group_code", "unknown_tags", "wecom_error"}
+REFERENCE_CODES = {"invalid_channel_code", "invalid_group_code", "unknown_tags", "wecom_error", "unknown_staff",
+                   "unknown_groups"}
 # (method, path) -> fields (dotted, list indexes as N) whose rules relate them to another field or
 # to the time of the request; a 400 `validation_error` naming only these is the documented refusal.
 CROSS_FIELD: dict[tuple[str, str], set[str]] = {
@@ -33,6 +34,8 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("PATCH", "/api/v1/group-codes/{code_id}"): {"windows.N", "windows.N.end"},
     ("POST", "/api/v1/customers/tags"): {"changes.N.remove"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
+    # send_at against the clock; {customer_name} and the Moments rules against the target's kind
+    ("POST", "/api/v1/broadcasts"): {"send_at", "content.text", "content.attachments", "target.groups"},
     **{(method, path): {"filter.tags", "filter.added_to"}
        for method, path in (("POST", "/api/v1/segments"), ("PATCH", "/api/v1/segments/{segment_id}"),
                             ("POST", "/api/v1/segments/preview"))},

@@ -12,10 +12,11 @@ import chalicelib
 
 ROOT = Path(chalicelib.__file__).parent
 SPINE = {"platform", "wecom", "store", "api"}
-CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments"}
+CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments",
+                "broadcasts"}
 # the four kinds, and the splits of a big capability (docs/architecture.md "Packages")
 KINDS = {"routes.py", "steps.py", "service.py", "items.py", "registry.py", "staff.py", "sync.py", "sync_items.py",
-         "expression.py",
+         "expression.py", "planner.py", "sender.py", "tracking.py",
          "__init__.py"}
 
 

@@ -1,0 +1,534 @@
+"""Broadcasts' stored items (docs/architecture.md "Broadcasts"): the broadcast, its plan steps,
+sender parts and chunks, the per-customer daily cap claims, the corp's policy. Key shapes live in
+store/keys.py only.
+
+Counters of a broadcast are top-level numbers of its item, changed with ADD (a plan step adds its
+counts once, under a condition on its step number; a chunk adds its outcome in the transaction
+that settles it), so each is exact whatever is redelivered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chalicelib.platform.model import Model
+from chalicelib.store import ConditionFailed, get_table, keys, schema
+
+Status = Literal["scheduled", "planning", "sending", "sent", "cancelled", "failed"]
+LIVE = ("scheduled", "planning", "sending")
+REASONS = ("capped", "lost_relation", "no_sender", "not_friend")
+COUNTERS = ("planned", "chunks_settled", "chunks_sent", "chunks_failed", "chunks_cancelled", "sent", "failed",
+            "cancelled_recipients", *(f"ex_{r}" for r in REASONS))
+CLAIM_TTL_SECONDS = 3 * 86400
+# While planning, the due index holds the broadcast at (last progress + STALL_SECONDS): the minute
+# tick resumes a plan whose Lambda died (its step's message lost, or the next one never sent).
+STALL_SECONDS = 300
+
+
+class BroadcastItem(Model):
+    broadcast_id: str
+    name: str
+    target: dict[str, Any]  # the request's target (by kind), as JSON
+    content: dict[str, Any]  # MessageContent as JSON
+    send_at: int
+    day: str = Field(description="the cap's day (YYYY-MM-DD, corp time zone) of send_at")
+    cap: int = Field(description="per_customer_per_day when the broadcast was created")
+    status: Status
+    created_at: int
+    updated_at: int
+    version: int = 1
+    plan_step: int = 0
+    cursor: str | None = None
+    plan_done: bool = False
+    chunked: bool = False
+    chunks: int = 0
+    planned: int = 0
+    chunks_settled: int = 0
+    chunks_sent: int = 0
+    chunks_failed: int = 0
+    chunks_cancelled: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled_recipients: int = 0
+    ex_capped: int = 0
+    ex_lost_relation: int = 0
+    ex_no_sender: int = 0
+    ex_not_friend: int = 0
+    error: str | None = None
+    jobid: str | None = None  # Moments: add_moment_task's job
+    # tracking (tracking.py): recomputed from the chunks on each pass
+    confirmed: int = 0
+    delivered: int = 0
+    over_quota: int = 0
+    unreachable: int = 0  # WeCom's send result 2: no longer a customer of the sender when confirmed
+    moment: dict[str, Any] | None = None  # Moments: moment_id, invalid senders / tags
+
+
+class StepItem(Model):
+    """What plan step `step` planned: per sender, the recipient count of each of its parts (k = index)."""
+
+    step: int
+    parts: dict[str, list[int]]
+
+
+class PartItem(Model):
+    sender: str
+    step: int
+    k: int
+    recipients: list[str]
+    statuses: list[str] | None = None  # per recipient, written by tracking (absent: planned)
+
+
+class Slice(Model):
+    sk: str  # a part's sort key
+    start: int
+    end: int
+
+
+ChunkStatus = Literal["queued", "calling", "sent", "failed", "cancelled"]
+
+
+class ChunkItem(Model):
+    broadcast_id: str
+    sender: str
+    k: int
+    kind: Literal["customers", "groups"]
+    slices: list[Slice]
+    count: int
+    status: ChunkStatus = "queued"
+    attempts: int = 0
+    call_started_at: int | None = None
+    msgid: str | None = None
+    fail_list: list[str] = Field(default_factory=list)
+    errcode: int | None = None
+    released: bool = False
+    recalled: bool = False
+    settled_at: int | None = None
+    # tracking
+    confirmed: bool = False  # its staff member sent it (get_groupmsg_task status 2)
+    results: dict[str, int] = Field(default_factory=dict)  # send_result counts by status once confirmed
+    written: str | None = None  # the recipients' statuses in the parts: "sent" (unconfirmed) or "final"
+    reminders: int = 0
+    reminded_at: int | None = None
+
+    @property
+    def key_sk(self) -> str:
+        return keys.broadcast_chunk("", self.broadcast_id, self.sender, self.k)["SK"]
+
+
+class Policy(Model):
+    per_customer_per_day: int = Field(1, ge=1, le=10, description="mass messages a customer may get from the "
+                                                                  "corp's broadcasts per day (corp time zone)")
+    remind_after_minutes: int = Field(60, ge=5, le=1440, description="remind staff who have not confirmed a "
+                                                                     "broadcast after this long")
+
+
+# -- the broadcast ------------------------------------------------------------------------------------
+def _due_sk(b: BroadcastItem, corp_id: str, at: int | None = None) -> str:
+    return f"{b.send_at if at is None else at:012d}#{corp_id}#{b.broadcast_id}"
+
+
+def _watch(corp_id: str, broadcast_id: str, now: int) -> dict[str, Any]:
+    return {":wpk": keys.due_broadcasts_partition(), ":wsk": f"{now + STALL_SECONDS:012d}#{corp_id}#{broadcast_id}"}
+
+
+WATCH = f", {schema.GSI1_PK} = :wpk, {schema.GSI1_SK} = :wsk"
+
+
+def put_new(corp_id: str, b: BroadcastItem) -> None:
+    """Stored scheduled, in the due index (the minute tick, or the create itself for "now", starts it)."""
+    item = {**keys.broadcast(corp_id, b.broadcast_id), "type": "broadcast", **b.model_dump(mode="json"),
+            schema.GSI2_PK: keys.broadcasts_partition(corp_id), schema.GSI2_SK: b.broadcast_id,
+            schema.GSI1_PK: keys.due_broadcasts_partition(), schema.GSI1_SK: _due_sk(b, corp_id)}
+    get_table().put(item, condition="attribute_not_exists(PK)")
+
+
+def _of(item: dict[str, Any] | None) -> BroadcastItem | None:
+    return BroadcastItem.model_validate(item) if item and item.get("type") == "broadcast" else None
+
+
+def get(corp_id: str, broadcast_id: str, *, consistent: bool = True) -> BroadcastItem | None:
+    return _of(get_table().get(keys.broadcast(corp_id, broadcast_id), consistent=consistent))
+
+
+def list_broadcasts(corp_id: str, *, status: str | None, limit: int,
+                    cursor: str | None) -> tuple[list[BroadcastItem], str | None]:
+    kwargs: dict[str, Any] = {}
+    if status:
+        kwargs = {"filter_expression": "#status = :status", "names": {"#status": "status"},
+                  "values": {":status": status}}
+    items, next_cursor = get_table().query_filled(keys.broadcasts_partition(corp_id), index=schema.GSI2,
+                                                  newest_first=True, limit=limit, cursor=cursor,
+                                                  max_reads=10 if status else 1, **kwargs)
+    return [BroadcastItem.model_validate(i) for i in items], next_cursor
+
+
+def due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+    """(corp_id, broadcast_id) of scheduled broadcasts whose send_at is at or before `now`."""
+    items, _ = get_table().query(keys.due_broadcasts_partition(), index=schema.GSI1,
+                                 sk_between=("0", f"{int(now):012d}#\uffff"), limit=limit)
+    return [tuple(i[schema.GSI1_SK].split("#", 2)[1:]) for i in items]  # type: ignore[misc]
+
+
+def _transition(corp_id: str, broadcast_id: str, *, to: str, from_: tuple[str, ...], now: int,
+                extra_set: str = "", values: dict[str, Any] | None = None,
+                remove_due: bool = False) -> BroadcastItem | None:
+    """Conditional status change; None when the broadcast is absent or not in `from_`."""
+    names = {"#status": "status"}
+    vals = {":to": to, ":now": now, **{f":f{i}": s for i, s in enumerate(from_)}, **(values or {})}
+    expression = f"SET #status = :to, updated_at = :now, version = version + :one{extra_set}"
+    vals[":one"] = 1
+    if remove_due:
+        expression += f" REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}"
+    try:
+        return _of(get_table().update(
+            keys.broadcast(corp_id, broadcast_id), expression=expression, names=names, values=vals,
+            condition=f"attribute_exists(PK) AND #status IN ({', '.join(f':f{i}' for i in range(len(from_)))})",
+            return_new=True))
+    except ConditionFailed:
+        return None
+
+
+def start(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
+    """scheduled -> planning, watched in the due index; None if it was not scheduled (started already, cancelled)."""
+    return _transition(corp_id, broadcast_id, to="planning", from_=("scheduled",), now=now, extra_set=WATCH,
+                       values=_watch(corp_id, broadcast_id, now))
+
+
+def watch(corp_id: str, broadcast_id: str, *, now: int) -> None:
+    """A planning broadcast resumed by the tick: watched again STALL_SECONDS from now."""
+    try:
+        get_table().update(keys.broadcast(corp_id, broadcast_id), expression=f"SET {WATCH[2:]}",
+                           names={"#status": "status"},
+                           values={**_watch(corp_id, broadcast_id, now), ":planning": "planning"},
+                           condition="#status = :planning")
+    except ConditionFailed:
+        pass
+
+
+def unstart(corp_id: str, b: BroadcastItem, *, now: int) -> None:
+    """Back to scheduled (its first plan step could not be queued): the minute tick starts it again."""
+    try:
+        get_table().update(
+            keys.broadcast(corp_id, b.broadcast_id),
+            expression=f"SET #status = :s, updated_at = :now, {schema.GSI1_PK} = :pk, {schema.GSI1_SK} = :sk",
+            names={"#status": "status"},
+            values={":s": "scheduled", ":now": now, ":pk": keys.due_broadcasts_partition(),
+                    ":sk": _due_sk(b, corp_id), ":planning": "planning", ":zero": 0},
+            condition="#status = :planning AND plan_step = :zero")
+    except ConditionFailed:
+        pass
+
+
+def cancel(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
+    return _transition(corp_id, broadcast_id, to="cancelled", from_=LIVE, now=now, remove_due=True)
+
+
+def record_step(corp_id: str, broadcast_id: str, *, step: int, cursor: str | None, done: bool,
+                counts: dict[str, int], now: int) -> bool:
+    """Plan step `step` done: its counts added, the plan moved on; False if this step was recorded
+    already (a redelivery) or the broadcast is no longer planning (cancelled)."""
+    adds = {k: v for k, v in counts.items() if v}
+    values: dict[str, Any] = {":k": step, ":next": step + 1, ":done": done, ":now": now, ":planning": "planning",
+                              **{f":a_{k}": v for k, v in adds.items()}}
+    expression = "SET plan_step = :next, plan_done = :done, updated_at = :now" + WATCH
+    values.update(_watch(corp_id, broadcast_id, now))
+    if cursor is not None:
+        expression += ", #cursor = :cursor"
+        values[":cursor"] = cursor
+    names = {"#status": "status", "#cursor": "cursor"}
+    if adds:
+        expression += " ADD " + ", ".join(f"{k} :a_{k}" for k in adds)
+    if cursor is None:
+        expression += " REMOVE #cursor"
+    try:
+        get_table().update(keys.broadcast(corp_id, broadcast_id), expression=expression, names=names,
+                           values=values, condition="plan_step = :k AND #status = :planning")
+    except ConditionFailed:
+        return False
+    return True
+
+
+def record_chunked(corp_id: str, b: BroadcastItem, *, chunks: int, now: int) -> bool:
+    """The chunks are written: planning -> sending (a cancelled broadcast stays cancelled)."""
+    to = "sending" if b.status == "planning" else b.status
+    try:
+        get_table().update(keys.broadcast(corp_id, b.broadcast_id),
+                           expression="SET chunked = :t, chunks = :n, #status = :to, updated_at = :now "
+                                      f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}",
+                           names={"#status": "status"},
+                           values={":t": True, ":n": chunks, ":to": to, ":now": now, ":was": b.status,
+                                   ":f": False},
+                           condition="#status = :was AND (attribute_not_exists(chunked) OR chunked = :f)")
+    except ConditionFailed:
+        return False
+    return True
+
+
+def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
+    """sending -> sent (or failed when every chunk failed) once every chunk is settled."""
+    b = get(corp_id, broadcast_id)
+    if b is None or b.status != "sending" or not b.chunked or b.chunks_settled < b.chunks:
+        return None
+    to = "failed" if b.chunks and b.chunks_failed == b.chunks else "sent"
+    if to == "sent" and b.chunks_sent:  # tracking pulls its results and reminds from now on
+        return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=TRACK,
+                           values=_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS))
+    return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now)
+
+
+# -- tracking's index --------------------------------------------------------------------------------------
+TRACK_FIRST_SECONDS = 60
+TRACK = f", {schema.GSI1_PK} = :tpk, {schema.GSI1_SK} = :tsk"
+
+
+def _track(corp_id: str, broadcast_id: str, at: int) -> dict[str, Any]:
+    return {":tpk": keys.tracked_broadcasts_partition(), ":tsk": f"{at:012d}#{corp_id}#{broadcast_id}"}
+
+
+def tracked_due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+    items, _ = get_table().query(keys.tracked_broadcasts_partition(), index=schema.GSI1,
+                                 sk_between=("0", f"{int(now):012d}#\uffff"), limit=limit)
+    return [tuple(i[schema.GSI1_SK].split("#", 2)[1:]) for i in items]  # type: ignore[misc]
+
+
+def track_at(corp_id: str, broadcast_id: str, at: int | None) -> None:
+    """Next tracking pass at `at`; None: tracking is over (out of the index)."""
+    if at is None:
+        get_table().update(keys.broadcast(corp_id, broadcast_id),
+                           expression=f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}")
+    else:
+        get_table().update(keys.broadcast(corp_id, broadcast_id), expression=f"SET {TRACK[2:]}",
+                           values=_track(corp_id, broadcast_id, at))
+
+
+def put_part(corp_id: str, broadcast_id: str, part: PartItem) -> None:
+    get_table().put({**keys.broadcast_part(corp_id, broadcast_id, part.sender, part.step, part.k),
+                     "type": "bcast_part", **part.model_dump(exclude_none=True)})
+
+
+def get_part(corp_id: str, sk: str) -> PartItem:
+    return PartItem.model_validate(get_table().get({"PK": keys.corp_partition(corp_id), "SK": sk}, consistent=True))
+
+
+def set_fields(corp_id: str, broadcast_id: str, **fields: Any) -> None:
+    """SET the fields given (None: REMOVE)."""
+    sets = {k: v for k, v in fields.items() if v is not None}
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets) if sets else ""
+    removed = [k for k, v in fields.items() if v is None]
+    if removed:
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in removed)
+    get_table().update(keys.broadcast(corp_id, broadcast_id), expression=expression.strip(),
+                       names={f"#{k}": k for k in fields}, values={f":{k}": v for k, v in sets.items()} or None)
+
+
+# -- plan steps and parts ----------------------------------------------------------------------------------
+def put_parts(corp_id: str, broadcast_id: str, parts: list[PartItem], step: StepItem) -> None:
+    """Deterministic keys and content: a redelivered step writes the same items again."""
+    table = get_table()
+    table.batch_put([{**keys.broadcast_part(corp_id, broadcast_id, p.sender, p.step, p.k), "type": "bcast_part",
+                      **p.model_dump()} for p in parts])
+    table.put({**keys.broadcast_step(corp_id, broadcast_id, step.step), "type": "bcast_step", **step.model_dump()})
+
+
+def part_sk(broadcast_id: str, sender: str, step: int, k: int) -> str:
+    return keys.broadcast_part("", broadcast_id, sender, step, k)["SK"]
+
+
+def steps(corp_id: str, broadcast_id: str) -> list[StepItem]:
+    """Every recorded step's summary (one small item per plan step)."""
+    return [StepItem.model_validate(i) for i in get_table().query_all(
+        keys.corp_partition(corp_id), sk_prefix=keys.broadcast_step_prefix(broadcast_id), consistent=True)]
+
+
+def recipients(corp_id: str, chunk: ChunkItem) -> list[str]:
+    """The chunk's recipients, in order, from its parts' slices."""
+    pk = keys.corp_partition(corp_id)
+    found = {i["SK"]: i for i in get_table().batch_get([{"PK": pk, "SK": s.sk} for s in chunk.slices],
+                                                       consistent=True)}
+    out: list[str] = []
+    for s in chunk.slices:
+        out.extend(found[s.sk]["recipients"][s.start:s.end])
+    return out
+
+
+def parts_page(corp_id: str, broadcast_id: str, *, limit: int, cursor: str | None) -> tuple[list[PartItem], str | None]:
+    items, next_cursor = get_table().query(keys.corp_partition(corp_id), sk_prefix=keys.broadcast_part_prefix(
+        broadcast_id), limit=limit, cursor=cursor)
+    return [PartItem.model_validate(i) for i in items], next_cursor
+
+
+# -- chunks ----------------------------------------------------------------------------------------------
+def _chunk_key(corp_id: str, c: ChunkItem) -> dict[str, str]:
+    return keys.broadcast_chunk(corp_id, c.broadcast_id, c.sender, c.k)
+
+
+def put_chunks(corp_id: str, chunks: list[ChunkItem]) -> None:
+    """Written once: a chunk already there (a redelivered chunking step) keeps its progress."""
+    table = get_table()
+    for c in chunks:
+        try:
+            table.put({**_chunk_key(corp_id, c), "type": "bcast_chunk", **c.model_dump(mode="json")},
+                      condition="attribute_not_exists(PK)")
+        except ConditionFailed:
+            continue
+
+
+def get_chunk(corp_id: str, broadcast_id: str, sender: str, k: int) -> ChunkItem | None:
+    item = get_table().get(keys.broadcast_chunk(corp_id, broadcast_id, sender, k), consistent=True)
+    return ChunkItem.model_validate(item) if item else None
+
+
+def chunks_of(corp_id: str, broadcast_id: str) -> list[ChunkItem]:
+    return [ChunkItem.model_validate(i) for i in get_table().query_all(
+        keys.corp_partition(corp_id), sk_prefix=keys.broadcast_chunk_prefix(broadcast_id), consistent=True)]
+
+
+def chunk_calling(corp_id: str, c: ChunkItem, *, now: int) -> bool:
+    """queued -> calling (attempts + 1), just before the WeCom call; False if another delivery moved it."""
+    try:
+        get_table().update(_chunk_key(corp_id, c),
+                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one",
+                           names={"#status": "status"},
+                           values={":calling": "calling", ":now": now, ":one": 1, ":queued": "queued",
+                                   ":a": c.attempts},
+                           condition="#status = :queued AND attempts = :a")
+    except ConditionFailed:
+        return False
+    return True
+
+
+def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
+    """calling -> queued (`c` as it was while calling, its attempts counted): WeCom answered with an
+    error, or a lookup found no task. None if another delivery moved it meanwhile."""
+    try:
+        get_table().update(_chunk_key(corp_id, c), expression="SET #status = :queued",
+                           names={"#status": "status"},
+                           values={":queued": "queued", ":calling": "calling", ":a": c.attempts},
+                           condition="#status = :calling AND attempts = :a")
+    except ConditionFailed:
+        return None
+    return c.model_copy(update={"status": "queued"})
+
+
+def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
+                 fail_list: list[str] | None = None, errcode: int | None = None) -> bool:
+    """The chunk's outcome and the broadcast's counters in one transaction (exactly once: the
+    chunk's condition is on its unsettled status); False if another delivery settled it first."""
+    table = get_table()
+    fails = list(fail_list or [])
+    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_list": fails, "errcode": errcode}
+    sets = {k: v for k, v in sets.items() if v is not None}
+    chunk_op = table.op_update(
+        _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":q": "queued",
+                                                  ":c": "calling"},
+        condition="#status IN (:q, :c)")
+    adds = {"chunks_settled": 1}
+    if status == "sent":
+        adds |= {"chunks_sent": 1, "sent": c.count - len(fails), "ex_not_friend": len(fails)}
+    elif status == "failed":
+        adds |= {"chunks_failed": 1, "failed": c.count}
+    else:
+        adds |= {"chunks_cancelled": 1, "cancelled_recipients": c.count}
+    adds = {k: v for k, v in adds.items() if v}
+    ops = [chunk_op, table.op_update(
+        keys.broadcast(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
+        values={f":{k}": v for k, v in adds.items()})]
+    if msgid:  # a msgid is recorded by one chunk only
+        ops.append(table.op_put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid",
+                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk},
+                                condition="attribute_not_exists(PK)"))
+    try:
+        table.transact(ops)
+    except ConditionFailed as exc:
+        if exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
+            return False  # settled by another delivery
+        raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
+    return True
+
+
+class MsgidTaken(Exception):
+    """A lookup took another chunk's task for this one's: the retry looks up without it."""
+
+
+def mark_chunk(corp_id: str, c: ChunkItem, **fields: Any) -> None:
+    get_table().update(_chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+                       names={f"#{k}": k for k in fields}, values={f":{k}": v for k, v in fields.items()})
+
+
+def recorded_msgids(corp_id: str, msgids: list[str]) -> set[str]:
+    """Which of these WeCom msgids a chunk has recorded already."""
+    if not msgids:
+        return set()
+    found = get_table().batch_get([keys.broadcast_msgid(corp_id, m) for m in msgids], consistent=True)
+    return {i["SK"].split("#", 1)[1] for i in found}
+
+
+# -- cap claims ------------------------------------------------------------------------------------------
+class ClaimRefused(Exception):
+    def __init__(self, old: dict[str, Any] | None):
+        super().__init__("claim refused")
+        self.old = old or {}
+
+
+def claim_attr(broadcast_id: str) -> str:
+    return f"b_{broadcast_id}"
+
+
+def claim(corp_id: str, day: str, customer_id: str, broadcast_id: str, value: str, *, cap: int, now: int,
+          replacing: str | None = None) -> None:
+    """One UpdateItem: this broadcast's claim on the customer's day, counted in `n`, under the cap.
+    `replacing`: a provisional marker of this broadcast that the claim takes over. ClaimRefused
+    carries the item as found."""
+    condition = "attribute_not_exists(#b)" if replacing is None else "#b = :old"
+    values: dict[str, Any] = {":v": value, ":one": 1, ":cap": cap, ":exp": now + CLAIM_TTL_SECONDS}
+    if replacing is not None:
+        values[":old"] = replacing
+    try:
+        get_table().update(keys.cap_claim(corp_id, day, customer_id),
+                           expression="SET #b = :v, expires_at = :exp ADD n :one",
+                           names={"#b": claim_attr(broadcast_id)},
+                           values=values, condition=f"{condition} AND (attribute_not_exists(n) OR n < :cap)",
+                           old_on_failure=True)
+    except ConditionFailed as exc:
+        raise ClaimRefused(exc.old_item) from exc
+
+
+def mark(corp_id: str, day: str, customer_id: str, broadcast_id: str, marker: str, *, now: int) -> None:
+    """A provisional marker (an excluded customer, counted once): no claim is held. ClaimRefused if
+    the broadcast has a value there already."""
+    try:
+        get_table().update(keys.cap_claim(corp_id, day, customer_id), expression="SET #b = :v, expires_at = "
+                           "if_not_exists(expires_at, :exp)", names={"#b": claim_attr(broadcast_id)},
+                           values={":v": marker, ":exp": now + CLAIM_TTL_SECONDS},
+                           condition="attribute_not_exists(#b)", old_on_failure=True)
+    except ConditionFailed as exc:
+        raise ClaimRefused(exc.old_item) from exc
+
+
+def release(corp_id: str, day: str, customer_id: str, broadcast_id: str) -> bool:
+    """Give a held claim back (idempotent: a claim released already, or a marker, is left alone)."""
+    try:
+        get_table().update(keys.cap_claim(corp_id, day, customer_id), expression="REMOVE #b ADD n :minus",
+                           names={"#b": claim_attr(broadcast_id)}, values={":minus": -1, ":x": "x:"},
+                           condition="attribute_exists(#b) AND NOT begins_with(#b, :x)")
+    except ConditionFailed:
+        return False
+    return True
+
+
+def claims_of(corp_id: str, day: str, customer_id: str) -> dict[str, Any] | None:
+    return get_table().get(keys.cap_claim(corp_id, day, customer_id), consistent=True)
+
+
+# -- policy ----------------------------------------------------------------------------------------------
+def get_policy(corp_id: str) -> Policy:
+    item = get_table().get(keys.broadcast_policy(corp_id))
+    return Policy.model_validate(item) if item else Policy()
+
+
+def put_policy(corp_id: str, policy: Policy) -> None:
+    get_table().put({**keys.broadcast_policy(corp_id), "type": "broadcast_policy", **policy.model_dump()})

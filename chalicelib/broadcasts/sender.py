@@ -1,0 +1,268 @@
+"""The `sends` queue's consumer (app.py `on_sends` -> `handle_batch`): plan steps, chunking steps,
+and one WeCom call per `send` / `moment` message, exactly once.
+
+A chunk is sent once (add_msg_template creates a task WeCom cannot take back in one call):
+1. a settled chunk (`sent` / `failed` / `cancelled`) is a duplicate (its claims released if that
+   was not finished); a cancelled broadcast cancels a queued chunk and releases its claims;
+2. a chunk found `calling` (an attempt that timed out or died mid-call) is LOOKED UP before any
+   call: get_groupmsg_list_v2 of its sender since the call started, minus msgids other chunks
+   recorded; a candidate is ours when its send result lists one of our recipients. Found: recorded
+   as sent (the recipients WeCom did not list are its fail list). Not found: called again;
+3. queued -> calling (conditional), add_msg_template, then the outcome and the broadcast's counters
+   in one transaction. WeCom answering 45009 / busy puts the chunk back to queued (WeCom did not
+   create a task) and defers the message; a timeout or 5xx leaves it calling (it may exist) and
+   defers; a definitive errcode fails the chunk and releases its claims.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chalicelib.broadcasts import items as bitems
+from chalicelib.broadcasts import planner
+from chalicelib.broadcasts.items import BroadcastItem, ChunkItem
+
+logger = logging.getLogger(__name__)
+
+LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
+MAX_DEFERRALS = 24
+
+
+def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """records: (message_id, body) of one SQS batch; Lambda's partial batch response."""
+    from chalicelib.platform import consumer, queues
+
+    return consumer.handle_each(records, handle_message, queue=queues.SENDS)
+
+
+def parse(body: str) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    from chalicelib.platform.consumer import Unprocessable
+
+    try:
+        return TypeAdapter(planner.SendsMessage).validate_json(body)
+    except ValidationError as exc:
+        raise Unprocessable(f"the message cannot be read: {exc}") from exc
+
+
+HANDLERS = {"plan": "run_step", "chunk": "run_chunking"}
+
+
+def handle_message(body: str) -> str:
+    from chalicelib.platform import consumer, queues
+
+    msg = parse(body)
+    try:
+        if msg.kind in HANDLERS:
+            return getattr(planner, HANDLERS[msg.kind])(msg)
+        return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
+    except Exception as exc:
+        wait = consumer._retry_after(exc, msg.attempt)
+        if wait is None or msg.attempt >= MAX_DEFERRALS:
+            raise
+        logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
+        queues.defer(queues.SENDS, msg, delay_seconds=wait)
+        return "deferred"
+
+
+# -- one chunk ------------------------------------------------------------------------------------------------
+def _client(corp_id: str) -> Any:
+    from chalicelib.corps import registry
+
+    return registry.wecom_client(corp_id)
+
+
+def _chat_type(c: ChunkItem) -> str:
+    return "group" if c.kind == "groups" else "single"
+
+
+def _release(corp_id: str, b: BroadcastItem, c: ChunkItem, customers: list[str]) -> None:
+    if c.kind == "customers":
+        for customer in customers:
+            bitems.release(corp_id, b.day, customer, b.broadcast_id)
+    bitems.mark_chunk(corp_id, c, released=True)
+
+
+def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid: str | None = None,
+             fail_list: list[str] | None = None, errcode: int | None = None,
+             recipients: list[str] | None = None) -> str:
+    now = int(time.time())
+    if not bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list, errcode=errcode):
+        return "duplicate"
+    if status == "sent":
+        to_release = fail_list or []
+    else:
+        to_release = recipients if recipients is not None else bitems.recipients(corp_id, c)
+    _release(corp_id, b, c, to_release)
+    bitems.finish(corp_id, b.broadcast_id, now=now)
+    if status == "sent" and b.status == "cancelled":
+        _recall(corp_id, c.model_copy(update={"msgid": msgid}))
+    return status
+
+
+def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
+    """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
+    candidate is a task of the chunk's sender created since the call started, with the chunk's text,
+    recorded by no other chunk, whose send result lists one of the chunk's recipients."""
+    from chalicelib.wecom.models import GroupMsgListRequest
+
+    client = _client(corp_id)
+    start = (c.call_started_at or int(time.time())) - LOOKUP_MARGIN
+    msgids, cursor = [], None
+    while True:
+        page = client.get_groupmsg_list_v2(GroupMsgListRequest(
+            chat_type=_chat_type(c), start_time=start, end_time=max(start, int(time.time())) + LOOKUP_MARGIN,
+            creator=c.sender, filter_type=0, limit=100, cursor=cursor))
+        msgids += [m.msgid for m in page.group_msg_list if (m.text.content if m.text else None) == text]
+        cursor = page.next_cursor or None
+        if not cursor:
+            break
+    ours = set(recipients)
+    for msgid in [m for m in msgids if m not in bitems.recorded_msgids(corp_id, msgids)]:
+        listed: set[str] = set()
+        cursor, first = None, True
+        while True:
+            result = client.get_groupmsg_send_result(msgid, c.sender, limit=1000, cursor=cursor)
+            rows = {r.external_userid or r.chat_id for r in result.send_list}
+            if first and not rows & ours:
+                break  # another task of this sender: not ours
+            first = False
+            listed |= rows
+            cursor = result.next_cursor or None
+            if not cursor:
+                return msgid, [r for r in recipients if r not in listed]
+    return None
+
+
+def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
+    """The chunk's text: the broadcast's, {staff_name} filled in with its sender's."""
+    from chalicelib.corps import staff
+    from chalicelib.platform.content import MessageContent
+
+    content = MessageContent.model_validate(b.content)
+    name = staff.name(corp_id, c.sender) if content.needs_staff_name else None
+    return content.render_text(customer_name=None, staff_name=name)
+
+
+def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
+    from chalicelib.platform.content import MessageContent
+    from chalicelib.wecom.models import MsgTemplate
+
+    content = MessageContent.model_validate(b.content)
+    text = _text(corp_id, b, c)
+    target = {"chat_id_list": recipients} if c.kind == "groups" else {"external_userid": recipients}
+    return MsgTemplate(chat_type=_chat_type(c), sender=c.sender, text={"content": text} if text else None,
+                       attachments=content.wecom_attachments() or None, **target)
+
+
+def send_chunk(msg: planner.SendMessage) -> str:
+    from chalicelib.wecom import errors
+
+    corp_id = msg.corp_id
+    c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
+    b = bitems.get(corp_id, msg.broadcast_id)
+    if c is None or b is None:
+        raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
+    if c.status in ("sent", "failed", "cancelled"):
+        if not c.released:
+            _release(corp_id, b, c, c.fail_list if c.status == "sent" else bitems.recipients(corp_id, c))
+        return "duplicate"
+    recipients = bitems.recipients(corp_id, c)
+    if c.status == "calling":  # an earlier attempt may have created the task: look before calling
+        found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
+        if found is not None:
+            return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
+        if b.status != "cancelled":
+            c = bitems.chunk_requeued(corp_id, c)
+            if c is None:
+                return "duplicate"
+    if b.status == "cancelled":
+        return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
+    if not bitems.chunk_calling(corp_id, c, now=int(time.time())):
+        return "duplicate"  # another delivery is calling
+    try:
+        resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
+    except errors.ApiError as exc:
+        if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
+            bitems.chunk_requeued(corp_id, c.model_copy(update={"attempts": c.attempts + 1}))
+            raise
+        logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
+        return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
+    return _settled(corp_id, b, c, status="sent", msgid=resp.msgid, fail_list=list(resp.fail_list))
+
+
+# -- cancel: recall tasks already created ------------------------------------------------------------------------
+def _recall(corp_id: str, c: ChunkItem) -> None:
+    from chalicelib.wecom import errors
+
+    try:
+        _client(corp_id).cancel_groupmsg_send(c.msgid)
+    except errors.ApiError as exc:
+        if exc.retryable:
+            raise
+        logger.warning("cancel_groupmsg_send %s refused: %s", c.msgid, exc)
+    bitems.mark_chunk(corp_id, c, recalled=True)
+
+
+def recall(msg: planner.RecallMessage) -> str:
+    """A cancelled broadcast's tasks already created: cancel_groupmsg_send (a staff member who has
+    not confirmed it can no longer send it). Chunks not sent yet are cancelled by their own messages."""
+    b = bitems.get(msg.corp_id, msg.broadcast_id)
+    if b is None or b.status != "cancelled":
+        return "duplicate"
+    if b.target.get("kind") == "moments":
+        return "done"
+    for c in bitems.chunks_of(msg.corp_id, msg.broadcast_id):
+        if c.status == "sent" and c.msgid and not c.recalled:
+            _recall(msg.corp_id, c)
+    return "done"
+
+
+def track(msg: planner.TrackMessage) -> str:
+    from chalicelib.broadcasts import tracking
+
+    return tracking.track(msg.corp_id, msg.broadcast_id, now=msg.now)
+
+
+# -- Moments ---------------------------------------------------------------------------------------------------
+def send_moment(msg: planner.MomentMessage) -> str:
+    """One add_moment_task. WeCom offers no lookup of a moment task by content, so an attempt whose
+    answer was lost is not repeated: the broadcast fails with `outcome_unknown` (a post twice on
+    every sender's Moments is the worse harm)."""
+    from chalicelib.platform.content import MessageContent
+    from chalicelib.wecom import errors
+    from chalicelib.wecom.models import MomentTask
+
+    corp_id = msg.corp_id
+    b = bitems.get(corp_id, msg.broadcast_id)
+    if b is None or b.status != "planning":
+        return "duplicate"
+    if b.error == "calling":
+        bitems.set_fields(corp_id, b.broadcast_id, status="failed", error="outcome_unknown")
+        return "failed"
+    content = MessageContent.model_validate(b.content)
+    t = b.target
+    visible: dict[str, Any] = {}
+    if t.get("sender_ids"):
+        visible["sender_list"] = {"user_list": t["sender_ids"]}
+    if t.get("tag_ids"):
+        visible["external_contact_list"] = {"tag_list": t["tag_ids"]}
+    task = MomentTask(text={"content": content.text} if content.text else None,
+                      attachments=content.wecom_attachments() or None, visible_range=visible or None)
+    bitems.set_fields(corp_id, b.broadcast_id, error="calling")
+    try:
+        resp = _client(corp_id).add_moment_task(task)
+    except errors.ApiError as exc:
+        if exc.retryable:
+            bitems.set_fields(corp_id, b.broadcast_id, error=None)
+            raise
+        bitems.set_fields(corp_id, b.broadcast_id, status="failed", error=f"errcode {exc.errcode}")
+        return "failed"
+    except errors.WeComUnavailable:
+        raise  # left `calling`: the retry fails it as outcome_unknown rather than post twice
+    bitems.set_fields(corp_id, b.broadcast_id, status="sent", jobid=resp.jobid, error=None)
+    bitems.track_at(corp_id, b.broadcast_id, int(time.time()) + bitems.TRACK_FIRST_SECONDS)
+    return "sent"

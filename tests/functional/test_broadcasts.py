@@ -1,0 +1,484 @@
+"""Broadcasts (issue #11 parts 2-4) on the sandbox: a segment's customers planned under the per-customer
+daily cap, chunked per sender, sent through the `sends` queue exactly once (redeliveries, a 45009 storm,
+a lost WeCom reply), cancelled, scheduled; groups and Moments targets."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from tests.functional.test_acquisition import _code
+from tests.helpers import CORP_ID, drain_queue, sqs_event
+
+BROADCASTS = "/api/v1/broadcasts"
+ADD_MSG = "externalcontact/add_msg_template"
+
+
+# -- building customers and segments -------------------------------------------------------------------------------
+def _customer(world, name: str, *, staff: str = "alice", tags: list[str] = (), existing: str | None = None) -> str:
+    """A customer adds `staff` through a channel code carrying `tags` (again, for `existing`)."""
+    state = f"c-{len(world.delivered)}-{staff}"
+    status, code = _code(world, tag_ids=list(tags), state=state, staff_ids=[staff])
+    assert status == 201, code
+    customer = world.sb.simulator.scan_contact_way(CORP_ID, code["config_id"], name=name,
+                                                   external_userid=existing)["external_userid"]
+    world.pump()
+    return customer
+
+
+def _segment(world, filter_: dict) -> str:
+    status, body = world.call("POST", "/api/v1/segments", {"name": "seg", "filter": filter_})
+    assert status == 201, body
+    return body["segment_id"]
+
+
+def _create(world, segment_id: str, text: str = "News from {staff_name}", **extra) -> dict:
+    target = {"kind": "customers", "segment_id": segment_id}
+    status, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": text}, **extra})
+    assert status == 201, body
+    return body
+
+
+@pytest.fixture
+def shop(world):
+    """masks / vip tags; ann (alice, masks), bea (alice, masks+vip), cid (alice then bob: masks on both,
+    bob newest), dan (bob, masks), eve (alice, masks, then lost), fay (alice, no tag)."""
+    masks, vip = world.tag("wants", "masks", "vip")
+    world.sb.clock.advance(-100)
+    c = {"ann": _customer(world, "Ann", tags=[masks]), "bea": _customer(world, "Bea", tags=[masks, vip])}
+    c["cid"] = _customer(world, "Cid", tags=[masks])
+    world.sb.clock.advance(50)
+    _customer(world, "Cid", staff="bob", tags=[masks], existing=c["cid"])
+    c["dan"] = _customer(world, "Dan", staff="bob", tags=[masks])
+    c["eve"] = _customer(world, "Eve", tags=[masks])
+    c["fay"] = _customer(world, "Fay")
+    world.sb.clock.advance(50)
+    world.sb.simulator.customer_deletes_staff(CORP_ID, c["eve"], "alice")
+    world.pump()
+    return world, c, {"masks": masks, "vip": vip}
+
+
+# -- driving the sends queue as Lambda's event source would -------------------------------------------------------
+class Sends:
+    """Feeds the sends queue to `on_sends` in batches of 5; moves moto's SQS clock past delays
+    (deferred messages) instead of waiting. `seen` keeps every body handled (to redeliver)."""
+
+    def __init__(self, world, monkeypatch):
+        import moto.sqs.models as sqs_models
+
+        self.world, self.seen, self.skipped = world, [], 0.0
+        real = sqs_models.unix_time_millis
+        monkeypatch.setattr(sqs_models, "unix_time_millis", lambda dt=None: real(dt) + self.skipped * 1000)
+
+    def feed(self, bodies: list[str], *, allow_failures: bool = False) -> list[dict]:
+        payloads = []
+        for i in range(0, len(bodies), 5):
+            payload = self.world.client.lambda_.invoke("on_sends", sqs_event(bodies[i:i + 5])).payload
+            assert allow_failures or payload == {"batchItemFailures": []}, payload
+            payloads.append(payload)
+        return payloads
+
+    def run(self, *, max_rounds: int = 200, stop=None, allow_failures: bool = False) -> int:
+        from chalicelib.platform import queues
+
+        handled = 0
+        for _ in range(max_rounds):
+            bodies = drain_queue(self.world.settings.sends_queue)
+            if not bodies:
+                if queues.depth(self.world.settings.sends_queue).empty:
+                    return handled
+                self.skipped += queues.MAX_DELAY_SECONDS + 1
+                continue
+            if stop is not None:
+                keep = [b for b in bodies if not stop(json.loads(b))]
+                if len(keep) < len(bodies):  # put the others back and stop here
+                    for b in bodies:
+                        if b not in keep:
+                            _requeue(self.world, b)
+                    bodies = keep
+                    self.seen += bodies
+                    self.feed(bodies, allow_failures=allow_failures)
+                    return handled + len(bodies)
+            self.seen += bodies
+            self.feed(bodies, allow_failures=allow_failures)
+            handled += len(bodies)
+        raise AssertionError("sends queue did not drain")
+
+
+def _requeue(world, body: str) -> None:
+    from chalicelib.platform import aws, queues
+
+    aws.client("sqs").send_message(QueueUrl=queues.queue_url(world.settings.sends_queue), MessageBody=body)
+
+
+@pytest.fixture
+def sends(world, monkeypatch):
+    return Sends(world, monkeypatch)
+
+
+def _mass(world) -> list:
+    return list(world.sb.world.corp(CORP_ID).mass_messages.values())
+
+
+def _confirm_all(world) -> list[dict]:
+    for m in _mass(world):
+        for userid in m.targets:
+            if not m.cancelled and m.task_status.get(userid) != 2:
+                world.sb.simulator.confirm_mass_message(CORP_ID, m.msgid, userid)
+    return world.sb.journal.entries("mass_message", corp_id=CORP_ID)
+
+
+def _view(world, broadcast_id: str) -> dict:
+    status, body = world.call("GET", f"{BROADCASTS}/{broadcast_id}")
+    assert status == 200, body
+    return body
+
+
+def _claims(customer: str) -> dict:
+    import time
+
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts.service import day_of
+
+    return bitems.claims_of(CORP_ID, day_of(CORP_ID, int(time.time())), customer) or {}
+
+
+# -- the tests -------------------------------------------------------------------------------------------------------
+def test_a_tag_expression_segment_reaches_exactly_its_customers_once_from_the_right_sender(shop, sends):
+    world, c, t = shop
+    seg = _segment(world, {"tags": {"and": [{"tag": t["masks"]}, {"not": {"tag": t["vip"]}}]}})
+    b = _create(world, seg)
+    sends.run()
+    delivered = _confirm_all(world)
+    got = Counter((e["external_userid"], e["userid"]) for e in delivered)
+    # cid's newest relation is bob's; eve's only relation is lost; bea is vip; fay has no tag
+    assert got == Counter({(c["ann"], "alice"): 1, (c["cid"], "bob"): 1, (c["dan"], "bob"): 1})
+    assert {e["text"] for e in delivered} == {"News from Alice", "News from Bob"}
+    view = _view(world, b["broadcast_id"])
+    assert view["status"] == "sent" and view["progress"] == 1.0
+    assert (view["planned"], view["sent"], view["queued"], view["failed"]) == (3, 3, 0, 0)
+    assert view["excluded"] == {"capped": 0, "lost_relation": 1, "no_sender": 0, "not_friend": 0, "over_quota": 0}
+    assert view["chunks"] == 2  # one WeCom call per sender
+
+
+def test_naming_several_staff_members_still_sends_from_the_newest_relation(shop, sends):
+    world, c, t = shop
+    seg = _segment(world, {"staff_ids": ["alice", "bob"], "tags": {"tag": t["masks"]}})
+    _create(world, seg)
+    sends.run()
+    got = Counter((e["external_userid"], e["userid"]) for e in _confirm_all(world))
+    assert got == Counter({(c["ann"], "alice"): 1, (c["bea"], "alice"): 1, (c["cid"], "bob"): 1,
+                           (c["dan"], "bob"): 1})
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+def test_overlapping_broadcasts_on_one_day_give_each_customer_at_most_the_cap(shop, sends, cap):
+    world, c, t = shop
+    if cap != 1:
+        status, body = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": cap})
+        assert status == 200 and body["per_customer_per_day"] == cap, body
+    masks = _segment(world, {"tags": {"tag": t["masks"]}})
+    everyone = _segment(world, {"statuses": ["active"]})
+    ids = [_create(world, seg)["broadcast_id"] for seg in (masks, everyone, masks)]  # planned interleaved
+    sends.run()
+    per_customer = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert max(per_customer.values()) == cap
+    assert set(per_customer) == {c[n] for n in ("ann", "bea", "cid", "dan", "fay")}
+    for name in ("ann", "bea", "cid", "dan", "fay"):
+        assert _claims(c[name])["n"] == per_customer[c[name]] <= cap
+    views = [_view(world, i) for i in ids]
+    planned = sum(v["planned"] for v in views)
+    assert planned == sum(per_customer.values())
+    # every matching (customer, broadcast) is either planned or counted once as capped / lost
+    matches = 4 + 1 + 5 + 4 + 1  # masks: 4 active + eve lost; everyone: 5 active; masks again
+    assert planned + sum(v["excluded"]["capped"] + v["excluded"]["lost_relation"] for v in views) == matches
+
+
+def test_a_45009_storm_during_fan_out_delays_but_loses_nothing(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)  # one WeCom call per customer
+    seg = _segment(world, {"statuses": ["active"]})
+    b = _create(world, seg)
+    fault = world.sb.faults.add("errcode", path=ADD_MSG, errcode=45009, rate=0.6, count=None)
+    sends.run()
+    assert fault.fired > 0
+    world.sb.faults.clear()
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert len(_mass(world)) == 5  # one task per chunk: no call repeated after a success
+    view = _view(world, b["broadcast_id"])
+    assert view["status"] == "sent" and view["sent"] == 5 and view["chunks"] == 5
+
+
+def test_redelivered_plan_steps_and_chunk_messages_send_nothing_twice(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setattr(planner, "PAGE", 2)  # several plan steps, each of one page
+    monkeypatch.setattr(planner, "STEP_MEMBERS", 2)
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 2)
+    # the first plan step dies after writing its parts, before recording itself (a crashed Lambda)
+    real, crashed = bitems.record_step, []
+
+    def crash_once(*args, **kwargs):
+        if not crashed:
+            crashed.append(1)
+            raise RuntimeError("Lambda killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bitems, "record_step", crash_once)
+    seg = _segment(world, {"statuses": ["active", "lost"]})
+    b = _create(world, seg)
+    first = drain_queue(world.settings.sends_queue)
+    assert sends.feed(first, allow_failures=True)[0]["batchItemFailures"]  # SQS redelivers it
+    sends.feed(first)
+    sends.run()
+    before = _view(world, b["broadcast_id"])
+    sends.feed(list(sends.seen))  # every message again: plan steps, chunking, chunks
+    sends.run()
+    assert _view(world, b["broadcast_id"]) == before
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert before["planned"] == 5 and before["excluded"]["lost_relation"] == 1 and before["status"] == "sent"
+    assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))
+
+
+def test_a_lost_wecom_reply_sends_nothing_twice(shop, sends):
+    world, c, t = shop
+    seg = _segment(world, {"statuses": ["active"]})
+    b = _create(world, seg)
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # WeCom did it; we never heard
+    sends.run()
+    assert len(_mass(world)) == 2  # one task per sender, the lost one found by the lookup
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    view = _view(world, b["broadcast_id"])
+    assert view["status"] == "sent" and view["sent"] == 5
+
+
+def test_cancel_stops_what_has_not_been_sent_and_recalls_what_was(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    seg = _segment(world, {"statuses": ["active"]})
+    b = _create(world, seg)
+    sends.run(stop=lambda m: m["kind"] == "send")  # planned and chunked: five chunks queued
+    one, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([one])  # one chunk reaches WeCom before the cancel
+    assert len(_mass(world)) == 1
+    status, view = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200 and view["status"] == "cancelled", view
+    sends.run()
+    assert len(_mass(world)) == 1 and _mass(world)[0].cancelled  # recalled: its staff member cannot send it
+    assert not _confirm_all(world)
+    view = _view(world, b["broadcast_id"])
+    assert view["sent"] == 1 and view["queued"] == 0 and view["progress"] == 1.0
+    held = [n for n in ("ann", "bea", "cid", "dan", "fay") if _claims(c[n]).get("n")]
+    assert len(held) == 1  # the cancelled chunks' claims are given back
+    status, again = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 409 and again["error"]["code"] == "broadcast_finished"
+
+
+def test_a_scheduled_broadcast_goes_at_its_time_and_not_before(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    seg = _segment(world, {"tags": {"tag": t["masks"]}})
+    send_at = int(time.time()) + 3600
+    b = _create(world, seg, send_at=send_at)
+    assert b["status"] == "scheduled"
+    assert sends.run() == 0
+    assert schedules.minute(now=send_at - 1)["broadcasts_started"] == 0
+    assert sends.run() == 0 and _view(world, b["broadcast_id"])["status"] == "scheduled"
+    assert schedules.minute(now=send_at)["broadcasts_started"] == 1
+    assert schedules.minute(now=send_at + 60)["broadcasts_started"] == 0  # a second tick starts nothing
+    sends.run()
+    assert _view(world, b["broadcast_id"])["status"] == "sent"
+    assert len(_confirm_all(world)) == 4
+    later = _create(world, seg, send_at=send_at + 7200)
+    status, view = world.call("POST", f"{BROADCASTS}/{later['broadcast_id']}/cancel")
+    assert status == 200 and view["status"] == "cancelled"
+    assert schedules.minute(now=send_at + 7200)["broadcasts_started"] == 0
+    sends.run()  # (a tracking pass of the first)
+    assert len(_mass(world)) == 2 and _view(world, later["broadcast_id"])["status"] == "cancelled"
+    status, page = world.call("GET", f"{BROADCASTS}?status=sent")
+    assert status == 200 and [x["broadcast_id"] for x in page["items"]] == [b["broadcast_id"]]
+    status, page = world.call("GET", f"{BROADCASTS}?limit=1")
+    assert [x["broadcast_id"] for x in page["items"]] == [later["broadcast_id"]] and page["next_cursor"]
+
+
+def _stored_broadcast_items() -> list[dict]:
+    from chalicelib.store import get_table, keys
+
+    return [i for i in get_table().query_all(keys.corp_partition(CORP_ID))
+            if i["SK"].startswith(("BCAST", "CAP#"))]
+
+
+def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
+    world, c, t = shop
+    seg = _segment(world, {"tags": {"tag": t["masks"]}})
+    gone = world.tag("old", "discontinued")[0]
+    stale = _segment(world, {"tags": {"tag": gone}})
+    status, _ = world.call("DELETE", f"/api/v1/tags/{gone}")
+    assert status in (200, 204)
+    customers = {"kind": "customers", "segment_id": seg}
+    cases = {
+        "unknown segment": ({"target": {"kind": "customers", "segment_id": "s-nope"}}, 404, "not_found"),
+        "segment naming a deleted tag": ({"target": {"kind": "customers", "segment_id": stale}}, 400, "unknown_tags"),
+        "text over 4000 bytes": ({"content": {"text": "字" * 1334}}, 400, "validation_error"),
+        "ten attachments": ({"content": {"attachments": [{"type": "image", "media_id": "m"}] * 10}}, 400,
+                            "validation_error"),
+        "customer name": ({"content": {"text": "Hi {customer_name}"}}, 400, "validation_error"),
+        "past send_at": ({"send_at": 1_600_000_000}, 400, "validation_error"),
+        "unknown chat ids": ({"target": {"kind": "groups", "chat_ids": ["wrOtherCorpChat"]}}, 400, "unknown_groups"),
+        "two ways to name groups": ({"target": {"kind": "groups", "chat_ids": ["x"], "owner_ids": ["alice"]}}, 400,
+                                    "validation_error"),
+        "unknown owner": ({"target": {"kind": "groups", "owner_ids": ["nobody"]}}, 400, "unknown_staff"),
+        "moments sender not in the directory": ({"target": {"kind": "moments", "sender_ids": ["nobody"]}}, 400,
+                                                "unknown_staff"),
+        "moments unknown tag": ({"target": {"kind": "moments", "tag_ids": ["nope"]}}, 400, "unknown_tags"),
+        "moments two links": ({"target": {"kind": "moments"}, "content": {"attachments": [
+            {"type": "link", "title": "a", "url": "https://a"}] * 2}}, 400, "validation_error"),
+        "unknown field": ({"extra": 1}, 400, "validation_error"),
+    }
+    for name, (change, code, error) in cases.items():
+        body = {"name": "b", "target": customers, "content": {"text": "hello"}, **change}
+        status, answer = world.call("POST", BROADCASTS, body)
+        assert (status, answer["error"]["code"]) == (code, error), (name, answer)
+    assert _stored_broadcast_items() == []
+    assert drain_queue(world.settings.sends_queue) == []
+    status, answer = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 11})
+    assert status == 400
+    status, answer = world.call("POST", f"{BROADCASTS}/b-nope/cancel")
+    assert status == 404
+
+
+def test_groups_go_from_their_owners_and_moments_post_once(world, sends):
+    owned = {owner: [world.sb.simulator.create_group(CORP_ID, owner, f"{owner}-{i}")["chat_id"] for i in range(2)]
+             for owner in ("alice", "bob")}
+    world.pump()
+    from chalicelib.groups import sync as group_sync
+    from tests.functional.test_customer_sync import run_sync
+
+    group_sync.start(CORP_ID)  # the daily group sync reads each group's owner (the create event names none)
+    run_sync(world)
+    by_owner = {"kind": "groups", "owner_ids": ["alice", "bob"]}
+    status, b = world.call("POST", BROADCASTS, {"name": "g", "target": by_owner, "content": {"text": "Group news"}})
+    assert status == 201, b
+    status, listed = world.call("POST", BROADCASTS, {"name": "g2", "target": {"kind": "groups",
+                                                                              "chat_ids": [owned["bob"][0]]},
+                                                     "content": {"text": "Just one"}})
+    assert status == 201, listed
+    late = world.sb.simulator.create_group(CORP_ID, "carol", "late")["chat_id"]  # owner not read yet
+    world.pump()
+    status, unread = world.call("POST", BROADCASTS, {"name": "g3", "target": {"kind": "groups", "chat_ids": [late]},
+                                                     "content": {"text": "Just one"}})
+    assert status == 201, unread
+    sends.run()
+    got = Counter((e["chat_id"], e["userid"], e["text"]) for e in _confirm_all(world))
+    expected = Counter({(chat, owner, "Group news"): 1 for owner, chats in owned.items() for chat in chats})
+    expected[(owned["bob"][0], "bob", "Just one")] += 1
+    expected[(late, "carol", "Just one")] += 1
+    assert got == expected
+    assert all(m.chat_type == "group" for m in _mass(world))
+    assert _view(world, b["broadcast_id"])["planned"] == 4
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments", "sender_ids": ["alice"]},
+                                                "content": {"text": "Spring sale"}})
+    assert status == 201, m
+    sends.run()
+    sends.feed([s for s in sends.seen if json.loads(s)["kind"] == "moment"])  # redelivered: not posted again
+    posts = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    assert [(p["userid"], p["text"]) for p in posts] == [("alice", "Spring sale")]
+    assert _view(world, m["broadcast_id"])["status"] == "sent"
+
+
+def test_chunks_are_the_minimum_wecom_calls():
+    from chalicelib.broadcasts import planner
+    from chalicelib.broadcasts.items import BroadcastItem, StepItem
+
+    b = BroadcastItem(broadcast_id="b1", name="n", target={"kind": "customers"}, content={}, send_at=0, day="d",
+                      cap=1, status="planning", created_at=0, updated_at=0)
+    steps = [StepItem(step=s, parts={"a": [1000] * 9 + [999], "b": [7]}) for s in range(3)]
+    chunks = planner.cut_chunks(b, steps)
+    per_sender = Counter(ch.sender for ch in chunks)
+    assert per_sender == {"a": 3, "b": 1}  # ceil(29,997 / 10,000), ceil(21 / 10,000)
+    assert all(ch.count <= 10_000 for ch in chunks)
+    assert sum(ch.count for ch in chunks) == 3 * 9_999 + 21
+    assert sum(s.end - s.start for ch in chunks for s in ch.slices) == sum(ch.count for ch in chunks)
+
+
+def test_tracking_reads_confirmations_and_results_into_totals_and_recipients_and_reminds(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    status, policy = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2,
+                                                                    "remind_after_minutes": 5})
+    assert status == 200, policy
+    world.sb.world.corp(CORP_ID).settings.mass_message_quota = "day"  # WeCom's own quota: 1 a day
+    seg = _segment(world, {"statuses": ["active"]})
+    first = _create(world, seg)
+    sends.run()
+    _confirm_all(world)
+    second = _create(world, seg)
+    sends.run()
+    alice_task = next(m for m in _mass(world) if "alice" in m.targets and m.task_status["alice"] == 0)
+    bob_task = next(m for m in _mass(world) if "bob" in m.targets and m.task_status["bob"] == 0)
+    world.sb.simulator.confirm_mass_message(CORP_ID, alice_task.msgid, "alice")  # bob has not confirmed
+    now = int(time.time())
+    for at in (now + 600, now + 1200, now + 3 * 3600, now + 9 * 3600):
+        assert schedules.minute(now=at)["failures"] == 0
+        sends.run()
+    done = _view(world, first["broadcast_id"])
+    assert (done["confirmed"], done["delivered"], done["excluded"]["over_quota"]) == (5, 5, 0)
+    view = _view(world, second["broadcast_id"])
+    alice = {c["ann"], c["bea"], c["fay"]}  # cid's newest relation is bob's
+    assert (view["confirmed"], view["delivered"], view["excluded"]["over_quota"]) == (3, 0, 3)
+    assert len(bob_task.reminders) == 2  # after 5 minutes, then 8 hours later (not at 3 hours)
+    assert not alice_task.reminders
+    rows, cursor = [], None
+    while True:
+        status, page = world.call("GET", f"{BROADCASTS}/{second['broadcast_id']}/recipients?limit=2"
+                                         + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        rows += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert {(r["recipient"], r["sender"], r["status"]) for r in rows} == {
+        *((x, "alice", "over_quota") for x in alice), (c["cid"], "bob", "sent"), (c["dan"], "bob", "sent")}
+    assert len(rows) == 5
+
+
+def test_another_corps_segment_and_groups_are_refused_with_nothing_stored(world, sends):
+    from tests.helpers import AES_KEY, SECRET, TOKEN, register
+
+    other = "wwothercorp000002"
+    world.sb.register_corp(other, name="Other", secrets={"contact": SECRET}, callback_token=TOKEN,
+                           encoding_aes_key=AES_KEY, callback_url=f"http://product/wecom/{other}/callback",
+                           staff=[{"userid": "zoe", "name": "Zoe"}])
+    key = register(world.client, other)["api_key"]
+    chat = world.sb.simulator.create_group(other, "zoe", "theirs")["chat_id"]
+    world.pump()
+    theirs = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    assert world.client.http.get(f"/api/v1/groups/{chat}", headers=theirs).status_code == 200  # stored, theirs
+    resp = world.client.http.post("/api/v1/segments", headers=theirs,
+                                  body=json.dumps({"name": "s", "filter": {"statuses": ["active"]}}))
+    assert resp.status_code == 201, resp.body
+    segment_id = json.loads(resp.body)["segment_id"]
+    for target, (status, code) in (({"kind": "customers", "segment_id": segment_id}, (404, "not_found")),
+                                   ({"kind": "groups", "chat_ids": [chat]}, (400, "unknown_groups"))):
+        got, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
+        assert (got, body["error"]["code"]) == (status, code), body
+    assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []

@@ -101,6 +101,8 @@ class Stack:
             moto.start()
             self._closers.append(moto.stop)
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto.port}"
+            aws.use_clients(_patient_client)  # moto's Query re-sorts the partition: seconds at 100k
+            self._closers.append(lambda: aws.use_clients(None))
             server = serve(0, sandbox=sb)
             self._closers.append(server.shutdown)
             os.environ["WECOM_API_BASE"] = f"{server.url}/cgi-bin"
@@ -157,6 +159,18 @@ class Stack:
     def stop(self) -> None:
         for close in reversed(self._closers):
             close()
+
+
+def _patient_client(service: str) -> Any:
+    """boto3 clients as chalicelib.platform.aws builds them, with a read timeout for moto's server
+    (its Query sorts the whole partition per call: over the product's 5 s on a busy machine)."""
+    from botocore.config import Config
+
+    from chalicelib.platform import aws
+    from chalicelib.platform.settings import get_settings
+
+    return aws._session().client(service, endpoint_url=get_settings().aws_endpoint_url, config=Config(
+        retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2, read_timeout=300))
 
 
 # -- the corp: staff, customers, relations ----------------------------------------------------------------------
@@ -368,9 +382,10 @@ def _measure(stack: Stack, sb: Any, recipients: int, staff: int, shared: float, 
         meter = stack.fake.meter
         requests = Counter(meter.requests)
         wcu, rcu, sqs = meter.wcu, meter.rcu, meter.sqs_requests
+        wcu_by = {k: round(v / recipients, 4) for k, v in meter.wcu_by.most_common()}
     else:
         requests = Counter(driver.product)
-        wcu = rcu = None
+        wcu = rcu = wcu_by = None
         sqs = sum(n for op, n in requests.items() if op.startswith("sqs."))
     figures = {
         "stack": stack.kind, "recipients": recipients, "staff": staff, "shared": shared,
@@ -384,6 +399,7 @@ def _measure(stack: Stack, sb: Any, recipients: int, staff: int, shared: float, 
         "esm_sqs_requests": dict(driver.esm),
         "wcu_per_recipient": round(wcu / recipients, 3) if wcu is not None else None,
         "rcu_per_recipient": round(rcu / recipients, 3) if rcu is not None else None,
+        "wcu_per_recipient_by_write": wcu_by,
         "wcu": round(wcu) if wcu is not None else None, "rcu": round(rcu) if rcu is not None else None,
         "planner_peak_mb": {k: round(v / 2**20, 1) for k, v in driver.peaks.items()},
     }
@@ -403,7 +419,8 @@ def report(f: dict[str, Any]) -> str:
     ]
     if f["wcu_per_recipient"] is not None:
         lines.append(f"  DynamoDB       {f['wcu_per_recipient']:.3f} WRU and {f['rcu_per_recipient']:.3f} RRU per "
-                     f"recipient ({f['wcu']:,} WRU, {f['rcu']:,} RRU)")
+                     f"recipient ({f['wcu']:,} WRU, {f['rcu']:,} RRU); WRU per recipient by write (operation, "
+                     f"item kind): {f['wcu_per_recipient_by_write']}")
     lines.append("  AWS requests   per recipient: " + ", ".join(
         f"{op} {n}" for op, n in f["aws_requests_per_recipient"].items()))
     lines.append(f"  planner peak   {f['planner_peak_mb']} MB (tracemalloc, above the handler's start)")

@@ -1,6 +1,8 @@
 """An in-process fake of the DynamoDB and SQS calls chalicelib makes, fast enough for 1M items,
 that counts what AWS would bill.
 
+    python -m bench.fake_aws [--items 5000]   # per-request time: moto through botocore vs this fake
+
     fake = FakeAWS()
     aws.use_clients(fake.client)   # chalicelib.platform.aws: dynamodb and sqs answered here
     ...
@@ -123,10 +125,16 @@ class Meter:
     rcu: float = 0.0  # read request units
     sqs_requests: int = 0
     requests: Counter = field(default_factory=Counter)  # "dynamodb.UpdateItem" -> calls
+    wcu_by: Counter = field(default_factory=Counter)  # "UpdateItem CAP" -> write units (op, sort key's first word)
+
+    def bill_write(self, op: str, units: float, *, sk: str = "") -> None:
+        self.wcu += units
+        self.wcu_by[f"{op} {sk.split('#', 1)[0]}".strip()] += units
 
     def reset(self) -> None:
         self.wcu, self.rcu, self.sqs_requests = 0.0, 0.0, 0
         self.requests.clear()
+        self.wcu_by.clear()
 
     def snapshot(self) -> dict[str, Any]:
         return {"wcu": self.wcu, "rcu": self.rcu, "sqs_requests": self.sqs_requests,
@@ -350,7 +358,7 @@ class FakeDynamoDB:
         return test
 
     def _failed(self, op: str, attrs: dict | None, return_old: str | None) -> None:
-        self.meter.wcu += write_units(item_size(attrs))
+        self.meter.bill_write(op, write_units(item_size(attrs)))
         extra = {"Item": dict(attrs)} if attrs and return_old == "ALL_OLD" else {}
         _raise(_Exceptions.ConditionalCheckFailedException, op, "The conditional request failed", **extra)
 
@@ -398,7 +406,8 @@ class FakeDynamoDB:
         if new is not None:
             table.check_item(op, new)
         gsi_units = table.store(key, new)
-        self.meter.wcu += factor * (write_units(max(item_size(old), item_size(new))) + gsi_units)
+        self.meter.bill_write(op, factor * (write_units(max(item_size(old), item_size(new))) + gsi_units),
+                              sk=key[1])
 
     # -- single items
     def get_item(self, *, TableName: str, Key: dict, ConsistentRead: bool = False, **_: Any) -> dict:
@@ -651,14 +660,14 @@ class FakeDynamoDB:
                     (kind, spec), = entry.items()
                     table = self.tables[spec["TableName"]]
                     raw = spec.get("Key") or {table.pk: spec["Item"][table.pk], table.sk: spec["Item"][table.sk]}
-                    self.meter.wcu += 2 * write_units(item_size(table.items.get(table.key_of(op, raw))))
+                    self.meter.bill_write(op, 2 * write_units(item_size(table.items.get(table.key_of(op, raw)))))
                 codes = ", ".join(r["Code"] for r in reasons)
                 _raise(_Exceptions.TransactionCanceledException, op,
                        f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
                        CancellationReasons=reasons)
             for table, key, new in planned:
                 if table.items.get(key) is new:  # ConditionCheck
-                    self.meter.wcu += 2 * write_units(item_size(new))
+                    self.meter.bill_write(op, 2 * write_units(item_size(new)), sk=key[1])
                 else:
                     self._write(op, table, key, new, factor=2)
             return {}
@@ -868,3 +877,53 @@ class FakeAWS:
     def client(self, service: str) -> Any | None:
         """The factory for chalicelib.platform.aws.use_clients: None leaves the service to boto3."""
         return {"dynamodb": self.dynamodb, "sqs": self.sqs}.get(service)
+
+
+# -- why: moto through botocore vs this fake, per request ---------------------------------------------------
+def compare(items: int) -> dict[str, dict[str, float]]:
+    """Time `items` cap-claim UpdateItems, then a paged Query (100 per page) over them, through
+    chalicelib.store on moto's mock_aws (botocore serialising, moto's backend) and on this fake."""
+    import os
+
+    from moto import mock_aws
+
+    os.environ.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
+                       "SCRM_TABLE_NAME": "t", "SCRM_EVENTS_QUEUE": "e", "SCRM_SENDS_QUEUE": "s",
+                       "SCRM_SYNC_QUEUE": "y", "SCRM_ADMIN_KEY": "k"})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    from chalicelib.platform import aws, caches
+    from chalicelib.store import get_table, schema
+
+    out = {}
+    for label in ("moto", "fake"):
+        with mock_aws():
+            if label == "fake":
+                aws.use_clients(FakeAWS().client)
+            caches.clear_all()
+            schema.create_table(aws.client("dynamodb"), "t")
+            table = get_table()
+            start = time.perf_counter()
+            for i in range(items):
+                table.update({"PK": "CORP#c", "SK": f"CAP#2024-01-01#wm{i:030d}"}, expression="SET #b = :v ADD n :one",
+                             names={"#b": "b_x"}, values={":v": "0#alice", ":one": 1, ":cap": 1},
+                             condition="attribute_not_exists(#b) AND (attribute_not_exists(n) OR n < :cap)")
+            claim = (time.perf_counter() - start) / items
+            start, pages, cursor = time.perf_counter(), 0, None
+            while True:
+                _, cursor = table.query("CORP#c", sk_prefix="CAP#", limit=100, cursor=cursor)
+                pages += 1
+                if not cursor:
+                    break
+            out[label] = {"update_item_ms": round(claim * 1000, 3),
+                          "query_page_ms": round((time.perf_counter() - start) / pages * 1000, 2)}
+            aws.use_clients(None)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="moto through botocore vs bench/fake_aws.py, per request")
+    parser.add_argument("--items", type=int, default=5000)
+    print(json.dumps(compare(parser.parse_args().items), indent=2))

@@ -100,6 +100,7 @@ class ChunkItem(Model):
     status: ChunkStatus = "queued"
     attempts: int = 0
     call_started_at: int | None = None
+    caller: str | None = None  # the token of the message whose delivery set `calling`
     msgid: str | None = None
     fail_list: list[str] = Field(default_factory=list)
     errcode: int | None = None
@@ -386,18 +387,21 @@ def chunks_of(corp_id: str, broadcast_id: str) -> list[ChunkItem]:
         keys.corp_partition(corp_id), sk_prefix=keys.broadcast_chunk_prefix(broadcast_id), consistent=True)]
 
 
-def chunk_calling(corp_id: str, c: ChunkItem, *, now: int) -> bool:
-    """queued -> calling (attempts + 1), just before the WeCom call; False if another delivery moved it."""
+def chunk_calling(corp_id: str, c: ChunkItem, *, now: int, caller: str) -> ChunkItem | None:
+    """queued -> calling (attempts + 1, `caller` = the message's token), just before the WeCom
+    call; None if another delivery moved it."""
     try:
         get_table().update(_chunk_key(corp_id, c),
-                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one",
+                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one, "
+                                      "caller = :caller",
                            names={"#status": "status"},
                            values={":calling": "calling", ":now": now, ":one": 1, ":queued": "queued",
-                                   ":a": c.attempts},
+                                   ":a": c.attempts, ":caller": caller},
                            condition="#status = :queued AND attempts = :a")
     except ConditionFailed:
-        return False
-    return True
+        return None
+    return c.model_copy(update={"status": "calling", "call_started_at": now, "attempts": c.attempts + 1,
+                                "caller": caller})
 
 
 def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
@@ -416,16 +420,17 @@ def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
 def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
                  fail_list: list[str] | None = None, errcode: int | None = None) -> bool:
     """The chunk's outcome and the broadcast's counters in one transaction (exactly once: the
-    chunk's condition is on its unsettled status); False if another delivery settled it first."""
+    chunk's condition is on the status and attempts `c` has, as this delivery left or read it);
+    False if another delivery moved or settled it first."""
     table = get_table()
     fails = list(fail_list or [])
     sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_list": fails, "errcode": errcode}
     sets = {k: v for k, v in sets.items() if v is not None}
     chunk_op = table.op_update(
         _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":q": "queued",
-                                                  ":c": "calling"},
-        condition="#status IN (:q, :c)")
+        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":was": c.status,
+                                                  ":a": c.attempts},
+        condition="#status = :was AND attempts = :a")
     adds = {"chunks_settled": 1}
     if status == "sent":
         adds |= {"chunks_sent": 1, "sent": c.count - len(fails), "ex_not_friend": len(fails)}

@@ -1,7 +1,7 @@
 """The broadcast planner: recipients -> cap claims -> per-sender parts -> chunks -> `sends` messages.
 
 A plan step (one `sends` message) streams the target from its cursor, newest relation first, until
-`STEP_MEMBERS` relations or `STEP_SECONDS` (whichever first; always whole pages), claims each
+`STEP_MEMBERS` relations or its time is up (whichever first; always whole pages), claims each
 customer's place under the per-customer daily cap (one conditional UpdateItem per customer:
 items.claim), keeps per-sender lists in memory (at most the step's size: memory is flat in the
 segment's size), writes them as parts (<= 1,000 recipients each) and a step summary, then records
@@ -37,7 +37,6 @@ from chalicelib.platform.model import Model
 logger = logging.getLogger(__name__)
 
 STEP_MEMBERS = 20_000  # relations one plan step reads at most (its memory)
-STEP_SECONDS = 60.0  # of the sends queue's 120 s visibility
 PAGE = 1000  # relations per DynamoDB read of the segment
 PART_SIZE = 1000
 CHUNK_LIMIT = {"customers": 10_000, "groups": 2_000}  # add_msg_template's per-call limits
@@ -60,10 +59,19 @@ class ChunkingMessage(_Msg):
     kind: Literal["chunk"] = "chunk"
 
 
+def _token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:16]
+
+
 class SendMessage(_Msg):
     kind: Literal["send"] = "send"
     sender: str
     k: int
+    # Kept by SQS redeliveries and by deferral: a delivery finding the chunk `calling` under its own
+    # token knows the earlier attempt was its own (timed out or died), not one still in flight.
+    token: str = Field(default_factory=_token)
 
 
 class MomentMessage(_Msg):
@@ -283,7 +291,8 @@ class _Step:
                 bitems.release(self.corp_id, self.b.day, customer, self.b.broadcast_id)
 
 
-def run_step(msg: PlanMessage, *, clock: Any = time.monotonic) -> str:
+def run_step(msg: PlanMessage, *, until: float | None = None, clock: Any = time.monotonic) -> str:
+    """One plan step; it stops reading at `until` (clock time) or STEP_MEMBERS, whichever first."""
     from chalicelib.corps import staff
 
     corp_id = msg.corp_id
@@ -297,7 +306,7 @@ def run_step(msg: PlanMessage, *, clock: Any = time.monotonic) -> str:
     state = _Step(corp_id, b, msg.step, staff.directory(corp_id), now=now)
     customers = b.target["kind"] == "customers"
     pages = (_customer_pages if customers else _group_pages)(corp_id, b, b.cursor)
-    started, read, cursor, done = clock(), 0, b.cursor, True
+    read, cursor, done = 0, b.cursor, True
     pool = None
     if customers and CLAIM_WORKERS > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -312,7 +321,7 @@ def run_step(msg: PlanMessage, *, clock: Any = time.monotonic) -> str:
                 state.groups_page(page)
             if cursor is None:
                 break
-            if read >= STEP_MEMBERS or clock() - started >= STEP_SECONDS:
+            if read >= STEP_MEMBERS or (until is not None and clock() >= until):
                 done = False
                 break
         else:

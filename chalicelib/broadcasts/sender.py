@@ -28,13 +28,27 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
 MAX_DEFERRALS = 24
+CALL_LEASE_SECONDS = 60  # a call another delivery started less long ago may still be in flight
+
+
+class ChunkBusy(Exception):
+    """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
+
+
+# on_sends' Lambda timeout (.chalice/config.json; test_infra keeps them equal). A message started
+# with less than MESSAGE_RESERVE_SECONDS of the batch left is put back on the queue instead (a WeCom
+# call may take 5 s); a plan step stops reading PLAN_RESERVE_SECONDS before the batch's end.
+BATCH_SECONDS = 15.0
+MESSAGE_RESERVE_SECONDS = 7.0
+PLAN_RESERVE_SECONDS = 5.0
 
 
 def handle_batch(records: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
     """records: (message_id, body) of one SQS batch; Lambda's partial batch response."""
     from chalicelib.platform import consumer, queues
 
-    return consumer.handle_each(records, handle_message, queue=queues.SENDS)
+    deadline = time.monotonic() + BATCH_SECONDS
+    return consumer.handle_each(records, lambda body: handle_message(body, deadline=deadline), queue=queues.SENDS)
 
 
 def parse(body: str) -> Any:
@@ -48,19 +62,24 @@ def parse(body: str) -> Any:
         raise Unprocessable(f"the message cannot be read: {exc}") from exc
 
 
-HANDLERS = {"plan": "run_step", "chunk": "run_chunking"}
+HANDLERS = {"chunk": "run_chunking"}
 
 
-def handle_message(body: str) -> str:
+def handle_message(body: str, *, deadline: float | None = None) -> str:
     from chalicelib.platform import consumer, queues
 
     msg = parse(body)
+    if deadline is not None and time.monotonic() > deadline - MESSAGE_RESERVE_SECONDS:
+        queues.send(queues.SENDS, msg)  # too little of the batch's time left: the next invocation takes it
+        return "postponed"
     try:
+        if msg.kind == "plan":
+            return planner.run_step(msg, until=None if deadline is None else deadline - PLAN_RESERVE_SECONDS)
         if msg.kind in HANDLERS:
             return getattr(planner, HANDLERS[msg.kind])(msg)
         return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
-        wait = consumer._retry_after(exc, msg.attempt)
+        wait = CALL_LEASE_SECONDS if isinstance(exc, ChunkBusy) else consumer._retry_after(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
             raise
         logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
@@ -80,9 +99,13 @@ def _chat_type(c: ChunkItem) -> str:
 
 
 def _release(corp_id: str, b: BroadcastItem, c: ChunkItem, customers: list[str]) -> None:
-    if c.kind == "customers":
-        for customer in customers:
-            bitems.release(corp_id, b.day, customer, b.broadcast_id)
+    """Give back the claims of these customers (a failed chunk: up to 10,000, in parallel); marked
+    released once done, so a delivery killed half-way is redone by the next."""
+    if c.kind == "customers" and customers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(planner.CLAIM_WORKERS, len(customers))) as pool:
+            list(pool.map(lambda customer: bitems.release(corp_id, b.day, customer, b.broadcast_id), customers))
     bitems.mark_chunk(corp_id, c, released=True)
 
 
@@ -172,6 +195,8 @@ def send_chunk(msg: planner.SendMessage) -> str:
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
+        if c.caller != msg.token and time.time() - (c.call_started_at or 0) < CALL_LEASE_SECONDS:
+            raise ChunkBusy(f"chunk {c.sender}#{c.k} is being called by another delivery")
         found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
@@ -181,13 +206,15 @@ def send_chunk(msg: planner.SendMessage) -> str:
                 return "duplicate"
     if b.status == "cancelled":
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
-    if not bitems.chunk_calling(corp_id, c, now=int(time.time())):
+    calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
+    if calling is None:
         return "duplicate"  # another delivery is calling
+    c = calling
     try:
         resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
     except errors.ApiError as exc:
         if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
-            bitems.chunk_requeued(corp_id, c.model_copy(update={"attempts": c.attempts + 1}))
+            bitems.chunk_requeued(corp_id, c)
             raise
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 SEND_AT_SKEW = 60  # a send_at this far in the past is taken as "now" (clocks differ); further: 400
 MAX_AHEAD = 366 * 86400
 MOMENT_TEXT_CHARS = 2000
+MEDIA_LIFETIME = 3 * 86400 - 3600  # a WeCom media_id lives 3 days (an hour's margin)
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
 
@@ -179,7 +180,11 @@ class UnknownGroups(UnknownReferences):
 
 
 # -- checks ------------------------------------------------------------------------------------------------
-def _check_content(target: Any, content: MessageContent) -> None:
+def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
+    if ahead > MEDIA_LIFETIME and any(getattr(a, "media_id", None) or getattr(a, "pic_media_id", None)
+                                      for a in content.attachments):
+        raise InvalidBroadcast("content.attachments", "a WeCom media_id lives 3 days: a broadcast sent later than "
+                                                      "that needs images by pic_url")
     if content.needs_customer_name:
         raise InvalidBroadcast("content.text", f"{PLACEHOLDER_CUSTOMER_NAME} cannot be filled in by a mass "
                                                "message (one text goes to every recipient of a call)")
@@ -267,7 +272,7 @@ def create(corp_id: str, req: BroadcastCreate, *, now: float | None = None) -> B
     if send_at > now_s + MAX_AHEAD:
         raise InvalidBroadcast("send_at", "send_at is more than a year ahead")
     send_at = max(send_at, now_s)
-    _check_content(req.target, req.content)
+    _check_content(req.target, req.content, ahead=send_at - now_s)
     _check_target(corp_id, req.target)
     b = BroadcastItem(broadcast_id=new_id(), name=req.name, target=req.target.model_dump(mode="json",
                                                                                            exclude_none=True),

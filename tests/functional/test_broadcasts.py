@@ -325,6 +325,8 @@ def _stored_broadcast_items() -> list[dict]:
 
 
 def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
+    import time
+
     world, c, t = shop
     seg = _segment(world, {"tags": {"tag": t["masks"]}})
     gone = world.tag("old", "discontinued")[0]
@@ -340,6 +342,8 @@ def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
                             "validation_error"),
         "customer name": ({"content": {"text": "Hi {customer_name}"}}, 400, "validation_error"),
         "past send_at": ({"send_at": 1_600_000_000}, 400, "validation_error"),
+        "media_id expired by send_at": ({"send_at": int(time.time()) + 4 * 86400, "content": {
+            "attachments": [{"type": "image", "media_id": "m"}]}}, 400, "validation_error"),
         "unknown chat ids": ({"target": {"kind": "groups", "chat_ids": ["wrOtherCorpChat"]}}, 400, "unknown_groups"),
         "two ways to name groups": ({"target": {"kind": "groups", "chat_ids": ["x"], "owner_ids": ["alice"]}}, 400,
                                     "validation_error"),
@@ -482,3 +486,83 @@ def test_another_corps_segment_and_groups_are_refused_with_nothing_stored(world,
         got, body = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
         assert (got, body["error"]["code"]) == (status, code), body
     assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []
+
+
+def test_a_duplicate_chunk_message_arriving_mid_call_waits_instead_of_calling_again(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+    from chalicelib.wecom.client import WeComClient
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 10)
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    [body] = drain_queue(world.settings.sends_queue)
+    duplicate = json.loads(body) | {"token": "another-delivery"}  # e.g. a redelivered chunking step's copy
+    real, outcomes = WeComClient.add_msg_template, []
+
+    def duplicate_arrives_mid_call(self, template):
+        if not outcomes:
+            outcomes.append(sends.feed([json.dumps(duplicate)]))  # while this call is in flight
+        return real(self, template)
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", duplicate_arrives_mid_call)
+    sends.feed([body])
+    sends.run()
+    assert len(_mass(world)) == 1  # one task: the duplicate waited, then found the chunk sent
+    got = Counter(e["external_userid"] for e in _confirm_all(world))
+    assert got == Counter({c[n]: 1 for n in ("ann", "bea", "cid")})  # cid: only alice's relation is named
+    assert _view(world, b["broadcast_id"])["status"] == "sent"
+
+
+def test_a_plan_step_stops_at_its_time_and_the_next_step_goes_on(shop, sends, monkeypatch):
+    import itertools
+    import time
+
+    from chalicelib.broadcasts import planner, sender
+
+    world, c, t = shop
+    monkeypatch.setattr(planner, "PAGE", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    [body] = drain_queue(world.settings.sends_queue)
+    # a batch with too little time left puts the message back untouched
+    assert sender.handle_message(body, deadline=time.monotonic()) == "postponed"
+    [body] = drain_queue(world.settings.sends_queue)
+    ticks = itertools.count()  # one tick per read of the clock: the step's time is up after two pages
+    assert planner.run_step(sender.parse(body), until=2, clock=lambda: next(ticks)) == "done"
+    [following] = [json.loads(x) for x in drain_queue(world.settings.sends_queue)]
+    assert (following["kind"], following["step"]) == ("plan", 1)
+    _requeue(world, json.dumps(following))
+    sends.run()
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert _view(world, b["broadcast_id"])["planned"] == 5
+
+
+def test_a_plan_whose_message_was_lost_is_resumed_by_the_tick(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    assert len(drain_queue(world.settings.sends_queue)) == 1  # the first plan step's message, lost
+    now = int(time.time())
+    assert schedules.minute(now=now + 60)["broadcasts_resumed"] == 0  # not stalled yet
+    assert schedules.minute(now=now + 301)["broadcasts_resumed"] == 1
+    assert schedules.minute(now=now + 302)["broadcasts_resumed"] == 0  # watched again from now on
+    sends.run()
+    assert _view(world, b["broadcast_id"])["status"] == "sent"
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+
+
+def test_a_moments_post_whose_answer_was_lost_is_not_posted_again(world, sends):
+    world.sb.faults.add("timeout", path="externalcontact/add_moment_task", execute=True, count=1)
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments"},
+                                                "content": {"text": "Spring sale"}})
+    assert status == 201, m
+    sends.run()
+    posts = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    assert {p["text"] for p in posts} == {"Spring sale"} and len({p["moment_id"] for p in posts}) == 1
+    view = _view(world, m["broadcast_id"])
+    assert (view["status"], view["error"]) == ("failed", "outcome_unknown")

@@ -95,6 +95,13 @@ def test_the_consumers_time_budget_is_its_lambda_timeout():
         assert lambda_config(stage, "on_events").lambda_timeout == consumer.BATCH_SECONDS
 
 
+def test_the_sends_consumers_time_budget_is_its_lambda_timeout():
+    from chalicelib.broadcasts import sender
+
+    for stage in STAGES:
+        assert lambda_config(stage, "on_sends").lambda_timeout == sender.BATCH_SECONDS
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_visibility_timeout_outlasts_consumer_retries(stage):
     """AWS: visibility timeout >= 6 x function timeout (+ batching window), or a throttled

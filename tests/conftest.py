@@ -43,8 +43,20 @@ def aws_env(monkeypatch):
 
 
 @pytest.fixture
-def aws(aws_env):
-    """moto in-process with the table and every queue (+ DLQ) created."""
+def aws_backend():
+    """What answers DynamoDB and SQS: "moto", or "fake" (bench/fake_aws.py, in-process, what the
+    1M-recipient bench runs on). Store-level test modules override this fixture with both as params
+    (`both_aws_backends`) so the fake is held to the same tests as moto."""
+    return "moto"
+
+
+both_aws_backends = pytest.fixture(params=["moto", "fake"])(lambda request: request.param)
+
+
+@pytest.fixture
+def aws(aws_env, aws_backend):
+    """moto in-process with the table and every queue (+ DLQ) created (DynamoDB and SQS on the fake
+    when `aws_backend` is "fake"; KMS and SSM stay on moto)."""
     from moto import mock_aws
 
     from chalicelib.platform import aws as aws_clients
@@ -54,8 +66,15 @@ def aws(aws_env):
     from chalicelib.store import schema
 
     with mock_aws():
-        settings = get_settings()
-        schema.create_table(aws_clients.client("dynamodb"), settings.table_name)
-        queues.create_queues(aws_clients.client("sqs"), settings)
-        secrets.ensure_local_key(aws_clients.client("kms"), settings.kms_key_id)
-        yield settings
+        if aws_backend == "fake":
+            from bench.fake_aws import FakeAWS
+
+            aws_clients.use_clients(FakeAWS(check=True).client)
+        try:
+            settings = get_settings()
+            schema.create_table(aws_clients.client("dynamodb"), settings.table_name)
+            queues.create_queues(aws_clients.client("sqs"), settings)
+            secrets.ensure_local_key(aws_clients.client("kms"), settings.kms_key_id)
+            yield settings
+        finally:
+            aws_clients.use_clients(None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -42,6 +43,16 @@ def _session() -> Any:
 
 
 _lock = threading.Lock()
+_factory: Callable[[str], Any] | None = None
+
+
+def use_clients(factory: Callable[[str], Any] | None) -> None:
+    """Benches and tests: answer some services in-process (bench/fake_aws.py). `factory(service)`
+    returns the stand-in, or None to leave that service to boto3; None as the factory restores
+    boto3 for all. Consulted only when a client is built (then cached): nothing on the hot path."""
+    global _factory
+    _factory = factory
+    client.cache_clear()
 
 
 @cache
@@ -53,6 +64,8 @@ def client(service: str) -> Any:
 
 
 def _new_client(service: str) -> Any:
+    if _factory is not None and (stand_in := _factory(service)) is not None:
+        return stand_in
     from botocore.config import Config
 
     settings = get_settings()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 from chalicelib.store import counters
+from tests.conftest import both_aws_backends
 from tests.helpers import CORP_ID, contact_xml, drain_queue, encrypted, register, sqs_event
+
+aws_backend = both_aws_backends  # the store under these tests: moto and bench/fake_aws.py
 
 
 def _post(client, xml: bytes, corp_id: str = CORP_ID):

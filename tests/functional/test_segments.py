@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import both_aws_backends
 from tests.functional.test_acquisition import _code
 from tests.helpers import CORP_ID
+
+aws_backend = both_aws_backends  # the store under these tests: moto and bench/fake_aws.py
 
 SEGMENTS = "/api/v1/segments"
 

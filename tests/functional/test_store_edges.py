@@ -8,7 +8,10 @@ import json
 import pytest
 
 from chalicelib.store import counters
+from tests.conftest import both_aws_backends
 from tests.helpers import CORP_ID
+
+aws_backend = both_aws_backends  # every test here runs on moto and on bench/fake_aws.py
 
 
 def test_lost_relation_stays_lost_across_two_syncs(aws):
@@ -306,3 +309,55 @@ def test_a_filtered_page_is_full_when_one_in_eight_match_and_nothing_is_skipped(
     assert [len(p) for p in pages[:2]] == [25, 25]
     seen = [c for page in pages for c in page]
     assert sorted(seen) == [f"wm{i:03d}" for i in range(0, 400, 8)]  # each lost relation once
+
+
+def test_a_failed_claim_returns_the_item_as_found(aws):
+    """The cap claim of broadcasts: one UpdateItem `SET #b = :v ADD n :one` on condition, asking for
+    ALL_OLD on failure: the item as found comes back with the error (no second read)."""
+    from chalicelib.store import get_table
+    from chalicelib.store.table import to_attrs
+
+    table = get_table()
+    key = {"PK": "CORP#corpA", "SK": "CAP#2024-01-01#wm1"}
+    claim = {"UpdateExpression": "SET #b = :v ADD n :one",
+             "ConditionExpression": "attribute_not_exists(#b) AND (attribute_not_exists(n) OR n < :cap)",
+             "ExpressionAttributeNames": {"#b": "b_x"},
+             "ExpressionAttributeValues": to_attrs({":v": "0#alice", ":one": 1, ":cap": 1}),
+             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    table.client.update_item(TableName=table.name, Key=to_attrs(key), **claim)
+    with pytest.raises(table.client.exceptions.ConditionalCheckFailedException) as failed:
+        table.client.update_item(TableName=table.name, Key=to_attrs(key), **claim)
+    assert failed.value.response["Item"] == to_attrs({**key, "b_x": "0#alice", "n": 1})
+    other = {**claim, "ExpressionAttributeNames": {"#b": "b_y"}}
+    with pytest.raises(table.client.exceptions.ConditionalCheckFailedException):  # capped: n == cap
+        table.client.update_item(TableName=table.name, Key=to_attrs(key), **other)
+    table.update(key, expression="REMOVE #b ADD n :m", names={"#b": "b_x"}, values={":m": -1},
+                 condition="attribute_exists(#b)")
+    table.client.update_item(TableName=table.name, Key=to_attrs(key), **other)
+    assert table.get(key) == {**key, "b_y": "0#alice", "n": 1}
+
+
+def test_index_pages_in_both_directions_resume_after_their_cursor(aws):
+    """GSI2 newest first and oldest first, a prefix and a range, paged one item at a time."""
+    from chalicelib.store import get_table, schema
+
+    table = get_table()
+    for i in range(7):
+        table.put({"PK": "CORP#corpA", "SK": f"X#{i}", schema.GSI2_PK: "CORP#corpA#X",
+                   schema.GSI2_SK: f"{i % 3}#{i}"})
+    table.put({"PK": "CORP#corpA", "SK": "Y#1", schema.GSI2_PK: "CORP#corpA#Y", schema.GSI2_SK: "1#1"})
+
+    def paged(**kwargs):
+        out, cursor = [], None
+        while True:
+            page, cursor = table.query("CORP#corpA#X", index=schema.GSI2, limit=1, cursor=cursor, **kwargs)
+            out += [i["SK"] for i in page]
+            if not cursor:
+                return out
+
+    assert paged() == ["X#0", "X#3", "X#6", "X#1", "X#4", "X#2", "X#5"]
+    assert paged(newest_first=True) == ["X#5", "X#2", "X#4", "X#1", "X#6", "X#3", "X#0"]
+    assert paged(sk_prefix="1#") == ["X#1", "X#4"]
+    assert paged(sk_prefix="1#", newest_first=True) == ["X#4", "X#1"]
+    assert paged(sk_between=("0#6", "2#2")) == ["X#6", "X#1", "X#4", "X#2"]
+    assert paged(filter_expression="SK <> :s", values={":s": "X#4"}) == ["X#0", "X#3", "X#6", "X#1", "X#2", "X#5"]

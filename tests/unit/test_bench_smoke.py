@@ -64,3 +64,30 @@ def test_warm_callback_sends_exactly_one_sqs_message(aws, counting, monkeypatch,
         assert len(drain_queue(aws.events_queue)) == 2
     finally:
         caches.clear_all()
+
+
+@pytest.fixture
+def bench_env(monkeypatch):
+    """bench/broadcast.py sets a bench deployment's environment: give the tests theirs back."""
+    import os
+
+    from chalicelib.platform import caches
+
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    caches.clear_all()
+
+
+def test_broadcast_bench_runs_in_process(bench_env):
+    """bench/broadcast.py at a tiny N on the in-process fake: every customer once from its sender,
+    the minimum of WeCom calls, and the figures the goals are stated in."""
+    from bench import broadcast
+
+    f = broadcast.run(300, staff=5, shared=0.2, stack_kind="fake", quiet=True, timeout=120)
+    assert (f["status"], f["exactly_once_from_sender"], f["call_ratio"]) == ("sent", True, 1.0)
+    assert f["wecom_calls"] == f["wecom_calls_min"] == 5
+    assert f["planned"] == 300 and f["excluded"] == {"capped": 0, "lost_relation": 0, "no_sender": 0}
+    assert 1.0 <= f["wcu_per_recipient"] < 2 and f["sqs_requests_per_recipient"] < 0.1
+    assert set(f["planner_peak_mb"]) == {"plan0", "chunk"}

@@ -12,7 +12,18 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox.state import ApiFailure, Corp, GroupChat, MassMessage, Relation, Tag, TagGroup, Transfer
+from sandbox.state import (
+    MEDIA_TTL_SECONDS,
+    ApiFailure,
+    Corp,
+    GroupChat,
+    MassMessage,
+    Media,
+    Relation,
+    Tag,
+    TagGroup,
+    Transfer,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sandbox.app import Sandbox
@@ -106,6 +117,18 @@ class Api:
         return ROUTES[api][1](self, corp, body, query)
 
     # -- helpers -----------------------------------------------------------------------------
+    def check_media(self, corp: Corp, attachments: list[dict[str, Any]]) -> None:
+        """Image attachments by media_id must name an image uploaded less than 3 days ago
+        (errcode 40007: "媒体文件ID ... 有效期是3天", "类型应符合接口要求"). Video, file and
+        mini-program media ids are not checked (yet)."""
+        for item in attachments:
+            media_id = item["image"].get("media_id") if item["msgtype"] == "image" else None
+            if media_id is None:
+                continue
+            media = corp.media.get(media_id) if isinstance(media_id, str) else None
+            if media is None or media.kind != "image" or self.now >= media.created_at + MEDIA_TTL_SECONDS:
+                raise ApiFailure(40007, "invalid media_id")
+
     def staff(self, corp: Corp, userid: Any, *, errcode: int = 40003):
         member = corp.staff.get(userid) if isinstance(userid, str) else None
         if member is None:
@@ -330,6 +353,7 @@ def send_welcome_msg(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     attachments = _check_attachments(body.get("attachments"))
     if not (text and text.get("content")) and not attachments:
         raise ApiFailure(44004, "empty content")  # errcode 44004
+    api.check_media(corp, attachments)
     wc = corp.welcome_codes.get(code)
     if wc is None:
         raise ApiFailure(41050, "invalid welcome_code")
@@ -742,6 +766,7 @@ def add_msg_template(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     attachments = _check_attachments(body.get("attachments"))
     if not (text and text.get("content")) and not attachments:
         raise ApiFailure(44004, "empty content")
+    api.check_media(corp, attachments)
     sender = body.get("sender")
     if sender:
         api.staff(corp, sender)
@@ -918,6 +943,7 @@ def add_moment_task(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     if kinds - {"image", "video", "link"} or len(kinds) > 1 or (
             kinds & {"video", "link"} and len(attachments) > 1):
         raise ApiFailure(41064, "attachments: 9 images, or 1 video, or 1 link")
+    api.check_media(corp, attachments)
     vr = body.get("visible_range") or {}
     senders = (vr.get("sender_list") or {}).get("user_list") or []
     if len(senders) > 100_000:
@@ -1014,3 +1040,32 @@ def transfer_result(api: Api, corp: Corp, body: dict, query: dict) -> dict:
 @route("externalcontact/resigned/transfer_result")
 def resigned_transfer_result(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     return _transfer_result(api, corp, body, resigned=True)
+
+
+# -- temporary media (doc 90389 media/upload; limits: doc 90313 "上传的媒体文件限制") -----------------
+MEDIA_MAX_BYTES = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 10 * 1024 * 1024,
+                   "file": 20 * 1024 * 1024}
+MEDIA_SIZE_ERRCODE = {"image": 40009, "video": 40011}  # else 40006 不合法的文件大小
+MEDIA_MIN_BYTES = 6  # "所有文件size必须大于5个字节"
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPG, PNG
+
+
+@route("media/upload", method="MULTIPART")
+def upload_media(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    kind = query.get("type")
+    if kind not in MEDIA_MAX_BYTES:
+        raise ApiFailure(40004, "invalid media type")  # errcode 40004 不合法的媒体文件类型
+    part = body.get("media")
+    if part is None:
+        raise ApiFailure(41005, "media data missing")  # errcode 41005 缺少多媒体文件数据
+    content: bytes = part["content"]
+    if len(content) < MEDIA_MIN_BYTES:
+        raise ApiFailure(40006, "invalid file size")
+    if len(content) > MEDIA_MAX_BYTES[kind]:
+        raise ApiFailure(MEDIA_SIZE_ERRCODE.get(kind, 40006), f"invalid {kind} size")
+    if kind == "image" and not content.startswith(_IMAGE_MAGIC):
+        raise ApiFailure(40005, "invalid file type: images are JPG or PNG")  # errcode 40005
+    media = Media(media_id=api.sb.world.new_id("3m", 64), kind=kind, filename=part["filename"],
+                  size=len(content), created_at=api.now)
+    corp.media[media.media_id] = media
+    return {"type": kind, "media_id": media.media_id, "created_at": str(media.created_at)}

@@ -43,6 +43,26 @@ class _UnknownApi(Exception):
     pass
 
 
+def _multipart(request: httpx.Request) -> dict[str, Any]:
+    """The parts of a multipart/form-data body: {name: {"filename", "content_type", "content"}};
+    {} when the body is not multipart (WeCom then finds no media: 41005)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + request.content)
+    parts: dict[str, Any] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            parts[name] = {"filename": part.get_filename() or "", "content_type": part.get_content_type(),
+                           "content": part.get_payload(decode=True) or b""}
+    return parts
+
+
 def new_aes_key() -> str:
     return "".join(secrets.choice(_AES_ALPHABET) for _ in range(43))
 
@@ -213,7 +233,11 @@ class Sandbox:
                 raise ApiFailure(48002, "api forbidden")  # app not in 可调用接口的应用
             method, _ = ROUTES[api]
             body: dict[str, Any] = {}
-            if method == "POST":
+            if method == "MULTIPART":  # media/upload: the file parts by name
+                if request.method != "POST":
+                    raise ApiFailure(40058, "invalid request: POST required")
+                body = _multipart(request)
+            elif method == "POST":
                 if request.method != "POST":
                     raise ApiFailure(40058, "invalid request: POST required")  # errcode page 40058
                 try:

@@ -16,6 +16,7 @@ CONTACT_WAY_QUOTA = 500_000  # 「联系我」+「加入群聊」 via API, share
 CORP_TAG_LIMIT = 3_000  # errcode 40126
 GROUP_WELCOME_TEMPLATE_LIMIT = 100  # errcode 41055
 GROUP_SCAN_JOIN_CAP = 200  # joins by scanning beyond this need a manual invite (vendor blogs)
+MEDIA_TTL_SECONDS = 3 * 86400  # a temporary media_id lives 3 days (doc 90389)
 
 
 class ApiFailure(Exception):
@@ -155,6 +156,17 @@ class Transfer:
 
 
 @dataclass
+class Media:
+    """A temporary media file (media/upload): only what the rules need, not its bytes."""
+
+    media_id: str
+    kind: str  # image | voice | video | file
+    filename: str
+    size: int
+    created_at: int
+
+
+@dataclass
 class CorpSettings:
     group_join_cap: int = GROUP_SCAN_JOIN_CAP
     contact_way_quota: int = CONTACT_WAY_QUOTA
@@ -193,6 +205,7 @@ class Corp:
     mass_messages: dict[str, MassMessage] = field(default_factory=dict)
     group_welcome_templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     moment_tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    media: dict[str, Media] = field(default_factory=dict)  # temporary media by media_id
     transfers: list[Transfer] = field(default_factory=list)
     transfer_log: dict[str, list[float]] = field(default_factory=dict)  # ext -> on-job transfer times
 

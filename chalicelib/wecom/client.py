@@ -246,12 +246,12 @@ class WeComClient:
         return self._http_client
 
     def _send(self, method: str, api: str, *, params: dict[str, Any],
-              json: Any = None) -> dict[str, Any]:
+              json: Any = None, files: dict[str, Any] | None = None) -> dict[str, Any]:
         import httpx
 
         url = f"{self.base_url}/{api}"
         try:
-            resp = self._http().request(method, url, params=params, json=json)
+            resp = self._http().request(method, url, params=params, json=json, files=files)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _NotSent(type(exc).__name__) from exc
         except httpx.TimeoutException as exc:
@@ -337,7 +337,8 @@ class WeComClient:
 
     # -- calls -----------------------------------------------------------------------------------
     def call(self, api_path: str, *, method: str = "POST", json: Any = None,
-             params: dict[str, Any] | None = None, retry_safe: bool) -> dict[str, Any]:
+             params: dict[str, Any] | None = None, retry_safe: bool,
+             files: dict[str, Any] | None = None) -> dict[str, Any]:
         """Call ``api_path`` (relative to base_url, e.g. "externalcontact/get") with the access
         token; return the decoded JSON answer (errcode 0) or raise a ``WeComError``."""
         api = api_path.strip("/")
@@ -346,7 +347,7 @@ class WeComClient:
             token = self.access_token()
             try:
                 return self._call_raw(api, method=method, params={**(params or {}),
-                                      "access_token": token}, json=json, retry_safe=retry_safe)
+                                      "access_token": token}, json=json, retry_safe=retry_safe, files=files)
             except errors.TokenInvalid:
                 if refreshed:
                     raise
@@ -354,13 +355,13 @@ class WeComClient:
                 self._invalidate(token)
 
     def _call_raw(self, api: str, *, method: str, params: dict[str, Any], json: Any,
-                  retry_safe: bool) -> dict[str, Any]:
+                  retry_safe: bool, files: dict[str, Any] | None = None) -> dict[str, Any]:
         attempt = 0
         while True:
             if api != "gettoken":
                 self._pace(api)
             try:
-                data = self._send(method, api, params=params, json=json)
+                data = self._send(method, api, params=params, json=json, files=files)
             except _NotSent as exc:
                 if attempt < self.max_retries:
                     self._backoff(attempt)
@@ -584,6 +585,16 @@ class WeComClient:
     def cancel_groupmsg_send(self, msgid: str) -> m.Ok:
         return self._typed("externalcontact/cancel_groupmsg_send", _models().Ok,
                            body={"msgid": msgid}, retry_safe=True)
+
+    # -- temporary media (doc 90389) ---------------------------------------------------------------
+    def upload_media(self, kind: str, filename: str, content: bytes) -> str:
+        """POST media/upload (multipart, the file in part "media") -> a media_id valid for 3 days
+        (upload close to sending). Checked first as WeCom checks it (``MediaFile``: ValueError, no
+        call). Retry-safe: a repeated upload only leaves an unused media id behind."""
+        media = _models().MediaFile(kind=kind, filename=filename, content=content)
+        data = self.call("media/upload", params={"type": media.kind}, retry_safe=True,
+                         files={"media": (media.filename, media.content, media.content_type)})
+        return _models().MediaUploadResponse.model_validate(data).media_id
 
     # -- Moments (3.9) ----------------------------------------------------------------------------
     def add_moment_task(self, task: m.MomentTask) -> m.AddMomentTaskResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.platform.model import Model
 
@@ -85,6 +85,41 @@ class Attachment(Model):
     miniprogram: MiniProgram | None = None
     video: Media | None = None
     file: Media | None = None
+
+
+# -- temporary media (doc 90389 media/upload; limits doc 90313 "上传的媒体文件限制") ------------------
+MEDIA_MAX_BYTES = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 10 * 1024 * 1024,
+                   "file": 20 * 1024 * 1024}
+MEDIA_TTL_SECONDS = 3 * 86400  # a media_id is valid for 3 days: upload close to sending
+_IMAGE_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+
+
+class MediaFile(Model):
+    """A file for media/upload, checked as WeCom checks it (40004/40005/40006/40009/40011)."""
+
+    kind: Literal["image", "voice", "video", "file"]
+    filename: str = Field(min_length=1, max_length=255)
+    content: bytes = Field(min_length=6)  # "所有文件size必须大于5个字节"
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> MediaFile:
+        if len(self.content) > MEDIA_MAX_BYTES[self.kind]:
+            raise ValueError(f"a {self.kind} is at most {MEDIA_MAX_BYTES[self.kind]} bytes")
+        if self.kind == "image" and self.content_type is None:
+            raise ValueError("an image is a JPG or a PNG")
+        return self
+
+    @property
+    def content_type(self) -> str | None:
+        if self.kind != "image":
+            return "application/octet-stream"
+        return next((t for magic, t in _IMAGE_TYPES.items() if self.content.startswith(magic)), None)
+
+
+class MediaUploadResponse(_Response):
+    type: str
+    media_id: str
+    created_at: int  # WeCom sends it as a string of seconds
 
 
 # -- members (doc 90196) ----------------------------------------------------------------------------

@@ -180,6 +180,41 @@ def server(sb):
     srv.stop()
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+
+
+def test_an_uploaded_image_can_be_sent_for_three_days(aws, sb, clock):
+    """media/upload (multipart) -> media_id, usable in add_msg_template until 3 days have passed."""
+    client = worker_client(sb, clock)
+    way = client.add_contact_way(m.ContactWay(type=1, scene=2, user=["alice"]))
+    ext = sb.simulator.scan_contact_way(CORP, way.config_id)["external_userid"]
+    media_id = client.upload_media("image", "sale.png", PNG)
+    assert sb.world.corp(CORP).media[media_id].filename == "sale.png"
+
+    def send():
+        return client.add_msg_template(m.MsgTemplate(external_userid=[ext], attachments=[
+            m.Attachment(msgtype="image", image=m.Image(media_id=media_id))]))
+
+    assert send().fail_list == []
+    clock.advance(3 * 86400)
+    with pytest.raises(errors.ApiError) as refused:
+        send()
+    assert refused.value.errcode == 40007
+
+
+@pytest.mark.parametrize(("kind", "filename", "content"), [
+    ("image", "a.gif", b"GIF89a" + b"\0" * 100),  # images are JPG or PNG
+    ("image", "big.png", PNG + b"\0" * (10 * 1024 * 1024)),  # over 10 MB
+    ("image", "tiny.png", PNG[:5]),  # WeCom wants more than 5 bytes
+    ("sticker", "a.png", PNG),
+])
+def test_upload_media_refuses_what_wecom_would_refuse_without_a_call(aws, sb, clock, kind, filename, content):
+    client = worker_client(sb, clock)
+    with pytest.raises(ValueError):
+        client.upload_media(kind, filename, content)
+    assert sb.requests("media/upload") == []
+
+
 def test_client_over_http(server, sb, clock):
     from chalicelib.wecom.client import InMemoryTokenCache
 

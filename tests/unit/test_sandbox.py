@@ -11,6 +11,8 @@ from sandbox import Clock, Sandbox, SimulationError
 CORP = "wwtest0000000001"
 SECRET = "contact-secret"
 T0 = 1_700_000_000
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+JPG = b"\xff\xd8\xff\xe0" + b"\0" * 100
 
 
 class Product:
@@ -58,6 +60,16 @@ class Api:
     def post(self, api, body, token=None):
         return self.http.post(f"/cgi-bin/{api}", params={"access_token": token or self.token},
                               json=body).json()
+
+    def upload(self, kind, content, filename="a.png", content_type="image/png"):
+        """media/upload as WeCom takes it: multipart/form-data, the file in the part "media"."""
+        return self.http.post("/cgi-bin/media/upload", params={"access_token": self.token, "type": kind},
+                              files={"media": (filename, content, content_type)}).json()
+
+    def image(self):
+        resp = self.upload("image", PNG)
+        assert resp["errcode"] == 0, resp
+        return {"msgtype": "image", "image": {"media_id": resp["media_id"]}}
 
     def call_get(self, api, **params):
         return self.get(api, access_token=self.token, **params)
@@ -192,7 +204,7 @@ def test_welcome_rules(sb, api):
     assert api.post(send, {"text": {"content": "x"}})["errcode"] == 41049
     assert api.post(send, {"welcome_code": "nope", "text": {"content": "x"}})["errcode"] == 41050
     assert api.post(send, {"welcome_code": code})["errcode"] == 44004
-    image = {"msgtype": "image", "image": {"media_id": "m"}}
+    image = api.image()
     assert api.post(send, {"welcome_code": code, "attachments": [image] * 10})["errcode"] == 41064
     resp = api.post(send, {"welcome_code": code, "text": {"content": "hi"}, "attachments": [image] * 9})
     assert resp["errcode"] == 0
@@ -362,7 +374,7 @@ def test_mass_message_limits(sb, api):
                           "text": {"content": "hi"}})["errcode"] == 40058
     ext = scan(sb, api)["external_userid"]
     assert api.post(add, {"external_userid": [ext], "text": {"content": "字" * 1334}})["errcode"] == 40058
-    image = {"msgtype": "image", "image": {"media_id": "m"}}
+    image = api.image()
     assert api.post(add, {"external_userid": [ext], "attachments": [image] * 10})["errcode"] == 41064
     assert api.post(add, {"chat_type": "group", "text": {"content": "x"}})["errcode"] == 41009
     assert api.post(add, {"external_userid": [ext], "text": {"content": "字" * 1333}})["errcode"] == 0
@@ -464,3 +476,50 @@ def test_app_message_send(sb, api):
                                      "text": {"content": "x"}})["errcode"] == 40056
     assert api.post("message/send", {"touser": "alice", "msgtype": "text", "agentid": 1000002,
                                      "text": {"content": "x" * 2049}})["errcode"] == 40058
+
+
+# -- temporary media (doc 90389; limits doc 90313 "上传的媒体文件限制") ---------------------------------------
+def test_media_upload_rules(sb, api):
+    resp = api.upload("image", PNG)
+    assert (resp["errcode"], resp["type"]) == (0, "image") and resp["media_id"]
+    assert resp["created_at"] == str(T0)  # a string, as WeCom sends it
+    assert api.upload("image", JPG, "a.jpg", "image/jpeg")["errcode"] == 0
+    assert api.upload("image", b"GIF89a" + b"\0" * 100, "a.gif", "image/gif")["errcode"] == 40005  # jpg/png only
+    assert api.upload("image", PNG[:5])["errcode"] == 40006  # every file must be over 5 bytes
+    big = PNG + b"\0" * (10 * 1024 * 1024 - len(PNG))
+    assert api.upload("image", big)["errcode"] == 0  # 10 MB exactly
+    assert api.upload("image", big + b"\0")["errcode"] == 40009
+    assert api.upload("sticker", PNG)["errcode"] == 40004
+    assert api.upload("file", b"%PDF-1.4 x", "a.pdf", "application/pdf")["errcode"] == 0
+    assert api.upload("file", b"x" * (20 * 1024 * 1024 + 1), "a.bin", "application/octet-stream")["errcode"] == 40006
+    no_part = api.http.post("/cgi-bin/media/upload", params={"access_token": api.token, "type": "image"},
+                            files={"other": ("a.png", PNG, "image/png")}).json()
+    assert no_part["errcode"] == 41005
+    assert api.http.post("/cgi-bin/media/upload", params={"access_token": api.token, "type": "image"},
+                         json={"media": "x"}).json()["errcode"] == 41005  # not multipart
+
+
+def test_image_media_ids_are_refused_unknown_or_after_three_days(sb, api, clock):
+    ext = scan(sb, api)["external_userid"]
+    add, moment = "externalcontact/add_msg_template", "externalcontact/add_moment_task"
+    image = api.image()
+    unknown = {"msgtype": "image", "image": {"media_id": "m-unknown"}}
+    as_file = api.upload("file", b"%PDF-1.4 x", "a.pdf", "application/pdf")["media_id"]
+    not_an_image = {"msgtype": "image", "image": {"media_id": as_file}}
+    for bad in (unknown, not_an_image):
+        assert api.post(add, {"external_userid": [ext], "attachments": [bad]})["errcode"] == 40007
+        assert api.post(moment, {"attachments": [bad]})["errcode"] == 40007
+    assert api.post(add, {"external_userid": [ext], "attachments": [image]})["errcode"] == 0
+    assert api.post(moment, {"attachments": [image]})["errcode"] == 0
+    clock.advance(3 * 86400 - 1)
+    api.token = api.get("gettoken", corpid=CORP, corpsecret=SECRET)["access_token"]  # 2 h tokens
+    assert api.post(moment, {"attachments": [image]})["errcode"] == 0
+    clock.advance(1)  # three days after the upload: expired
+    assert api.post(moment, {"attachments": [image]})["errcode"] == 40007
+    assert api.post(add, {"external_userid": [ext], "attachments": [image]})["errcode"] == 40007
+    code = scan(sb, api)["welcome_code"]
+    send = "externalcontact/send_welcome_msg"
+    assert api.post(send, {"welcome_code": code, "attachments": [image]})["errcode"] == 40007
+    assert api.post(send, {"welcome_code": code, "attachments": [api.image()]})["errcode"] == 0
+    assert api.post(add, {"external_userid": [ext], "attachments": [
+        {"msgtype": "image", "image": {"pic_url": "https://x.test/a.png"}}]})["errcode"] == 0  # a URL: no media id

@@ -143,8 +143,8 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) 
         cursor = page.next_cursor or None
         if not cursor:
             break
-    ours = set(recipients)
-    for msgid in [m for m in msgids if m not in bitems.recorded_msgids(corp_id, msgids)]:
+    ours, recorded = set(recipients), bitems.recorded_msgids(corp_id, msgids)
+    for msgid in [m for m in msgids if m not in recorded]:
         listed: set[str] = set()
         cursor, first = None, True
         while True:

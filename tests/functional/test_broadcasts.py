@@ -566,3 +566,24 @@ def test_a_moments_post_whose_answer_was_lost_is_not_posted_again(world, sends):
     assert {p["text"] for p in posts} == {"Spring sale"} and len({p["moment_id"] for p in posts}) == 1
     view = _view(world, m["broadcast_id"])
     assert (view["status"], view["error"]) == ("failed", "outcome_unknown")
+
+
+def test_a_lookup_reads_which_candidates_are_recorded_once(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+
+    world, c, t = shop
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 3})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    for _ in range(2):  # two earlier tasks per sender with the same text: candidates of the lookup
+        _create(world, seg)
+        sends.run()
+    real, reads = bitems.recorded_msgids, []
+    monkeypatch.setattr(bitems, "recorded_msgids", lambda corp_id, msgids: reads.append(msgids) or real(corp_id,
+                                                                                                        msgids))
+    b = _create(world, seg)
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # a lost reply: one chunk looks up
+    sends.run()
+    assert len(reads) == 1 and len(reads[0]) == 3  # its sender's three tasks, read together once
+    assert len(_mass(world)) == 6  # the lost task found (not one of the two recorded ones), not sent again
+    assert _view(world, b["broadcast_id"])["sent"] == 5

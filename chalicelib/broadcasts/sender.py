@@ -123,6 +123,7 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     bitems.finish(corp_id, b.broadcast_id, now=now)
     if status == "sent" and b.status == "cancelled":
         _recall(corp_id, c.model_copy(update={"msgid": msgid}))
+        _track_cancelled(corp_id, b.broadcast_id, now)
     return status
 
 
@@ -245,7 +246,13 @@ def recall(msg: planner.RecallMessage) -> str:
     for c in bitems.chunks_of(msg.corp_id, msg.broadcast_id):
         if c.status == "sent" and c.msgid and not c.recalled:
             _recall(msg.corp_id, c)
+    _track_cancelled(msg.corp_id, msg.broadcast_id, int(time.time()))
     return "done"
+
+
+def _track_cancelled(corp_id: str, broadcast_id: str, now: int) -> None:
+    """What staff confirmed before the recall still reached customers: tracking reads it (tracking.py)."""
+    bitems.track_at(corp_id, broadcast_id, now + bitems.TRACK_FIRST_SECONDS)
 
 
 def track(msg: planner.TrackMessage) -> str:

@@ -587,3 +587,36 @@ def test_a_lookup_reads_which_candidates_are_recorded_once(shop, sends, monkeypa
     assert len(reads) == 1 and len(reads[0]) == 3  # its sender's three tasks, read together once
     assert len(_mass(world)) == 6  # the lost task found (not one of the two recorded ones), not sent again
     assert _view(world, b["broadcast_id"])["sent"] == 5
+
+
+def test_a_cancelled_broadcast_still_reads_what_its_staff_confirmed_before_the_recall_then_stops(shop, sends,
+                                                                                                   monkeypatch):
+    import time
+
+    from chalicelib.broadcasts import planner
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    first, second, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([first, second])  # two chunks reach WeCom; one staff member sends theirs before the cancel
+    confirmed, pending = _mass(world)
+    [(userid, _)] = confirmed.targets.items()
+    world.sb.simulator.confirm_mass_message(CORP_ID, confirmed.msgid, userid)
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    sends.run()
+    assert pending.cancelled
+    now = int(time.time())
+    assert schedules.minute(now=now + 600)["broadcasts_tracked"] == 1
+    sends.run()
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["sent"], view["confirmed"], view["delivered"]) == ("cancelled", 2, 1, 1)
+    assert schedules.minute(now=now + 1800)["broadcasts_tracked"] == 0  # nothing more to read: tracking stopped
+    assert not pending.reminders
+    status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
+    assert Counter(r["status"] for r in page["items"]) == Counter({"delivered": 1, "cancelled": 4})

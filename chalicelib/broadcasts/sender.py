@@ -11,7 +11,9 @@ A chunk is sent once (add_msg_template creates a task WeCom cannot take back in 
 3. queued -> calling (conditional), add_msg_template, then the outcome and the broadcast's counters
    in one transaction. WeCom answering 45009 / busy puts the chunk back to queued (WeCom did not
    create a task) and defers the message; a timeout or 5xx leaves it calling (it may exist) and
-   defers; a definitive errcode fails the chunk and releases its claims.
+   defers; a configuration errcode (AuthError: 40001, 48002, 60011, 60020 ...) puts it back to
+   queued and defers it with backoff up to CONFIG_DEFERRALS times (the operator fixes WeCom's
+   settings), then fails it; a definitive errcode fails the chunk and releases its claims.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
 MAX_DEFERRALS = 24
+# A configuration problem (errors.AuthError: wrong secret 40001, API not granted to the app 48002,
+# member outside the app's visible range 60011, IP not trusted 60020 ...) is the operator's to fix
+# in WeCom's admin console: the message is deferred with the queue's backoff (5 s doubling to 15 min:
+# ~4.4 hours over 24 deferrals), then the chunk fails with the errcode (claims released).
+CONFIG_DEFERRALS = MAX_DEFERRALS
 CALL_LEASE_SECONDS = 60  # a call another delivery started less long ago may still be in flight
 
 
@@ -66,7 +73,7 @@ HANDLERS = {"chunk": "run_chunking"}
 
 
 def handle_message(body: str, *, deadline: float | None = None) -> str:
-    from chalicelib.platform import consumer, queues
+    from chalicelib.platform import queues
 
     msg = parse(body)
     if deadline is not None and time.monotonic() > deadline - MESSAGE_RESERVE_SECONDS:
@@ -79,12 +86,31 @@ def handle_message(body: str, *, deadline: float | None = None) -> str:
             return getattr(planner, HANDLERS[msg.kind])(msg)
         return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
-        wait = CALL_LEASE_SECONDS if isinstance(exc, ChunkBusy) else consumer._retry_after(exc, msg.attempt)
+        wait = _wait(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
             raise
         logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
         queues.defer(queues.SENDS, msg, delay_seconds=wait)
         return "deferred"
+
+
+def _wait(exc: Exception, attempt: int) -> float | None:
+    """Seconds before a deferred message is tried again; None: not deferred."""
+    from chalicelib.platform import consumer, queues
+    from chalicelib.wecom import errors
+
+    if isinstance(exc, ChunkBusy):
+        return CALL_LEASE_SECONDS
+    if isinstance(exc, errors.AuthError):
+        return float(queues.backoff_delay(attempt))
+    return consumer._retry_after(exc, attempt)
+
+
+def _waits_for_operator(exc: Exception, msg: Any) -> bool:
+    """A configuration problem the operator may still fix (CONFIG_DEFERRALS): try again later."""
+    from chalicelib.wecom import errors
+
+    return isinstance(exc, errors.AuthError) and msg.attempt < CONFIG_DEFERRALS
 
 
 # -- one chunk ------------------------------------------------------------------------------------------------
@@ -214,8 +240,8 @@ def send_chunk(msg: planner.SendMessage) -> str:
     try:
         resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
     except errors.ApiError as exc:
-        if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
-            bitems.chunk_requeued(corp_id, c)
+        if exc.retryable or _waits_for_operator(exc, msg):  # WeCom answered: it created nothing; the retry
+            bitems.chunk_requeued(corp_id, c)                # calls without a lookup
             raise
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
@@ -290,7 +316,7 @@ def send_moment(msg: planner.MomentMessage) -> str:
     try:
         resp = _client(corp_id).add_moment_task(task)
     except errors.ApiError as exc:
-        if exc.retryable:
+        if exc.retryable or _waits_for_operator(exc, msg):
             bitems.set_fields(corp_id, b.broadcast_id, error=None)
             raise
         bitems.set_fields(corp_id, b.broadcast_id, status="failed", error=f"errcode {exc.errcode}")

@@ -620,3 +620,31 @@ def test_a_cancelled_broadcast_still_reads_what_its_staff_confirmed_before_the_r
     assert not pending.reminders
     status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
     assert Counter(r["status"] for r in page["items"]) == Counter({"delivered": 1, "cancelled": 4})
+
+
+def test_a_configuration_error_waits_for_the_operator_then_fails_the_chunk_with_its_errcode(shop, sends,
+                                                                                               monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import sender
+
+    world, c, t = shop
+    monkeypatch.setattr(sender, "CONFIG_DEFERRALS", 3)
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    # 48002: add_msg_template not granted to the app; the operator fixes it after four refused calls
+    fault = world.sb.faults.add("errcode", path=ADD_MSG, errcode=48002, count=4)
+    fixed = _create(world, seg)
+    sends.run()
+    assert fault.fired == 4
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert _view(world, fixed["broadcast_id"])["status"] == "sent"
+    world.sb.faults.add("errcode", path=ADD_MSG, errcode=48002, rate=1.0, count=None)  # never fixed
+    never = _create(world, seg)
+    sends.run()
+    view = _view(world, never["broadcast_id"])
+    assert (view["status"], view["failed"], view["sent"]) == ("failed", 5, 0)
+    chunks = bitems.chunks_of(CORP_ID, never["broadcast_id"])
+    assert {(ch.status, ch.errcode, ch.attempts) for ch in chunks} == {("failed", 48002, 4)}
+    assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))  # its claims given back

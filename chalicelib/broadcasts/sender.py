@@ -218,7 +218,8 @@ def send_chunk(msg: planner.SendMessage) -> str:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
     if c.status in ("sent", "failed", "cancelled"):
         if not c.released:
-            _release(corp_id, b, c, c.fail_list if c.status == "sent" else bitems.recipients(corp_id, c))
+            _release(corp_id, b, c, bitems.fail_list(corp_id, c) if c.status == "sent"
+                     else bitems.recipients(corp_id, c))
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling

@@ -117,7 +117,7 @@ def _chunk(client: Any, corp_id: str, c: ChunkItem, *, remind_after: int | None,
         return c.model_copy(update={"written": "final"})
     if c.written == "final":
         return c
-    fails = {r: "not_friend" for r in c.fail_list}
+    fails = {r: "not_friend" for r in bitems.fail_list(corp_id, c)}
     if not _confirmed(client, c):
         if remind_after is None:
             if not c.recalled:
@@ -173,7 +173,7 @@ def track(corp_id: str, broadcast_id: str, *, now: float | None = None) -> str:
               for c in bitems.chunks_of(corp_id, broadcast_id)]
     sent = [c for c in chunks if c.status == "sent"]
     total = {k: sum(c.results.get(k, 0) for c in sent) for k in ("delivered", "over_quota", "not_friend")}
-    bitems.set_fields(corp_id, broadcast_id, confirmed=sum(c.count - len(c.fail_list) for c in sent if c.confirmed),
+    bitems.set_fields(corp_id, broadcast_id, confirmed=sum(c.count - c.fail_count for c in sent if c.confirmed),
                       delivered=total["delivered"], over_quota=total["over_quota"], unreachable=total["not_friend"])
     done = all(c.written == "final" for c in chunks) and (b.chunked or not cancelled)
     if done or now_s - b.updated_at > TRACK_FOR:

@@ -648,3 +648,50 @@ def test_a_configuration_error_waits_for_the_operator_then_fails_the_chunk_with_
     chunks = bitems.chunks_of(CORP_ID, never["broadcast_id"])
     assert {(ch.status, ch.errcode, ch.attempts) for ch in chunks} == {("failed", 48002, 4)}
     assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))  # its claims given back
+
+
+
+def test_a_full_chunk_whose_recipients_are_all_no_longer_friends_settles(aws):
+    """10,000 recipients in one WeCom call, all in WeCom's fail_list. Customer ids are opaque to us;
+    at 45 characters the list alone is over DynamoDB's 400 KB item limit (moto enforces it), so the
+    chunk item cannot hold it: settling must not depend on it fitting there."""
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts.items import ChunkItem, Slice
+
+    chunk = ChunkItem(broadcast_id="b1", sender="alice", k=0, kind="customers", count=10_000, status="calling",
+                      attempts=1, slices=[Slice(sk=bitems.part_sk("b1", "alice", 0, k), start=0, end=1000)
+                                          for k in range(10)])
+    bitems.put_chunks(CORP_ID, [chunk])
+    fails = [f"wm{i:043d}" for i in range(10_000)]
+    assert bitems.settle_chunk(CORP_ID, chunk, status="sent", now=1, msgid="msg1", fail_list=fails)
+    stored = bitems.get_chunk(CORP_ID, "b1", "alice", 0)
+    assert stored.status == "sent" and stored.fail_count == 10_000
+    assert bitems.fail_list(CORP_ID, stored) == fails
+    assert bitems.chunks_of(CORP_ID, "b1") == [stored]  # the fail list's pages are not chunks
+    from chalicelib.store import get_table, keys
+
+    counters = get_table().get(keys.broadcast(CORP_ID, "b1"), consistent=True)
+    assert (counters["chunks_sent"], counters["ex_not_friend"]) == (1, 10_000)
+
+
+def test_wecoms_fail_list_is_counted_released_and_listed(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    world.sb.simulator.customer_deletes_staff(CORP_ID, c["bea"], "alice")  # after planning, before the call
+    sends.run()
+    sends.feed([s for s in sends.seen if json.loads(s)["kind"] == "send"])  # a duplicate: nothing changes
+    view = _view(world, b["broadcast_id"])
+    assert (view["sent"], view["excluded"]["not_friend"]) == (2, 1)
+    assert "n" not in _claims(c["bea"]) or _claims(c["bea"])["n"] == 0  # its claim given back
+    _confirm_all(world)
+    assert schedules.minute(now=int(time.time()) + 600)["broadcasts_tracked"] == 1
+    sends.run()
+    status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
+    assert {r["recipient"]: r["status"] for r in page["items"]} == {c["ann"]: "delivered", c["bea"]: "not_friend",
+                                                                    c["cid"]: "delivered"}
+    assert _view(world, b["broadcast_id"])["confirmed"] == 2

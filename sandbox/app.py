@@ -85,6 +85,7 @@ class Sandbox:
         self.simulator = Simulator(self, deliver=deliver)
         self.public_url = public_url.rstrip("/")
         self._requests: list[dict[str, Any]] = []
+        self.files: dict[str, tuple[bytes, str]] = {}  # GET /sandbox/files/{name}: (content, content type)
 
     # -- setup (Python API; the control endpoints call these) ---------------------------------------
     def register_corp(self, corp_id: str | None = None, *, name: str = "Sandbox corp",
@@ -128,6 +129,11 @@ class Sandbox:
                 setattr(corp.settings, key, value)
             return corp
 
+    def serve_file(self, name: str, content: bytes, content_type: str = "image/png") -> str:
+        """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}."""
+        self.files[name] = (content, content_type)
+        return f"{self.public_url}/sandbox/files/{name}"
+
     def reset(self) -> None:
         with self.world.lock:
             self.world.corps.clear()
@@ -135,6 +141,7 @@ class Sandbox:
         self.journal.clear()
         self.faults.clear()
         self._requests.clear()
+        self.files.clear()
 
     def requests(self, api: str | None = None, corp_id: str | None = None) -> list[dict[str, Any]]:
         """Every WeCom API request the sandbox saw (faulted ones included)."""
@@ -144,6 +151,11 @@ class Sandbox:
     # -- the one entry point ------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path.startswith("/sandbox/files/") and request.method == "GET":
+            found = self.files.get(path.removeprefix("/sandbox/files/"))
+            if found is None:
+                return httpx.Response(404, content=b"not found", headers={"Content-Type": "text/plain"})
+            return httpx.Response(200, content=found[0], headers={"Content-Type": found[1]})
         if path.startswith("/sandbox/") or path == "/sandbox":
             return self._control(request, path.removeprefix("/sandbox").strip("/"))
         if "/cgi-bin/" not in path:

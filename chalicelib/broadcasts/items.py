@@ -64,6 +64,8 @@ class BroadcastItem(Model):
     over_quota: int = 0
     unreachable: int = 0  # WeCom's send result 2: no longer a customer of the sender when confirmed
     moment: dict[str, Any] | None = None  # Moments: moment_id, invalid senders / tags
+    # images given by pic_url, uploaded to WeCom by the sender: {pic_url: {media_id, uploaded_at}}
+    uploads: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class StepItem(Model):

@@ -42,6 +42,26 @@ class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
+# Images given by pic_url are fetched and uploaded to WeCom (media/upload) right before the first
+# call that needs them; the media_id, kept on the broadcast, lives 3 days: uploaded again after 2.5.
+MEDIA_REUSE_SECONDS = int(2.5 * 86400)
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # WeCom's limit for an image (JPG / PNG)
+IMAGE_FETCH_TIMEOUT = 10.0
+
+
+class ImageUnreachable(Exception):
+    """The image's server did not answer usefully (connection, timeout, 5xx, 429): tried again later."""
+
+
+class ImageRefused(Exception):
+    """The image cannot be sent (4xx, over 10 MB, not a JPG / PNG, WeCom refused the upload): the
+    calls that need it fail."""
+
+    def __init__(self, message: str, errcode: int | None = None):
+        super().__init__(message)
+        self.errcode = errcode
+
+
 # on_sends' Lambda timeout (.chalice/config.json; test_infra keeps them equal). A message started
 # with less than MESSAGE_RESERVE_SECONDS of the batch left is put back on the queue instead (a WeCom
 # call may take 5 s); a plan step stops reading PLAN_RESERVE_SECONDS before the batch's end.
@@ -101,7 +121,7 @@ def _wait(exc: Exception, attempt: int) -> float | None:
 
     if isinstance(exc, ChunkBusy):
         return CALL_LEASE_SECONDS
-    if isinstance(exc, errors.AuthError):
+    if isinstance(exc, (errors.AuthError, ImageUnreachable)):
         return float(queues.backoff_delay(attempt))
     return consumer._retry_after(exc, attempt)
 
@@ -197,15 +217,73 @@ def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
     return content.render_text(customer_name=None, staff_name=name)
 
 
-def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
-    from chalicelib.platform.content import MessageContent
+def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str],
+              attachments: list[dict[str, Any]]) -> Any:
     from chalicelib.wecom.models import MsgTemplate
 
-    content = MessageContent.model_validate(b.content)
     text = _text(corp_id, b, c)
     target = {"chat_id_list": recipients} if c.kind == "groups" else {"external_userid": recipients}
     return MsgTemplate(chat_type=_chat_type(c), sender=c.sender, text={"content": text} if text else None,
-                       attachments=content.wecom_attachments() or None, **target)
+                       attachments=attachments or None, **target)
+
+
+def _fetch(url: str) -> bytes:
+    """The image at `url` (redirects followed, at most IMAGE_MAX_BYTES read)."""
+    import httpx
+
+    from chalicelib.corps import registry
+
+    try:
+        with httpx.Client(transport=registry.http_transport(), timeout=IMAGE_FETCH_TIMEOUT,
+                          follow_redirects=True) as http, http.stream("GET", url) as resp:
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise ImageUnreachable(f"image {url}: HTTP {resp.status_code}")
+            if resp.status_code != 200:
+                raise ImageRefused(f"image {url}: HTTP {resp.status_code}")
+            content = b""
+            for block in resp.iter_bytes():
+                content += block
+                if len(content) > IMAGE_MAX_BYTES:
+                    raise ImageRefused(f"image {url}: over {IMAGE_MAX_BYTES} bytes")
+            return content
+    except httpx.HTTPError as exc:
+        raise ImageUnreachable(f"image {url}: {type(exc).__name__}") from exc
+
+
+def _upload(corp_id: str, url: str, msg: Any) -> str:
+    from urllib.parse import urlsplit
+
+    from chalicelib.wecom import errors
+
+    content = _fetch(url)
+    filename = (urlsplit(url).path.rsplit("/", 1)[-1] or "image")[-100:]
+    try:
+        return _client(corp_id).upload_media("image", filename, content)
+    except errors.ApiError as exc:
+        if exc.retryable or _waits_for_operator(exc, msg):
+            raise
+        raise ImageRefused(f"image {url}: WeCom refused the upload (errcode {exc.errcode})", exc.errcode) from exc
+    except ValueError as exc:  # not a JPG / PNG, or 5 bytes or less (checked as WeCom checks)
+        raise ImageRefused(f"image {url}: {exc}") from exc
+
+
+def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any]]:
+    """The broadcast's attachments for add_msg_template: images by pic_url replaced by a media_id
+    uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
+    from chalicelib.platform.content import MessageContent
+
+    attachments = MessageContent.model_validate(b.content).wecom_attachments()
+    now, uploads = int(time.time()), dict(b.uploads)
+    for a in attachments:
+        url = a["image"].get("pic_url") if a["msgtype"] == "image" else None
+        if url is None:
+            continue
+        upload = uploads.get(url)
+        if upload is None or now - upload["uploaded_at"] > MEDIA_REUSE_SECONDS:
+            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg), "uploaded_at": now}
+            bitems.set_fields(corp_id, b.broadcast_id, uploads=uploads)  # parallel chunks may each upload: harmless
+        a["image"] = {"media_id": upload["media_id"]}
+    return attachments
 
 
 def send_chunk(msg: planner.SendMessage) -> str:
@@ -234,12 +312,18 @@ def send_chunk(msg: planner.SendMessage) -> str:
                 return "duplicate"
     if b.status == "cancelled":
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
+    try:
+        attachments = _attachments(corp_id, b, msg)
+    except ImageRefused as exc:
+        logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
+        bitems.set_fields(corp_id, b.broadcast_id, error=str(exc)[:500])
+        return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
     calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
     if calling is None:
         return "duplicate"  # another delivery is calling
     c = calling
     try:
-        resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
+        resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients, attachments))
     except errors.ApiError as exc:
         if exc.retryable or _waits_for_operator(exc, msg):  # WeCom answered: it created nothing; the retry
             bitems.chunk_requeued(corp_id, c)                # calls without a lookup

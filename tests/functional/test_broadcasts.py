@@ -695,3 +695,55 @@ def test_wecoms_fail_list_is_counted_released_and_listed(shop, sends):
     assert {r["recipient"]: r["status"] for r in page["items"]} == {c["ann"]: "delivered", c["bea"]: "not_friend",
                                                                     c["cid"]: "delivered"}
     assert _view(world, b["broadcast_id"])["confirmed"] == 2
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def test_an_image_by_url_is_uploaded_close_to_sending_once_and_again_before_its_media_id_expires(shop, sends,
+                                                                                                 monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    url = world.sb.serve_file("sale.png", PNG)
+    status, b = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                "content": {"text": "Sale", "attachments": [
+                                                    {"type": "image", "pic_url": url}]}})
+    assert status == 201, b
+    def uploads() -> int:  # media ids WeCom issued (a call refused for the expired token is not one)
+        return sum(r["errcode"] == 0 for r in world.sb.requests(api="media/upload"))
+
+    assert not uploads()  # nothing uploaded at create
+    sends.run(stop=lambda m: m["kind"] == "send")
+    first, second, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([first, second])
+    assert uploads() == 1  # one upload for both calls
+    # 2.6 days later (our record of the upload, and WeCom's clock): the media_id is about to expire
+    stored = bitems.get(CORP_ID, b["broadcast_id"])
+    bitems.set_fields(CORP_ID, b["broadcast_id"], uploads={
+        u: {**v, "uploaded_at": v["uploaded_at"] - 225_000} for u, v in stored.uploads.items()})
+    world.sb.clock.advance(3 * 86400)  # the first media_id has expired in WeCom
+    sends.run()
+    assert uploads() == 2  # uploaded again, once, for the other three calls
+    media = [m.attachments for m in _mass(world)]
+    assert len(media) == 5 and all(a == [{"msgtype": "image", "image": {"media_id": a[0]["image"]["media_id"]}}]
+                                   for a in media)
+    assert len({a[0]["image"]["media_id"] for a in media}) == 2
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["sent"], view["failed"]) == ("sent", 5, 0)
+    # an image that cannot be fetched fails the calls and says why (claims given back)
+    status, gone = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                   "content": {"attachments": [
+                                                       {"type": "image", "pic_url": url + ".missing"}]}})
+    sends.run()
+    view = _view(world, gone["broadcast_id"])
+    assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 404" in view["error"]
+    assert len(_mass(world)) == 5
+    assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))

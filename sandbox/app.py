@@ -85,7 +85,8 @@ class Sandbox:
         self.simulator = Simulator(self, deliver=deliver)
         self.public_url = public_url.rstrip("/")
         self._requests: list[dict[str, Any]] = []
-        self.files: dict[str, tuple[bytes, str]] = {}  # GET /sandbox/files/{name}: (content, content type)
+        self.files: dict[str, tuple[bytes, str, int]] = {}  # GET /sandbox/files/{name}: content, type, status
+        self.file_requests: list[dict[str, Any]] = []
 
     # -- setup (Python API; the control endpoints call these) ---------------------------------------
     def register_corp(self, corp_id: str | None = None, *, name: str = "Sandbox corp",
@@ -129,9 +130,10 @@ class Sandbox:
                 setattr(corp.settings, key, value)
             return corp
 
-    def serve_file(self, name: str, content: bytes, content_type: str = "image/png") -> str:
-        """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}."""
-        self.files[name] = (content, content_type)
+    def serve_file(self, name: str, content: bytes, content_type: str = "image/png", status: int = 200) -> str:
+        """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}
+        (`status` other than 200: a server answering that, without the file)."""
+        self.files[name] = (content, content_type, status)
         return f"{self.public_url}/sandbox/files/{name}"
 
     def reset(self) -> None:
@@ -142,6 +144,7 @@ class Sandbox:
         self.faults.clear()
         self._requests.clear()
         self.files.clear()
+        self.file_requests.clear()
 
     def requests(self, api: str | None = None, corp_id: str | None = None) -> list[dict[str, Any]]:
         """Every WeCom API request the sandbox saw (faulted ones included)."""
@@ -152,10 +155,12 @@ class Sandbox:
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.startswith("/sandbox/files/") and request.method == "GET":
-            found = self.files.get(path.removeprefix("/sandbox/files/"))
-            if found is None:
-                return httpx.Response(404, content=b"not found", headers={"Content-Type": "text/plain"})
-            return httpx.Response(200, content=found[0], headers={"Content-Type": found[1]})
+            name = path.removeprefix("/sandbox/files/")
+            content, content_type, status = self.files.get(name, (b"", "", 404))
+            self.file_requests.append({"name": name, "status": status, "at": self.clock()})
+            if status != 200:
+                return httpx.Response(status, content=b"no file", headers={"Content-Type": "text/plain"})
+            return httpx.Response(200, content=content, headers={"Content-Type": content_type})
         if path.startswith("/sandbox/") or path == "/sandbox":
             return self._control(request, path.removeprefix("/sandbox").strip("/"))
         if "/cgi-bin/" not in path:

@@ -50,7 +50,8 @@ IMAGE_FETCH_TIMEOUT = 10.0
 
 
 class ImageUnreachable(Exception):
-    """The image's server did not answer usefully (connection, timeout, 5xx, 429): tried again later."""
+    """The image's server did not answer usefully (connection, timeout, 5xx, 429): tried again later
+    (the queue's backoff, MAX_DEFERRALS times: ~4.4 hours), then the calls that need it fail."""
 
 
 class ImageRefused(Exception):
@@ -314,10 +315,13 @@ def send_chunk(msg: planner.SendMessage) -> str:
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
     try:
         attachments = _attachments(corp_id, b, msg)
-    except ImageRefused as exc:
+    except (ImageRefused, ImageUnreachable) as exc:
+        if isinstance(exc, ImageUnreachable) and msg.attempt < MAX_DEFERRALS:
+            raise  # deferred with backoff
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         bitems.set_fields(corp_id, b.broadcast_id, error=str(exc)[:500])
-        return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
+        return _settled(corp_id, b, c, status="failed", errcode=getattr(exc, "errcode", None),
+                        recipients=recipients)
     calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
     if calling is None:
         return "duplicate"  # another delivery is calling

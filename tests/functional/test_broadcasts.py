@@ -747,3 +747,20 @@ def test_an_image_by_url_is_uploaded_close_to_sending_once_and_again_before_its_
     assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 404" in view["error"]
     assert len(_mass(world)) == 5
     assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))
+
+
+def test_an_image_server_that_stays_down_fails_the_calls_after_the_retries(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import sender
+
+    world, c, t = shop
+    monkeypatch.setattr(sender, "MAX_DEFERRALS", 2)
+    url = world.sb.serve_file("down.png", PNG, status=503)
+    seg = _segment(world, {"statuses": ["active"]})
+    status, b = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                "content": {"attachments": [{"type": "image", "pic_url": url}]}})
+    assert status == 201, b
+    sends.run()  # deferred twice per call, then failed: the broadcast finishes
+    assert sum(r["status"] == 503 for r in world.sb.file_requests) == 2 * 3  # two senders, three tries each
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 503" in view["error"]
+    assert not _mass(world) and not any(_claims(c[n]).get("n") for n in ("ann", "bea", "cid", "dan", "fay"))

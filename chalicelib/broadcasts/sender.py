@@ -299,6 +299,8 @@ def send_chunk(msg: planner.SendMessage) -> str:
         if not c.released:
             _release(corp_id, b, c, bitems.fail_list(corp_id, c) if c.status == "sent"
                      else bitems.recipients(corp_id, c))
+        if c.status == "sent" and b.status == "cancelled" and not c.recalled:
+            _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
@@ -344,7 +346,7 @@ def _recall(corp_id: str, c: ChunkItem) -> None:
     try:
         _client(corp_id).cancel_groupmsg_send(c.msgid)
     except errors.ApiError as exc:
-        if exc.retryable:
+        if exc.retryable or isinstance(exc, errors.AuthError):  # a configuration error: the operator's to fix
             raise
         logger.warning("cancel_groupmsg_send %s refused: %s", c.msgid, exc)
     bitems.mark_chunk(corp_id, c, recalled=True)

@@ -764,3 +764,40 @@ def test_an_image_server_that_stays_down_fails_the_calls_after_the_retries(shop,
     view = _view(world, b["broadcast_id"])
     assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 503" in view["error"]
     assert not _mass(world) and not any(_claims(c[n]).get("n") for n in ("ann", "bea", "cid", "dan", "fay"))
+
+
+def test_a_recall_refused_for_configuration_waits_for_the_operator(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    one, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([one])
+    fault = world.sb.faults.add("errcode", path="externalcontact/cancel_groupmsg_send", errcode=48002, count=2)
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    sends.run()
+    assert fault.fired == 2
+    [task] = _mass(world)
+    assert task.cancelled  # recalled once the operator granted the API: its staff member cannot send it
+
+
+def test_a_task_found_after_the_cancel_is_recalled_even_when_the_first_recall_is_refused(shop, sends):
+    world, c, t = shop
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # WeCom made the task; we never heard
+    sends.run(stop=lambda m: m["kind"] == "send" and m["attempt"] > 0)  # the chunk is `calling`, deferred
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    fault = world.sb.faults.add("errcode", path="externalcontact/cancel_groupmsg_send", errcode=48002, count=1)
+    queued = sorted(drain_queue(world.settings.sends_queue), key=lambda m: json.loads(m)["kind"] != "recall")
+    assert [json.loads(m)["kind"] for m in queued] == ["recall", "send"]
+    sends.feed(queued)  # the recall finds nothing sent yet; the lookup then finds the task, its recall refused
+    sends.run()  # the deferred chunk message: the task is recalled
+    assert fault.fired == 1
+    [task] = _mass(world)
+    assert task.cancelled

@@ -85,6 +85,8 @@ class Sandbox:
         self.simulator = Simulator(self, deliver=deliver)
         self.public_url = public_url.rstrip("/")
         self._requests: list[dict[str, Any]] = []
+        self.files: dict[str, tuple[bytes, str, int]] = {}  # GET /sandbox/files/{name}: content, type, status
+        self.file_requests: list[dict[str, Any]] = []
 
     # -- setup (Python API; the control endpoints call these) ---------------------------------------
     def register_corp(self, corp_id: str | None = None, *, name: str = "Sandbox corp",
@@ -136,6 +138,12 @@ class Sandbox:
                 setattr(corp.settings, key, value)
             return corp
 
+    def serve_file(self, name: str, content: bytes, content_type: str = "image/png", status: int = 200) -> str:
+        """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}
+        (`status` other than 200: a server answering that, without the file)."""
+        self.files[name] = (content, content_type, status)
+        return f"{self.public_url}/sandbox/files/{name}"
+
     def reset(self) -> None:
         with self.world.lock:
             self.world.corps.clear()
@@ -143,6 +151,8 @@ class Sandbox:
         self.journal.clear()
         self.faults.clear()
         self._requests.clear()
+        self.files.clear()
+        self.file_requests.clear()
 
     def requests(self, api: str | None = None, corp_id: str | None = None) -> list[dict[str, Any]]:
         """Every WeCom API request the sandbox saw (faulted ones included)."""
@@ -152,6 +162,13 @@ class Sandbox:
     # -- the one entry point ------------------------------------------------------------------
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path.startswith("/sandbox/files/") and request.method == "GET":
+            name = path.removeprefix("/sandbox/files/")
+            content, content_type, status = self.files.get(name, (b"", "", 404))
+            self.file_requests.append({"name": name, "status": status, "at": self.clock()})
+            if status != 200:
+                return httpx.Response(status, content=b"no file", headers={"Content-Type": "text/plain"})
+            return httpx.Response(200, content=content, headers={"Content-Type": content_type})
         if path.startswith("/sandbox/") or path == "/sandbox":
             return self._control(request, path.removeprefix("/sandbox").strip("/"))
         if "/cgi-bin/" not in path:

@@ -64,6 +64,8 @@ class BroadcastItem(Model):
     over_quota: int = 0
     unreachable: int = 0  # WeCom's send result 2: no longer a customer of the sender when confirmed
     moment: dict[str, Any] | None = None  # Moments: moment_id, invalid senders / tags
+    # images given by pic_url, uploaded to WeCom by the sender: {pic_url: {media_id, uploaded_at}}
+    uploads: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class StepItem(Model):
@@ -102,7 +104,9 @@ class ChunkItem(Model):
     call_started_at: int | None = None
     caller: str | None = None  # the token of the message whose delivery set `calling`
     msgid: str | None = None
-    fail_list: list[str] = Field(default_factory=list)
+    # WeCom's fail_list: its ids are pages of their own (fail_list()), written in the transaction
+    # that settles the chunk; a full chunk's list (10,000 ids) would not fit in this item's 400 KB.
+    fail_count: int = 0
     errcode: int | None = None
     released: bool = False
     recalled: bool = False
@@ -424,7 +428,7 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
     False if another delivery moved or settled it first."""
     table = get_table()
     fails = list(fail_list or [])
-    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_list": fails, "errcode": errcode}
+    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails), "errcode": errcode}
     sets = {k: v for k, v in sets.items() if v is not None}
     chunk_op = table.op_update(
         _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
@@ -442,6 +446,9 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
     ops = [chunk_op, table.op_update(
         keys.broadcast(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
         values={f":{k}": v for k, v in adds.items()})]
+    ops += [table.op_put({**keys.broadcast_fails(corp_id, c.broadcast_id, c.sender, c.k, n), "type": "bcast_fails",
+                          "ids": fails[start:start + FAIL_PAGE]})
+            for n, start in enumerate(range(0, len(fails), FAIL_PAGE))]
     if msgid:  # a msgid is recorded by one chunk only
         ops.append(table.op_put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid",
                                  "broadcast_id": c.broadcast_id, "chunk": c.key_sk},
@@ -453,6 +460,17 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
             return False  # settled by another delivery
         raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
     return True
+
+
+FAIL_PAGE = 1000  # fail list ids per item (~50 KB): a full chunk's list is 10 items of its settle transaction
+
+
+def fail_list(corp_id: str, c: ChunkItem) -> list[str]:
+    """The ids WeCom's answer listed as not sent to (its fail_list), in order."""
+    pages = [keys.broadcast_fails(corp_id, c.broadcast_id, c.sender, c.k, n)
+             for n in range(-(-c.fail_count // FAIL_PAGE))]
+    found = {i["SK"]: i["ids"] for i in get_table().batch_get(pages, consistent=True)} if pages else {}
+    return [i for key in pages for i in found[key["SK"]]]
 
 
 class MsgidTaken(Exception):

@@ -11,7 +11,9 @@ A chunk is sent once (add_msg_template creates a task WeCom cannot take back in 
 3. queued -> calling (conditional), add_msg_template, then the outcome and the broadcast's counters
    in one transaction. WeCom answering 45009 / busy puts the chunk back to queued (WeCom did not
    create a task) and defers the message; a timeout or 5xx leaves it calling (it may exist) and
-   defers; a definitive errcode fails the chunk and releases its claims.
+   defers; a configuration errcode (AuthError: 40001, 48002, 60011, 60020 ...) puts it back to
+   queued and defers it with backoff up to CONFIG_DEFERRALS times (the operator fixes WeCom's
+   settings), then fails it; a definitive errcode fails the chunk and releases its claims.
 """
 
 from __future__ import annotations
@@ -28,11 +30,37 @@ logger = logging.getLogger(__name__)
 
 LOOKUP_MARGIN = 60  # seconds before call_started_at that a lost task's create_time may show
 MAX_DEFERRALS = 24
+# A configuration problem (errors.AuthError: wrong secret 40001, API not granted to the app 48002,
+# member outside the app's visible range 60011, IP not trusted 60020 ...) is the operator's to fix
+# in WeCom's admin console: the message is deferred with the queue's backoff (5 s doubling to 15 min:
+# ~4.4 hours over 24 deferrals), then the chunk fails with the errcode (claims released).
+CONFIG_DEFERRALS = MAX_DEFERRALS
 CALL_LEASE_SECONDS = 60  # a call another delivery started less long ago may still be in flight
 
 
 class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
+
+
+# Images given by pic_url are fetched and uploaded to WeCom (media/upload) right before the first
+# call that needs them; the media_id, kept on the broadcast, lives 3 days: uploaded again after 2.5.
+MEDIA_REUSE_SECONDS = int(2.5 * 86400)
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # WeCom's limit for an image (JPG / PNG)
+IMAGE_FETCH_TIMEOUT = 10.0
+
+
+class ImageUnreachable(Exception):
+    """The image's server did not answer usefully (connection, timeout, 5xx, 429): tried again later
+    (the queue's backoff, MAX_DEFERRALS times: ~4.4 hours), then the calls that need it fail."""
+
+
+class ImageRefused(Exception):
+    """The image cannot be sent (4xx, over 10 MB, not a JPG / PNG, WeCom refused the upload): the
+    calls that need it fail."""
+
+    def __init__(self, message: str, errcode: int | None = None):
+        super().__init__(message)
+        self.errcode = errcode
 
 
 # on_sends' Lambda timeout (.chalice/config.json; test_infra keeps them equal). A message started
@@ -66,7 +94,7 @@ HANDLERS = {"chunk": "run_chunking"}
 
 
 def handle_message(body: str, *, deadline: float | None = None) -> str:
-    from chalicelib.platform import consumer, queues
+    from chalicelib.platform import queues
 
     msg = parse(body)
     if deadline is not None and time.monotonic() > deadline - MESSAGE_RESERVE_SECONDS:
@@ -79,12 +107,31 @@ def handle_message(body: str, *, deadline: float | None = None) -> str:
             return getattr(planner, HANDLERS[msg.kind])(msg)
         return {"send": send_chunk, "moment": send_moment, "recall": recall, "track": track}[msg.kind](msg)
     except Exception as exc:
-        wait = CALL_LEASE_SECONDS if isinstance(exc, ChunkBusy) else consumer._retry_after(exc, msg.attempt)
+        wait = _wait(exc, msg.attempt)
         if wait is None or msg.attempt >= MAX_DEFERRALS:
             raise
         logger.warning("deferring %s of broadcast %s by %.0fs: %r", msg.kind, msg.broadcast_id, wait, exc)
         queues.defer(queues.SENDS, msg, delay_seconds=wait)
         return "deferred"
+
+
+def _wait(exc: Exception, attempt: int) -> float | None:
+    """Seconds before a deferred message is tried again; None: not deferred."""
+    from chalicelib.platform import consumer, queues
+    from chalicelib.wecom import errors
+
+    if isinstance(exc, ChunkBusy):
+        return CALL_LEASE_SECONDS
+    if isinstance(exc, (errors.AuthError, ImageUnreachable)):
+        return float(queues.backoff_delay(attempt))
+    return consumer._retry_after(exc, attempt)
+
+
+def _waits_for_operator(exc: Exception, msg: Any) -> bool:
+    """A configuration problem the operator may still fix (CONFIG_DEFERRALS): try again later."""
+    from chalicelib.wecom import errors
+
+    return isinstance(exc, errors.AuthError) and msg.attempt < CONFIG_DEFERRALS
 
 
 # -- one chunk ------------------------------------------------------------------------------------------------
@@ -123,6 +170,7 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     bitems.finish(corp_id, b.broadcast_id, now=now)
     if status == "sent" and b.status == "cancelled":
         _recall(corp_id, c.model_copy(update={"msgid": msgid}))
+        _track_cancelled(corp_id, b.broadcast_id, now)
     return status
 
 
@@ -143,8 +191,8 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) 
         cursor = page.next_cursor or None
         if not cursor:
             break
-    ours = set(recipients)
-    for msgid in [m for m in msgids if m not in bitems.recorded_msgids(corp_id, msgids)]:
+    ours, recorded = set(recipients), bitems.recorded_msgids(corp_id, msgids)
+    for msgid in [m for m in msgids if m not in recorded]:
         listed: set[str] = set()
         cursor, first = None, True
         while True:
@@ -170,15 +218,73 @@ def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
     return content.render_text(customer_name=None, staff_name=name)
 
 
-def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str]) -> Any:
-    from chalicelib.platform.content import MessageContent
+def _template(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str],
+              attachments: list[dict[str, Any]]) -> Any:
     from chalicelib.wecom.models import MsgTemplate
 
-    content = MessageContent.model_validate(b.content)
     text = _text(corp_id, b, c)
     target = {"chat_id_list": recipients} if c.kind == "groups" else {"external_userid": recipients}
     return MsgTemplate(chat_type=_chat_type(c), sender=c.sender, text={"content": text} if text else None,
-                       attachments=content.wecom_attachments() or None, **target)
+                       attachments=attachments or None, **target)
+
+
+def _fetch(url: str) -> bytes:
+    """The image at `url` (redirects followed, at most IMAGE_MAX_BYTES read)."""
+    import httpx
+
+    from chalicelib.corps import registry
+
+    try:
+        with httpx.Client(transport=registry.http_transport(), timeout=IMAGE_FETCH_TIMEOUT,
+                          follow_redirects=True) as http, http.stream("GET", url) as resp:
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise ImageUnreachable(f"image {url}: HTTP {resp.status_code}")
+            if resp.status_code != 200:
+                raise ImageRefused(f"image {url}: HTTP {resp.status_code}")
+            content = b""
+            for block in resp.iter_bytes():
+                content += block
+                if len(content) > IMAGE_MAX_BYTES:
+                    raise ImageRefused(f"image {url}: over {IMAGE_MAX_BYTES} bytes")
+            return content
+    except httpx.HTTPError as exc:
+        raise ImageUnreachable(f"image {url}: {type(exc).__name__}") from exc
+
+
+def _upload(corp_id: str, url: str, msg: Any) -> str:
+    from urllib.parse import urlsplit
+
+    from chalicelib.wecom import errors
+
+    content = _fetch(url)
+    filename = (urlsplit(url).path.rsplit("/", 1)[-1] or "image")[-100:]
+    try:
+        return _client(corp_id).upload_media("image", filename, content)
+    except errors.ApiError as exc:
+        if exc.retryable or _waits_for_operator(exc, msg):
+            raise
+        raise ImageRefused(f"image {url}: WeCom refused the upload (errcode {exc.errcode})", exc.errcode) from exc
+    except ValueError as exc:  # not a JPG / PNG, or 5 bytes or less (checked as WeCom checks)
+        raise ImageRefused(f"image {url}: {exc}") from exc
+
+
+def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any]]:
+    """The broadcast's attachments for add_msg_template: images by pic_url replaced by a media_id
+    uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
+    from chalicelib.platform.content import MessageContent
+
+    attachments = MessageContent.model_validate(b.content).wecom_attachments()
+    now, uploads = int(time.time()), dict(b.uploads)
+    for a in attachments:
+        url = a["image"].get("pic_url") if a["msgtype"] == "image" else None
+        if url is None:
+            continue
+        upload = uploads.get(url)
+        if upload is None or now - upload["uploaded_at"] > MEDIA_REUSE_SECONDS:
+            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg), "uploaded_at": now}
+            bitems.set_fields(corp_id, b.broadcast_id, uploads=uploads)  # parallel chunks may each upload: harmless
+        a["image"] = {"media_id": upload["media_id"]}
+    return attachments
 
 
 def send_chunk(msg: planner.SendMessage) -> str:
@@ -191,7 +297,10 @@ def send_chunk(msg: planner.SendMessage) -> str:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
     if c.status in ("sent", "failed", "cancelled"):
         if not c.released:
-            _release(corp_id, b, c, c.fail_list if c.status == "sent" else bitems.recipients(corp_id, c))
+            _release(corp_id, b, c, bitems.fail_list(corp_id, c) if c.status == "sent"
+                     else bitems.recipients(corp_id, c))
+        if c.status == "sent" and b.status == "cancelled" and not c.recalled:
+            _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
@@ -206,15 +315,24 @@ def send_chunk(msg: planner.SendMessage) -> str:
                 return "duplicate"
     if b.status == "cancelled":
         return _settled(corp_id, b, c, status="cancelled", recipients=recipients)
+    try:
+        attachments = _attachments(corp_id, b, msg)
+    except (ImageRefused, ImageUnreachable) as exc:
+        if isinstance(exc, ImageUnreachable) and msg.attempt < MAX_DEFERRALS:
+            raise  # deferred with backoff
+        logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
+        bitems.set_fields(corp_id, b.broadcast_id, error=str(exc)[:500])
+        return _settled(corp_id, b, c, status="failed", errcode=getattr(exc, "errcode", None),
+                        recipients=recipients)
     calling = bitems.chunk_calling(corp_id, c, now=int(time.time()), caller=msg.token)
     if calling is None:
         return "duplicate"  # another delivery is calling
     c = calling
     try:
-        resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients))
+        resp = _client(corp_id).add_msg_template(_template(corp_id, b, c, recipients, attachments))
     except errors.ApiError as exc:
-        if exc.retryable:  # WeCom answered: it created nothing; the retry calls without a lookup
-            bitems.chunk_requeued(corp_id, c)
+        if exc.retryable or _waits_for_operator(exc, msg):  # WeCom answered: it created nothing; the retry
+            bitems.chunk_requeued(corp_id, c)                # calls without a lookup
             raise
         logger.error("chunk %s#%s of broadcast %s failed: %s", c.sender, c.k, b.broadcast_id, exc)
         return _settled(corp_id, b, c, status="failed", errcode=exc.errcode, recipients=recipients)
@@ -228,7 +346,7 @@ def _recall(corp_id: str, c: ChunkItem) -> None:
     try:
         _client(corp_id).cancel_groupmsg_send(c.msgid)
     except errors.ApiError as exc:
-        if exc.retryable:
+        if exc.retryable or isinstance(exc, errors.AuthError):  # a configuration error: the operator's to fix
             raise
         logger.warning("cancel_groupmsg_send %s refused: %s", c.msgid, exc)
     bitems.mark_chunk(corp_id, c, recalled=True)
@@ -245,7 +363,13 @@ def recall(msg: planner.RecallMessage) -> str:
     for c in bitems.chunks_of(msg.corp_id, msg.broadcast_id):
         if c.status == "sent" and c.msgid and not c.recalled:
             _recall(msg.corp_id, c)
+    _track_cancelled(msg.corp_id, msg.broadcast_id, int(time.time()))
     return "done"
+
+
+def _track_cancelled(corp_id: str, broadcast_id: str, now: int) -> None:
+    """What staff confirmed before the recall still reached customers: tracking reads it (tracking.py)."""
+    bitems.track_at(corp_id, broadcast_id, now + bitems.TRACK_FIRST_SECONDS)
 
 
 def track(msg: planner.TrackMessage) -> str:
@@ -283,7 +407,7 @@ def send_moment(msg: planner.MomentMessage) -> str:
     try:
         resp = _client(corp_id).add_moment_task(task)
     except errors.ApiError as exc:
-        if exc.retryable:
+        if exc.retryable or _waits_for_operator(exc, msg):
             bitems.set_fields(corp_id, b.broadcast_id, error=None)
             raise
         bitems.set_fields(corp_id, b.broadcast_id, status="failed", error=f"errcode {exc.errcode}")

@@ -13,6 +13,10 @@ the minute tick (`tick`) queues one `track` message per due broadcast (and moves
   apart (WeCom allows 3 per 24 h; 41094 ends the reminders);
 then the broadcast's totals are set from its chunks (recomputed, so a repeated pass changes
 nothing). Tracking ends when every chunk's results are read, or `TRACK_FOR` after the send.
+A broadcast cancelled after it started is tracked too (from its recall on): a task its staff
+member confirmed before the recall is read like any other (confirmed, delivered); a recalled task
+nobody confirmed is final (its recipients `cancelled`); no reminders. It ends once every chunk is
+settled and final.
 Moments: get_moment_task_result once the task is done: moment_id, invalid senders and tags.
 """
 
@@ -101,8 +105,11 @@ def _remind(client: Any, corp_id: str, c: ChunkItem, *, after: int, now: int) ->
         bitems.mark_chunk(corp_id, c, reminders=MAX_REMINDERS, reminded_at=now)
 
 
-def _chunk(client: Any, corp_id: str, c: ChunkItem, *, remind_after: int, now: int) -> ChunkItem:
-    """One chunk's pass; returns it as it now stands."""
+def _chunk(client: Any, corp_id: str, c: ChunkItem, *, remind_after: int | None, now: int) -> ChunkItem:
+    """One chunk's pass; returns it as it now stands. remind_after None: a cancelled broadcast (no
+    reminders; a recalled task nobody confirmed is final, its recipients `cancelled`)."""
+    if c.status in ("queued", "calling"):  # a cancelled broadcast's chunk its own message has not settled yet
+        return c
     if c.status != "sent":
         if c.written != "final":
             _write(corp_id, c, {}, c.status)
@@ -110,8 +117,14 @@ def _chunk(client: Any, corp_id: str, c: ChunkItem, *, remind_after: int, now: i
         return c.model_copy(update={"written": "final"})
     if c.written == "final":
         return c
-    fails = {r: "not_friend" for r in c.fail_list}
+    fails = {r: "not_friend" for r in bitems.fail_list(corp_id, c)}
     if not _confirmed(client, c):
+        if remind_after is None:
+            if not c.recalled:
+                return c  # the recall is still to come: its staff member may confirm until then
+            _write(corp_id, c, fails, "cancelled")
+            bitems.mark_chunk(corp_id, c, written="final")
+            return c.model_copy(update={"written": "final"})
         if c.written is None:
             _write(corp_id, c, fails, "sent")
             bitems.mark_chunk(corp_id, c, written="sent")
@@ -145,7 +158,7 @@ def _moment(corp_id: str, b: BroadcastItem) -> bool:
 def track(corp_id: str, broadcast_id: str, *, now: float | None = None) -> str:
     now_s = int(time.time() if now is None else now)
     b = bitems.get(corp_id, broadcast_id)
-    if b is None or b.status != "sent":
+    if b is None or b.status not in ("sent", "cancelled"):
         if b is not None:
             bitems.track_at(corp_id, broadcast_id, None)
         return "untracked"
@@ -154,14 +167,16 @@ def track(corp_id: str, broadcast_id: str, *, now: float | None = None) -> str:
             bitems.track_at(corp_id, broadcast_id, None)
         return "tracked"
     client = _client(corp_id)
-    remind_after = bitems.get_policy(corp_id).remind_after_minutes * 60
+    cancelled = b.status == "cancelled"
+    remind_after = None if cancelled else bitems.get_policy(corp_id).remind_after_minutes * 60
     chunks = [_chunk(client, corp_id, c, remind_after=remind_after, now=now_s)
               for c in bitems.chunks_of(corp_id, broadcast_id)]
     sent = [c for c in chunks if c.status == "sent"]
     total = {k: sum(c.results.get(k, 0) for c in sent) for k in ("delivered", "over_quota", "not_friend")}
-    bitems.set_fields(corp_id, broadcast_id, confirmed=sum(c.count - len(c.fail_list) for c in sent if c.confirmed),
+    bitems.set_fields(corp_id, broadcast_id, confirmed=sum(c.count - c.fail_count for c in sent if c.confirmed),
                       delivered=total["delivered"], over_quota=total["over_quota"], unreachable=total["not_friend"])
-    if all(c.written == "final" for c in chunks) or now_s - b.updated_at > TRACK_FOR:
+    done = all(c.written == "final" for c in chunks) and (b.chunked or not cancelled)
+    if done or now_s - b.updated_at > TRACK_FOR:
         bitems.track_at(corp_id, broadcast_id, None)
     return "tracked"
 

@@ -152,6 +152,11 @@ def use_wecom_transport(transport: Any | None) -> None:
     _clients.clear()
 
 
+def http_transport() -> Any | None:
+    """The httpx transport outgoing HTTP uses (None: the network; tests: the sandbox in-process)."""
+    return _transport[0] if _transport else None
+
+
 def wecom_client(corp_id: str) -> Any:
     """The corp's WeCom client, one per instance: the token it holds in memory costs no AWS
     request; the shared DynamoDB token cache and pacing windows keep instances in step."""

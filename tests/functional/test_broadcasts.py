@@ -566,3 +566,238 @@ def test_a_moments_post_whose_answer_was_lost_is_not_posted_again(world, sends):
     assert {p["text"] for p in posts} == {"Spring sale"} and len({p["moment_id"] for p in posts}) == 1
     view = _view(world, m["broadcast_id"])
     assert (view["status"], view["error"]) == ("failed", "outcome_unknown")
+
+
+def test_a_lookup_reads_which_candidates_are_recorded_once(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+
+    world, c, t = shop
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 3})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    for _ in range(2):  # two earlier tasks per sender with the same text: candidates of the lookup
+        _create(world, seg)
+        sends.run()
+    real, reads = bitems.recorded_msgids, []
+    monkeypatch.setattr(bitems, "recorded_msgids", lambda corp_id, msgids: reads.append(msgids) or real(corp_id,
+                                                                                                        msgids))
+    b = _create(world, seg)
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # a lost reply: one chunk looks up
+    sends.run()
+    assert len(reads) == 1 and len(reads[0]) == 3  # its sender's three tasks, read together once
+    assert len(_mass(world)) == 6  # the lost task found (not one of the two recorded ones), not sent again
+    assert _view(world, b["broadcast_id"])["sent"] == 5
+
+
+def test_a_cancelled_broadcast_still_reads_what_its_staff_confirmed_before_the_recall_then_stops(shop, sends,
+                                                                                                   monkeypatch):
+    import time
+
+    from chalicelib.broadcasts import planner
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    first, second, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([first, second])  # two chunks reach WeCom; one staff member sends theirs before the cancel
+    confirmed, pending = _mass(world)
+    [(userid, _)] = confirmed.targets.items()
+    world.sb.simulator.confirm_mass_message(CORP_ID, confirmed.msgid, userid)
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    sends.run()
+    assert pending.cancelled
+    now = int(time.time())
+    assert schedules.minute(now=now + 600)["broadcasts_tracked"] == 1
+    sends.run()
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["sent"], view["confirmed"], view["delivered"]) == ("cancelled", 2, 1, 1)
+    assert schedules.minute(now=now + 1800)["broadcasts_tracked"] == 0  # nothing more to read: tracking stopped
+    assert not pending.reminders
+    status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
+    assert Counter(r["status"] for r in page["items"]) == Counter({"delivered": 1, "cancelled": 4})
+
+
+def test_a_configuration_error_waits_for_the_operator_then_fails_the_chunk_with_its_errcode(shop, sends,
+                                                                                               monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import sender
+
+    world, c, t = shop
+    monkeypatch.setattr(sender, "CONFIG_DEFERRALS", 3)
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    # 48002: add_msg_template not granted to the app; the operator fixes it after four refused calls
+    fault = world.sb.faults.add("errcode", path=ADD_MSG, errcode=48002, count=4)
+    fixed = _create(world, seg)
+    sends.run()
+    assert fault.fired == 4
+    assert Counter(e["external_userid"] for e in _confirm_all(world)) == Counter(
+        {c[n]: 1 for n in ("ann", "bea", "cid", "dan", "fay")})
+    assert _view(world, fixed["broadcast_id"])["status"] == "sent"
+    world.sb.faults.add("errcode", path=ADD_MSG, errcode=48002, rate=1.0, count=None)  # never fixed
+    never = _create(world, seg)
+    sends.run()
+    view = _view(world, never["broadcast_id"])
+    assert (view["status"], view["failed"], view["sent"]) == ("failed", 5, 0)
+    chunks = bitems.chunks_of(CORP_ID, never["broadcast_id"])
+    assert {(ch.status, ch.errcode, ch.attempts) for ch in chunks} == {("failed", 48002, 4)}
+    assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))  # its claims given back
+
+
+
+def test_a_full_chunk_whose_recipients_are_all_no_longer_friends_settles(aws):
+    """10,000 recipients in one WeCom call, all in WeCom's fail_list. Customer ids are opaque to us;
+    at 45 characters the list alone is over DynamoDB's 400 KB item limit (moto enforces it), so the
+    chunk item cannot hold it: settling must not depend on it fitting there."""
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts.items import ChunkItem, Slice
+
+    chunk = ChunkItem(broadcast_id="b1", sender="alice", k=0, kind="customers", count=10_000, status="calling",
+                      attempts=1, slices=[Slice(sk=bitems.part_sk("b1", "alice", 0, k), start=0, end=1000)
+                                          for k in range(10)])
+    bitems.put_chunks(CORP_ID, [chunk])
+    fails = [f"wm{i:043d}" for i in range(10_000)]
+    assert bitems.settle_chunk(CORP_ID, chunk, status="sent", now=1, msgid="msg1", fail_list=fails)
+    stored = bitems.get_chunk(CORP_ID, "b1", "alice", 0)
+    assert stored.status == "sent" and stored.fail_count == 10_000
+    assert bitems.fail_list(CORP_ID, stored) == fails
+    assert bitems.chunks_of(CORP_ID, "b1") == [stored]  # the fail list's pages are not chunks
+    from chalicelib.store import get_table, keys
+
+    counters = get_table().get(keys.broadcast(CORP_ID, "b1"), consistent=True)
+    assert (counters["chunks_sent"], counters["ex_not_friend"]) == (1, 10_000)
+
+
+def test_wecoms_fail_list_is_counted_released_and_listed(shop, sends):
+    import time
+
+    from chalicelib.platform import schedules
+
+    world, c, t = shop
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    world.sb.simulator.customer_deletes_staff(CORP_ID, c["bea"], "alice")  # after planning, before the call
+    sends.run()
+    sends.feed([s for s in sends.seen if json.loads(s)["kind"] == "send"])  # a duplicate: nothing changes
+    view = _view(world, b["broadcast_id"])
+    assert (view["sent"], view["excluded"]["not_friend"]) == (2, 1)
+    assert "n" not in _claims(c["bea"]) or _claims(c["bea"])["n"] == 0  # its claim given back
+    _confirm_all(world)
+    assert schedules.minute(now=int(time.time()) + 600)["broadcasts_tracked"] == 1
+    sends.run()
+    status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
+    assert {r["recipient"]: r["status"] for r in page["items"]} == {c["ann"]: "delivered", c["bea"]: "not_friend",
+                                                                    c["cid"]: "delivered"}
+    assert _view(world, b["broadcast_id"])["confirmed"] == 2
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def test_an_image_by_url_is_uploaded_close_to_sending_once_and_again_before_its_media_id_expires(shop, sends,
+                                                                                                 monkeypatch):
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2})
+    assert status == 200
+    seg = _segment(world, {"statuses": ["active"]})
+    url = world.sb.serve_file("sale.png", PNG)
+    status, b = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                "content": {"text": "Sale", "attachments": [
+                                                    {"type": "image", "pic_url": url}]}})
+    assert status == 201, b
+    def uploads() -> int:  # media ids WeCom issued (a call refused for the expired token is not one)
+        return sum(r["errcode"] == 0 for r in world.sb.requests(api="media/upload"))
+
+    assert not uploads()  # nothing uploaded at create
+    sends.run(stop=lambda m: m["kind"] == "send")
+    first, second, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([first, second])
+    assert uploads() == 1  # one upload for both calls
+    # 2.6 days later (our record of the upload, and WeCom's clock): the media_id is about to expire
+    stored = bitems.get(CORP_ID, b["broadcast_id"])
+    bitems.set_fields(CORP_ID, b["broadcast_id"], uploads={
+        u: {**v, "uploaded_at": v["uploaded_at"] - 225_000} for u, v in stored.uploads.items()})
+    world.sb.clock.advance(3 * 86400)  # the first media_id has expired in WeCom
+    sends.run()
+    assert uploads() == 2  # uploaded again, once, for the other three calls
+    media = [m.attachments for m in _mass(world)]
+    assert len(media) == 5 and all(a == [{"msgtype": "image", "image": {"media_id": a[0]["image"]["media_id"]}}]
+                                   for a in media)
+    assert len({a[0]["image"]["media_id"] for a in media}) == 2
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["sent"], view["failed"]) == ("sent", 5, 0)
+    # an image that cannot be fetched fails the calls and says why (claims given back)
+    status, gone = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                   "content": {"attachments": [
+                                                       {"type": "image", "pic_url": url + ".missing"}]}})
+    sends.run()
+    view = _view(world, gone["broadcast_id"])
+    assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 404" in view["error"]
+    assert len(_mass(world)) == 5
+    assert all(_claims(c[n])["n"] == 1 for n in ("ann", "bea", "cid", "dan", "fay"))
+
+
+def test_an_image_server_that_stays_down_fails_the_calls_after_the_retries(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import sender
+
+    world, c, t = shop
+    monkeypatch.setattr(sender, "MAX_DEFERRALS", 2)
+    url = world.sb.serve_file("down.png", PNG, status=503)
+    seg = _segment(world, {"statuses": ["active"]})
+    status, b = world.call("POST", BROADCASTS, {"name": "b", "target": {"kind": "customers", "segment_id": seg},
+                                                "content": {"attachments": [{"type": "image", "pic_url": url}]}})
+    assert status == 201, b
+    sends.run()  # deferred twice per call, then failed: the broadcast finishes
+    assert sum(r["status"] == 503 for r in world.sb.file_requests) == 2 * 3  # two senders, three tries each
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["failed"]) == ("failed", 5) and "HTTP 503" in view["error"]
+    assert not _mass(world) and not any(_claims(c[n]).get("n") for n in ("ann", "bea", "cid", "dan", "fay"))
+
+
+def test_a_recall_refused_for_configuration_waits_for_the_operator(shop, sends, monkeypatch):
+    from chalicelib.broadcasts import planner
+
+    world, c, t = shop
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    sends.run(stop=lambda m: m["kind"] == "send")
+    one, *others = drain_queue(world.settings.sends_queue)
+    for body in others:
+        _requeue(world, body)
+    sends.feed([one])
+    fault = world.sb.faults.add("errcode", path="externalcontact/cancel_groupmsg_send", errcode=48002, count=2)
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    sends.run()
+    assert fault.fired == 2
+    [task] = _mass(world)
+    assert task.cancelled  # recalled once the operator granted the API: its staff member cannot send it
+
+
+def test_a_task_found_after_the_cancel_is_recalled_even_when_the_first_recall_is_refused(shop, sends):
+    world, c, t = shop
+    b = _create(world, _segment(world, {"tags": {"tag": t["masks"]}, "staff_ids": ["alice"]}))
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # WeCom made the task; we never heard
+    sends.run(stop=lambda m: m["kind"] == "send" and m["attempt"] > 0)  # the chunk is `calling`, deferred
+    status, _ = world.call("POST", f"{BROADCASTS}/{b['broadcast_id']}/cancel")
+    assert status == 200
+    fault = world.sb.faults.add("errcode", path="externalcontact/cancel_groupmsg_send", errcode=48002, count=1)
+    queued = sorted(drain_queue(world.settings.sends_queue), key=lambda m: json.loads(m)["kind"] != "recall")
+    assert [json.loads(m)["kind"] for m in queued] == ["recall", "send"]
+    sends.feed(queued)  # the recall finds nothing sent yet; the lookup then finds the task, its recall refused
+    sends.run()  # the deferred chunk message: the task is recalled
+    assert fault.fired == 1
+    [task] = _mass(world)
+    assert task.cancelled

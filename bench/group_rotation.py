@@ -64,6 +64,26 @@ class Rotations:
         service._push = _push
 
 
+class Callers(aws_requests.AwsRequests):
+    """The consumer's AWS requests by "operation <- product function" (--callers): where the
+    requests per join come from. The nearest chalicelib frame outside the store's wrapper."""
+
+    def __setitem__(self, key: str, value: int) -> None:
+        from bench.welcome_burst import _side
+
+        if _side() != "consumer":
+            return
+        frame, where = sys._getframe(1), "?"
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if "chalicelib" in path and "/store/table.py" not in path:
+                where = f"{Path(path).parent.name}/{Path(path).stem}.{frame.f_code.co_name}"
+                break
+            frame = frame.f_back
+        label = f"{key} <- {where}"
+        super().__setitem__(label, self.get(label, 0) + 1)
+
+
 def wait_drained(timeout: float) -> bool:
     from chalicelib.platform import aws, queues
     from chalicelib.platform.settings import get_settings
@@ -106,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pollers", type=int, default=4, help="pollers of the events queue")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 60 customers, threshold 20, 4 groups")
+    parser.add_argument("--callers", action="store_true", help="also the consumer's AWS requests per join by "
+                                                               "operation and product function")
     args = parser.parse_args(argv)
     if args.quick:
         args.customers, args.threshold, args.groups, args.timeout = 60, 20, 4, 120.0
@@ -147,14 +169,23 @@ def main(argv: list[str] | None = None) -> int:
         pace = f"{args.rate:g} joins/s" if args.rate else f"{args.threads} at once"
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.customers} customers, "
               f"{pace}; threshold {args.threshold}; pool of {args.groups} + auto-create", flush=True)
+        callers = Callers()
         with Counting() as req:
+            if args.callers:
+                aws_requests._active.append(callers)
             t0 = time.time()
             result = fire(sb, corp_id, code["config_id"], args)
             t_fired = time.time()
             drained = wait_drained(args.timeout)
             t_done = time.time()
+            if args.callers:
+                aws_requests._active.remove(callers)
         report(args, sb, corp_id, code, pool, pool_listed=code["listed"], result=result, req=req,
                rotations=rotations, updates0=updates0, span=(t0, t_fired, t_done), drained=drained)
+        if args.callers:
+            print("  consumer requests per join by caller:")
+            for label, count in callers.most_common():
+                print(f"    {count / max(1, result['joined']):6.2f}  {label}")
     finally:
         stack.stop()
     print(f"\n(total run {time.time() - t_start:.0f} s)")

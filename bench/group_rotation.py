@@ -258,9 +258,9 @@ def checks(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[st
            counted: int, truth_over: int, updates: int) -> bool:
     """The simulator test's assertions (tests/functional/test_group_code_simulation.py), on this run."""
     from chalicelib.group_codes import items as code_items
-    from chalicelib.groups import items as group_items
+    from chalicelib.group_codes import service
 
-    stored = {c: getattr(group_items.get_group(corp_id, c, consistent=True), "member_count", None) for c in sizes}
+    stored = service.member_counts(corp_id, list(sizes))  # as the code's status shows them
     final = code_items.get(corp_id, code["code_id"], consistent=True)
     way = sb.world.corp(corp_id).join_ways[code["config_id"]]["chat_id_list"]
     delisted, listed = Counter(), list(pool_listed)
@@ -277,7 +277,8 @@ def checks(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[st
         ("WeCom's join way lists what the code says, synced",
          final is not None and sorted(way) == sorted(final.listed) and final.synced_rotation == final.rotation),
     ]
-    print("  checks (the simulator test's assertions):")
+    wrong = {c: (stored[c], sizes[c]) for c in sizes if stored[c] != sizes[c]}
+    print("  checks (the simulator test's assertions):" + (f" stored/truth differ: {wrong}" if wrong else ""))
     for what, ok in results:
         print(f"    [{'ok' if ok else 'FAILED'}] {what}")
     return all(ok for _, ok in results)

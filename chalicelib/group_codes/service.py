@@ -306,6 +306,7 @@ def _plan_for(corp_id: str, code: GroupCodeItem, now: float, known: dict[str, in
               **(known or {})}
     if verify:
         counts.update(_verified(corp_id, code, counts))
+    counts.update(_reopening(corp_id, code, counts, known or {}))
     return plan(threshold=code.threshold, listed=code.listed, full=code.full, pool=pool,
                 auto_create=code.auto_create is not None, low_seats=code.low_seats, counts=counts), counts, pool
 
@@ -335,6 +336,27 @@ def _verified(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None]) 
             group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
         except groups.MembersMoving:
             continue  # changing as we read: the callbacks are flowing, the stored count will do
+        out[chat_id] = group.member_count if group is not None else None
+    return out
+
+
+def _reopening(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None],
+               known: dict[str, int]) -> dict[str, int | None]:
+    """Full groups whose stored count says they reopened are read from WeCom first: in a burst a
+    group delisted on WeCom's count keeps a stored count far behind it while its callbacks queue,
+    and listing it again on that count would flap (rare otherwise: members leaving)."""
+    from chalicelib.groups import service as groups
+
+    out: dict[str, int | None] = {}
+    for chat_id in code.full:
+        n = counts.get(chat_id)
+        if chat_id in known or n is None or n >= code.threshold - REOPEN_MARGIN:
+            continue
+        try:
+            group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
+        except groups.MembersMoving:
+            out[chat_id] = code.threshold  # changing as we read: not reopened now, the next re-plan sees
+            continue
         out[chat_id] = group.member_count if group is not None else None
     return out
 

@@ -149,6 +149,24 @@ def test_a_dropped_crossing_callback_is_repaired_by_the_minute_tick(world):
     assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
 
 
+def test_a_full_group_is_not_listed_again_on_a_stored_count_that_lags_behind_wecom(world):
+    """In a burst the stored count of a group delisted on WeCom's count can lag far behind (its
+    callbacks still queued): the minute tick must not list it again on that count (a flap: one more
+    join-way update, and joins into a full group), but check WeCom's before reopening it."""
+    from chalicelib.platform import schedules
+    from chalicelib.store import get_table, keys
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=12)
+    join(world, code["config_id"], 12, concurrency=1)  # 13 members: delisted
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    updates = wecom_calls(world, "externalcontact/groupchat/update_join_way")
+    get_table().update(keys.group(CORP_ID, pool[0]), expression="SET member_count = :n", values={":n": 1})
+    schedules.minute()
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates
+
+
 def test_exhausted_keeps_the_least_full_groups_and_alerts_the_owner(world):
     from chalicelib.store import get_table, keys
 

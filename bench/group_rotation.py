@@ -64,6 +64,26 @@ class Rotations:
         service._push = _push
 
 
+class Callers(aws_requests.AwsRequests):
+    """The consumer's AWS requests by "operation <- product function" (--callers): where the
+    requests per join come from. The nearest chalicelib frame outside the store's wrapper."""
+
+    def __setitem__(self, key: str, value: int) -> None:
+        from bench.welcome_burst import _side
+
+        if _side() != "consumer":
+            return
+        frame, where = sys._getframe(1), "?"
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if "chalicelib" in path and "/store/table.py" not in path:
+                where = f"{Path(path).parent.name}/{Path(path).stem}.{frame.f_code.co_name}"
+                break
+            frame = frame.f_back
+        label = f"{key} <- {where}"
+        super().__setitem__(label, self.get(label, 0) + 1)
+
+
 def wait_drained(timeout: float) -> bool:
     from chalicelib.platform import aws, queues
     from chalicelib.platform.settings import get_settings
@@ -71,9 +91,13 @@ def wait_drained(timeout: float) -> bool:
     url = queues.queue_url(get_settings().events_queue)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        attrs = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        try:
+            attrs = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        except Exception:  # noqa: BLE001  (moto timing out on a loaded machine: ask again)
+            time.sleep(1)
+            continue
         if all(v == "0" for v in attrs.values()):
             return True
         time.sleep(0.2)
@@ -106,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pollers", type=int, default=4, help="pollers of the events queue")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 60 customers, threshold 20, 4 groups")
+    parser.add_argument("--callers", action="store_true", help="also the consumer's AWS requests per join by "
+                                                               "operation and product function")
     args = parser.parse_args(argv)
     if args.quick:
         args.customers, args.threshold, args.groups, args.timeout = 60, 20, 4, 120.0
@@ -147,23 +173,32 @@ def main(argv: list[str] | None = None) -> int:
         pace = f"{args.rate:g} joins/s" if args.rate else f"{args.threads} at once"
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.customers} customers, "
               f"{pace}; threshold {args.threshold}; pool of {args.groups} + auto-create", flush=True)
+        callers = Callers()
         with Counting() as req:
+            if args.callers:
+                aws_requests._active.append(callers)
             t0 = time.time()
             result = fire(sb, corp_id, code["config_id"], args)
             t_fired = time.time()
             drained = wait_drained(args.timeout)
             t_done = time.time()
-        report(args, sb, corp_id, code, pool, pool_listed=code["listed"], result=result, req=req,
-               rotations=rotations, updates0=updates0, span=(t0, t_fired, t_done), drained=drained)
+            if args.callers:
+                aws_requests._active.remove(callers)
+        passed = report(args, sb, corp_id, code, pool, pool_listed=code["listed"], result=result, req=req,
+                        rotations=rotations, updates0=updates0, span=(t0, t_fired, t_done), drained=drained)
+        if args.callers:
+            print("  consumer requests per join by caller:")
+            for label, count in callers.most_common():
+                print(f"    {count / max(1, result['joined']):6.2f}  {label}")
     finally:
         stack.stop()
     print(f"\n(total run {time.time() - t_start:.0f} s)")
-    return 0
+    return 0 if passed else 1
 
 
 def report(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[str], *, pool_listed: list[str],
            result: dict[str, Any], req: dict[str, Any], rotations: Rotations, updates0: int,
-           span: tuple[float, float, float], drained: bool) -> None:
+           span: tuple[float, float, float], drained: bool) -> bool:
     from chalicelib.store import counters
 
     t0, t_fired, t_done = span
@@ -214,6 +249,39 @@ def report(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[st
     for op, count in sorted(ops.items(), key=lambda kv: -kv[1]):
         print(f"    {op:<34} {count / max(1, n):6.2f}")
     print(f"    queue polling (event source mapping): {req['polling'].total / max(1, n):.2f} per join")
+    return checks(args, sb, corp_id, code, pool, pool_listed=pool_listed, result=result, rotations=rotations,
+                  sizes=sizes, crossings=crossings, counted=counted, truth_over=truth_over, updates=updates)
+
+
+def checks(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[str], *, pool_listed: list[str],
+           result: dict[str, Any], rotations: Rotations, sizes: dict[str, int], crossings: list[str],
+           counted: int, truth_over: int, updates: int) -> bool:
+    """The simulator test's assertions (tests/functional/test_group_code_simulation.py), on this run."""
+    from chalicelib.group_codes import items as code_items
+    from chalicelib.group_codes import service
+
+    stored = service.member_counts(corp_id, list(sizes))  # as the code's status shows them
+    final = code_items.get(corp_id, code["code_id"], consistent=True)
+    way = sb.world.corp(corp_id).join_ways[code["config_id"]]["chat_id_list"]
+    delisted, listed = Counter(), list(pool_listed)
+    for _, now_listed in rotations.pushes:
+        delisted.update(c for c in listed if c not in now_listed)
+        listed = now_listed
+    results = [
+        ("every customer ends in a group", result["joined"] == args.customers and result["refused"] == 0),
+        ("no group ever exceeds 200 members", max(sizes.values()) <= 200),
+        ("no group delisted twice (no double rotation, no flapping)", all(v == 1 for v in delisted.values())),
+        ("at most one join-way update per crossing", updates <= len(crossings)),
+        ("over-threshold joins counted = the sandbox's truth", counted == truth_over),
+        ("stored member counts = the sandbox's truth", all(stored[c] == sizes[c] for c in sizes)),
+        ("WeCom's join way lists what the code says, synced",
+         final is not None and sorted(way) == sorted(final.listed) and final.synced_rotation == final.rotation),
+    ]
+    wrong = {c: (stored[c], sizes[c]) for c in sizes if stored[c] != sizes[c]}
+    print("  checks (the simulator test's assertions):" + (f" stored/truth differ: {wrong}" if wrong else ""))
+    for what, ok in results:
+        print(f"    [{'ok' if ok else 'FAILED'}] {what}")
+    return all(ok for _, ok in results)
 
 
 if __name__ == "__main__":

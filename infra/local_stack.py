@@ -625,6 +625,13 @@ class LocalStack:
         return "\n".join(lines) + "\n"
 
 
+def _pollers(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCRM_HTTP_PORT", 8000)))
@@ -635,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default .run/state.json; the demo's env file goes beside it)")
     parser.add_argument("--fresh", action="store_true",
                         help="start empty, ignoring the saved data (replaced at the stop); make run FRESH=1")
+    parser.add_argument("--events-pollers", type=_pollers, default=os.environ.get("SCRM_EVENTS_POLLERS", "4"),
+                        help="consumers of the events queue at once, as Lambda runs several (default 4; "
+                             "SCRM_EVENTS_POLLERS); all in this one process, so they share its CPU")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("SCRM_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -643,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         stack = LocalStack(http_port=args.port, moto_port=args.moto_port, sandbox_port=args.sandbox_port,
-                           state_path=os.path.abspath(args.state), fresh=args.fresh)
+                           state_path=os.path.abspath(args.state), fresh=args.fresh,
+                           events_pollers=args.events_pollers)
     except StateFileError as exc:
         print(f"local stack not started: {exc}. Move it away, or start empty with --fresh "
               "(make run FRESH=1; the file is then replaced at the stop).", file=sys.stderr, flush=True)

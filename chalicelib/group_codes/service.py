@@ -306,6 +306,7 @@ def _plan_for(corp_id: str, code: GroupCodeItem, now: float, known: dict[str, in
               **(known or {})}
     if verify:
         counts.update(_verified(corp_id, code, counts))
+    counts.update(_reopening(corp_id, code, counts, known or {}))
     return plan(threshold=code.threshold, listed=code.listed, full=code.full, pool=pool,
                 auto_create=code.auto_create is not None, low_seats=code.low_seats, counts=counts), counts, pool
 
@@ -335,6 +336,27 @@ def _verified(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None]) 
             group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
         except groups.MembersMoving:
             continue  # changing as we read: the callbacks are flowing, the stored count will do
+        out[chat_id] = group.member_count if group is not None else None
+    return out
+
+
+def _reopening(corp_id: str, code: GroupCodeItem, counts: dict[str, int | None],
+               known: dict[str, int]) -> dict[str, int | None]:
+    """Full groups whose stored count says they reopened are read from WeCom first: in a burst a
+    group delisted on WeCom's count keeps a stored count far behind it while its callbacks queue,
+    and listing it again on that count would flap (rare otherwise: members leaving)."""
+    from chalicelib.groups import service as groups
+
+    out: dict[str, int | None] = {}
+    for chat_id in code.full:
+        n = counts.get(chat_id)
+        if chat_id in known or n is None or n >= code.threshold - REOPEN_MARGIN:
+            continue
+        try:
+            group = groups.refresh_members(corp_id, chat_id, client=_client(corp_id))
+        except groups.MembersMoving:
+            out[chat_id] = code.threshold  # changing as we read: not reopened now, the next re-plan sees
+            continue
         out[chat_id] = group.member_count if group is not None else None
     return out
 
@@ -405,9 +427,9 @@ def _notify(corp_id: str, code: GroupCodeItem, alert: Alert) -> None:
 
 
 def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
-               versions: tuple[str | None, str | None], group: Any, day: str, now: float) -> list[Any]:
+               versions: tuple[str | None, str | None], group: Any, day: str, now: float, at: int) -> list[Any]:
     """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
-    `code_id`'s pool (`group`: its item as the event read it): count joins past the threshold (a
+    `code_id`'s pool (`group`: its item as the event read it; `at`: its CreateTime): count joins past the threshold (a
     counter op for the event's commit) and rotate if a listed group reached it. The code comes from
     a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway)."""
     from chalicelib.store import counters
@@ -422,25 +444,41 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
         before, count = around
         over = max(0, count - max(code.threshold, before)) if scene == 3 else 0
         crossed = before < code.threshold <= count
+    elif _counted_below(group, code.threshold, at=at, members=members):
+        count, over, crossed = None, 0, False  # a stored read after this join still had seats left
     else:  # no stored count at this event's version: WeCom's member list (join order) decides
         member_list = _member_list(corp_id, chat_id)
         count = len(member_list) if member_list is not None else None
         place = {m.userid: i + 1 for i, m in enumerate(member_list or [])}
-        over = sum(1 for m in members if place.get(m, 0) > code.threshold) if scene == 3 else 0
-        crossed = count is not None and count >= code.threshold
+        places = [place[m] for m in members if m in place]
+        over = sum(1 for p in places if p > code.threshold) if scene == 3 else 0
+        crossed = bool(places) and min(places) - 1 < code.threshold <= max(places)
     if over:
         ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
     if count is not None and count >= code.threshold and (crossed or chat_id in code.listed):
         fresh = code_items.get(corp_id, code_id, consistent=True)  # the cached copy may predate a rotation
         if fresh is not None and fresh.status != "deleted" and chat_id in fresh.listed:
             rotate(corp_id, fresh, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
-        _code_cache.forget((corp_id, code_id))  # re-read by the next join: the rotation moved it
+            _code_cache.forget((corp_id, code_id))  # re-read by the next join: the rotation moved it
+        else:  # already rotated (by another join or instance): later joins into the group need no read
+            _code_cache.put((corp_id, code_id), fresh)
     elif code.synced_rotation < code.rotation and now - code.pushed_at >= PUSH_GRACE:
         fresh = code_items.get(corp_id, code_id, consistent=True)  # never push a cached (older) list
         if fresh is not None and fresh.status != "deleted":
             _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
     return ops
+
+
+def _counted_below(group: Any, threshold: int, *, at: int, members: list[str]) -> bool:
+    """Whether the stored count already includes this join (a read of WeCom's member list after it)
+    and is below the threshold: the join crossed nothing and joined below the threshold (a count
+    only rises between the join and the read, unless members left, which WeCom's list would not
+    show either), so WeCom's list need not be read for it."""
+    from chalicelib.groups import items as group_items
+
+    return (group is not None and group.member_count is not None and group.member_count < threshold
+            and group_items.in_read(group, at=at, joined=members))
 
 
 def _count_around(group: Any, versions: tuple[str | None, str | None], joined: int) -> tuple[int, int] | None:

@@ -35,5 +35,5 @@ def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     for code_id in codes:
         ops += service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
                                   scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver), group=ctx.group,
-                                  day=ctx.day, now=ctx.now)
+                                  day=ctx.day, now=ctx.now, at=ev.create_time)
     return ops

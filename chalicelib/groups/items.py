@@ -42,6 +42,9 @@ class GroupItem(Model):
     member_version: str | None = Field(None, description="WeCom's member-list version that member_count is at")
     member_history: list[str] = Field(default_factory=list, description="versions member_count moved past")
     members_read_at: int | None = Field(None, description="when groupchat/get was last read (unix s)")
+    members_seen_until: int | None = Field(None, description="the last read's latest join time (WeCom's clock): "
+                                                             "a change before it is in that read")
+    members_seen_last: list[str] = Field(default_factory=list, description="who joined at members_seen_until")
     codes: list[str] = Field(default_factory=list, description="group codes whose pool holds this group "
                                                                "(or held it, for a deleted code: attribution)")
     created_at: int | None = None
@@ -107,9 +110,12 @@ class CountChange:
 
 def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus | None = None,
                   fields: dict[str, Any] | None = None, created: bool = False,
-                  count: CountChange | None = None) -> StoreOp:
+                  count: CountChange | None = None, seen: GroupItem | None = None) -> StoreOp | None:
     """The event's update of the group item: its fields only if no newer event (CreateTime) wrote
-    them; its count change (one op: a transaction touches an item once) only from its version."""
+    them; its count change (one op: a transaction touches an item once) only from its version.
+    `seen`: the group as the event read it; when a newer event had already written its fields
+    (`last_event_at` only grows), or a member change already counted would change nothing but
+    `last_event_at`, they are left out rather than fail the commit (None: nothing to write)."""
     names = {"#type": "type", "#at": "last_event_at"}
     values: dict[str, Any] = {":type": "group", ":g": group_id, ":at": at, **_listed(corp_id, group_id)}
     sets = ["#type = :type", "group_id = :g", "#at = :at", f"{schema.GSI2_PK} = :gpk", f"{schema.GSI2_SK} = :gsk"]
@@ -127,8 +133,12 @@ def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus |
     newer = "(attribute_not_exists(#at) OR #at <= :at)"
     fields_op = StoreOp(get_table().op_update(key, expression="SET " + ", ".join(sets), names=names,
                                               values=values, condition=newer), stale_ok=True)
+    outdated = seen is not None and seen.last_event_at is not None and seen.last_event_at > at
     if count is None:
-        return fields_op
+        # A member change already counted (a read or a later event) leaves an active group as it is:
+        # its fields would only move last_event_at, at the price of a failed commit when newer.
+        unchanged = seen is not None and seen.status == status == "active" and not fields and not created
+        return None if outdated or unchanged else fields_op
     condition, count_values = _version_condition(count.seen)
     count_values.update({":cur": count.cur, ":hist": _moved_past(count.seen, count.cur), ":d": count.delta})
     count_set = "member_version = :cur, member_history = :hist"
@@ -136,11 +146,23 @@ def group_changed(corp_id: str, group_id: str, *, at: int, status: GroupStatus |
     # (a read moved the version past this change, which it includes); else nothing.
     count_op = StoreOp(get_table().op_update(key, expression=f"SET {count_set} ADD member_count :d",
                                              values=count_values, condition=condition),
-                       stale_ok=True, if_stale=fields_op)
+                       stale_ok=True, if_stale=None if outdated else fields_op)
+    if outdated:
+        return count_op
     return StoreOp(
         get_table().op_update(key, expression="SET " + ", ".join([*sets, count_set]) + " ADD member_count :d",
                               names=names, values={**values, **count_values}, condition=f"{condition} AND {newer}"),
         stale_ok=True, if_stale=count_op)
+
+
+def in_read(group: GroupItem, *, at: int, joined: list[str] | None = None) -> bool:
+    """Whether the stored read of groupchat/get came after a change at CreateTime `at` (WeCom's
+    clock, whole seconds): the read saw a member join later than `at`, or saw all of `joined` (an
+    add_member's members) join at `at` itself. The stored count is then past that change."""
+    until = group.members_seen_until
+    if until is None:
+        return False
+    return at < until or (at == until and bool(joined) and set(joined) <= set(group.members_seen_last))
 
 
 def _listed(corp_id: str, group_id: str) -> dict[str, str]:
@@ -165,18 +187,22 @@ def record_read(corp_id: str, chat: GroupChat, *, seen: GroupItem | None, read_a
     ConditionFailed: the stored state moved meanwhile, possibly past this read)."""
     condition, values = _version_condition(seen)
     version = chat.member_version or ""
+    until = max((m.join_time or 0 for m in chat.member_list), default=0)
     get_table().update(
         keys.group(corp_id, chat.chat_id),
         expression=(f"SET {schema.GSI2_PK} = :gpk, {schema.GSI2_SK} = :gsk, #type = :type, group_id = :g, "
                     "#name = :name, #owner = :owner, admins = :admins, "
                     "notice = :notice, member_count = :n, member_version = :v, member_history = :hist, "
-                    "members_read_at = :t, #status = if_not_exists(#status, :active), "
+                    "members_read_at = :t, members_seen_until = :until, members_seen_last = :last, "
+                    "#status = if_not_exists(#status, :active), "
                     "created_at = if_not_exists(created_at, :created)"),
         names={"#type": "type", "#name": "name", "#owner": "owner", "#status": "status"},
         values={**values, **_listed(corp_id, chat.chat_id), ":type": "group", ":g": chat.chat_id,
                 ":name": chat.name, ":owner": chat.owner,
                 ":admins": [a.get("userid", "") for a in chat.admin_list], ":notice": chat.notice,
-                ":n": len(chat.member_list), ":v": version, ":hist": _moved_past(seen, version), ":t": read_at,
+                ":n": len(chat.member_list), ":until": until,
+                ":last": [m.userid for m in chat.member_list if until and m.join_time == until],
+                ":v": version, ":hist": _moved_past(seen, version), ":t": read_at,
                 ":active": "active", ":created": chat.create_time or read_at},
         condition=condition,
     )
@@ -185,19 +211,51 @@ def record_read(corp_id: str, chat: GroupChat, *, seen: GroupItem | None, read_a
 
 def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None:
     """Member items as the read found them, writing only those that differ; a member whose item a
-    later event moved is left alone."""
+    later event moved is left alone. Written in transactions of up to READ_WRITES_PER_REQUEST
+    members (a burst's read finds tens of members whose events are still queued): one request,
+    not one per member."""
     stored = {m.member_id: m for m in members(corp_id, chat.chat_id)}
     present = set()
+    writes: list[dict[str, Any]] = []
     for m in chat.member_list:
         present.add(m.userid)
         fields = {"member_type": m.type, "join_time": m.join_time or None, "join_scene": m.join_scene,
                   "state": m.state or None, "invitor": (m.invitor or {}).get("userid")}
         known = stored.get(m.userid)
         if known is None or known.status != "joined" or any(getattr(known, k) != v for k, v in fields.items()):
-            _update_member(corp_id, chat.chat_id, m.userid, at=read_at, status="joined", fields=fields)
+            # At the member's join time (WeCom's clock, as events' CreateTime): the read says "joined
+            # since then", so the join's own event still writes its time and scene over it, while an
+            # older event (or this read, against a later leave) is kept out.
+            writes.append(_member_write(corp_id, chat.chat_id, m.userid, at=m.join_time or read_at,
+                                        status="joined", fields=fields))
     for gone in stored.values():
         if gone.status == "joined" and gone.member_id not in present:
-            _update_member(corp_id, chat.chat_id, gone.member_id, at=read_at, status="left")
+            writes.append(_member_write(corp_id, chat.chat_id, gone.member_id, at=read_at, status="left"))
+    for start in range(0, len(writes), READ_WRITES_PER_REQUEST):
+        _write_all_but_stale(writes[start:start + READ_WRITES_PER_REQUEST])
+
+
+READ_WRITES_PER_REQUEST = 100  # DynamoDB's items per transaction
+
+
+def _member_write(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
+                  fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return get_table().op_update(keys.group_member(corp_id, group_id, member_id),
+                                 **_member_update(corp_id, group_id, member_id, at=at, status=status, fields=fields))
+
+
+def _write_all_but_stale(ops: list[dict[str, Any]]) -> None:
+    """Apply conditional updates of distinct items together; one whose condition fails (a newer
+    event moved that member) is left out and the others are written again."""
+    while ops:
+        try:
+            get_table().transact(ops)
+            return
+        except ConditionFailed as exc:
+            failed = {i for i, r in enumerate(exc.reasons) if r == "ConditionalCheckFailed"}
+            if not failed:
+                raise
+            ops = [op for i, op in enumerate(ops) if i not in failed]
 
 
 def _member_update(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,

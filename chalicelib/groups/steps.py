@@ -65,34 +65,34 @@ def on_update(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
     count = None
     changed = ev.mem_change_cnt or len(members)
     membership = detail in ("add_member", "del_member")
-    seen = ctx.group if membership else None
+    seen = _group_for_count(ctx) if membership else None
     if membership:
         ctx.writes(keys.group(ctx.corp_id, ev.chat_id))
+        count = _count_change(ctx, seen, changed if detail == "add_member" else -changed)
     if detail == "add_member":
         ops += group_items.members_changed(ctx.corp_id, ev.chat_id, members, status="joined", at=ev.create_time,
                                            scene=ev.join_scene)
         scan = ev.join_scene == JOIN_SCENE_SCAN
         ops += _count(ctx, seen.codes if scan and seen else (), members_joined=changed,
                       **{"joins_scan" if scan else "joins_invite": changed})
-        count = _count_change(ctx, seen, changed)
     elif detail == "del_member":
         ops += group_items.members_changed(ctx.corp_id, ev.chat_id, members, status="left", at=ev.create_time,
                                            scene=ev.quit_scene)
         ops += _count(ctx, members_left=changed,
                       **({"members_removed": changed} if ev.quit_scene == QUIT_SCENE_REMOVED else {}))
-        count = _count_change(ctx, seen, -changed)
     else:
         fields["last_change"] = detail or "unknown"
-    ops.append(group_items.group_changed(ctx.corp_id, ev.chat_id, at=ev.create_time, status="active",
-                                         fields=fields, count=count))
-    return ops
+    group_op = group_items.group_changed(ctx.corp_id, ev.chat_id, at=ev.create_time, status="active",
+                                         fields=fields, count=count, seen=seen)
+    return ops + ([group_op] if group_op else [])
 
 
 def _count_change(ctx: EventContext[ExternalChatUpdate], seen: group_items.GroupItem | None,
                   delta: int) -> group_items.CountChange | None:
     """Move the exact member count by `delta` if the stored version is where this event starts;
-    otherwise the event is already included (its versions are behind the stored one) or there is a
-    gap, which a read of groupchat/get repairs now."""
+    otherwise the event is already included (its versions are behind the stored one, or a stored
+    read of groupchat/get came after it) or there is a gap, which a read of groupchat/get repairs
+    now."""
     from chalicelib.groups import service
 
     ev = ctx.event
@@ -101,7 +101,7 @@ def _count_change(ctx: EventContext[ExternalChatUpdate], seen: group_items.Group
     if seen is not None and seen.member_count is not None:
         if seen.member_version == ev.last_mem_ver:
             return group_items.CountChange(seen, ev.last_mem_ver, ev.cur_mem_ver, delta)
-        if ev.cur_mem_ver == seen.member_version or ev.last_mem_ver in seen.member_history:
+        if _in_read(ev, seen, delta) or _counted(ev, seen):
             return None  # already counted: a read after this change, or a later event's read
         if delta > 0 and _read_after_join(ctx):
             return None  # a read already saw these members joined at or after this event
@@ -109,6 +109,26 @@ def _count_change(ctx: EventContext[ExternalChatUpdate], seen: group_items.Group
 
     service.refresh_members(ctx.corp_id, ev.chat_id, client=corps.wecom_client(ctx.corp_id))
     return None
+
+
+def _group_for_count(ctx: EventContext[ExternalChatUpdate]) -> group_items.GroupItem | None:
+    """The group as this event's count needs it: the copy read with the event when that copy is
+    already past the event (being past a change never reverts), else as it stands now (another
+    event of the batch may have moved it since)."""
+    ev = ctx.event
+    held = group_items.group_of(ctx.held(keys.group(ctx.corp_id, ev.chat_id)))
+    delta = 1 if ev.update_detail == "add_member" else -1
+    if held is not None and held.member_count is not None and (_in_read(ev, held, delta) or _counted(ev, held)):
+        return held
+    return ctx.group
+
+
+def _in_read(ev: ExternalChatUpdate, seen: group_items.GroupItem, delta: int) -> bool:
+    return group_items.in_read(seen, at=ev.create_time, joined=list(ev.mem_change_list or []) if delta > 0 else None)
+
+
+def _counted(ev: ExternalChatUpdate, seen: group_items.GroupItem) -> bool:
+    return ev.cur_mem_ver == seen.member_version or ev.last_mem_ver in seen.member_history
 
 
 def _read_after_join(ctx: EventContext[ExternalChatUpdate]) -> bool:

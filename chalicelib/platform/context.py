@@ -78,6 +78,12 @@ class EventContext(Generic[E]):
         self._items[k] = (_writes()[k], item)
         return item
 
+    def held(self, key: dict[str, str]) -> dict[str, Any] | None:
+        """The item as this event last read it, even if a step of another event wrote it since (None:
+        not read, or no such item): for what only ever moves one way (a version the item is past)."""
+        held = self._items.get((key["PK"], key["SK"]))
+        return held[1] if held is not None else None
+
     def writes(self, key: dict[str, str]) -> None:
         """A step of this event writes this item in the event's commit: other events' copies are stale
         (this event's own copy stays as read: its steps see the state before their commit)."""

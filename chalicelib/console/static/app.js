@@ -27,6 +27,7 @@ function visiblePages() {
 function signInPage() {
   nav.replaceChildren();
   document.getElementById("signout").hidden = true;
+  delete main.dataset.page;
   document.getElementById("who").textContent = "";
   const f = form("signin", [{ name: "api_key", label: "api_key", type: "password", hint: "api_key_hint" }], "sign_in",
     async ({ api_key }) => {

@@ -19,7 +19,7 @@ export function chart({ title, labels, series, kind = "line" }) {
   const step = (W - L - R) / n;
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, class: "chart", "data-max": max });
   svg.append(el("title", {}, title));
-  for (const v of [min, (min + max) / 2, max]) {  // grid and y axis labels
+  for (const v of new Set([min, Math.round((min + max) / 2), max])) {  // grid and y axis labels (whole numbers)
     const yy = y(v);
     svg.append(el("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" }));
     svg.append(el("text", { x: L - 4, y: yy + 4, "text-anchor": "end", class: "axis" }, String(Math.round(v))));

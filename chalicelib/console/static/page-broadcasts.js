@@ -8,7 +8,7 @@ const REASONS = ["capped", "lost_relation", "no_sender", "not_friend", "over_quo
 
 function progress(b) {
   return h("span.progress", { "data-broadcast-status": b.status },
-    h("strong", {}, t("b_" + b.status)), " ", bar(b.sent + b.failed, b.planned, t("progress")));
+    h("strong", {}, t("b_" + b.status)), " ", bar(b.sent + b.failed, b.planned, t("progress"), { warnFull: false }));
 }
 
 async function detail(main, ctx, id) {

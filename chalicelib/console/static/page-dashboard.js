@@ -7,9 +7,19 @@ import { api, form, h, query, section, table, today } from "./ui.js";
 const CONTACT = ["adds", "lost", "removed", "net", "welcomes_sent"];
 const GROUP = ["joins", "quits", "net", "groups_opened"];
 
+// By day, every day of the range is drawn (the API lists only days that have numbers).
+function days(from, to) {
+  const out = [];
+  for (let d = new Date(from + "T00:00:00Z"); d <= new Date(to + "T00:00:00Z"); d = new Date(d.getTime() + 86400000)) {
+    out.push(d.toISOString().slice(0, 10));
+  }
+  return out;
+}
+
 function statsBlock(id, title, data, fields) {
-  const labels = data.rows.map((r) => r.key);
-  const series = fields.map((f) => ({ key: f, label: t("m_" + f), values: data.rows.map((r) => r[f] || 0) }));
+  const byKey = Object.fromEntries(data.rows.map((r) => [r.key, r]));
+  const labels = data.by === "day" ? days(data.from, data.to) : data.rows.map((r) => r.key);
+  const series = fields.map((f) => ({ key: f, label: t("m_" + f), values: labels.map((k) => (byKey[k] || {})[f] || 0) }));
   const numbers = table([["key", (r) => r.key], ...fields.map((f) => ["m_" + f, (r) => String(r[f] || 0)])],
     [...data.rows, { ...data.total, key: t("total") }]);
   const details = h("details.numbers", {}, h("summary", {}, t("show_numbers")), numbers);

@@ -140,9 +140,9 @@ export function table(columns, rows, empty = "no_rows") {
     h("tbody", {}, rows.map((r) => h("tr", {}, columns.map(([label, cell]) => h("td", { "data-label": t(label) }, cell(r))))))));
 }
 
-export function bar(value, max, label) {
+export function bar(value, max, label, { warnFull = true } = {}) {
   const pct = max > 0 ? Math.min(100, Math.round((100 * value) / max)) : 0;
-  const fill = h("span.fill" + (pct >= 100 ? ".full" : ""));
+  const fill = h("span.fill" + (warnFull && pct >= 100 ? ".full" : ""));
   fill.style.width = pct + "%";  // CSSOM, not a style attribute: the CSP allows no inline styles
   return h("span.bar", { role: "progressbar", "aria-valuenow": value, "aria-valuemin": 0, "aria-valuemax": max, "aria-label": label, title: `${value} / ${max}` },
     fill, h("span.bar-text", {}, `${value} / ${max}`));

@@ -209,8 +209,9 @@ class Browser:
 
     def wait(self, expression: str, timeout: float = 60) -> Any:
         """Poll a JS expression until it is truthy (its value is returned)."""
+        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()"  # mid-render
         try:
-            return self._until(lambda: self.js(expression), timeout, "")
+            return self._until(lambda: self.js(guarded), timeout, "")
         except TimeoutError:
             text = self.js("document.querySelector('main')?.innerText.slice(0, 1500) ?? ''")
             raise AssertionError(f"not met in {timeout} s: {expression}\n--- page ---\n{text}") from None

@@ -110,8 +110,16 @@ def test_a_scan_of_a_new_channel_code_shows_the_customer_and_moves_the_chart(bro
         time.sleep(0.5)  # polling interval, not an assertion
         browser.click("#customer-search button[type=submit]")  # search again, as an operator would
         browser.wait("!document.querySelector('#customer-search button[type=submit]').disabled")
+    created = api(stack, "POST", "/tags", json={"group_name": "source", "names": ["store-9"]})
+    assert created.status_code in (200, 201), created.text
+    tag_id = next(t["tag_id"] for g in api(stack, "GET", "/tags").json()["groups"] for t in g["tags"]
+                  if t["name"] == "store-9")
     open_page(browser, stack, "customers", customer)
     browser.wait("!!document.querySelector('.timeline [data-kind=added]')")
+    browser.fill("#customer-tags select[name=add]", tag_id)  # tag the customer from their profile
+    browser.click("#customer-tags button[type=submit]")
+    browser.wait("document.querySelector('.profile').innerText.includes('store-9')")
+    assert tag_id in api(stack, "GET", f"/customers/{customer}").json()["tags"]
     browser.screenshot(str(SCREENSHOTS / "customer.png"))
 
     open_page(browser, stack, "dashboard")

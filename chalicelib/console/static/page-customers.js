@@ -6,8 +6,11 @@ import { api, csv, fmtTime, form, h, query, section, table } from "./ui.js";
 const STATUSES = ["", "active", "pending", "lost", "removed", "transferred"];
 const epoch = (d, end) => (d ? Math.floor(new Date(d + (end ? "T23:59:59" : "T00:00:00")).getTime() / 1000) : "");
 
+const tagOptionsOf = (library) => library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]));
+
 async function detail(main, ctx, id) {
-  const c = await api("GET", `/customers/${encodeURIComponent(id)}`);
+  const [c, library] = await Promise.all([api("GET", `/customers/${encodeURIComponent(id)}`), api("GET", "/tags")]);
+  const tagChoices = [["", "—"], ...tagOptionsOf(library)];
   const names = Object.fromEntries(c.tag_details.map((x) => [x.tag_id, x.name || x.tag_id]));
   main.append(
     h("p", {}, h("a", { href: "#/customers" }, "← " + t("nav_customers"))),
@@ -21,8 +24,8 @@ async function detail(main, ctx, id) {
     ], c.relations)),
     c.relations.length ? section("edit_tags", form("customer-tags", [
       { name: "staff_id", label: "staff_ids", type: "select", options: c.relations.map((r) => [r.staff_id, r.staff_name || r.staff_id]) },
-      { name: "add", label: "tags_add", hint: "tag_ids_hint" },
-      { name: "remove", label: "tags_remove", hint: "tag_ids_hint" },
+      { name: "add", label: "tags_add", type: "select", options: tagChoices },
+      { name: "remove", label: "tags_remove", type: "select", options: tagChoices },
     ], "save", async (v) => {
       await api("POST", `/customers/${encodeURIComponent(id)}/tags`, { staff_id: v.staff_id, add: csv(v.add), remove: csv(v.remove) });
       await ctx.reload();
@@ -33,8 +36,8 @@ async function detail(main, ctx, id) {
 
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
-  const [library] = await Promise.all([api("GET", "/tags")]);
-  const tagOptions = [["", t("any")], ...library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]))];
+  const library = await api("GET", "/tags");
+  const tagOptions = [["", t("any")], ...tagOptionsOf(library)];
   const results = h("div");
   let cursor = null;
   let last = {};

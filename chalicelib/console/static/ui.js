@@ -27,7 +27,12 @@ export async function api(method, path, body, key = session.key) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const resp = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await resp.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {  // not our API's JSON (a proxy's page, say): its status speaks
+    data = { error: { code: "http_" + resp.status, message: `HTTP ${resp.status}: ${text.slice(0, 200)}` } };
+  }
   if (!resp.ok) throw new ApiError(resp.status, data);
   return data;
 }

@@ -19,11 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m infra.local_stack$(if $(filter-out 0,$(FRESH)), --fresh)
 
-## make chromium: Debian's Chromium for the console's browser tests (tests/browser), installed when missing
+## make chromium: Debian's Chromium for the console's browser tests (tests/browser) and a Chinese font
+## for their screenshots, installed when missing
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium and chromium-driver for the browser tests (tests/browser)"; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
+	@{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 && fc-list :lang=zh | grep -q . || { \
+	  echo "installing Debian's chromium, chromium-driver and fonts-wqy-microhei for the browser tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver fonts-wqy-microhei; }
 
 ## make test: every test (unit, functional on moto + sandbox, end-to-end over real HTTP, the console in
 ## headless Chromium) and lint

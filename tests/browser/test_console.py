@@ -173,14 +173,49 @@ def test_a_segment_with_a_live_count_and_a_broadcast_scheduled_watched_and_one_c
     browser.screenshot(str(SCREENSHOTS / "broadcast-cancelled.png"))
 
 
+def test_a_group_shows_with_its_members_and_a_group_code_over_it_shows_its_fill(browser, stack):
+    wecom = stack.wecom_api_base.rsplit("/cgi-bin", 1)[0]
+    made = httpx.post(f"{wecom}/sandbox/corps/{stack.demo['corp_id']}/simulate/create_group", timeout=30,
+                      json={"owner": "alice", "name": "Store 9 fans", "members": ["bob"]})
+    assert made.status_code == 200, made.text
+    chat_id = made.json()["chat_id"]
+    sign_in(browser, stack, stack.demo["api_key"])
+    # the create callback records the group; its name and members come from WeCom: a group sync reads them
+    open_page(browser, stack, "syncs")
+    browser.click("main .actions button:nth-of-type(2)")  # sync groups
+    browser.wait("!document.querySelector('main .actions button:nth-of-type(2)').disabled")
+    assert not browser.js("document.querySelector('main .form-error')?.textContent")
+    open_page(browser, stack, "groups")
+    deadline = time.monotonic() + 90
+    while not browser.js("document.getElementById('main').innerText.includes('Store 9 fans')"):
+        assert time.monotonic() < deadline, "the new group never showed"
+        time.sleep(0.5)  # polling interval, not an assertion
+        browser.click("#group-search button[type=submit]")
+        browser.wait("!document.querySelector('#group-search button[type=submit]').disabled")
+    open_page(browser, stack, "groups", chat_id)
+    browser.wait("document.getElementById('main').innerText.includes('bob')")
+    browser.screenshot(str(SCREENSHOTS / "group.png"))
+
+    open_page(browser, stack, "group-codes")
+    browser.fill("#group-code-create input[name=name]", "Store 9 group")
+    browser.fill("#group-code-create input[name=pool]", chat_id)
+    browser.fill("#group-code-create input[name=threshold]", "100")
+    browser.click("#group-code-create button[type=submit]")
+    # its groups' fill against the threshold, and the rotation status
+    browser.wait("document.querySelector('[data-status-for] .bar')?.getAttribute('aria-label') === "
+                 + json.dumps(chat_id))
+    assert browser.js("document.querySelector('[data-status-for] .bar').getAttribute('aria-valuemax')") == "100"
+    browser.screenshot(str(SCREENSHOTS / "group-codes.png"))
+
+
 def test_a_customer_sync_of_1000_customers_shows_its_progress(browser, stack):
     sign_in(browser, stack, stack.demo["api_key"])
     open_page(browser, stack, "syncs")
     browser.click("main .actions button")  # sync customers
-    browser.wait("!!document.querySelector('[data-job-status]')")
-    browser.wait("document.querySelector('[data-job-status]').dataset.jobStatus === 'done'", timeout=120)
+    browser.wait("document.querySelector('[data-job-kind=customers]')?.dataset.jobStatus === 'done'", timeout=120)
     browser.screenshot(str(SCREENSHOTS / "syncs.png"))
-    assert "customers" in browser.js("document.querySelector('main table').innerText")  # its progress counts
+    row = browser.js("document.querySelector('[data-job-kind=customers]').closest('tr').innerText")
+    assert f"new_customers {SEEDED_CUSTOMERS}" in row  # its progress counts
     seen, cursor = 0, None
     while True:  # the seeded customers are all in: the pages below load over them
         page = api(stack, "GET", "/customers", params={"limit": 200, **({"cursor": cursor} if cursor else {})}).json()

@@ -27,7 +27,7 @@ export async function render(main, ctx) {
   const edit = h("div");
   const statuses = h("div");
   const refresh = async () => {
-    const blocks = await Promise.all(codes.items.map((c) => statusOf(c).then((b) => section("", h("h3", {}, c.name), b))));
+    const blocks = await Promise.all(codes.items.map((c) => statusOf(c).then((b) => h("section.card", {}, h("h2", {}, c.name), b))));
     if (ctx.current()) statuses.replaceChildren(...blocks);
   };
   const showEdit = (code) => {

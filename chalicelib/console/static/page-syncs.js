@@ -9,7 +9,7 @@ export async function render(main, ctx) {
     const page = await api("GET", "/customer-syncs" + query({ limit: 20 }));
     if (!ctx.current()) return;
     list.replaceChildren(table([
-      ["job_id", (j) => h("code", {}, j.job_id)], ["kind", (j) => j.kind], ["status", (j) => h("span", { "data-job-status": j.status }, j.status)],
+      ["job_id", (j) => h("code", {}, j.job_id)], ["kind", (j) => j.kind], ["status", (j) => h("span", { "data-job-status": j.status, "data-job-kind": j.kind }, j.status)],
       ["progress", (j) => Object.entries(j.progress).map(([k, v]) => `${k} ${v}`).join(" · ")],
       ["started_at", (j) => fmtTime(j.started_at)], ["error", (j) => (j.error ? `${j.error.code}: ${j.error.message}` : "")],
       ["", (j) => j.status === "running" ? h("button.link", { type: "button", onclick: () => act("DELETE", `/customer-syncs/${j.job_id}`) }, t("cancel")) : ""],

@@ -133,6 +133,11 @@ def test_a_scan_of_a_new_channel_code_shows_the_customer_and_moves_the_chart(bro
     assert browser.wait("document.querySelector('[data-stats=contacts] ~ details table') "
                         "&& document.querySelector('[data-stats=contacts] ~ details').open")
     browser.screenshot(str(SCREENSHOTS / "dashboard.png"))
+    browser.fill("#stats-range select[name=by]", "channel")  # split by channel code: bars, one per code
+    browser.click("#stats-range button[type=submit]")
+    browser.wait("[...document.querySelectorAll('[data-stats=contacts] ~ svg [data-series=adds] rect')]"
+                 ".some(r => r.querySelector('title').textContent.startsWith('store9-poster '))")
+    browser.screenshot(str(SCREENSHOTS / "dashboard-by-channel.png"))
 
 
 def test_a_segment_with_a_live_count_and_a_broadcast_scheduled_watched_and_one_cancelled(browser, stack):

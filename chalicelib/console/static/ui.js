@@ -1,6 +1,6 @@
 // Shared helpers of the console's pages: elements, the API client, forms that show the API's
 // errors at the field they name, tables, polling. No framework, no build step.
-import { t } from "./i18n.js";
+import { getLang, t } from "./i18n.js";
 
 const KEY = "scrm.console.key";  // sessionStorage only: gone when the tab closes
 export const session = {
@@ -59,7 +59,7 @@ export function h(spec, attrs = {}, ...children) {
   return el;
 }
 
-export const fmtTime = (s) => (s ? new Date(s * 1000).toLocaleString() : "—");
+export const fmtTime = (s) => (s ? new Date(s * 1000).toLocaleString(getLang() === "zh" ? "zh-CN" : "en") : "—");
 export const today = (offsetDays = 0) => {
   const d = new Date(Date.now() + offsetDays * 86400000);
   return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);

@@ -40,6 +40,16 @@ def sign_in(browser, stack, key: str) -> None:
     browser.wait("!!document.getElementById('main').dataset.page")
 
 
+def search_until(browser, form: str, condition: str, what: str, timeout: float = 90) -> None:
+    """Submit a search form again until the page shows what it should, as an operator would."""
+    deadline = time.monotonic() + timeout
+    while not browser.js(condition):
+        assert time.monotonic() < deadline, f"{what} never showed"
+        time.sleep(0.5)  # polling interval, not an assertion
+        browser.click(f"#{form} button[type=submit]")
+        browser.wait(f"!document.querySelector('#{form} button[type=submit]').disabled")
+
+
 def metric(browser, block: str, name: str) -> int:
     return int(browser.js(f"document.querySelector('[data-stats={block}] [data-metric={name}]').textContent"))
 
@@ -103,13 +113,9 @@ def test_a_scan_of_a_new_channel_code_shows_the_customer_and_moves_the_chart(bro
 
     open_page(browser, stack, "customers")
     browser.fill("#customer-search input[name=channel]", "store9-poster")
-    deadline = time.monotonic() + 90
-    shown = f"!!document.querySelector('main a[href=\"#/customers/{customer}\"]')"
-    while not browser.js(shown):  # (its name is not known until WeCom's profile is read: its id is shown)
-        assert time.monotonic() < deadline, "the scanned customer never showed"
-        time.sleep(0.5)  # polling interval, not an assertion
-        browser.click("#customer-search button[type=submit]")  # search again, as an operator would
-        browser.wait("!document.querySelector('#customer-search button[type=submit]').disabled")
+    # (its name is not known until WeCom's profile is read: its id is shown)
+    search_until(browser, "customer-search", f"!!document.querySelector('main a[href=\"#/customers/{customer}\"]')",
+                 "the scanned customer")
     created = api(stack, "POST", "/tags", json={"group_name": "source", "names": ["store-9"]})
     assert created.status_code in (200, 201), created.text
     tag_id = next(t["tag_id"] for g in api(stack, "GET", "/tags").json()["groups"] for t in g["tags"]
@@ -191,12 +197,8 @@ def test_a_group_shows_with_its_members_and_a_group_code_over_it_shows_its_fill(
     browser.wait("!document.querySelector('main .actions button:nth-of-type(2)').disabled")
     assert not browser.js("document.querySelector('main .form-error')?.textContent")
     open_page(browser, stack, "groups")
-    deadline = time.monotonic() + 90
-    while not browser.js("document.getElementById('main').innerText.includes('Store 9 fans')"):
-        assert time.monotonic() < deadline, "the new group never showed"
-        time.sleep(0.5)  # polling interval, not an assertion
-        browser.click("#group-search button[type=submit]")
-        browser.wait("!document.querySelector('#group-search button[type=submit]').disabled")
+    search_until(browser, "group-search", "document.getElementById('main').innerText.includes('Store 9 fans')",
+                 "the synced group")
     open_page(browser, stack, "groups", chat_id)
     browser.wait("document.getElementById('main').innerText.includes('bob')")
     browser.screenshot(str(SCREENSHOTS / "group.png"))

@@ -1,16 +1,14 @@
 // Customers: search by tag, staff, channel, status and dates; one customer's profile, tags (edit)
 // and timeline at #/customers/<customer_id>.
 import { t } from "./i18n.js";
-import { api, csv, fmtTime, form, h, query, section, table } from "./ui.js";
+import { api, csv, fmtTime, form, h, query, section, table, tagOptions } from "./ui.js";
 
 const STATUSES = ["", "active", "pending", "lost", "removed", "transferred"];
 const epoch = (d, end) => (d ? Math.floor(new Date(d + (end ? "T23:59:59" : "T00:00:00")).getTime() / 1000) : "");
 
-const tagOptionsOf = (library) => library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]));
-
 async function detail(main, ctx, id) {
   const [c, library] = await Promise.all([api("GET", `/customers/${encodeURIComponent(id)}`), api("GET", "/tags")]);
-  const tagChoices = [["", "—"], ...tagOptionsOf(library)];
+  const tagChoices = [["", "—"], ...tagOptions(library)];
   const names = Object.fromEntries(c.tag_details.map((x) => [x.tag_id, x.name || x.tag_id]));
   main.append(
     h("p", {}, h("a", { href: "#/customers" }, "← " + t("nav_customers"))),
@@ -37,7 +35,7 @@ async function detail(main, ctx, id) {
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
   const library = await api("GET", "/tags");
-  const tagOptions = [["", t("any")], ...tagOptionsOf(library)];
+  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const results = h("div");
   let cursor = null;
   let last = {};
@@ -56,7 +54,7 @@ export async function render(main, ctx) {
     if (cursor) results.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(last, true); } }, t("more")));
   };
   const f = form("customer-search", [
-    { name: "tag", label: "tag", type: "select", options: tagOptions },
+    { name: "tag", label: "tag", type: "select", options: tagChoices },
     { name: "staff_id", label: "staff_ids" },
     { name: "channel", label: "channel_state" },
     { name: "status", label: "status", type: "select", options: STATUSES.map((s) => [s, s ? t("s_" + s) : t("any")]) },

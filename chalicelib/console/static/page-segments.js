@@ -1,6 +1,6 @@
 // Segments (人群): saved customer filters, with a live count of whom a filter selects now.
 import { t } from "./i18n.js";
-import { api, csv, fmtTime, form, h, query, section, showErrors, table } from "./ui.js";
+import { api, csv, fmtTime, form, h, query, section, showErrors, table, tagOptions } from "./ui.js";
 
 const STATUSES = ["active", "pending", "lost", "removed", "transferred"];
 
@@ -18,7 +18,7 @@ export function filterOf(v) {
 
 export async function render(main, ctx) {
   const [segments, library] = await Promise.all([api("GET", "/segments" + query({ limit: 200 })), api("GET", "/tags")]);
-  const tagOptions = [["", t("any")], ...library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]))];
+  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const count = h("output.live-count", { "data-preview-count": "", "aria-live": "polite" }, "—");
   let timer = null;
   let asked = 0;
@@ -42,7 +42,7 @@ export async function render(main, ctx) {
   };
   const f = form("segment-create", [
     { name: "name", label: "name" },
-    { name: "tag", label: "tag", type: "select", options: tagOptions, onchange: preview },
+    { name: "tag", label: "tag", type: "select", options: tagChoices, onchange: preview },
     { name: "staff_ids", label: "staff_ids", hint: "comma_list", oninput: preview },
     { name: "channels", label: "channel_state", hint: "comma_list", oninput: preview },
     { name: "status", label: "status", type: "select", options: [["", t("any")], ...STATUSES.map((s) => [s, t("s_" + s)])], onchange: preview },

@@ -164,3 +164,6 @@ export function csv(list) {
 export function errorBox(e) {
   return h("p.form-error", { role: "alert" }, e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
 }
+
+// The tag library as select options: [tag_id, "group / tag"].
+export const tagOptions = (library) => library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]));

@@ -90,6 +90,16 @@ def test_a_bad_channel_code_shows_the_apis_error_at_its_field_and_creates_nothin
     browser.screenshot(str(SCREENSHOTS / "channel-code-error.png"))
     assert api(stack, "GET", "/channel-codes").json()["items"] == before
 
+    open_page(browser, stack, "broadcasts")  # a broadcast with no segment: the error is at the segment
+    browser.fill("#broadcast-create input[name=name]", "No segment")
+    browser.fill("#broadcast-create textarea[name=text]", "Hi")
+    browser.click("#broadcast-create button[type=submit]")
+    shown = browser.wait("document.querySelector('#broadcast-create [data-error-for=segment_id]').textContent")
+    answer = api(stack, "POST", "/broadcasts", json={"name": "No segment", "content": {"text": "Hi"},
+                                                     "target": {"kind": "customers", "segment_id": ""}}).json()
+    assert shown == next(d["message"] for d in answer["error"]["details"] if d["field"].endswith("segment_id"))
+    assert api(stack, "GET", "/broadcasts").json()["items"] == []
+
 
 def test_a_scan_of_a_new_channel_code_shows_the_customer_and_moves_the_chart(browser, stack):
     sign_in(browser, stack, stack.demo["api_key"])

@@ -808,7 +808,7 @@ def test_a_sent_chunks_writes_do_not_grow_with_the_broadcasts_content(aws, aws_b
     """One WeCom call's own writes (docs/performance.md "Broadcasts"): the chunk written, marked
     calling, its msgid recorded, settled with the broadcast's counters exactly once. The broadcast
     item (its content up to ~5 KB) is not rewritten per call: with ~4 KB of text they stay at 7
-    write units, as with none (it was 37: the counters' ADD billed the whole broadcast item in the
+    write units (it was 37: the counters' ADD billed the whole broadcast item in the
     table and its two indexes, twice in the transaction, and the release mark was a write of its own)."""
     from chalicelib.broadcasts import items as bitems
     from chalicelib.broadcasts import sender

@@ -2,9 +2,12 @@
 sender parts and chunks, the per-customer daily cap claims, the corp's policy. Key shapes live in
 store/keys.py only.
 
-Counters of a broadcast are top-level numbers of its item, changed with ADD (a plan step adds its
-counts once, under a condition on its step number; a chunk adds its outcome in the transaction
-that settles it), so each is exact whatever is redelivered.
+Counters of a broadcast are top-level numbers changed with ADD, so each is exact whatever is
+redelivered: a plan step adds its counts to the broadcast item once, under a condition on its step
+number; a chunk adds its outcome (SEND_COUNTERS) in the transaction that settles it, to a small
+item of their own (keys.broadcast_counts): the broadcast item, its content up to ~5 KB and in two
+indexes, would bill its whole size three times over for every ADD (docs/performance.md
+"Broadcasts"). Reads give the sum of both.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ LIVE = ("scheduled", "planning", "sending")
 REASONS = ("capped", "lost_relation", "no_sender", "not_friend")
 COUNTERS = ("planned", "chunks_settled", "chunks_sent", "chunks_failed", "chunks_cancelled", "sent", "failed",
             "cancelled_recipients", *(f"ex_{r}" for r in REASONS))
+SEND_COUNTERS = ("chunks_settled", "chunks_sent", "chunks_failed", "chunks_cancelled", "sent", "failed",
+                 "cancelled_recipients", "ex_not_friend")
 CLAIM_TTL_SECONDS = 3 * 86400
 # While planning, the due index holds the broadcast at (last progress + STALL_SECONDS): the minute
 # tick resumes a plan whose Lambda died (its step's message lost, or the next one never sent).
@@ -150,12 +155,24 @@ def put_new(corp_id: str, b: BroadcastItem) -> None:
     get_table().put(item, condition="attribute_not_exists(PK)")
 
 
-def _of(item: dict[str, Any] | None) -> BroadcastItem | None:
-    return BroadcastItem.model_validate(item) if item and item.get("type") == "broadcast" else None
+def _of(item: dict[str, Any] | None, counts: dict[str, Any] | None = None) -> BroadcastItem | None:
+    """The broadcast with its sending counters added in (from its counts item, when there is one)."""
+    if not item or item.get("type") != "broadcast":
+        return None
+    return BroadcastItem.model_validate({**item, **{k: item.get(k, 0) + counts[k] for k in SEND_COUNTERS
+                                                    if counts and k in counts}})
+
+
+def _counts_of(corp_id: str, broadcast_ids: list[str], *, consistent: bool = True) -> dict[str, dict[str, Any]]:
+    found = get_table().batch_get([keys.broadcast_counts(corp_id, i) for i in broadcast_ids], consistent=consistent)
+    return {i["SK"].split("#")[1]: i for i in found}
 
 
 def get(corp_id: str, broadcast_id: str, *, consistent: bool = True) -> BroadcastItem | None:
-    return _of(get_table().get(keys.broadcast(corp_id, broadcast_id), consistent=consistent))
+    """The broadcast and its counts item, read in one request."""
+    key, counts = keys.broadcast(corp_id, broadcast_id), keys.broadcast_counts(corp_id, broadcast_id)
+    found = {i["SK"]: i for i in get_table().batch_get([key, counts], consistent=consistent)}
+    return _of(found.get(key["SK"]), found.get(counts["SK"]))
 
 
 def list_broadcasts(corp_id: str, *, status: str | None, limit: int,
@@ -167,7 +184,8 @@ def list_broadcasts(corp_id: str, *, status: str | None, limit: int,
     items, next_cursor = get_table().query_filled(keys.broadcasts_partition(corp_id), index=schema.GSI2,
                                                   newest_first=True, limit=limit, cursor=cursor,
                                                   max_reads=10 if status else 1, **kwargs)
-    return [BroadcastItem.model_validate(i) for i in items], next_cursor
+    counts = _counts_of(corp_id, [i["broadcast_id"] for i in items], consistent=False) if items else {}
+    return [_of(i, counts.get(i["broadcast_id"])) for i in items], next_cursor  # type: ignore[misc]
 
 
 def due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
@@ -188,12 +206,13 @@ def _transition(corp_id: str, broadcast_id: str, *, to: str, from_: tuple[str, .
     if remove_due:
         expression += f" REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}"
     try:
-        return _of(get_table().update(
+        new = get_table().update(
             keys.broadcast(corp_id, broadcast_id), expression=expression, names=names, values=vals,
             condition=f"attribute_exists(PK) AND #status IN ({', '.join(f':f{i}' for i in range(len(from_)))})",
-            return_new=True))
+            return_new=True)
     except ConditionFailed:
         return None
+    return _of(new, get_table().get(keys.broadcast_counts(corp_id, broadcast_id), consistent=True))
 
 
 def start(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
@@ -422,13 +441,27 @@ def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
 
 
 def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
-                 fail_list: list[str] | None = None, errcode: int | None = None) -> bool:
-    """The chunk's outcome and the broadcast's counters in one transaction (exactly once: the
-    chunk's condition is on the status and attempts `c` has, as this delivery left or read it);
-    False if another delivery moved or settled it first."""
+                 fail_list: list[str] | None = None, errcode: int | None = None, released: bool = False) -> bool:
+    """The chunk's outcome and the broadcast's counters in one transaction of two small items
+    (exactly once: the chunk's condition is on the status and attempts `c` has, as this delivery
+    left or read it); False if another delivery moved or settled it first. `released`: it holds
+    no claims to give back (settled released, without a write of its own).
+
+    A msgid is recorded for this chunk first, outside the transaction (a transaction bills each
+    item twice): written again by a redelivery of the same chunk, refused (MsgidTaken) when another
+    chunk has it; a record left by a delivery that died before settling is its own chunk's, which
+    the lookup does not skip (recorded_msgids)."""
     table = get_table()
+    if msgid:
+        try:
+            table.put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid", "broadcast_id": c.broadcast_id,
+                       "chunk": c.key_sk}, condition="attribute_not_exists(PK) OR chunk = :chunk",
+                      values={":chunk": c.key_sk})
+        except ConditionFailed as exc:
+            raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
     fails = list(fail_list or [])
-    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails), "errcode": errcode}
+    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails), "errcode": errcode,
+            "released": released or None}
     sets = {k: v for k, v in sets.items() if v is not None}
     chunk_op = table.op_update(
         _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
@@ -444,21 +477,15 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
         adds |= {"chunks_cancelled": 1, "cancelled_recipients": c.count}
     adds = {k: v for k, v in adds.items() if v}
     ops = [chunk_op, table.op_update(
-        keys.broadcast(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
+        keys.broadcast_counts(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
         values={f":{k}": v for k, v in adds.items()})]
     ops += [table.op_put({**keys.broadcast_fails(corp_id, c.broadcast_id, c.sender, c.k, n), "type": "bcast_fails",
                           "ids": fails[start:start + FAIL_PAGE]})
             for n, start in enumerate(range(0, len(fails), FAIL_PAGE))]
-    if msgid:  # a msgid is recorded by one chunk only
-        ops.append(table.op_put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid",
-                                 "broadcast_id": c.broadcast_id, "chunk": c.key_sk},
-                                condition="attribute_not_exists(PK)"))
     try:
         table.transact(ops)
-    except ConditionFailed as exc:
-        if exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
-            return False  # settled by another delivery
-        raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
+    except ConditionFailed:
+        return False  # settled by another delivery (the only conditional item)
     return True
 
 
@@ -482,12 +509,12 @@ def mark_chunk(corp_id: str, c: ChunkItem, **fields: Any) -> None:
                        names={f"#{k}": k for k in fields}, values={f":{k}": v for k, v in fields.items()})
 
 
-def recorded_msgids(corp_id: str, msgids: list[str]) -> set[str]:
-    """Which of these WeCom msgids a chunk has recorded already."""
+def recorded_msgids(corp_id: str, msgids: list[str]) -> dict[str, str]:
+    """Which of these WeCom msgids a chunk has recorded already: msgid -> the chunk's sort key."""
     if not msgids:
-        return set()
+        return {}
     found = get_table().batch_get([keys.broadcast_msgid(corp_id, m) for m in msgids], consistent=True)
-    return {i["SK"].split("#", 1)[1] for i in found}
+    return {i["SK"].split("#", 1)[1]: i["chunk"] for i in found}
 
 
 # -- cap claims ------------------------------------------------------------------------------------------

@@ -160,13 +160,13 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
              fail_list: list[str] | None = None, errcode: int | None = None,
              recipients: list[str] | None = None) -> str:
     now = int(time.time())
-    if not bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list, errcode=errcode):
+    nothing_held = c.kind == "groups" or (status == "sent" and not fail_list)  # no claims to give back
+    if not bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list, errcode=errcode,
+                               released=nothing_held):
         return "duplicate"
-    if status == "sent":
-        to_release = fail_list or []
-    else:
-        to_release = recipients if recipients is not None else bitems.recipients(corp_id, c)
-    _release(corp_id, b, c, to_release)
+    if not nothing_held:
+        _release(corp_id, b, c, fail_list or [] if status == "sent" else
+                 recipients if recipients is not None else bitems.recipients(corp_id, c))
     bitems.finish(corp_id, b.broadcast_id, now=now)
     if status == "sent" and b.status == "cancelled":
         _recall(corp_id, c.model_copy(update={"msgid": msgid}))
@@ -177,7 +177,8 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
 def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
     """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
     candidate is a task of the chunk's sender created since the call started, with the chunk's text,
-    recorded by no other chunk, whose send result lists one of the chunk's recipients."""
+    recorded by no other chunk (a record of its own is a delivery that died before settling), whose
+    send result lists one of the chunk's recipients."""
     from chalicelib.wecom.models import GroupMsgListRequest
 
     client = _client(corp_id)
@@ -192,7 +193,7 @@ def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) 
         if not cursor:
             break
     ours, recorded = set(recipients), bitems.recorded_msgids(corp_id, msgids)
-    for msgid in [m for m in msgids if m not in recorded]:
+    for msgid in [m for m in msgids if recorded.get(m, c.key_sk) == c.key_sk]:  # not another chunk's
         listed: set[str] = set()
         cursor, first = None, True
         while True:

@@ -670,7 +670,7 @@ def test_a_full_chunk_whose_recipients_are_all_no_longer_friends_settles(aws):
     assert bitems.chunks_of(CORP_ID, "b1") == [stored]  # the fail list's pages are not chunks
     from chalicelib.store import get_table, keys
 
-    counters = get_table().get(keys.broadcast(CORP_ID, "b1"), consistent=True)
+    counters = get_table().get(keys.broadcast_counts(CORP_ID, "b1"), consistent=True)
     assert (counters["chunks_sent"], counters["ex_not_friend"]) == (1, 10_000)
 
 
@@ -801,3 +801,58 @@ def test_a_task_found_after_the_cancel_is_recalled_even_when_the_first_recall_is
     assert fault.fired == 1
     [task] = _mass(world)
     assert task.cancelled
+
+
+@pytest.mark.parametrize("aws_backend", ["fake"])  # bench/fake_aws.py bills writes as DynamoDB on demand does
+def test_a_sent_chunks_writes_do_not_grow_with_the_broadcasts_content(aws, aws_backend):
+    """One WeCom call's own writes (docs/performance.md "Broadcasts"): the chunk written, marked
+    calling, its msgid recorded, settled with the broadcast's counters exactly once. The broadcast
+    item (its content up to ~5 KB) is not rewritten per call: with ~4 KB of text they stay at 7
+    write units (it was 37: the counters' ADD billed the whole broadcast item in the
+    table and its two indexes, twice in the transaction, and the release mark was a write of its own)."""
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import sender
+    from chalicelib.broadcasts.items import BroadcastItem, ChunkItem, Slice
+    from chalicelib.platform import aws as aws_clients
+
+    meter = aws_clients.client("dynamodb").meter
+    b = BroadcastItem(broadcast_id="b1", name="b", target={"kind": "customers", "segment_id": "s"},
+                      content={"text": "x" * 4000}, send_at=1, day="2026-01-01", cap=1, status="sending",
+                      created_at=1, updated_at=1, chunked=True, chunks=2, planned=100)
+    bitems.put_new(CORP_ID, b)
+    chunk = ChunkItem(broadcast_id="b1", sender="alice", k=0, kind="customers", count=50,
+                      slices=[Slice(sk=bitems.part_sk("b1", "alice", 0, 0), start=0, end=50)])
+    meter.reset()
+    bitems.put_chunks(CORP_ID, [chunk])
+    calling = bitems.chunk_calling(CORP_ID, chunk, now=1, caller="t")
+    assert sender._settled(CORP_ID, b, calling, status="sent", msgid="msg1", fail_list=[]) == "sent"
+    assert meter.wcu <= 7, meter.wcu_by
+    stored = bitems.get(CORP_ID, "b1")
+    assert (stored.chunks_settled, stored.chunks_sent, stored.sent, stored.status) == (1, 1, 50, "sending")
+    assert bitems.get_chunk(CORP_ID, "b1", "alice", 0).released  # nothing to give back: settled released
+
+
+def test_a_crash_after_the_msgid_is_recorded_finds_the_task_again_and_sends_nothing_twice(shop, sends, monkeypatch):
+    """The chunk's delivery dies after WeCom answered and its msgid was recorded, before the chunk
+    is settled: the redelivery's lookup takes the task it recorded itself (only other chunks'
+    msgids are skipped) instead of calling WeCom again."""
+    from chalicelib.store.table import Table
+
+    world, c, t = shop
+    b = _create(world, _segment(world, {"statuses": ["active"]}))
+    real, crashed = Table.transact, []
+
+    def transact(self, operations, **kwargs):
+        if not crashed and "#CHUNK#" in json.dumps(operations[0]):
+            crashed.append(1)
+            raise RuntimeError("the Lambda died")
+        return real(self, operations, **kwargs)
+
+    monkeypatch.setattr(Table, "transact", transact)
+    sends.run(allow_failures=True)
+    assert crashed and len(_mass(world)) == 2
+    sends.feed([s for s in sends.seen if json.loads(s)["kind"] == "send"])  # SQS redelivers
+    sends.run()
+    assert len(_mass(world)) == 2  # one task per sender: none created twice
+    view = _view(world, b["broadcast_id"])
+    assert (view["status"], view["sent"]) == ("sent", 5)

@@ -46,7 +46,9 @@ def aws_env(monkeypatch):
 def aws_backend():
     """What answers DynamoDB and SQS: "moto", or "fake" (bench/fake_aws.py, in-process, what the
     1M-recipient bench runs on). Store-level test modules override this fixture with both as params
-    (`both_aws_backends`) so the fake is held to the same tests as moto."""
+    (`both_aws_backends`) so the fake is held to the same tests as moto; there the fake also evaluates
+    every expression with moto and requires the same answer (check=True). "fake-unchecked": the fake
+    alone, for runs too large for moto's expression evaluation (the 1,000-join group-code simulation)."""
     return "moto"
 
 
@@ -56,7 +58,7 @@ both_aws_backends = pytest.fixture(params=["moto", "fake"])(lambda request: requ
 @pytest.fixture
 def aws(aws_env, aws_backend):
     """moto in-process with the table and every queue (+ DLQ) created (DynamoDB and SQS on the fake
-    when `aws_backend` is "fake"; KMS and SSM stay on moto)."""
+    when `aws_backend` is "fake" or "fake-unchecked"; KMS and SSM stay on moto)."""
     from moto import mock_aws
 
     from chalicelib.platform import aws as aws_clients
@@ -66,10 +68,10 @@ def aws(aws_env, aws_backend):
     from chalicelib.store import schema
 
     with mock_aws():
-        if aws_backend == "fake":
+        if aws_backend in ("fake", "fake-unchecked"):
             from bench.fake_aws import FakeAWS
 
-            aws_clients.use_clients(FakeAWS(check=True).client)
+            aws_clients.use_clients(FakeAWS(check=aws_backend == "fake").client)
         try:
             settings = get_settings()
             schema.create_table(aws_clients.client("dynamodb"), settings.table_name)

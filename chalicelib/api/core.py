@@ -402,11 +402,22 @@ def shared_errors(spec: EndpointSpec) -> list[tuple[int, str, str]]:
     return errors
 
 
+# Where a field's type is a union (`Id | SkipJsonSchema[None]`: optional, and absent from the JSON
+# Schema), pydantic names each member in the error's location ("segment_id.constrained-str") and adds
+# "Input should be None" for the None member: neither is a field the client sent.
+_UNION_MEMBERS = re.compile(r"^(none|str|int|float|bool|date|datetime)$|^(constrained|function|lax|json|is|list|dict|"
+                            r"nullable|literal|tuple|set)[-\[]")
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+    details: dict[tuple[str, str], str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        path = [str(p) for p in err["loc"]]
+        field = ".".join(p for p in path if not _UNION_MEMBERS.match(p))
+        if err["type"] == "none_required" and path and path[-1] == "none":
+            continue  # the None member of an optional field refusing a value: the other member says why
+        details.setdefault((field, err["msg"]), field)
+    return [{"field": field, "message": message} for field, message in details]
 
 
 def _parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:

@@ -323,3 +323,17 @@ def test_a_body_whose_fields_all_have_defaults_is_documented_as_optional(chalice
     spec = json.loads(chalice_client.http.get("/api/v1/openapi.json").body)
     assert spec["paths"]["/api/v1/corps/{corp_id}/api-keys"]["post"]["requestBody"]["required"] is False
     assert spec["paths"]["/api/v1/channel-codes"]["post"]["requestBody"]["required"] is True
+
+
+def test_a_refused_optional_field_is_named_as_sent_once(world):
+    """An optional field (`Id | None` in the model) refused for its value is named by its path as the
+    client wrote it, once: not with pydantic's union members ("segment_id.constrained-str") nor with
+    a second "Input should be None" for the None member (the console puts errors at the field named)."""
+    for path, body, field in [
+        ("/api/v1/broadcasts", {"name": "x", "content": {"text": "Hi"},
+                                "target": {"kind": "customers", "segment_id": ""}}, "target.customers.segment_id"),
+        ("/api/v1/segments", {"name": "x", "filter": {"staff_ids": []}}, "filter.staff_ids"),
+    ]:
+        status, answer = world.call("POST", path, body)
+        assert status == 400 and answer["error"]["code"] == "validation_error", answer
+        assert [d["field"] for d in answer["error"]["details"]] == [field], answer

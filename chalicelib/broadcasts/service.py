@@ -19,7 +19,7 @@ from pydantic.json_schema import SkipJsonSchema
 from chalicelib.broadcasts import items as bitems
 from chalicelib.broadcasts.items import BroadcastItem, Policy
 from chalicelib.platform.content import PLACEHOLDER_CUSTOMER_NAME, MessageContent, SendableContent
-from chalicelib.platform.errors import NotFound
+from chalicelib.platform.errors import FieldError, NotFound
 from chalicelib.platform.model import Model, integral
 from chalicelib.segments.service import SegmentFilter
 from chalicelib.store import ConditionFailed
@@ -164,15 +164,8 @@ class BroadcastFinished(Exception):
     """Cancelling a broadcast that is sent, cancelled or failed already (409)."""
 
 
-class InvalidBroadcast(ValueError):
+class InvalidBroadcast(FieldError):
     """A request its JSON Schema allows but that cannot be sent as meant (400 validation_error)."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field = field_name
-
-    def details(self) -> list[dict[str, str]]:
-        return [{"field": self.field, "message": str(self)}]
 
 
 class UnknownReferences(ValueError):

@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from chalicelib.api.core import PageQuery
 from chalicelib.churn import items as churn_items
 from chalicelib.churn.items import AlertMessage, AlertSettings, PendingAlert
+from chalicelib.platform.errors import FieldError
 from chalicelib.platform.model import Model
 
 logger = logging.getLogger(__name__)
@@ -70,13 +71,8 @@ class AlertSettingsView(AlertSettingsBody):
     pending: int = Field(0, description="alerts not yet sent to every recipient")
 
 
-class InvalidChurnRequest(ValueError):
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field_name = field_name
-
-    def details(self) -> list[dict[str, str]]:
-        return [{"field": self.field_name, "message": str(self)}]
+class InvalidChurnRequest(FieldError):
+    """A rule between fields (400 validation_error, naming the field)."""
 
 
 class NoAgent(ValueError):

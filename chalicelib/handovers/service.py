@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, StringConstraints
 from chalicelib.api.core import Page, PageQuery
 from chalicelib.handovers import items
 from chalicelib.handovers.items import ChunkItem, EntryItem, EntryKind, EntryStatus, HandoverItem, Mode
-from chalicelib.platform.errors import NotFound
+from chalicelib.platform.errors import FieldError, NotFound
 from chalicelib.platform.model import Model
 
 logger = logging.getLogger(__name__)
@@ -133,15 +133,8 @@ class UnassignedView(Model):
 
 
 # -- refusals ---------------------------------------------------------------------------------------
-class InvalidHandover(ValueError):
+class InvalidHandover(FieldError):
     """A rule between fields (400 validation_error, naming the field)."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field_name = field_name
-
-    def details(self) -> list[dict[str, str]]:
-        return [{"field": self.field_name, "message": str(self)}]
 
 
 class UnknownStaff(ValueError):

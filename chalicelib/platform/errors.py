@@ -21,3 +21,15 @@ class StateTaken(Exception):
     def __init__(self, state: str):
         super().__init__(f"state {state} is already used by a channel code or a group code")
         self.state = state
+
+
+class FieldError(ValueError):
+    """A request its JSON Schema allows but that cannot be done as meant: the API answers 400
+    `validation_error` with `details` naming the field, as for a schema refusal."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(message)
+        self.field = field_name
+
+    def details(self) -> list[dict[str, str]]:
+        return [{"field": self.field, "message": str(self)}]

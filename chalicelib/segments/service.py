@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.customers.items import NO_CHANNEL, RelationItem
-from chalicelib.platform.errors import NotFound
+from chalicelib.platform.errors import FieldError, NotFound
 from chalicelib.platform.model import Change, Model, integral
 from chalicelib.segments import expression
 from chalicelib.segments import items as segment_items
@@ -147,15 +147,8 @@ class SegmentNotFound(NotFound):
     what = "segment"
 
 
-class InvalidFilter(ValueError):
+class InvalidFilter(FieldError):
     """A filter that its JSON Schema allows but that selects nobody by construction (400 validation_error)."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field = field_name
-
-    def details(self) -> list[dict[str, str]]:
-        return [{"field": self.field, "message": str(self)}]
 
 
 # -- the evaluation ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.broadcasts.service import GroupsTarget
 from chalicelib.platform.content import MessageContent, SendableContent
-from chalicelib.platform.errors import NotFound
+from chalicelib.platform.errors import FieldError, NotFound
 from chalicelib.platform.model import Change, Model
 from chalicelib.sop_calendars import items as sitems
 from chalicelib.sop_calendars.items import CalendarItem, OccurrenceItem, RuleState
@@ -173,15 +173,8 @@ class CalendarNotFound(NotFound):
     what = "SOP calendar"
 
 
-class InvalidCalendar(ValueError):
+class InvalidCalendar(FieldError):
     """A calendar its JSON Schema allows but that cannot run as meant (400 validation_error)."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(message)
-        self.field = field_name
-
-    def details(self) -> list[dict[str, str]]:
-        return [{"field": self.field, "message": str(self)}]
 
 
 class CalendarState(Exception):

@@ -26,11 +26,13 @@ from sandbox.faults import Faults
 from sandbox.journal import Journal
 from sandbox.simulator import Deliver, Simulator
 from sandbox.state import (
+    OAUTH_CODE_TTL_SECONDS,
     ApiFailure,
     App,
     Corp,
     CorpSettings,
     IssuedToken,
+    OAuthCode,
     SimulationError,
     Staff,
     World,
@@ -138,6 +140,36 @@ class Sandbox:
                 setattr(corp.settings, key, value)
             return corp
 
+    def issue_oauth_code(self, corp_id: str, userid: str) -> str:
+        """The code WeCom's OAuth redirect hands a page the staff member ``userid`` opened."""
+        with self.world.lock:
+            corp = self.world.corp(corp_id)
+            if userid not in corp.staff or corp.staff[userid].resigned:
+                raise SimulationError(f"{userid} is not a member of {corp_id}")
+            code = secrets.token_urlsafe(24)
+            corp.oauth_codes[code] = OAuthCode(code, userid, self.clock() + OAUTH_CODE_TTL_SECONDS)
+            return code
+
+    def js_ticket_valid(self, corp_id: str, kind: str, ticket: str) -> bool:
+        """Whether WeCom would accept a wx.config ("jsapi") / wx.agentConfig ("agent_config")
+        signed with ``ticket`` now (the browser's stand-in wx checks signatures with it)."""
+        with self.world.lock:
+            issued = self.world.corp(corp_id).js_tickets.get(ticket)
+            return issued is not None and issued[0] == kind and self.clock() < issued[1]
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        """GET /connect/oauth2/authorize (WeCom's open.weixin.qq.com, doc 91022): redirects to
+        ``redirect_uri`` with ``code`` and ``state``. In WeCom the signed-in staff member is the
+        one the code names; here the query's ``userid`` chooses them."""
+        params = request.url.params
+        try:
+            code = self.issue_oauth_code(params.get("appid", ""), params.get("userid", ""))
+        except (KeyError, SimulationError) as exc:
+            return _json(400, {"error": "bad_request", "message": str(exc)})
+        target = httpx.URL(params.get("redirect_uri", "")).copy_merge_params(
+            {"code": code, "state": params.get("state", "")})
+        return httpx.Response(302, headers={"Location": str(target)})
+
     def serve_file(self, name: str, content: bytes, content_type: str = "image/png", status: int = 200) -> str:
         """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}
         (`status` other than 200: a server answering that, without the file)."""
@@ -169,6 +201,8 @@ class Sandbox:
             if status != 200:
                 return httpx.Response(status, content=b"no file", headers={"Content-Type": "text/plain"})
             return httpx.Response(200, content=content, headers={"Content-Type": content_type})
+        if path == "/connect/oauth2/authorize" and request.method == "GET":
+            return self._authorize(request)
         if path.startswith("/sandbox/") or path == "/sandbox":
             return self._control(request, path.removeprefix("/sandbox").strip("/"))
         if "/cgi-bin/" not in path:

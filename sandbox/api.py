@@ -192,7 +192,7 @@ def get_user_info(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     if not code:
         raise ApiFailure(41008, "missing code")  # errcode 41008: 缺少oauth code
     issued = corp.oauth_codes.get(code)
-    if issued is None or issued.used or api.now >= issued.expires_at:
+    if issued is None or issued.used or api.sb.clock() >= issued.expires_at:
         raise ApiFailure(40029, "invalid code")
     issued.used = True
     return {"userid": issued.userid}

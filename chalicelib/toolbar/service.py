@@ -32,6 +32,7 @@ from chalicelib.customers.items import TimelineEntry
 from chalicelib.customers.service import TagRef
 from chalicelib.groups.items import MemberItem
 from chalicelib.platform.model import Model
+from chalicelib.tags import service as tag_rules
 
 SESSION_SECONDS = 1800
 SESSION_LABEL = b"scrm/toolbar-session/v1/"
@@ -117,9 +118,11 @@ class ToolbarCustomer(Model):
 
 
 class ToolbarTagChange(Model):
-    model_config = ConfigDict(extra="forbid")
+    """tags.RelationTagChange without `staff_id`: the session names the staff member."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=tag_rules.ADD_OR_REMOVE)
     add: list[str] = Field(default_factory=list, max_length=100)
-    remove: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100, description=tag_rules.DISJOINT)
 
 
 class ToolbarGroup(Model):

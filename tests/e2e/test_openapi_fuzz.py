@@ -41,6 +41,7 @@ CROSS_FIELD: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/v1/churn-alerts"): {"managers"},
     ("GET", "/api/v1/churn"): {"until"},
     ("POST", "/api/v1/customers/{customer_id}/tags"): {"remove"},
+    ("POST", "/toolbar/{corp_id}/customers/{customer_id}/tags"): {"remove"},
     # send_at against the clock; {customer_name} and the Moments rules against the target's kind
     ("POST", "/api/v1/broadcasts"): {"send_at", "content.text", "content.attachments", "target.groups",
                                      "target.customers.filter.tags", "filter.added_to"},

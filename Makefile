@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STAGE ?= dev
 
-.PHONY: run test lint bench infra package deploy clean
+.PHONY: run test lint bench infra package deploy clean chromium
+# apt-get needs root: sudo when we are not
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +19,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m infra.local_stack$(if $(filter-out 0,$(FRESH)), --fresh)
 
-## make test: every test (unit, functional on moto + sandbox, end-to-end over real HTTP) and lint
-test: $(STAMP)
+## make chromium: Debian's Chromium for the console's browser tests (tests/browser) and a Chinese font
+## for their screenshots, installed when missing
+chromium:
+	@{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 && fc-list :lang=zh | grep -q . || { \
+	  echo "installing Debian's chromium, chromium-driver and fonts-wqy-microhei for the browser tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver fonts-wqy-microhei; }
+
+## make test: every test (unit, functional on moto + sandbox, end-to-end over real HTTP, the console in
+## headless Chromium) and lint
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n 2 --dist loadfile
 

@@ -11,6 +11,7 @@ from chalice import Chalice, Cron, Rate
 from chalicelib.broadcasts import routes as broadcasts
 from chalicelib.channel_codes import routes as channel_codes
 from chalicelib.churn import routes as churn
+from chalicelib.console import routes as console
 from chalicelib.corps import routes as corps
 from chalicelib.customers import routes as customers
 from chalicelib.group_codes import routes as group_codes
@@ -28,6 +29,8 @@ app = Chalice(app_name="scrm")
 for capability in (corps, channel_codes, welcome, tags, customers, groups, group_codes, segments, broadcasts,
                    sop_calendars, handovers, churn, stats, toolbar):
     app.register_blueprint(capability.bp)
+# The operator console: static pages over the public API above (chalicelib/console).
+app.register_blueprint(console.bp)
 
 EVENTS_QUEUE = os.environ.get("SCRM_EVENTS_QUEUE", "scrm-events")
 SYNC_QUEUE = os.environ.get("SCRM_SYNC_QUEUE", "scrm-sync")

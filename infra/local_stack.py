@@ -619,6 +619,10 @@ class LocalStack:
             lines.append(f"  sandbox:       http://127.0.0.1:{self.sandbox_port}/sandbox  (README: the demo)")
         if self.demo:
             lines.append(f"  demo corp:     {self.demo['corp_id']}   corp API key: {self.demo['api_key']}")
+        if self.start_http:
+            who = f"the demo corp's key {self.demo['api_key']}" if self.demo else "a corp's API key"
+            lines.append(f"  console:       {self.base_url}/console   (sign in with {who}; "
+                         "the admin key shows the dead letters)")
         lines.append(f"  demo shell:    source {shown_path(self.env_path)}"
                      "   (exports SCRM, WECOM, KEY, CORP, SCRM_ADMIN_KEY)")
         lines.append(f"  local data:    {self.data_line()}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import chalicelib
 
 ROOT = Path(chalicelib.__file__).parent
-SPINE = {"platform", "wecom", "store", "api"}
+SPINE = {"platform", "wecom", "store", "api", "console"}  # console: static pages over the public API
 CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments",
                 "broadcasts", "sop_calendars", "handovers", "churn", "toolbar"}
 # the four kinds, and the splits of a big capability (docs/architecture.md "Packages")

@@ -1,0 +1,61 @@
+"""The browser suite's world: the whole local stack on free ports (as tests/e2e start it) with the
+sandbox's demo corp registered and 1,000 more customers waiting in the sandbox for a sync, and one
+headless Chromium (tests/browser/cdp.py) for the module. Screenshots go to tests/browser/screenshots/
+(ignored by git) for a reviewer to look at."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+SEEDED_CUSTOMERS = 1000
+
+
+def seed_customers(sb, corp_id: str, n: int) -> None:
+    """n customers of the demo staff in the sandbox (WeCom's side only: a sync brings them in)."""
+    from sandbox.state import Customer, Relation
+
+    corp = sb.world.corp(corp_id)
+    staff = ["alice", "bob", "carol"]
+    t0 = int(time.time()) - 86400 * 30
+    with sb.world.lock:
+        for i in range(n):
+            ext = f"wmseed{i:026d}"
+            corp.customers[ext] = Customer(ext, f"Seeded {i}", type=1, gender=i % 3, unionid=f"oseed{i:023d}")
+            corp.relations[(ext, staff[i % 3])] = Relation(staff[i % 3], ext, t0 + i * 60)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from infra.local_stack import LocalStack, free_port
+    from tests.conftest import reset_caches
+
+    saved = dict(os.environ)
+    os.environ.pop("WECOM_API_BASE", None)
+    local = LocalStack(http_port=free_port(), moto_port=free_port(), sandbox_port=free_port(),
+                       admin_key="admin-browser-key")
+    local.start()
+    try:
+        local.register_demo_corp()
+        seed_customers(local.sandbox_app, local.demo["corp_id"], SEEDED_CUSTOMERS)
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_caches()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from tests.browser.cdp import Browser
+
+    b = Browser()
+    try:
+        yield b
+    finally:
+        b.close()

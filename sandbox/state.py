@@ -216,6 +216,8 @@ class Corp:
     transfer_log: dict[str, list[float]] = field(default_factory=dict)  # ext -> on-job transfer times
     oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
     js_tickets: dict[str, tuple[str, float]] = field(default_factory=dict)  # ticket -> (kind, expires_at)
+    # the WeCom client of a browser test: who is signed in, and the chat the toolbar is opened in
+    client: dict[str, str | None] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------------
     def tag(self, tag_id: str) -> Tag | None:

@@ -27,43 +27,61 @@ SESSION_ERRORS = (f"{SVC}:SessionInvalid", f"{SVC}:NotVisible")
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8"}
-# WeCom's JS-SDK scripts come from WeCom's hosts (doc 90514); everything else from this origin.
-SECURITY = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
-                                       "script-src 'self' https://res.wx.qq.com https://open.work.weixin.qq.com; "
-                                       "object-src 'none'; base-uri 'none'",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+# WeCom's JS-SDK scripts (doc 90514): in the sandbox, its stand-in wx instead.
+WECOM_JSSDK = ("https://res.wx.qq.com/open/js/jweixin-1.2.0.js", "https://open.work.weixin.qq.com/wwopen/js/jwxwork-1.0.0.js")
+HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 
 
-def _file(name: str, replace: dict[str, str] | None = None) -> Response:
+def _security(script_origins: str = "", connect_origins: str = "") -> dict[str, str]:
+    """Everything from this origin, but the JS-SDK's scripts (and, for the sandbox's stand-in, its calls)."""
+    return {"Content-Security-Policy": f"default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
+                                       f"script-src 'self' {script_origins}; connect-src 'self' {connect_origins}; "
+                                       "object-src 'none'; base-uri 'none'", **HEADERS}
+
+
+def _file(name: str, replace: dict[str, str] | None = None, security: dict[str, str] | None = None) -> Response:
     if name.startswith(".") or os.path.splitext(name)[1] not in TYPES or name not in os.listdir(STATIC):
         return Response(body="not found", status_code=404, headers={"Content-Type": "text/plain"})
     with open(os.path.join(STATIC, name), encoding="utf-8") as f:
         body = f.read()
     for placeholder, value in (replace or {}).items():
         body = body.replace(placeholder, value)
-    return Response(body=body, status_code=200, headers={"Content-Type": TYPES[os.path.splitext(name)[1]], **SECURITY})
+    return Response(body=body, status_code=200,
+                    headers={"Content-Type": TYPES[os.path.splitext(name)[1]], **(security or _security())})
 
 
-def _oauth_base() -> str:
-    """Where the page sends the staff member for a code: WeCom's open.weixin.qq.com, or the
-    sandbox (its host, when WECOM_API_BASE points there)."""
+def _wecom_web() -> tuple[str, tuple[str, ...], str]:
+    """WeCom's web side for this deployment: the OAuth host, the JS-SDK scripts, and an origin the
+    page may call (none for WeCom). WECOM_API_BASE pointing elsewhere than WeCom (the sandbox):
+    its host for both, and its stand-in wx, which asks the sandbox to check the signature."""
+    from urllib.parse import urlsplit
+
     from chalicelib.platform.settings import WECOM_PRODUCTION_API_BASE, get_settings
 
     base = get_settings().wecom_api_base
-    return "https://open.weixin.qq.com" if base == WECOM_PRODUCTION_API_BASE else base.removesuffix("/cgi-bin")
+    if base == WECOM_PRODUCTION_API_BASE:
+        return "https://open.weixin.qq.com", WECOM_JSSDK, ""
+    host = base.removesuffix("/cgi-bin")
+    parts = urlsplit(host)
+    return host, (f"{host}/sandbox/jssdk.js",), f"{parts.scheme}://{parts.netloc}"
 
 
 @bp.route("/toolbar/{corp_id}", methods=["GET"])
 def toolbar_page(corp_id: str) -> Response:
     import html
+    from urllib.parse import urlsplit
 
     from chalicelib.corps import items as corp_items
 
     corp = corp_items.get_corp(corp_id)
     if corp is None:
         return Response(body="not found", status_code=404, headers={"Content-Type": "text/plain"})
+    oauth, scripts, calls = _wecom_web()
+    origins = " ".join(sorted({"{0.scheme}://{0.netloc}".format(urlsplit(s)) for s in scripts}))
+    tags = "\n  ".join(f'<script src="{html.escape(s)}"></script>' for s in scripts)
     return _file("index.html", {"{{CORP_ID}}": html.escape(corp_id), "{{AGENT_ID}}": html.escape(corp.agent_id or ""),
-                                "{{OAUTH_BASE}}": html.escape(_oauth_base())})
+                                "{{OAUTH_BASE}}": html.escape(oauth), "{{JSSDK}}": tags},
+                 security=_security(origins, calls))
 
 
 @bp.route("/toolbar-assets/{name}", methods=["GET"])

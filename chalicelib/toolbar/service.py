@@ -115,6 +115,7 @@ class ToolbarCustomer(Model):
     tags: list[TagRef] = Field(description="the tags on this staff member's relation")
     timeline: list[TimelineEntry] = Field(description="newest first")
     history: list[TimelineEntry] = Field(description="churn and handover entries of the timeline, newest first")
+    tag_library: list[tag_rules.TagGroupView] = Field(description="the corp's tags, to add by name")
 
 
 class ToolbarTagChange(Model):
@@ -263,6 +264,7 @@ def customer(corp_id: str, staff_id: str, customer_id: str) -> ToolbarCustomer:
         tags=own.tag_details,
         timeline=timeline,
         history=[e for e in timeline if e.kind in HISTORY_KINDS],
+        tag_library=tag_rules.library(corp_id),
     )
 
 

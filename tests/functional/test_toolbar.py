@@ -189,6 +189,8 @@ def test_alice_sees_her_customer_channel_tags_and_timeline_in_one_request(tb):
     assert [(t["tag_id"], t["name"]) for t in view["tags"]] == [(new, "new")]
     assert "added" in [e["kind"] for e in view["timeline"]]
     assert view["history"] == []
+    library = {t["tag_id"]: (g["group_name"], t["name"]) for g in view["tag_library"] for t in g["tags"]}
+    assert library == {vip: ("level", "vip"), new: ("level", "new")}  # to choose tags by name
 
 
 def test_alice_adds_a_tag_it_reaches_wecom_and_the_timeline(tb):

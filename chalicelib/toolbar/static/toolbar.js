@@ -62,7 +62,10 @@ function timeline(entries) {
 
 async function showCustomer(customerId) {
   const c = await call("GET", `/customers/${encodeURIComponent(customerId)}`);
-  const input = el("input", { id: "new-tag", placeholder: "tag id" });
+  const own = new Set(c.tags.map((t) => t.tag_id));
+  const input = el("select", { id: "new-tag" }, el("option", { value: "" }, "+ 标签"),
+    c.tag_library.map((g) => el("optgroup", { label: g.group_name },
+      g.tags.filter((t) => !own.has(t.tag_id)).map((t) => el("option", { value: t.tag_id }, t.name)))));
   const change = (body) => call("POST", `/customers/${encodeURIComponent(customerId)}/tags`, body)
     .then(() => showCustomer(customerId)).catch(fail);
   show(

@@ -21,12 +21,13 @@ from chalicelib.segments import routes as segments
 from chalicelib.sop_calendars import routes as sop_calendars
 from chalicelib.stats import routes as stats
 from chalicelib.tags import routes as tags
+from chalicelib.toolbar import routes as toolbar
 from chalicelib.welcome import routes as welcome
 
 app = Chalice(app_name="scrm")
 # Each capability's operator API is one blueprint (chalicelib/<capability>/routes.py).
 for capability in (corps, channel_codes, welcome, tags, customers, groups, group_codes, segments, broadcasts,
-                   sop_calendars, handovers, churn, stats):
+                   sop_calendars, handovers, churn, stats, toolbar):
     app.register_blueprint(capability.bp)
 # The operator console: static pages over the public API above (chalicelib/console).
 app.register_blueprint(console.bp)

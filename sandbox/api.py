@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sandbox.state import (
+    JS_TICKET_TTL_SECONDS,
     MEDIA_TTL_SECONDS,
     ApiFailure,
     Corp,
@@ -180,6 +181,39 @@ def get_user(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     member = api.staff(corp, query.get("userid"), errcode=60111)  # 60111: userid not found
     return {"userid": member.userid, "name": member.name or member.userid,
             "status": 1 if member.activated else 4}
+
+
+# -- web OAuth and the JS-SDK (doc 91023, doc 90506) --------------------------------------------
+@route("auth/getuserinfo", "GET")
+def get_user_info(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    """The staff member a page's OAuth code names. A code is single-use, dies 5 minutes after it
+    was issued, and belongs to the corp it was issued for: anything else is 40029 invalid code."""
+    code = query.get("code")
+    if not code:
+        raise ApiFailure(41008, "missing code")  # errcode 41008: 缺少oauth code
+    issued = corp.oauth_codes.get(code)
+    if issued is None or issued.used or api.sb.clock() >= issued.expires_at:
+        raise ApiFailure(40029, "invalid code")
+    issued.used = True
+    return {"userid": issued.userid}
+
+
+def _ticket(api: Api, corp: Corp, kind: str) -> dict:
+    ticket = api.sb.world.new_id("tk", 40) + kind.replace("_", "")
+    corp.js_tickets[ticket] = (kind, api.now + JS_TICKET_TTL_SECONDS)
+    return {"ticket": ticket, "expires_in": JS_TICKET_TTL_SECONDS}
+
+
+@route("get_jsapi_ticket", "GET")
+def get_jsapi_ticket(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    return _ticket(api, corp, "jsapi")
+
+
+@route("ticket/get", "GET")
+def get_agent_ticket(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    if query.get("type") != "agent_config":
+        raise ApiFailure(40058, "invalid type")
+    return _ticket(api, corp, "agent_config")
 
 
 @route("externalcontact/list", "GET")

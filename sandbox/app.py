@@ -26,11 +26,13 @@ from sandbox.faults import Faults
 from sandbox.journal import Journal
 from sandbox.simulator import Deliver, Simulator
 from sandbox.state import (
+    OAUTH_CODE_TTL_SECONDS,
     ApiFailure,
     App,
     Corp,
     CorpSettings,
     IssuedToken,
+    OAuthCode,
     SimulationError,
     Staff,
     World,
@@ -138,6 +140,68 @@ class Sandbox:
                 setattr(corp.settings, key, value)
             return corp
 
+    def issue_oauth_code(self, corp_id: str, userid: str) -> str:
+        """The code WeCom's OAuth redirect hands a page the staff member ``userid`` opened."""
+        with self.world.lock:
+            corp = self.world.corp(corp_id)
+            if userid not in corp.staff or corp.staff[userid].resigned:
+                raise SimulationError(f"{userid} is not a member of {corp_id}")
+            code = secrets.token_urlsafe(24)
+            corp.oauth_codes[code] = OAuthCode(code, userid, self.clock() + OAUTH_CODE_TTL_SECONDS)
+            return code
+
+    def js_ticket_valid(self, corp_id: str, kind: str, ticket: str) -> bool:
+        """Whether WeCom would accept a wx.config ("jsapi") / wx.agentConfig ("agent_config")
+        signed with ``ticket`` now (the browser's stand-in wx checks signatures with it)."""
+        with self.world.lock:
+            issued = self.world.corp(corp_id).js_tickets.get(ticket)
+            return issued is not None and issued[0] == kind and self.clock() < issued[1]
+
+    def open_toolbar(self, corp_id: str, userid: str, *, external_userid: str | None = None,
+                     chat_id: str | None = None) -> dict[str, str | None]:
+        """The WeCom client of a browser test: ``userid`` is signed in and opens the chat toolbar
+        in a chat with ``external_userid`` (or in the group ``chat_id``)."""
+        with self.world.lock:
+            corp = self.world.corp(corp_id)
+            if userid not in corp.staff:
+                raise SimulationError(f"{userid} is not a member of {corp_id}")
+            corp.client = {"userid": userid, "external_userid": external_userid, "chat_id": chat_id}
+            return dict(corp.client)
+
+    def check_js_signature(self, corp_id: str, *, kind: str, url: str, noncestr: str, timestamp: str,
+                           signature: str, agentid: str | None = None) -> str | None:
+        """Why WeCom's client would refuse wx.config ("jsapi") / wx.agentConfig ("agent_config")
+        with this signature on this page, or None: it must be the JS-SDK signature (doc 90506) of
+        ``url`` with a live ticket of that kind, and wx.agentConfig must name the corp's app."""
+        import hashlib
+
+        page = url.split("#", 1)[0]
+        with self.world.lock:
+            corp = self.world.corp(corp_id)
+            if kind == "agent_config" and str(agentid or "") != corp.agent_id:
+                return "invalid agentid"
+            for ticket, (issued_kind, expires_at) in corp.js_tickets.items():
+                text = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={page}"
+                if issued_kind == kind and self.clock() < expires_at and \
+                        secrets.compare_digest(hashlib.sha1(text.encode()).hexdigest(), signature):
+                    return None
+        return "invalid signature"
+
+    def _authorize(self, request: httpx.Request) -> httpx.Response:
+        """GET /connect/oauth2/authorize (WeCom's open.weixin.qq.com, doc 91022): redirects to
+        ``redirect_uri`` with ``code`` and ``state``. In WeCom the signed-in staff member is the
+        one the code names; here the query's ``userid``, else the one ``open_toolbar`` signed in."""
+        params = request.url.params
+        try:
+            corp_id = params.get("appid", "")
+            userid = params.get("userid") or self.world.corp(corp_id).client.get("userid") or ""
+            code = self.issue_oauth_code(corp_id, userid)
+        except (KeyError, SimulationError) as exc:
+            return _json(400, {"error": "bad_request", "message": str(exc)})
+        target = httpx.URL(params.get("redirect_uri", "")).copy_merge_params(
+            {"code": code, "state": params.get("state", "")})
+        return httpx.Response(302, headers={"Location": str(target)})
+
     def serve_file(self, name: str, content: bytes, content_type: str = "image/png", status: int = 200) -> str:
         """A file on the web (an operator's image URL): its URL, served at GET /sandbox/files/{name}
         (`status` other than 200: a server answering that, without the file)."""
@@ -169,8 +233,17 @@ class Sandbox:
             if status != 200:
                 return httpx.Response(status, content=b"no file", headers={"Content-Type": "text/plain"})
             return httpx.Response(200, content=content, headers={"Content-Type": content_type})
+        if path == "/connect/oauth2/authorize" and request.method == "GET":
+            return self._authorize(request)
+        if path == "/sandbox/jssdk.js" and request.method == "GET":
+            from pathlib import Path
+
+            script = (Path(__file__).parent / "jssdk.js").read_text().replace("{{SANDBOX}}", self.public_url)
+            return httpx.Response(200, content=script.encode(), headers={"Content-Type": "text/javascript"})
         if path.startswith("/sandbox/") or path == "/sandbox":
-            return self._control(request, path.removeprefix("/sandbox").strip("/"))
+            response = self._control(request, path.removeprefix("/sandbox").strip("/"))
+            response.headers["Access-Control-Allow-Origin"] = "*"  # the stand-in wx asks from the page's origin
+            return response
         if "/cgi-bin/" not in path:
             return _json(404, {"errcode": 404, "errmsg": "not found"})
         api = path.split("/cgi-bin/", 1)[1].strip("/")
@@ -343,10 +416,12 @@ class Sandbox:
             return {"corp_id": corp.corp_id, "config_id": parts[2], "kind": kind,
                     "state": way.get("state")}
         if head == "corps":
-            return self._control_corps(method, parts[1:], body)
+            return self._control_corps(method, parts[1:], body, params)
         raise KeyError("/sandbox/" + "/".join(parts))
 
-    def _control_corps(self, method: str, parts: list[str], body: dict[str, Any]) -> Any:
+    def _control_corps(self, method: str, parts: list[str], body: dict[str, Any],
+                       params: dict[str, str] | None = None) -> Any:
+        params = params or {}
         if not parts or not parts[0]:
             if method == "POST":
                 return self.register_corp(**body).public()
@@ -358,6 +433,13 @@ class Sandbox:
             if method in ("POST", "PATCH"):
                 return self.update_corp(corp_id, **body).public()
             return corp.public()
+        if rest[0] == "client":  # the browser test's WeCom client (open_toolbar)
+            return self.open_toolbar(corp_id, **body) if method == "POST" else dict(corp.client)
+        if rest[0] == "jssdk" and rest[1:] == ["check"]:
+            reason = self.check_js_signature(corp_id, kind="agent_config", url=params.get("url", ""),
+                                             noncestr=params.get("noncestr", ""), timestamp=params.get("timestamp", ""),
+                                             signature=params.get("signature", ""), agentid=params.get("agentid"))
+            return {"ok": reason is None, "reason": reason}
         if rest[0] == "staff" and method == "POST":
             return vars(self.add_staff(corp_id, **body))
         if rest[0] == "state":

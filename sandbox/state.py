@@ -17,6 +17,8 @@ CORP_TAG_LIMIT = 3_000  # errcode 40126
 GROUP_WELCOME_TEMPLATE_LIMIT = 100  # errcode 41055
 GROUP_SCAN_JOIN_CAP = 200  # joins by scanning beyond this need a manual invite (vendor blogs)
 MEDIA_TTL_SECONDS = 3 * 86400  # a temporary media_id lives 3 days (doc 90389)
+OAUTH_CODE_TTL_SECONDS = 300  # doc 91023: "code只能使用一次，5分钟未被使用自动过期"
+JS_TICKET_TTL_SECONDS = 7200  # doc 90506: jsapi_ticket / agent_config ticket expires_in
 
 
 class ApiFailure(Exception):
@@ -212,6 +214,10 @@ class Corp:
     media: dict[str, Media] = field(default_factory=dict)  # temporary media by media_id
     transfers: list[Transfer] = field(default_factory=list)
     transfer_log: dict[str, list[float]] = field(default_factory=dict)  # ext -> on-job transfer times
+    oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
+    js_tickets: dict[str, tuple[str, float]] = field(default_factory=dict)  # ticket -> (kind, expires_at)
+    # the WeCom client of a browser test: who is signed in, and the chat the toolbar is opened in
+    client: dict[str, str | None] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------------
     def tag(self, tag_id: str) -> Tag | None:
@@ -246,6 +252,16 @@ class Corp:
             data["callback_token"] = self.callback_token
             data["encoding_aes_key"] = self.encoding_aes_key
         return data
+
+
+@dataclass
+class OAuthCode:
+    """A web OAuth code WeCom's redirect gave a page: one staff member, used once, 5 minutes."""
+
+    code: str
+    userid: str
+    expires_at: float
+    used: bool = False
 
 
 @dataclass

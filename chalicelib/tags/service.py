@@ -41,6 +41,7 @@ _ONE_GROUP = {"oneOf": [{"required": ["group_id"], "properties": {"group_id": {"
 _ADD_OR_REMOVE = {"anyOf": [{"required": ["add"], "properties": {"add": {"minItems": 1}}},
                             {"required": ["remove"], "properties": {"remove": {"minItems": 1}}}]}
 _DISJOINT = "not one of `add`'s tags"
+ADD_OR_REMOVE, DISJOINT = _ADD_OR_REMOVE, _DISJOINT  # the same rules for the chat toolbar's tag changes
 
 
 class TagCreate(Model):

@@ -216,10 +216,10 @@ class WeComClient:
         self.max_pacing_wait = max_pacing_wait
         self._rng = rng or random.Random()
         self._holder = uuid.uuid4().hex
-        self._memo: CachedToken | None = None
+        self._memos: dict[str, CachedToken] = {}  # token and tickets, by cache slot
         self._fetched_at = 0.0
         self._http_client: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a ticket refresh may refresh the token inside it
 
     def __repr__(self) -> str:  # never show the secret or the token
         return f"WeComClient(corp_id={self.corp_id!r}, app={self.app!r}, base_url={self.base_url!r})"
@@ -292,37 +292,62 @@ class WeComClient:
     # -- token -----------------------------------------------------------------------------------
     def access_token(self) -> str:
         """A valid access token: process memory, else the shared cache, else ``gettoken``."""
-        memo = self._memo
+        return self._shared(self.app, self._fetch_token, api="gettoken")
+
+    def js_ticket(self, kind: str) -> str:
+        """A valid JS-SDK ticket, ``kind`` "jsapi" (the corp's, wx.config) or "agent_config" (the
+        app's, wx.agentConfig): cached like the access token (doc 90506: valid 7200 s, fetched at
+        most 400 times an hour per corp, so never per page view), under a name derived from the
+        token's, so a rotated secret also gets new tickets."""
+        from chalicelib.wecom.jssdk import TICKET_KINDS
+
+        if kind not in TICKET_KINDS:
+            raise ValueError(f"unknown JS-SDK ticket kind {kind!r}")
+        api, params = TICKET_KINDS[kind]
+
+        def fetch() -> tuple[str, float]:
+            fetched_at = self._clock()
+            data = self.call(api, method="GET", params=params, retry_safe=True)
+            ticket = _models().TicketResponse.model_validate(data)
+            return ticket.ticket, fetched_at + ticket.expires_in
+
+        return self._shared(f"{self.app}/ticket-{kind}", fetch, api=api)
+
+    def _shared(self, slot: str, fetch: Callable[[], tuple[str, float]], *, api: str) -> str:
+        """A value WeCom issues for a limited time (token, ticket) kept in process memory and the
+        shared cache under ``slot``; refreshed by the one instance holding the lease."""
+        memo = self._memos.get(slot)
         if memo and memo.access_token and memo.expires_at - REFRESH_MARGIN_SECONDS > self._clock():
             return memo.access_token
         with self._lock:  # one refresh per client even if threads share it
             for _ in range(LEASE_MAX_POLLS):
                 now = self._clock()
-                cached = self._cache.get(self.corp_id, self.app)
+                cached = self._cache.get(self.corp_id, slot)
                 if cached and cached.access_token and cached.expires_at - REFRESH_MARGIN_SECONDS > now:
-                    self._memo = cached
+                    self._memos[slot] = cached
                     return cached.access_token
-                if self._cache.acquire_lease(self.corp_id, self.app, holder=self._holder, now=now,
+                if self._cache.acquire_lease(self.corp_id, slot, holder=self._holder, now=now,
                                              lease_seconds=LEASE_SECONDS,
                                              fresh_until=now + REFRESH_MARGIN_SECONDS):
-                    return self._refresh_token()
+                    return self._refresh(slot, fetch)
                 if cached and cached.access_token and cached.expires_at - MIN_USABLE_SECONDS > now:
                     return cached.access_token  # another instance is refreshing; old one still works
                 self._sleep(LEASE_POLL_SECONDS)
-        raise errors.WeComUnavailable("access token refresh by another instance did not finish",
-                                      api="gettoken")
+        raise errors.WeComUnavailable(f"{api}: refresh by another instance did not finish", api=api)
 
-    def _refresh_token(self) -> str:
+    def _refresh(self, slot: str, fetch: Callable[[], tuple[str, float]]) -> str:
         try:
-            token = self.get_token()
+            value, expires_at = fetch()
         except BaseException:
-            self._cache.release_lease(self.corp_id, self.app, holder=self._holder)
+            self._cache.release_lease(self.corp_id, slot, holder=self._holder)
             raise
-        expires_at = self._fetched_at + token.expires_in
-        self._cache.store(self.corp_id, self.app, access_token=token.access_token,
-                          expires_at=expires_at, holder=self._holder)
-        self._memo = CachedToken(token.access_token, expires_at)
-        return token.access_token
+        self._cache.store(self.corp_id, slot, access_token=value, expires_at=expires_at, holder=self._holder)
+        self._memos[slot] = CachedToken(value, expires_at)
+        return value
+
+    def _fetch_token(self) -> tuple[str, float]:
+        token = self.get_token()
+        return token.access_token, self._fetched_at + token.expires_in
 
     def get_token(self) -> m.TokenResponse:
         """GET gettoken (doc 91039). Prefer ``access_token()``: this always calls WeCom."""
@@ -332,7 +357,7 @@ class WeComClient:
         return _models().TokenResponse.model_validate(data)
 
     def _invalidate(self, token: str) -> None:
-        self._memo = None
+        self._memos.pop(self.app, None)
         self._cache.invalidate(self.corp_id, self.app, access_token=token)
 
     # -- calls -----------------------------------------------------------------------------------
@@ -436,6 +461,14 @@ class WeComClient:
         req = mm.BatchGetByUserRequest(userid_list=userid_list, cursor=cursor or None, limit=limit)
         return self._typed("externalcontact/batch/get_by_user", mm.BatchGetByUserResponse,
                            body=req, retry_safe=True)
+
+    # -- web OAuth (doc 91023) -------------------------------------------------------------------
+    def get_user_info(self, code: str) -> m.UserInfoResponse:
+        """auth/getuserinfo: who opened a page, from the ``code`` WeCom's OAuth redirect gave it.
+        A code is single-use and dies after 5 minutes (40029: ``InvalidCode``), so a call that may
+        have reached WeCom is not repeated (a repeat would be refused as a reused code)."""
+        return self._typed("auth/getuserinfo", _models().UserInfoResponse, method="GET",
+                           params={"code": code}, retry_safe=False)
 
     # -- members --------------------------------------------------------------------------------
     def get_user(self, userid: str) -> m.User:

@@ -125,6 +125,11 @@ class NoRelation(NotFound):
     or a skip-verify add the staff member has not confirmed). Mark lost; do not retry."""
 
 
+class InvalidCode(InvalidArgument):
+    """40029: a web OAuth code that is unknown, already used or older than 5 minutes (doc 91023:
+    "code只能使用一次，5分钟未被使用自动过期"). The staff member must open the page again."""
+
+
 class WeComUnavailable(WeComError):
     """No usable WeCom answer: HTTP 5xx, connection refused/reset, a body that is not JSON."""
 
@@ -154,6 +159,7 @@ _SPECIFIC: dict[int, type[ApiError]] = {
     41051: WelcomeAlreadySent,
     41096: WelcomeAlreadySent,
     41054: MemberNotActivated,
+    40029: InvalidCode,
     84061: NoRelation,
 }
 

@@ -41,6 +41,23 @@ class TokenResponse(_Response):
     expires_in: int = 7200
 
 
+class UserInfoResponse(_Response):
+    """auth/getuserinfo (doc 91023): a corp member has ``userid``; anyone else ``openid``
+    (and ``external_userid`` when they are a customer)."""
+
+    userid: str | None = None
+    user_ticket: str | None = None
+    openid: str | None = None
+    external_userid: str | None = None
+
+
+class TicketResponse(_Response):
+    """get_jsapi_ticket / ticket/get?type=agent_config (doc 90506): valid ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int = 7200
+
+
 # -- attachments shared by welcome messages, broadcasts, Moments --------------------------------
 class Text(Model):
     model_config = ConfigDict(extra="allow")

@@ -421,12 +421,14 @@ def test_packaged_zip_ships_bytecode(packaged, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_packaged_zip_ships_the_console(packaged, stage):
-    """/console serves chalicelib/console/static from the Lambda's own files: every one of them is packaged."""
+@pytest.mark.parametrize("pages", ["console", "toolbar"])
+def test_packaged_zip_ships_the_console(packaged, stage, pages):
+    """/console and /toolbar serve chalicelib/<pages>/static from the Lambda's own files: every one of them is
+    packaged."""
     template_path, _, _ = packaged[stage]
     with zipfile.ZipFile(template_path.parent / "deployment.zip") as zf:
         names = set(zf.namelist())
-    static = ROOT / "chalicelib" / "console" / "static"
-    files = [f"chalicelib/console/static/{p.name}" for p in static.iterdir() if p.is_file()]
-    assert "chalicelib/console/static/index.html" in files
+    static = ROOT / "chalicelib" / pages / "static"
+    files = [f"chalicelib/{pages}/static/{p.name}" for p in static.iterdir() if p.is_file()]
+    assert f"chalicelib/{pages}/static/index.html" in files
     assert set(files) <= names, sorted(set(files) - names)

@@ -13,7 +13,7 @@ import chalicelib
 ROOT = Path(chalicelib.__file__).parent
 SPINE = {"platform", "wecom", "store", "api", "console"}  # console: static pages over the public API
 CAPABILITIES = {"corps", "channel_codes", "welcome", "tags", "customers", "stats", "groups", "group_codes", "segments",
-                "broadcasts", "sop_calendars", "handovers", "churn"}
+                "broadcasts", "sop_calendars", "handovers", "churn", "toolbar"}
 # the four kinds, and the splits of a big capability (docs/architecture.md "Packages")
 KINDS = {"routes.py", "steps.py", "service.py", "items.py", "registry.py", "staff.py", "sync.py", "sync_items.py",
          "expression.py", "planner.py", "sender.py", "tracking.py", "schedule.py",

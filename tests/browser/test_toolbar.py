@@ -1,0 +1,69 @@
+"""The staff chat-toolbar page (issue #15) in headless Chromium against the local stack: staff alice
+opens the toolbar in a chat (the sandbox's WeCom client and its stand-in wx), the page signs her in
+through WeCom's OAuth redirect, configures the JS-SDK with a signature the sandbox checks, and shows
+the customer; she adds a tag; a customer of bob's shows nothing. Each step waits for what the page
+shows (never for a fixed time)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from tests.browser.conftest import SCREENSHOTS
+
+
+def api(stack, method: str, path: str, **kwargs):
+    headers = {"Authorization": f"Bearer {stack.demo['api_key']}"}
+    return httpx.request(method, f"{stack.base_url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
+
+
+def customer_through_a_code(stack, staff: str, name: str, tag_ids: list[str]) -> tuple[str, dict]:
+    code = api(stack, "POST", "/channel-codes", json={"name": f"{name}'s poster", "state": f"tb-{name.lower()}",
+                                                     "staff_ids": [staff], "tag_ids": tag_ids,
+                                                     "welcome": {"text": "Hi {customer_name}!"}})
+    assert code.status_code == 201, code.text
+    corp_id = stack.demo["corp_id"]
+    ext = stack.sandbox_app.simulator.scan_contact_way(corp_id, code.json()["config_id"], name=name)["external_userid"]
+    deadline = time.monotonic() + 90
+    while ((api(stack, "GET", f"/customers/{ext}").json().get("profile") or {}).get("name") != name
+           or not any(e["kind"] == "added" for e in api(stack, "GET", f"/customers/{ext}").json()["timeline"])):
+        # the events queue's pollers add them (relation, tags; the name as the welcome reads it)
+        assert time.monotonic() < deadline, f"{name} was never added"
+        time.sleep(0.3)  # polling interval, not an assertion
+    return ext, code.json()
+
+
+def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, stack):
+    corp_id = stack.demo["corp_id"]
+    tags = api(stack, "POST", "/tags", json={"group_name": "toolbar", "names": ["vip", "new"]})
+    assert tags.status_code == 201, tags.text
+    vip, new = (t["tag_id"] for t in tags.json()["tags"])
+    ann, _ = customer_through_a_code(stack, "alice", "Ann", [new])
+    bea, _ = customer_through_a_code(stack, "bob", "Bea", [])
+
+    stack.sandbox_app.open_toolbar(corp_id, "alice", external_userid=ann)
+    browser.resize(390, 844, mobile=True)
+    browser.goto(f"{stack.base_url}/toolbar/{corp_id}")
+    assert browser.wait("document.getElementById('customer-name')?.textContent") == "Ann"
+    assert "Ann's poster" in browser.js("document.getElementById('added').textContent")
+    assert browser.js("[...document.querySelectorAll('#tags [data-tag]')].map(e => e.dataset.tag)") == [new]
+    assert "code=" not in browser.js("location.href")  # the single-use code is gone from the URL
+    browser.screenshot(str(SCREENSHOTS / "toolbar-customer.png"))
+
+    browser.fill("#new-tag", vip)
+    browser.click("#add-tag")
+    browser.wait(f"!!document.querySelector('#tags [data-tag={json.dumps(vip)}]')")
+    assert vip in stack.sandbox_app.world.corp(corp_id).relations[(ann, "alice")].tags  # WeCom's side
+    timeline = api(stack, "GET", f"/customers/{ann}").json()["timeline"]
+    assert [e["staff_id"] for e in timeline
+            if e["kind"] == "tags_changed" and e["details"].get("added") == [vip]] == ["alice"]
+
+    stack.sandbox_app.open_toolbar(corp_id, "alice", external_userid=bea)  # alice in a chat with bob's customer
+    browser.goto(f"{stack.base_url}/toolbar/{corp_id}")
+    assert browser.wait("document.getElementById('error')?.dataset.code") == "not_found"
+    assert "Bea" not in browser.js("document.body.innerText")
+    assert not browser.js("document.getElementById('customer-name')")
+    browser.screenshot(str(SCREENSHOTS / "toolbar-refused.png"))
+    assert not [e for e in browser.console_errors if "favicon" not in e and "404" not in e], browser.console_errors

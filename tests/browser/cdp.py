@@ -207,7 +207,12 @@ class Browser:
             raise RuntimeError(f"{expression[:80]}: {details}")
         return result["result"].get("value")
 
-    def wait(self, expression: str, timeout: float = 60) -> Any:
+    # Long enough for one redelivery: what the page waits for often runs through a queue, and a
+    # message that fails on a busy machine (moto timing out) comes back only after its queue's
+    # visibility timeout (events 180 s, sends 120 s), as on Lambda. A condition met sooner returns sooner.
+    PATIENCE = 300.0
+
+    def wait(self, expression: str, timeout: float = PATIENCE) -> Any:
         """Poll a JS expression until it is truthy (its value is returned)."""
         guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()"  # mid-render
         try:

@@ -140,7 +140,7 @@ def test_a_scan_of_a_new_channel_code_shows_the_customer_and_moves_the_chart(bro
 
     open_page(browser, stack, "dashboard")
     browser.wait(f"Number(document.querySelector('[data-stats=contacts] [data-metric=adds]').textContent) "
-                 f"=== {adds_before + 1}", timeout=60)
+                 f"=== {adds_before + 1}")
     # the chart moved too: today's point of the adds line is drawn at the new count
     drawn = browser.js("[...document.querySelectorAll('[data-stats=contacts] ~ svg [data-series=adds] circle')]"
                        ".map(c => Number(c.dataset.value)).reduce((a, b) => a + b, 0)")
@@ -176,7 +176,7 @@ def test_a_segment_with_a_live_count_and_a_broadcast_scheduled_watched_and_one_c
     browser.click("#broadcast-create button[type=submit]")
     browser.wait("location.hash.startsWith('#/broadcasts/') && !!document.querySelector('[data-broadcast-status]')")
     # it progresses on its own (the page refreshes itself): planned, handed to WeCom, sent
-    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'", timeout=90)
+    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'")
     assert browser.js("document.querySelector('[data-count=sent]').textContent") == "1"
     browser.screenshot(str(SCREENSHOTS / "broadcast-sent.png"))
 
@@ -229,7 +229,7 @@ def test_a_customer_sync_of_1000_customers_shows_its_progress(browser, stack):
     sign_in(browser, stack, stack.demo["api_key"])
     open_page(browser, stack, "syncs")
     browser.click("main .actions button")  # sync customers
-    browser.wait("document.querySelector('[data-job-kind=customers]')?.dataset.jobStatus === 'done'", timeout=120)
+    browser.wait("document.querySelector('[data-job-kind=customers]')?.dataset.jobStatus === 'done'")
     browser.screenshot(str(SCREENSHOTS / "syncs.png"))
     row = browser.js("document.querySelector('[data-job-kind=customers]').closest('tr').innerText")
     assert f"new_customers {SEEDED_CUSTOMERS}" in row  # its progress counts

@@ -383,7 +383,8 @@ class LocalStack:
         module = sys.modules.get("app")
         if module is None:
             return {}
-        return {"SCRM_EVENTS_QUEUE": module.EVENTS_QUEUE, "SCRM_SYNC_QUEUE": module.SYNC_QUEUE}
+        return {"SCRM_EVENTS_QUEUE": module.EVENTS_QUEUE, "SCRM_SYNC_QUEUE": module.SYNC_QUEUE,
+                "SCRM_SENDS_QUEUE": module.SENDS_QUEUE}
 
     @staticmethod
     def _reset_caches() -> None:

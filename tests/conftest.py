@@ -29,6 +29,28 @@ def reset_caches() -> None:
 
 
 @pytest.fixture
+def clock():
+    """The sandbox's clock, frozen at tests.helpers.T0: it moves only when the test (or a client's
+    sleep) advances it."""
+    from sandbox import Clock
+    from tests.helpers import T0
+
+    return Clock(T0, frozen=True)
+
+
+@pytest.fixture
+def sb(clock):
+    """A WeCom sandbox on `clock` holding one corp (tests.helpers.SANDBOX_CORP, its contact secret
+    SANDBOX_SECRET) with one staff member, alice."""
+    from sandbox import Sandbox
+    from tests.helpers import SANDBOX_CORP, SANDBOX_SECRET
+
+    sandbox = Sandbox(clock=clock, sleep=clock.sleep)
+    sandbox.register_corp(SANDBOX_CORP, secrets={"contact": SANDBOX_SECRET}, staff=[{"userid": "alice"}])
+    return sandbox
+
+
+@pytest.fixture
 def aws_env(monkeypatch):
     """Environment of a test deployment (names only; no AWS yet)."""
     monkeypatch.setenv("SCRM_TABLE_NAME", "scrm-test")

@@ -13,6 +13,12 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 SECRET = "contact-secret-for-tests"
 ADMIN = {"Authorization": "Bearer admin-test-key", "Content-Type": "application/json"}
 
+# The corp the sandbox of tests/conftest.py's `sb` fixture holds (the WeCom client's tests), and the
+# moment its frozen `clock` starts at.
+SANDBOX_CORP = "wwclient00000001"
+SANDBOX_SECRET = "client-secret"
+T0 = 1_700_000_000
+
 
 def corp_body(corp_id: str = CORP_ID, **overrides: Any) -> dict[str, Any]:
     body = {"corp_id": corp_id, "name": "Test Brand", "callback_token": TOKEN,

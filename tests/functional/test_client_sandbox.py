@@ -16,23 +16,10 @@ from chalicelib.store.tokens import DynamoTokenCache
 from chalicelib.wecom import errors
 from chalicelib.wecom import models as m
 from chalicelib.wecom.client import WeComClient
-from sandbox import Clock, Sandbox, serve
-
-CORP = "wwfunctional00001"
-SECRET = "functional-secret"
-T0 = 1_700_000_000
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0, frozen=True)
-
-
-@pytest.fixture
-def sb(clock):
-    sandbox = Sandbox(clock=clock, sleep=clock.sleep)
-    sandbox.register_corp(CORP, secrets={"contact": SECRET}, staff=[{"userid": "alice"}])
-    return sandbox
+from sandbox import serve
+from tests.helpers import SANDBOX_CORP as CORP
+from tests.helpers import SANDBOX_SECRET as SECRET
+from tests.helpers import T0
 
 
 class AtomicMoto:

@@ -11,24 +11,11 @@ import pytest
 from chalicelib.wecom import errors
 from chalicelib.wecom import models as m
 from chalicelib.wecom.client import InMemoryRateLimiter, InMemoryTokenCache, WeComClient
-from sandbox import Clock, Sandbox
+from tests.helpers import SANDBOX_CORP as CORP
+from tests.helpers import SANDBOX_SECRET as SECRET
+from tests.helpers import T0
 
-CORP = "wwclient00000001"
-SECRET = "client-secret"
-T0 = 1_700_000_000
 WELCOME = "externalcontact/send_welcome_msg"
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0, frozen=True)
-
-
-@pytest.fixture
-def sb(clock):
-    sandbox = Sandbox(clock=clock, sleep=clock.sleep)
-    sandbox.register_corp(CORP, secrets={"contact": SECRET}, staff=[{"userid": "alice"}])
-    return sandbox
 
 
 @pytest.fixture

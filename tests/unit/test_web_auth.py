@@ -8,20 +8,8 @@ import pytest
 from chalicelib.wecom import errors
 from chalicelib.wecom.client import InMemoryTokenCache
 from chalicelib.wecom.jssdk import js_signature
-from sandbox import Clock, Sandbox
-from tests.unit.test_client import CORP, SECRET, T0, calls, make_client
-
-
-@pytest.fixture
-def clock():
-    return Clock(T0, frozen=True)
-
-
-@pytest.fixture
-def sb(clock):
-    sandbox = Sandbox(clock=clock, sleep=clock.sleep)
-    sandbox.register_corp(CORP, secrets={"contact": SECRET}, staff=[{"userid": "alice"}])
-    return sandbox
+from tests.helpers import SANDBOX_CORP as CORP
+from tests.unit.test_client import calls, make_client
 
 
 def test_signature_matches_the_published_worked_example():

@@ -1,10 +1,14 @@
-"""Small builders shared by tests: a registered corp, encrypted WeCom callbacks, SQS events."""
+"""Small builders shared by tests: a registered corp, encrypted WeCom callbacks, SQS events, the local
+stack."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 CORP_ID = "wwtestcorp0000001"
@@ -120,3 +124,24 @@ def one_table_copy_per_transaction(monkeypatch) -> None:
 
     monkeypatch.setattr(ddb, "copy", _Copy())
     monkeypatch.setattr(ddb.DynamoDBBackend, "transact_write_items", transact_once)
+
+
+@contextmanager
+def local_stack(admin_key: str) -> Iterator[Any]:
+    """The whole local stack (moto server, sandbox, chalice local, queue workers) on free ports, as
+    the e2e and browser suites run it; stopped afterwards, with this process's environment and
+    runtime caches as they were before it started."""
+    from infra.local_stack import LocalStack, free_port
+    from tests.conftest import reset_caches
+
+    saved = dict(os.environ)
+    os.environ.pop("WECOM_API_BASE", None)
+    local = LocalStack(http_port=free_port(), moto_port=free_port(), sandbox_port=free_port(), admin_key=admin_key)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_caches()

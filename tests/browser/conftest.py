@@ -1,11 +1,10 @@
-"""The browser suite's world: the whole local stack on free ports (as tests/e2e start it) with the
-sandbox's demo corp registered and 1,000 more customers waiting in the sandbox for a sync, and one
-headless Chromium (tests/browser/cdp.py) for the module. Screenshots go to tests/browser/screenshots/
-(ignored by git) for a reviewer to look at."""
+"""The browser suite's world: the whole local stack on free ports (tests.helpers.local_stack, as
+tests/e2e start it) with the sandbox's demo corp registered and 1,000 more customers waiting in the
+sandbox for a sync, and one headless Chromium (tests/browser/cdp.py) for the module. Screenshots go
+to tests/browser/screenshots/ (ignored by git) for a reviewer to look at."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -31,23 +30,12 @@ def seed_customers(sb, corp_id: str, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def stack():
-    from infra.local_stack import LocalStack, free_port
-    from tests.conftest import reset_caches
+    from tests.helpers import local_stack
 
-    saved = dict(os.environ)
-    os.environ.pop("WECOM_API_BASE", None)
-    local = LocalStack(http_port=free_port(), moto_port=free_port(), sandbox_port=free_port(),
-                       admin_key="admin-browser-key")
-    local.start()
-    try:
+    with local_stack(admin_key="admin-browser-key") as local:
         local.register_demo_corp()
         seed_customers(local.sandbox_app, local.demo["corp_id"], SEEDED_CUSTOMERS)
         yield local
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_caches()
 
 
 @pytest.fixture(scope="module")

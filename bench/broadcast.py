@@ -56,18 +56,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import aws_requests  # noqa: E402  (stdlib only; install() before any botocore client)
-from bench.samples import DEPLOYMENT_ENV  # noqa: E402
+from bench import aws_requests, deployment  # noqa: E402  (stdlib only; install() before any botocore client)
+from bench.deployment import SECRET  # noqa: E402
 
-ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_SESSION_TOKEN": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    **DEPLOYMENT_ENV,
-}
 CORP_ID = "wwbenchbroadcast1"
-SECRET = "bench-contact-secret"
 T0 = 1_600_000_000
 PER_CALL = 10_000  # add_msg_template's external_userid limit
 TRACED = ("plan0", "chunk")  # messages whose memory is traced
@@ -86,10 +78,9 @@ class Stack:
     def start(self, sb: Any) -> None:
         import httpx
 
-        os.environ.update(ENV)
-        os.environ.pop("AWS_PROFILE", None)
+        deployment.use_env()
         from chalicelib.corps import registry
-        from chalicelib.platform import aws, caches
+        from chalicelib.platform import aws
 
         if self.kind == "local":
             from infra import moto_fixes
@@ -120,28 +111,7 @@ class Stack:
             self._closers.append(lambda: aws.use_clients(None))
             registry.use_wecom_transport(httpx.MockTransport(sb.handle))
             self._closers.append(lambda: registry.use_wecom_transport(None))
-        caches.clear_all()
-        self._create_resources()
-
-    def _create_resources(self) -> None:
-        from chalicelib.api.core import hash_api_key, new_api_key
-        from chalicelib.corps import items as corp_items
-        from chalicelib.platform import aws, queues, settings
-        from chalicelib.platform import sealing as secrets
-        from chalicelib.store import schema
-
-        s = settings.get_settings()
-        schema.create_table(aws.client("dynamodb"), s.table_name)
-        queues.create_queues(aws.client("sqs"), s)
-        secrets.ensure_local_key(aws.client("kms"), s.kms_key_id)
-        now = int(time.time())
-        sealed = secrets.seal(secrets.CorpSecrets(callback_token="benchtoken", contact_secret=SECRET,
-                                                  encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
-                              corp_id=CORP_ID)
-        corp_items.create_corp(
-            corp_items.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
-                                sealed_secrets=sealed, created_at=now),
-            corp_items.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID, label="bench", created_at=now))
+        deployment.create(CORP_ID)
 
     def put_items(self, items: list[dict[str, Any]]) -> None:
         from chalicelib.platform.settings import get_settings

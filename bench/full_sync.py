@@ -61,57 +61,26 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import aws_requests  # noqa: E402  (stdlib only; install() before any botocore client)
-from bench.samples import DEPLOYMENT_ENV  # noqa: E402
+from bench import aws_requests, deployment  # noqa: E402  (stdlib only; install() before any botocore client)
+from bench.deployment import AES_KEY, SECRET, TOKEN  # noqa: E402
 
-ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_SESSION_TOKEN": "bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    **DEPLOYMENT_ENV,
-}
 CORP_ID = "wwbenchfullsync01"
-TOKEN = "benchtoken"
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-SECRET = "bench-contact-secret"
 T0 = 1_600_000_000
 
 
 # -- local AWS and the corp ------------------------------------------------------------------------
 def start_local_aws() -> Any:
-    """moto's server on a free port; table, queues, KMS key; the corp registered as
-    POST /api/v1/corps does (sealed secrets + store.corps.create_corp)."""
+    """moto's server on a free port, and the bench deployment on it (bench/deployment.py): table,
+    queues, KMS key; the corp registered as POST /api/v1/corps does."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    os.environ.update(ENV)
+    deployment.use_env()
     os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
-    os.environ.pop("AWS_PROFILE", None)
-
-    from chalicelib.api.core import hash_api_key, new_api_key
-    from chalicelib.corps import items as corp_items
-    from chalicelib.platform import aws, caches, queues, settings
-    from chalicelib.platform import sealing as secrets
-    from chalicelib.store import schema
-
-    caches.clear_all()
-    s = settings.get_settings()
-    schema.create_table(aws.client("dynamodb"), s.table_name)
-    queues.create_queues(aws.client("sqs"), s)
-    secrets.ensure_local_key(aws.client("kms"), s.kms_key_id)
-    now = int(time.time())
-    sealed = secrets.seal(secrets.CorpSecrets(callback_token=TOKEN, encoding_aes_key=AES_KEY,
-                                              contact_secret=SECRET), corp_id=CORP_ID)
-    corp_items.create_corp(
-        corp_items.CorpItem(corp_id=CORP_ID, name="Bench Brand", time_zone="Asia/Shanghai",
-                            sealed_secrets=sealed, created_at=now),
-        corp_items.ApiKeyItem(key_hash=hash_api_key(new_api_key()), corp_id=CORP_ID,
-                              label="initial", created_at=now),
-    )
+    deployment.create(CORP_ID)
     return server
 
 

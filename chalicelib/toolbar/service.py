@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field
 
+from chalicelib.broadcasts.items import HISTORY_DAYS
+from chalicelib.broadcasts.service import Received
 from chalicelib.customers.items import TimelineEntry
 from chalicelib.customers.service import TagRef
 from chalicelib.groups.items import MemberItem
@@ -107,6 +109,13 @@ class Added(Model):
     added_at: int | None = None
 
 
+class CustomerGroup(Model):
+    group_id: str
+    name: str
+    owner: str | None
+    member_count: int | None
+
+
 class ToolbarCustomer(Model):
     customer_id: str
     name: str | None
@@ -116,6 +125,9 @@ class ToolbarCustomer(Model):
     timeline: list[TimelineEntry] = Field(description="newest first")
     history: list[TimelineEntry] = Field(description="churn and handover entries of the timeline, newest first")
     tag_library: list[tag_rules.TagGroupView] = Field(description="the corp's tags, to add by name")
+    groups: list[CustomerGroup] = Field(description="the corp's groups the customer is in (whoever's), by id")
+    broadcasts: list[Received] = Field(description=f"broadcasts that planned a message to the customer in the "
+                                                   f"last {HISTORY_DAYS} days, newest first")
 
 
 class ToolbarTagChange(Model):
@@ -247,6 +259,7 @@ def _own_relation(corp_id: str, staff_id: str, customer_id: str) -> Any:
 
 def customer(corp_id: str, staff_id: str, customer_id: str) -> ToolbarCustomer:
     """One request's worth: the relation is read first, and nothing else unless it is visible."""
+    from chalicelib.broadcasts import service as broadcasts
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.customers import service as customers
 
@@ -265,7 +278,19 @@ def customer(corp_id: str, staff_id: str, customer_id: str) -> ToolbarCustomer:
         timeline=timeline,
         history=[e for e in timeline if e.kind in HISTORY_KINDS],
         tag_library=tag_rules.library(corp_id),
+        groups=_groups_of(corp_id, customer_id),
+        broadcasts=broadcasts.received(corp_id, customer_id),
     )
+
+
+MAX_GROUPS = 100
+
+
+def _groups_of(corp_id: str, customer_id: str) -> list[CustomerGroup]:
+    from chalicelib.groups import service as groups
+
+    return [CustomerGroup(group_id=g.group_id, name=g.name, owner=g.owner, member_count=g.member_count)
+            for g in groups.member_of(corp_id, customer_id, limit=MAX_GROUPS)]
 
 
 def change_tags(corp_id: str, change: Any) -> Any:

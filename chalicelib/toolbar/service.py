@@ -64,6 +64,10 @@ class UrlNotAllowed(ValueError):
     """A signature was asked for a URL that is not this corp's toolbar page on this deployment."""
 
 
+class AgentRequired(Exception):
+    """The corp was registered without its app's agent_id: wx.agentConfig cannot be signed for it."""
+
+
 class NotVisible(Exception):
     """No such customer or group for this staff member (the same answer whether it exists or not)."""
 
@@ -92,7 +96,7 @@ class JsConfig(Model):
     """What wx.config (corp ticket) and wx.agentConfig (the app's ticket) need (doc 90506)."""
 
     corp_id: str
-    agent_id: str | None
+    agent_id: str
     url: str = Field(description="the URL signed: the one given, without its fragment")
     timestamp: int
     nonce_str: str
@@ -237,12 +241,15 @@ def js_config(corp_id: str, url: str, *, base_url: str) -> JsConfig:
     from chalicelib.wecom.jssdk import js_signature
 
     page = page_url(corp_id, url, base_url=base_url)
+    corp = corp_items.get_corp(corp_id)
+    if corp is None or not corp.agent_id:
+        raise AgentRequired("the toolbar's JS-SDK (wx.agentConfig) needs the corp's app: register the corp with its "
+                            "agent_id (POST /api/v1/corps)")
     client = registry.wecom_client(corp_id)
     timestamp, nonces = int(now()), (secrets.token_hex(8), secrets.token_hex(8))
-    corp = corp_items.get_corp(corp_id)
     signatures = [js_signature(ticket=client.js_ticket(kind), noncestr=nonce, timestamp=timestamp, url=page)
                   for kind, nonce in zip(("jsapi", "agent_config"), nonces, strict=True)]
-    return JsConfig(corp_id=corp_id, agent_id=corp.agent_id if corp else None, url=page, timestamp=timestamp,
+    return JsConfig(corp_id=corp_id, agent_id=corp.agent_id, url=page, timestamp=timestamp,
                     nonce_str=nonces[0], signature=signatures[0], agent_nonce_str=nonces[1],
                     agent_signature=signatures[1])
 

@@ -18,11 +18,14 @@ PAGE = f"{BASE}/toolbar/{CORP_ID}"
 
 @pytest.fixture
 def tb(world, monkeypatch):
-    """The world, with the deployment's public URL set (what the page's URL is checked against)."""
+    """The world, with the deployment's public URL set (what the page's URL is checked against) and
+    the corp's app (agent id, as registered with one: the JS-SDK's agentConfig needs it)."""
     from chalicelib.platform.settings import PUBLIC_BASE_URL, get_settings
+    from tests.functional.test_churn import _agent
 
     monkeypatch.setenv(PUBLIC_BASE_URL, BASE)
     get_settings.cache_clear()
+    _agent(world)
     return world
 
 
@@ -137,6 +140,7 @@ def test_the_signature_is_for_the_pages_own_url(tb):
     status, cfg = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(url)}", token=token)
     assert status == 200, cfg
     assert cfg["corp_id"] == CORP_ID and cfg["url"] == f"{PAGE}?code=abc&state=s"
+    assert cfg["agent_id"] == tb.sb.world.corp(CORP_ID).agent_id
     tickets = tb.sb.world.corp(CORP_ID).js_tickets
     for kind, signature, nonce in (("jsapi", cfg["signature"], cfg["nonce_str"]),
                                    ("agent_config", cfg["agent_signature"], cfg["agent_nonce_str"])):
@@ -169,6 +173,16 @@ def test_a_signature_for_another_url_is_refused_and_fetches_no_ticket(tb, url):
     status, body = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(url)}", token=token)
     assert status == 400 and body["error"]["code"] in ("url_not_allowed", "validation_error"), body
     assert "signature" not in json.dumps(body)
+    assert tb.sb.requests("get_jsapi_ticket") == tb.sb.requests("ticket/get") == []
+
+
+def test_a_corp_without_its_apps_agent_id_gets_a_clear_error_and_fetches_no_ticket(tb):
+    from chalicelib.store import get_table, keys
+
+    get_table().update(keys.corp(CORP_ID), expression="REMOVE agent_id")
+    status, body = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(PAGE)}", token=_session(tb, "alice"))
+    assert (status, body["error"]["code"]) == (409, "agent_required"), body
+    assert "agent_id" in body["error"]["message"] and "signature" not in json.dumps(body)
     assert tb.sb.requests("get_jsapi_ticket") == tb.sb.requests("ticket/get") == []
 
 

@@ -26,7 +26,10 @@ COUNTERS = ("planned", "chunks_settled", "chunks_sent", "chunks_failed", "chunks
             "cancelled_recipients", *(f"ex_{r}" for r in REASONS))
 SEND_COUNTERS = ("chunks_settled", "chunks_sent", "chunks_failed", "chunks_cancelled", "sent", "failed",
                  "cancelled_recipients", "ex_not_friend")
-CLAIM_TTL_SECONDS = 3 * 86400
+# A cap claim is the one per-customer record of a broadcast (no other write per recipient): kept
+# for the history the staff toolbar lists (the last HISTORY_DAYS days), a day past it, then TTL.
+HISTORY_DAYS = 30
+CLAIM_TTL_SECONDS = (HISTORY_DAYS + 1) * 86400
 # While planning, the due index holds the broadcast at (last progress + STALL_SECONDS): the minute
 # tick resumes a plan whose Lambda died (its step's message lost, or the next one never sent).
 STALL_SECONDS = 300
@@ -572,6 +575,34 @@ def release(corp_id: str, day: str, customer_id: str, broadcast_id: str) -> bool
 
 def claims_of(corp_id: str, day: str, customer_id: str) -> dict[str, Any] | None:
     return get_table().get(keys.cap_claim(corp_id, day, customer_id), consistent=True)
+
+
+class Claim(Model):
+    """A broadcast's claim on a customer's day, still held: planned for them and not given back."""
+
+    broadcast_id: str
+    day: str
+    sender: str
+
+
+def held_claims(corp_id: str, customer_id: str, days: list[str]) -> list[Claim]:
+    """The claims held on these days (one BatchGetItem: up to 100 days). A marker (an excluded
+    customer: `x:<reason>:<step>`) is no claim; a released claim is gone from its item."""
+    found = get_table().batch_get([keys.cap_claim(corp_id, day, customer_id) for day in days])
+    claims = []
+    for item in found:
+        day = item["SK"].split("#")[1]
+        for attr, value in item.items():
+            if attr.startswith("b_") and isinstance(value, str) and not value.startswith("x:"):
+                # `<step>#<sender>`, or `<step>#<sender>|<marker it replaced>`
+                claims.append(Claim(broadcast_id=attr[2:], day=day, sender=value.partition("|")[0].split("#", 1)[1]))
+    return claims
+
+
+def get_many(corp_id: str, broadcast_ids: list[str]) -> list[BroadcastItem]:
+    """The broadcast items (without their counts item's sending counters), 100 per read."""
+    found = get_table().batch_get([keys.broadcast(corp_id, i) for i in broadcast_ids])
+    return [b for b in (_of(i) for i in found) if b is not None]
 
 
 # -- policy ----------------------------------------------------------------------------------------------

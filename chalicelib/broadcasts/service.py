@@ -386,6 +386,34 @@ def cancel(corp_id: str, broadcast_id: str, *, now: float | None = None) -> Broa
     return cancelled
 
 
+class Received(Model):
+    """A broadcast that planned a message to one customer (its cap claim held: not given back)."""
+
+    broadcast_id: str
+    name: str
+    text: str | None = Field(description="the content's text, as written (placeholders unfilled)")
+    day: str = Field(description="the cap's day (YYYY-MM-DD, corp time zone)")
+    sender: str = Field(description="the staff member it was (to be) sent by")
+    status: bitems.Status = Field(description="the broadcast's status (not this customer's own result: "
+                                              "GET /broadcasts/{id}/recipients)")
+
+
+def received(corp_id: str, customer_id: str, *, now: float | None = None,
+             days: int = bitems.HISTORY_DAYS) -> list[Received]:
+    """The broadcasts that claimed the customer in the last `days` days (corp time zone), newest
+    first, from the cap claims (one read) and the broadcasts named (one read): a claim released
+    (WeCom's fail list, a failed or cancelled call) is not listed; one WeCom later reported
+    over_quota or unsent is (its result is in the broadcast's parts, not read here)."""
+    from datetime import date, timedelta
+
+    today = date.fromisoformat(day_of(corp_id, int(time.time() if now is None else now)))
+    claims = bitems.held_claims(corp_id, customer_id, [(today - timedelta(days=d)).isoformat() for d in range(days)])
+    found = {b.broadcast_id: b for b in bitems.get_many(corp_id, sorted({c.broadcast_id for c in claims}))}
+    rows = [Received(broadcast_id=c.broadcast_id, name=b.name, text=b.content.get("text"), day=c.day, sender=c.sender,
+                     status=b.status) for c in claims if (b := found.get(c.broadcast_id)) is not None]
+    return sorted(rows, key=lambda r: (r.day, r.broadcast_id), reverse=True)
+
+
 def get_policy(corp_id: str) -> Policy:
     return bitems.get_policy(corp_id)
 

@@ -90,6 +90,12 @@ def group_of(item: dict[str, Any] | None) -> GroupItem | None:
     return _group(item) if item else None
 
 
+def get_groups(corp_id: str, group_ids: list[str]) -> list[GroupItem]:
+    """The stored groups among `group_ids`, by id (100 per read)."""
+    found = get_table().batch_get([keys.group(corp_id, g) for g in group_ids]) if group_ids else []
+    return sorted((_group(i) for i in found), key=lambda g: g.group_id)
+
+
 def member_count(corp_id: str, group_id: str) -> int | None:
     """The group's exact member count (consistent read); None for an unknown group or one whose
     members were never read nor counted by a versioned event."""
@@ -214,7 +220,8 @@ def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None
     later event moved is left alone. Written in transactions of up to READ_WRITES_PER_REQUEST
     members (a burst's read finds tens of members whose events are still queued): one request,
     not one per member."""
-    stored = {m.member_id: m for m in members(corp_id, chat.chat_id)}
+    raw = {i["member_id"]: i for i in _member_items(corp_id, chat.chat_id)}
+    stored = {member_id: MemberItem.model_validate(i) for member_id, i in raw.items()}
     present = set()
     writes: list[dict[str, Any]] = []
     for m in chat.member_list:
@@ -222,7 +229,11 @@ def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None
         fields = {"member_type": m.type, "join_time": m.join_time or None, "join_scene": m.join_scene,
                   "state": m.state or None, "invitor": (m.invitor or {}).get("userid")}
         known = stored.get(m.userid)
-        if known is None or known.status != "joined" or any(getattr(known, k) != v for k, v in fields.items()):
+        # A member item stored before the member index (no GSI1 entry) is written too: the daily
+        # group sync indexes what was stored before.
+        unindexed = m.userid in raw and schema.GSI1_PK not in raw[m.userid]
+        if known is None or known.status != "joined" or unindexed \
+                or any(getattr(known, k) != v for k, v in fields.items()):
             # At the member's join time (WeCom's clock, as events' CreateTime): the read says "joined
             # since then", so the join's own event still writes its time and scene over it, while an
             # older event (or this read, against a later leave) is kept out.
@@ -265,6 +276,11 @@ def _member_update(corp_id: str, group_id: str, member_id: str, *, at: int, stat
     values: dict[str, Any] = {":type": "group_member", ":g": group_id, ":m": member_id, ":status": status, ":at": at}
     sets = ["#type = :type", "group_id = :g", "member_id = :m", "#status = :status", "#at = :at"]
     removes = []
+    if status == "joined":  # in the member's groups (GSI1) while joined: attributes of this same write
+        values.update(_member_index(corp_id, group_id, member_id))
+        sets += [f"{schema.GSI1_PK} = :ipk", f"{schema.GSI1_SK} = :isk"]
+    else:
+        removes += [schema.GSI1_PK, schema.GSI1_SK]
     for i, (name, value) in enumerate(sorted((fields or {}).items())):
         names[f"#f{i}"] = name
         if value is None:
@@ -274,6 +290,19 @@ def _member_update(corp_id: str, group_id: str, member_id: str, *, at: int, stat
             sets.append(f"#f{i} = :f{i}")
     return {"expression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
             "names": names, "values": values, "condition": "attribute_not_exists(#at) OR #at <= :at"}
+
+
+def _member_index(corp_id: str, group_id: str, member_id: str) -> dict[str, str]:
+    """A joined member's entry in its groups (keys.member_groups_partition). Every member is indexed,
+    staff too: a callback does not say a member's type (only a read of groupchat/get does), and an
+    id is one person's, so a customer's partition holds only that customer's groups."""
+    return {":ipk": keys.member_groups_partition(corp_id, member_id), ":isk": group_id}
+
+
+def member_groups(corp_id: str, member_id: str, *, limit: int) -> list[MemberItem]:
+    """The member items of the groups `member_id` is joined in (GSI1, one query), by group id."""
+    items, _ = get_table().query(keys.member_groups_partition(corp_id, member_id), index=schema.GSI1, limit=limit)
+    return [MemberItem.model_validate(i) for i in items]
 
 
 def _update_member(corp_id: str, group_id: str, member_id: str, *, at: int, status: str,
@@ -324,9 +353,12 @@ def get_members(corp_id: str, group_id: str, member_ids: list[str]) -> list[Memb
     return [MemberItem.model_validate(i) for i in items]
 
 
+def _member_items(corp_id: str, group_id: str) -> list[dict[str, Any]]:
+    return get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.group_member_prefix(group_id))
+
+
 def members(corp_id: str, group_id: str) -> list[MemberItem]:
-    return [MemberItem.model_validate(i) for i in
-            get_table().query_all(keys.corp_partition(corp_id), sk_prefix=keys.group_member_prefix(group_id))]
+    return [MemberItem.model_validate(i) for i in _member_items(corp_id, group_id)]
 
 
 FILTERED_READS = 10

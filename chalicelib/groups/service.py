@@ -89,3 +89,11 @@ def detail(corp_id: str, group_id: str) -> GroupDetail:
         raise GroupNotFound(f"group {group_id} not found")
     joined = [m for m in group_items.members(corp_id, group_id) if m.status == "joined"]
     return GroupDetail(**group.model_dump(), members=joined)
+
+
+def member_of(corp_id: str, member_id: str, *, limit: int) -> list[GroupItem]:
+    """The active groups `member_id` is joined in, by id: their member items by the member index
+    (one query), then the groups (one read). A dismissed group's member items stay as they were
+    (the dismiss event names no members), so it is left out here."""
+    joined = [m.group_id for m in group_items.member_groups(corp_id, member_id, limit=limit) if m.status == "joined"]
+    return [g for g in group_items.get_groups(corp_id, joined) if g.status == "active"]

@@ -100,6 +100,12 @@ def group_member_prefix(group_id: str) -> str:
     return f"GROUP#{group_id}#MEMBER#"
 
 
+def member_groups_partition(corp_id: str, member_id: str) -> str:
+    """GSI1 partition: the groups one member (a customer; staff too) is joined in, by group id (the
+    member items themselves, while joined: the toolbar's "groups a customer is in")."""
+    return f"CORP#{corp_id}#MEMBERGROUPS#{member_id}"
+
+
 def access_token(corp_id: str, app: str) -> Key:
     return _k(corp_partition(corp_id), f"TOKEN#{app}")
 

@@ -22,6 +22,7 @@ register_error(f"{SVC}:CodeInvalid", 401, "oauth_code_invalid")
 register_error(f"{SVC}:NotStaff", 403, "not_staff")
 register_error(f"{SVC}:UrlNotAllowed", 400, "url_not_allowed")
 register_error(f"{SVC}:NotVisible", 404, "not_found")
+register_error(f"{SVC}:AgentRequired", 409, "agent_required")
 SESSION_ERRORS = (f"{SVC}:SessionInvalid", f"{SVC}:NotVisible")
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -106,7 +107,7 @@ def toolbar_session(call: Call) -> Any:
 
 @endpoint(bp, "GET", "/toolbar/{corp_id}/config", auth="public", summary="Toolbar: wx.config / wx.agentConfig "
           "signatures for the page's own URL", query=Lazy(f"{SVC}:ConfigQuery"), response=Lazy(f"{SVC}:JsConfig"),
-          errors=(*SESSION_ERRORS, f"{SVC}:UrlNotAllowed", "wecom"))
+          errors=(*SESSION_ERRORS, f"{SVC}:UrlNotAllowed", f"{SVC}:AgentRequired", "wecom"))
 def toolbar_config(call: Call) -> Any:
     from chalicelib.toolbar import service as toolbar
 

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field
 
+from chalicelib.broadcasts.items import HISTORY_DAYS
+from chalicelib.broadcasts.service import Received
 from chalicelib.customers.items import TimelineEntry
 from chalicelib.customers.service import TagRef
 from chalicelib.groups.items import MemberItem
@@ -62,6 +64,10 @@ class UrlNotAllowed(ValueError):
     """A signature was asked for a URL that is not this corp's toolbar page on this deployment."""
 
 
+class AgentRequired(Exception):
+    """The corp was registered without its app's agent_id: wx.agentConfig cannot be signed for it."""
+
+
 class NotVisible(Exception):
     """No such customer or group for this staff member (the same answer whether it exists or not)."""
 
@@ -90,7 +96,7 @@ class JsConfig(Model):
     """What wx.config (corp ticket) and wx.agentConfig (the app's ticket) need (doc 90506)."""
 
     corp_id: str
-    agent_id: str | None
+    agent_id: str
     url: str = Field(description="the URL signed: the one given, without its fragment")
     timestamp: int
     nonce_str: str
@@ -107,6 +113,13 @@ class Added(Model):
     added_at: int | None = None
 
 
+class CustomerGroup(Model):
+    group_id: str
+    name: str
+    owner: str | None
+    member_count: int | None
+
+
 class ToolbarCustomer(Model):
     customer_id: str
     name: str | None
@@ -116,6 +129,9 @@ class ToolbarCustomer(Model):
     timeline: list[TimelineEntry] = Field(description="newest first")
     history: list[TimelineEntry] = Field(description="churn and handover entries of the timeline, newest first")
     tag_library: list[tag_rules.TagGroupView] = Field(description="the corp's tags, to add by name")
+    groups: list[CustomerGroup] = Field(description="the corp's groups the customer is in (whoever's), by id")
+    broadcasts: list[Received] = Field(description=f"broadcasts that planned a message to the customer in the "
+                                                   f"last {HISTORY_DAYS} days, newest first")
 
 
 class ToolbarTagChange(Model):
@@ -225,12 +241,15 @@ def js_config(corp_id: str, url: str, *, base_url: str) -> JsConfig:
     from chalicelib.wecom.jssdk import js_signature
 
     page = page_url(corp_id, url, base_url=base_url)
+    corp = corp_items.get_corp(corp_id)
+    if corp is None or not corp.agent_id:
+        raise AgentRequired("the toolbar's JS-SDK (wx.agentConfig) needs the corp's app: register the corp with its "
+                            "agent_id (POST /api/v1/corps)")
     client = registry.wecom_client(corp_id)
     timestamp, nonces = int(now()), (secrets.token_hex(8), secrets.token_hex(8))
-    corp = corp_items.get_corp(corp_id)
     signatures = [js_signature(ticket=client.js_ticket(kind), noncestr=nonce, timestamp=timestamp, url=page)
                   for kind, nonce in zip(("jsapi", "agent_config"), nonces, strict=True)]
-    return JsConfig(corp_id=corp_id, agent_id=corp.agent_id if corp else None, url=page, timestamp=timestamp,
+    return JsConfig(corp_id=corp_id, agent_id=corp.agent_id, url=page, timestamp=timestamp,
                     nonce_str=nonces[0], signature=signatures[0], agent_nonce_str=nonces[1],
                     agent_signature=signatures[1])
 
@@ -247,6 +266,7 @@ def _own_relation(corp_id: str, staff_id: str, customer_id: str) -> Any:
 
 def customer(corp_id: str, staff_id: str, customer_id: str) -> ToolbarCustomer:
     """One request's worth: the relation is read first, and nothing else unless it is visible."""
+    from chalicelib.broadcasts import service as broadcasts
     from chalicelib.channel_codes import service as channel_codes
     from chalicelib.customers import service as customers
 
@@ -265,7 +285,19 @@ def customer(corp_id: str, staff_id: str, customer_id: str) -> ToolbarCustomer:
         timeline=timeline,
         history=[e for e in timeline if e.kind in HISTORY_KINDS],
         tag_library=tag_rules.library(corp_id),
+        groups=_groups_of(corp_id, customer_id),
+        broadcasts=broadcasts.received(corp_id, customer_id),
     )
+
+
+MAX_GROUPS = 100
+
+
+def _groups_of(corp_id: str, customer_id: str) -> list[CustomerGroup]:
+    from chalicelib.groups import service as groups
+
+    return [CustomerGroup(group_id=g.group_id, name=g.name, owner=g.owner, member_count=g.member_count)
+            for g in groups.member_of(corp_id, customer_id, limit=MAX_GROUPS)]
 
 
 def change_tags(corp_id: str, change: Any) -> Any:

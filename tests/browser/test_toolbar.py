@@ -35,6 +35,36 @@ def customer_through_a_code(stack, staff: str, name: str, tag_ids: list[str]) ->
     return ext, code.json()
 
 
+def until(what: str, done, *, patience: float = 300):
+    """Wait for the local stack's queue pollers (a message failing on a busy machine comes back
+    after its visibility timeout, as on Lambda: hence minutes, not seconds)."""
+    deadline = time.monotonic() + patience
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)  # polling interval, not an assertion
+
+
+def in_a_group(stack, owner: str, name: str, ext: str) -> str:
+    """`owner` creates a group and invites the customer (WeCom's create and add_member callbacks)."""
+    corp_id, sim = stack.demo["corp_id"], stack.sandbox_app.simulator
+    chat = sim.create_group(corp_id, owner, name)["chat_id"]
+    sim.invite_to_group(corp_id, chat, owner, external_userid=ext)
+    until(f"{ext} never joined {name}", lambda: ext in {
+        m["member_id"] for m in (api(stack, "GET", f"/groups/{chat}").json().get("members") or [])})
+    return chat
+
+
+def sent_to(stack, name: str, channel: str) -> str:
+    """A broadcast to the customers of one channel code, sent (the sends queue's pollers)."""
+    b = api(stack, "POST", "/broadcasts", json={"name": name, "content": {"text": f"{name} from {{staff_name}}"},
+                                                "target": {"kind": "customers", "filter": {"channels": [channel]}}})
+    assert b.status_code == 201, b.text
+    broadcast_id = b.json()["broadcast_id"]
+    until(f"{name} was never sent",
+          lambda: api(stack, "GET", f"/broadcasts/{broadcast_id}").json()["status"] == "sent")
+    return broadcast_id
+
+
 def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, stack):
     corp_id = stack.demo["corp_id"]
     tags = api(stack, "POST", "/tags", json={"group_name": "toolbar", "names": ["vip", "new"]})
@@ -42,6 +72,8 @@ def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, st
     vip, new = (t["tag_id"] for t in tags.json()["tags"])
     ann, _ = customer_through_a_code(stack, "alice", "Ann", [new])
     bea, _ = customer_through_a_code(stack, "bob", "Bea", [])
+    chat = in_a_group(stack, "bob", "Ann's club", ann)  # bob's group: still Ann's, so alice sees it
+    sale = sent_to(stack, "Spring sale", "tb-ann")
 
     stack.sandbox_app.open_toolbar(corp_id, "alice", external_userid=ann)
     browser.resize(390, 844, mobile=True)
@@ -49,6 +81,11 @@ def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, st
     assert browser.wait("document.getElementById('customer-name')?.textContent") == "Ann"
     assert "Ann's poster" in browser.js("document.getElementById('added').textContent")
     assert browser.js("[...document.querySelectorAll('#tags [data-tag]')].map(e => e.dataset.tag)") == [new]
+    assert browser.js("[...document.querySelectorAll('#groups [data-group]')].map(e => e.dataset.group)") == [chat]
+    assert "Ann's club" in browser.js("document.getElementById('groups').textContent")
+    assert browser.js("[...document.querySelectorAll('#broadcasts [data-broadcast]')]"
+                      ".map(e => [e.dataset.broadcast, e.dataset.status])") == [[sale, "sent"]]
+    assert "Spring sale" in browser.js("document.getElementById('broadcasts').textContent")
     assert "code=" not in browser.js("location.href")  # the single-use code is gone from the URL
     browser.screenshot(str(SCREENSHOTS / "toolbar-customer.png"))
 

@@ -18,11 +18,14 @@ PAGE = f"{BASE}/toolbar/{CORP_ID}"
 
 @pytest.fixture
 def tb(world, monkeypatch):
-    """The world, with the deployment's public URL set (what the page's URL is checked against)."""
+    """The world, with the deployment's public URL set (what the page's URL is checked against) and
+    the corp's app (agent id, as registered with one: the JS-SDK's agentConfig needs it)."""
     from chalicelib.platform.settings import PUBLIC_BASE_URL, get_settings
+    from tests.functional.test_churn import _agent
 
     monkeypatch.setenv(PUBLIC_BASE_URL, BASE)
     get_settings.cache_clear()
+    _agent(world)
     return world
 
 
@@ -137,6 +140,7 @@ def test_the_signature_is_for_the_pages_own_url(tb):
     status, cfg = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(url)}", token=token)
     assert status == 200, cfg
     assert cfg["corp_id"] == CORP_ID and cfg["url"] == f"{PAGE}?code=abc&state=s"
+    assert cfg["agent_id"] == tb.sb.world.corp(CORP_ID).agent_id
     tickets = tb.sb.world.corp(CORP_ID).js_tickets
     for kind, signature, nonce in (("jsapi", cfg["signature"], cfg["nonce_str"]),
                                    ("agent_config", cfg["agent_signature"], cfg["agent_nonce_str"])):
@@ -169,6 +173,16 @@ def test_a_signature_for_another_url_is_refused_and_fetches_no_ticket(tb, url):
     status, body = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(url)}", token=token)
     assert status == 400 and body["error"]["code"] in ("url_not_allowed", "validation_error"), body
     assert "signature" not in json.dumps(body)
+    assert tb.sb.requests("get_jsapi_ticket") == tb.sb.requests("ticket/get") == []
+
+
+def test_a_corp_without_its_apps_agent_id_gets_a_clear_error_and_fetches_no_ticket(tb):
+    from chalicelib.store import get_table, keys
+
+    get_table().update(keys.corp(CORP_ID), expression="REMOVE agent_id")
+    status, body = _http(tb, "GET", f"/toolbar/{CORP_ID}/config?url={_q(PAGE)}", token=_session(tb, "alice"))
+    assert (status, body["error"]["code"]) == (409, "agent_required"), body
+    assert "agent_id" in body["error"]["message"] and "signature" not in json.dumps(body)
     assert tb.sb.requests("get_jsapi_ticket") == tb.sb.requests("ticket/get") == []
 
 
@@ -236,3 +250,84 @@ def test_a_group_is_shown_to_its_staff_members_only(tb):
     for chat_id in (chat, "wrNoSuchGroup"):
         status, body = _http(tb, "GET", f"/toolbar/{CORP_ID}/groups/{chat_id}", token=_session(tb, "bob"))
         assert status == 404 and body["error"]["code"] == "not_found" and "Ann" not in json.dumps(body), body
+
+
+# -- the customer's groups and broadcasts ------------------------------------------------------------------
+def _groups_of(view):
+    return {g["group_id"]: (g["name"], g["member_count"], g["owner"]) for g in view["groups"]}
+
+
+def test_the_customers_groups_are_listed_from_their_callbacks_until_they_leave(tb):
+    ext, _ = _customer_of(tb, "alice", "Ann")
+    sim = tb.sb.simulator
+    ours = sim.create_group(CORP_ID, "alice", "Ann's group")["chat_id"]
+    theirs = sim.create_group(CORP_ID, "bob", "Bob's club")["chat_id"]  # alice has no part in it: still Ann's group
+    other = sim.create_group(CORP_ID, "alice", "Not Ann's")["chat_id"]
+    tb.pump()
+    for chat, invitor in ((ours, "alice"), (theirs, "bob"), (other, "alice")):
+        sim.invite_to_group(CORP_ID, chat, invitor)  # another customer first: the group is read (its count)
+    tb.pump()
+    for chat, invitor in ((ours, "alice"), (theirs, "bob")):  # Ann's joins: their callbacks alone
+        sim.invite_to_group(CORP_ID, chat, invitor, external_userid=ext)
+    tb.pump()
+    token = _session(tb, "alice")
+    status, view = _http(tb, "GET", _customer_path(ext), token=token)
+    assert status == 200, view
+    assert _groups_of(view) == {ours: ("Ann's group", 3, "alice"), theirs: ("Bob's club", 3, "bob")}
+
+    sim.leave_group(CORP_ID, ours, ext)
+    tb.pump()
+    from chalicelib.store import get_table, keys, schema
+
+    left = get_table().get(keys.group_member(CORP_ID, ours, ext))
+    assert left["status"] == "left" and schema.GSI1_PK not in left  # out of Ann's groups index
+    assert _groups_of(_http(tb, "GET", _customer_path(ext), token=token)[1]) == {theirs: ("Bob's club", 3, "bob")}
+    sim.dismiss_group(CORP_ID, theirs)
+    tb.pump()
+    assert _http(tb, "GET", _customer_path(ext), token=token)[1]["groups"] == []
+
+
+def test_the_daily_group_sync_indexes_members_stored_before_the_index(tb):
+    from chalicelib.groups import sync as group_sync
+    from chalicelib.store import get_table, keys, schema
+    from tests.functional.test_customer_sync import run_sync
+
+    ext, _ = _customer_of(tb, "alice", "Ann")
+    chat = tb.sb.simulator.create_group(CORP_ID, "alice", "Ann's group", customers=[ext])["chat_id"]
+    tb.pump()
+    group_sync.start(CORP_ID)
+    run_sync(tb)
+    token = _session(tb, "alice")
+    assert [g["group_id"] for g in _http(tb, "GET", _customer_path(ext), token=token)[1]["groups"]] == [chat]
+    # as a member item written before the index was: the next sync gives it its index entry
+    get_table().update(keys.group_member(CORP_ID, chat, ext), expression=f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}")
+    assert _http(tb, "GET", _customer_path(ext), token=token)[1]["groups"] == []
+    group_sync.start(CORP_ID)
+    run_sync(tb)
+    assert [g["group_id"] for g in _http(tb, "GET", _customer_path(ext), token=token)[1]["groups"]] == [chat]
+
+
+def test_the_broadcasts_the_customer_received_are_listed_with_their_sender_and_status(tb, monkeypatch):
+    import time
+
+    from chalicelib.broadcasts import items as bitems
+    from tests.functional.test_broadcasts import BROADCASTS, Sends
+
+    sends = Sends(tb, monkeypatch)
+    ann, ann_code = _customer_of(tb, "alice", "Ann")
+    bea, bea_code = _customer_of(tb, "alice", "Bea")
+    created = {}
+    for name, state in (("Spring sale", ann_code["state"]), ("Only Bea", bea_code["state"])):
+        status, body = tb.call("POST", BROADCASTS, {"name": name, "target": {"kind": "customers", "filter": {
+            "channels": [state]}}, "content": {"text": f"{name} from {{staff_name}}"}})
+        assert status == 201, body
+        created[name] = body
+    sends.run()
+    status, view = _http(tb, "GET", _customer_path(ann), token=_session(tb, "alice"))
+    assert status == 200, view
+    got = [(b["broadcast_id"], b["name"], b["day"], b["sender"], b["status"], b["text"]) for b in view["broadcasts"]]
+    spring = created["Spring sale"]
+    claim = bitems.claims_of(CORP_ID, spring["day"], ann)
+    assert claim["expires_at"] >= time.time() + 30 * 86400  # the claims outlive the history listed
+    assert got == [(spring["broadcast_id"], "Spring sale", spring["day"], "alice", "sent",
+                    "Spring sale from {staff_name}")]

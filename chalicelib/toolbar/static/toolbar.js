@@ -75,6 +75,11 @@ async function showCustomer(customerId) {
     el("div", { class: "tags", id: "tags" }, c.tags.map((t) =>
       el("span", { "data-tag": t.tag_id }, t.name || t.tag_id, el("button", { onclick: () => change({ remove: [t.tag_id] }) }, "×")))),
     el("p", {}, input, el("button", { id: "add-tag", onclick: () => input.value && change({ add: [input.value] }) }, "+")),
+    el("h2", {}, "Groups"), el("ul", { id: "groups" }, c.groups.map((g) => el("li", { "data-group": g.group_id },
+      `${g.name || g.group_id} · ${g.member_count ?? "?"} · ${g.owner || "—"}`))),
+    el("h2", {}, "Broadcasts"), el("ul", { id: "broadcasts" }, c.broadcasts.map((b) =>
+      el("li", { "data-broadcast": b.broadcast_id, "data-status": b.status },
+        `${b.day} · ${b.name} · ${b.sender} · ${b.status}`, el("div", { class: "muted" }, (b.text || "").slice(0, 80))))),
     el("h2", {}, "Timeline"), timeline(c.timeline),
   );
 }

@@ -278,3 +278,105 @@ def test_every_page_loads_without_console_errors_with_labelled_fields_in_both_la
     assert browser.js("window.__missingStrings") == []
     (SCREENSHOTS / "load-times.json").write_text(json.dumps(LOAD_TIMES, indent=1))
     print("console page load times (ms, with 1,000+ customers):", json.dumps(LOAD_TIMES))
+
+
+# -- forms as deep as the API (issue #14: channel codes, group codes, segments, broadcasts) ----------------
+def sandbox(stack, path: str, **body) -> dict:
+    wecom = stack.wecom_api_base.rsplit("/cgi-bin", 1)[0]
+    made = httpx.post(f"{wecom}/sandbox/corps/{stack.demo['corp_id']}/simulate/{path}", json=body, timeout=30)
+    assert made.status_code == 200, made.text
+    return made.json()
+
+
+def make_tags(stack, group: str, names: list[str]) -> dict[str, str]:
+    created = api(stack, "POST", "/tags", json={"group_name": group, "names": names})
+    assert created.status_code in (200, 201), created.text
+    return {t["name"]: t["tag_id"] for g in api(stack, "GET", "/tags").json()["groups"] for t in g["tags"]
+            if t["name"] in names}
+
+
+def check(browser, selector: str, on: bool = True) -> None:
+    """Tick (or untick) a checkbox as a click does."""
+    browser.wait(f"!!document.querySelector({json.dumps(selector)})")
+    browser.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+               f"if (e.checked !== {json.dumps(on)}) e.click(); }})()")
+
+
+def reload_console(browser, page: str) -> None:
+    """A real reload of the page (the key stays in the tab), then the page rendered afresh."""
+    browser.js("window.__before_reload = true; location.reload()")  # gone from the new document only
+    browser.wait(f"!window.__before_reload && document.readyState === 'complete' "
+                 f"&& document.getElementById('main').dataset.page === {json.dumps(page)}")
+
+
+def field_error(browser, form: str, path: str) -> str:
+    return browser.wait(f"document.querySelector('{form} [data-error-for=\"{path}\"]').textContent")
+
+
+def test_a_channel_code_with_a_schedule_backup_staff_tags_and_welcome_shows_them_after_a_reload_and_edits(
+        browser, stack):
+    tags = make_tags(stack, "visit", ["cc-vip", "cc-evening"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "channel-codes")
+    f = "#channel-code-create"
+    browser.fill(f"{f} input[name=name]", "Evening desk")
+    browser.fill(f"{f} input[name=staff_ids]", "alice")
+    browser.fill(f"{f} input[name=backup_staff_ids]", "carol")
+    browser.click(f"{f} [data-add=schedule]")  # a rule: bob, Monday to Thursday, 18:00-22:30
+    browser.fill(f'{f} [data-path="schedule.0.staff_ids"]', "bob")
+    check(browser, f'{f} [data-field="schedule.0.weekdays"] input[value="5"]', False)
+    browser.fill(f'{f} [data-path="schedule.0.start"]', "18:00")
+    browser.fill(f'{f} [data-path="schedule.0.end"]', "22:30")
+    browser.fill(f"{f} input[name=daily_cap]", "40")
+    for name in ("cc-vip", "cc-evening"):
+        check(browser, f'{f} [data-field=tag_ids] input[value="{tags[name]}"]')
+    browser.fill(f'{f} [data-path="welcome.text"]', "Hi {customer_name}, I am {staff_name}")
+    browser.click(f"{f} [data-add='welcome.attachments']")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.type"]', "link")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.link.title"]', "Our menu")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.link.url"]', "https://example.com/menu")
+    browser.fill(f"{f} input[name=state]", "evening-desk")
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("!!document.querySelector('[data-schedule=evening-desk]')")
+
+    code = api(stack, "GET", "/channel-codes/evening-desk").json()
+    assert code["schedule"] == [{"staff_ids": ["bob"], "weekdays": [1, 2, 3, 4], "start": "18:00", "end": "22:30"}]
+    assert code["backup_staff_ids"] == ["carol"] and code["daily_cap"] == 40
+    assert sorted(code["tag_ids"]) == sorted(tags.values())
+    assert code["welcome"] == {"text": "Hi {customer_name}, I am {staff_name}", "attachments": [
+        {"type": "link", "title": "Our menu", "url": "https://example.com/menu", "picurl": None, "desc": None}]}
+
+    reload_console(browser, "channel-codes")  # the list and the edit form show what was saved
+    assert "18:00–22:30: bob" in browser.js("document.querySelector('[data-schedule=evening-desk]').textContent")
+    shown_tags = browser.js("document.querySelector('[data-tags=evening-desk]').textContent")
+    assert "cc-vip" in shown_tags and "cc-evening" in shown_tags
+    browser.click("[data-edit=evening-desk]")
+    e = "#channel-code-edit"
+    browser.wait(f"!!document.querySelector('{e}')")
+    assert browser.js(f"document.querySelector('{e} [data-path=\"schedule.0.staff_ids\"]').value") == "bob"
+    assert browser.js(f"[...document.querySelectorAll('{e} [data-field=\"schedule.0.weekdays\"] input:checked')]"
+                      ".map(i => i.value)") == ["1", "2", "3", "4"]
+    assert browser.js(f"document.querySelector('{e} [data-path=\"schedule.0.end\"]').value") == "22:30"
+    assert browser.js(f"document.querySelector('{e} input[name=backup_staff_ids]').value") == "carol"
+    assert sorted(browser.js(f"[...document.querySelectorAll('{e} [data-field=tag_ids] input:checked')]"
+                             ".map(i => i.value)")) == sorted(tags.values())
+    assert browser.js(f"document.querySelector('{e} [data-path=\"welcome.attachments.0.link.url\"]').value") \
+        == "https://example.com/menu"
+    browser.screenshot(str(SCREENSHOTS / "channel-code-edit.png"))
+
+    # an edit of each: a second rule, no backup, one tag fewer, no cap, text only
+    browser.click(f"{e} [data-add=schedule]")
+    browser.fill(f'{e} [data-path="schedule.1.staff_ids"]', "alice, carol")
+    check(browser, f'{e} [data-field="schedule.1.weekdays"] input[value="6"]')
+    browser.fill(f'{e} [data-path="schedule.1.start"]', "10:00")
+    browser.fill(f"{e} input[name=backup_staff_ids]", "")
+    check(browser, f'{e} [data-field=tag_ids] input[value="{tags["cc-evening"]}"]', False)
+    browser.fill(f"{e} input[name=daily_cap]", "")
+    browser.click(f"{e} [data-remove='welcome.attachments.0']")
+    browser.click(f"{e} button[type=submit]")
+    browser.wait("!document.querySelector('#channel-code-edit')")
+    code = api(stack, "GET", "/channel-codes/evening-desk").json()
+    assert code["schedule"][1] == {"staff_ids": ["alice", "carol"], "weekdays": [1, 2, 3, 4, 5, 6],
+                                   "start": "10:00", "end": "24:00"}
+    assert code["backup_staff_ids"] == [] and code["daily_cap"] is None and code["tag_ids"] == [tags["cc-vip"]]
+    assert code["welcome"] == {"text": "Hi {customer_name}, I am {staff_name}", "attachments": []}

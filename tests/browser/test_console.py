@@ -380,3 +380,61 @@ def test_a_channel_code_with_a_schedule_backup_staff_tags_and_welcome_shows_them
                                    "start": "10:00", "end": "24:00"}
     assert code["backup_staff_ids"] == [] and code["daily_cap"] is None and code["tag_ids"] == [tags["cc-vip"]]
     assert code["welcome"] == {"text": "Hi {customer_name}, I am {staff_name}", "attachments": []}
+
+
+def test_a_group_code_with_time_windows_auto_create_an_alert_setting_and_a_group_welcome(browser, stack):
+    weekday = sandbox(stack, "create_group", owner="alice", name="Weekday fans", members=["bob"])["chat_id"]
+    weekend = sandbox(stack, "create_group", owner="alice", name="Weekend fans", members=["bob"])["chat_id"]
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "group-codes")
+    f = "#group-code-create"
+    browser.fill(f"{f} input[name=name]", "Fans by day")
+    browser.fill(f"{f} input[name=owner]", "alice")
+    browser.fill(f"{f} input[name=pool]", weekday)
+    browser.fill(f"{f} input[name=threshold]", "150")
+    browser.fill(f"{f} input[name=low_seats]", "20")
+    browser.click(f"{f} [data-add=windows]")  # Saturday and Sunday, 10:00-20:00: the weekend group
+    browser.fill(f'{f} [data-path="windows.0.start"]', "10:00")
+    browser.fill(f'{f} [data-path="windows.0.end"]', "20:00")
+    browser.fill(f'{f} [data-path="windows.0.pool"]', weekend)
+    check(browser, f"{f} input[name=auto_create_on]")
+    browser.fill(f'{f} [data-path="auto_create.room_base_name"]', "Fans")
+    browser.fill(f'{f} [data-path="auto_create.room_base_id"]', "3")
+    browser.fill(f'{f} [data-path="welcome.text.content"]', "Welcome to the group!")
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("[...document.querySelectorAll('[data-auto-create]')].some(e => e.textContent === 'Fans 3')")
+    code = next(c for c in api(stack, "GET", "/group-codes").json()["items"] if c["name"] == "Fans by day")
+    assert code["windows"] == [{"weekdays": [6, 7], "start": "10:00", "end": "20:00", "pool": [weekend]}]
+    assert code["auto_create"] == {"room_base_name": "Fans", "room_base_id": 3}
+    assert (code["pool"], code["threshold"], code["low_seats"], code["owner"]) == ([weekday], 150, 20, "alice")
+    assert code["welcome"]["text"]["content"] == "Welcome to the group!"
+
+    reload_console(browser, "group-codes")
+    cid = code["code_id"]
+    assert "10:00–20:00" in browser.js(f"document.querySelector('[data-windows=\"{cid}\"]').textContent")
+    assert browser.js(f"document.querySelector('[data-auto-create=\"{cid}\"]').textContent") == "Fans 3"
+    browser.wait(f"!!document.querySelector('[data-status-for=\"{cid}\"] .bar')")  # the fill bars are still there
+    browser.click(f"[data-edit=\"{cid}\"]")
+    e = "#group-code-edit"
+    browser.wait(f"document.querySelector('{e} [data-path=\"windows.0.pool\"]')?.value === {json.dumps(weekend)}")
+    assert browser.js(f"document.querySelector('{e} input[name=auto_create_on]').checked") is True
+    # the welcome gets a link; the windows an evening one; auto-create off
+    w = "#group-code-welcome"
+    assert browser.js(f"document.querySelector('{w} [data-path=\"text.content\"]').value") == "Welcome to the group!"
+    browser.fill(f'{w} [data-path="attachment.type"]', "link")
+    browser.fill(f'{w} [data-path="link.title"]', "Rules")
+    browser.fill(f'{w} [data-path="link.url"]', "https://example.com/rules")
+    browser.click(f"{w} button[type=submit]")
+    browser.wait(f"!document.querySelector('{w}')")
+    assert api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]["link"]["url"] == "https://example.com/rules"
+    browser.click(f"[data-edit=\"{cid}\"]")
+    browser.click(f"{e} [data-add=windows]")
+    browser.fill(f'{e} [data-path="windows.1.start"]', "18:00")
+    browser.fill(f'{e} [data-path="windows.1.pool"]', weekend)
+    check(browser, f"{e} input[name=auto_create_on]", False)
+    browser.click(f"{e} button[type=submit]")
+    browser.wait(f"!document.querySelector('{e}')")
+    code = api(stack, "GET", f"/group-codes/{cid}").json()
+    assert code["windows"][1] == {"weekdays": [6, 7], "start": "18:00", "end": "24:00", "pool": [weekend]}
+    assert code["auto_create"] is None
+    browser.screenshot(str(SCREENSHOTS / "group-code-windows.png"))

@@ -438,3 +438,60 @@ def test_a_group_code_with_time_windows_auto_create_an_alert_setting_and_a_group
     assert code["windows"][1] == {"weekdays": [6, 7], "start": "18:00", "end": "24:00", "pool": [weekend]}
     assert code["auto_create"] is None
     browser.screenshot(str(SCREENSHOTS / "group-code-windows.png"))
+
+
+def test_a_segment_with_a_nested_tag_expression_counts_as_the_api_and_is_edited_and_deleted(browser, stack):
+    tags = make_tags(stack, "segment-test", ["seg-a", "seg-b", "seg-c"])
+    for state, tag_names, scans in (("seg-only-a", ["seg-a"], 2), ("seg-a-and-b", ["seg-a", "seg-b"], 1)):
+        made = api(stack, "POST", "/channel-codes", json={"name": state, "staff_ids": ["alice"], "state": state,
+                                                         "tag_ids": [tags[n] for n in tag_names]})
+        assert made.status_code == 201, made.text
+        for i in range(scans):
+            sandbox(stack, "scan_contact_way", config_id=made.json()["config_id"], name=f"{state} {i}")
+    # a and (not b or c): the two customers of seg-only-a, once their tags are applied
+    expression = {"and": [{"tag": tags["seg-a"]}, {"or": [{"not": {"tag": tags["seg-b"]}}, {"tag": tags["seg-c"]}]}]}
+    wanted = {"filter": {"tags": expression, "statuses": ["active"]}, "sample": 0}
+    deadline = time.monotonic() + 300
+    while api(stack, "POST", "/segments/preview", json={"filter": {"tags": {"tag": tags["seg-a"]}}, "sample": 0}
+              ).json()["count"] < 3:
+        assert time.monotonic() < deadline, "the scanned customers were never tagged"
+        time.sleep(0.5)  # polling interval, not an assertion
+    said = api(stack, "POST", "/segments/preview", json=wanted).json()["count"]
+    assert said == 2
+
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "segments")
+    f = "#segment-create"
+    browser.fill(f"{f} input[name=name]", "A, not B unless C")
+    browser.fill(f'{f} [data-op-for="filter.tags"]', "and")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.0"]', tags["seg-a"])
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1"]', "or")
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1.or.0"]', "not")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.0.not"]', tags["seg-b"])
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.1"]', tags["seg-c"])
+    check(browser, f'{f} [data-field="filter.statuses"] input[value=active]')
+    browser.wait(f"document.querySelector('{f} [data-preview-count]').dataset.count === '{said}'")
+    assert browser.js(f"document.querySelectorAll('{f} [data-preview-sample] tbody tr').length") == said
+    browser.screenshot(str(SCREENSHOTS / "segment-nested.png"))
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("document.getElementById('main').innerText.includes('A, not B unless C')")
+    seg = next(s for s in api(stack, "GET", "/segments").json()["items"] if s["name"] == "A, not B unless C")
+    assert seg["filter"] == wanted["filter"]
+
+    browser.click(f"[data-edit=\"{seg['segment_id']}\"]")  # edit: the tree as saved, its count; renamed
+    e = "#segment-edit"
+    browser.wait(f"document.querySelector('{e} [data-preview-count]')?.dataset.count === '{said}'")
+    assert browser.js(f"document.querySelector('{e} [data-op-for=\"filter.tags.and.1.or.0\"]').value") == "not"
+    browser.fill(f"{e} input[name=name]", "A without B")
+    browser.fill(f'{e} [data-op-for="filter.tags.and.1"]', "not")  # a and not b
+    browser.fill(f'{e} [data-tag-for="filter.tags.and.1.not"]', tags["seg-b"])
+    browser.click(f"{e} button[type=submit]")
+    browser.wait("document.getElementById('main').innerText.includes('A without B')")
+    seg = api(stack, "GET", f"/segments/{seg['segment_id']}").json()
+    assert seg["filter"]["tags"] == {"and": [{"tag": tags["seg-a"]}, {"not": {"tag": tags["seg-b"]}}]}
+
+    browser.click(f"[data-delete=\"{seg['segment_id']}\"]")  # delete: a second click confirms
+    assert api(stack, "GET", f"/segments/{seg['segment_id']}").status_code == 200
+    browser.click(f"[data-delete=\"{seg['segment_id']}\"]")
+    browser.wait("!document.getElementById('main').innerText.includes('A without B')")
+    assert api(stack, "GET", f"/segments/{seg['segment_id']}").status_code == 404

@@ -495,3 +495,128 @@ def test_a_segment_with_a_nested_tag_expression_counts_as_the_api_and_is_edited_
     browser.click(f"[data-delete=\"{seg['segment_id']}\"]")
     browser.wait("!document.getElementById('main').innerText.includes('A without B')")
     assert api(stack, "GET", f"/segments/{seg['segment_id']}").status_code == 404
+
+
+def test_a_nested_fields_error_is_shown_at_that_field_and_nothing_is_created(browser, stack):
+    tags = make_tags(stack, "nested-error", ["ne-a"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "segments")
+    f = "#segment-create"
+    before = api(stack, "GET", "/segments").json()["items"]
+    browser.fill(f"{f} input[name=name]", "Half built")
+    browser.fill(f'{f} [data-op-for="filter.tags"]', "and")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.0"]', tags["ne-a"])
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1"]', "or")  # its first operand's tag left unchosen
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.1"]', tags["ne-a"])
+    answer = api(stack, "POST", "/segments", json={"name": "Half built", "filter": {"tags": {"and": [
+        {"tag": tags["ne-a"]}, {"or": [{"tag": ""}, {"tag": tags["ne-a"]}]}]}}}).json()["error"]
+    said = next(d["message"] for d in answer["details"] if d["field"] == "filter.tags.and.1.or.0.tag")
+    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the live preview's answer
+    browser.click(f"{f} button[type=submit]")
+    browser.wait(f"document.querySelector('{f} .form-error').textContent")
+    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the save's, at the same field
+    assert browser.js(f"document.querySelector('{f} [data-tag-for=\"filter.tags.and.1.or.0\"]')"
+                      ".getAttribute('aria-invalid')") == "true"
+    assert not browser.js(f"document.querySelector('{f} [data-error-for=\"filter.tags.and.0.tag\"]').textContent")
+    browser.screenshot(str(SCREENSHOTS / "segment-nested-error.png"))
+    assert api(stack, "GET", "/segments").json()["items"] == before
+
+    open_page(browser, stack, "broadcasts")  # an attachment's field: content.attachments.0.link.url
+    b = "#broadcast-create"
+    listed = api(stack, "GET", "/broadcasts").json()["items"]
+    browser.fill(f"{b} input[name=name]", "Bad link")
+    browser.fill(f'{b} [data-path="target.kind"]', "groups")
+    browser.fill(f"{b} input[name=owner_ids]", "alice")
+    browser.fill(f"{b} textarea[name=text]", "See our menu")
+    browser.click(f"{b} [data-add='content.attachments']")
+    browser.fill(f'{b} [data-path="content.attachments.0.type"]', "link")
+    browser.fill(f'{b} [data-path="content.attachments.0.link.title"]', "Menu")
+    browser.fill(f'{b} [data-path="content.attachments.0.link.url"]', "ftp://example.com/menu")
+    browser.click(f"{b} button[type=submit]")
+    shown = field_error(browser, b, "content.attachments.0.link.url")
+    answer = api(stack, "POST", "/broadcasts", json={
+        "name": "Bad link", "target": {"kind": "groups", "owner_ids": ["alice"]},
+        "content": {"text": "See our menu", "attachments": [{"type": "link", "title": "Menu",
+                                                             "url": "ftp://example.com/menu"}]}}).json()["error"]
+    assert shown == next(d["message"] for d in answer["details"] if d["field"] == "content.attachments.0.link.url")
+    assert not browser.js(f"document.querySelector('{b} [data-error-for=\"content.attachments.0.link.title\"]')"
+                          ".textContent")
+    assert api(stack, "GET", "/broadcasts").json()["items"] == listed
+
+    open_page(browser, stack, "channel-codes")  # details naming a field by an object: {"staff_ids": [unknown]}
+    c = "#channel-code-create"
+    codes = api(stack, "GET", "/channel-codes").json()["items"]
+    browser.fill(f"{c} input[name=name]", "Nobody's code")
+    browser.fill(f"{c} input[name=staff_ids]", "alice, nobody")
+    browser.click(f"{c} button[type=submit]")
+    shown = field_error(browser, c, "staff_ids")
+    answer = api(stack, "POST", "/channel-codes", json={"name": "Nobody's code", "staff_ids": ["alice", "nobody"]}
+                 ).json()["error"]
+    assert answer["details"] == {"staff_ids": ["nobody"]}
+    assert shown == f"{answer['message']}: nobody"
+    assert api(stack, "GET", "/channel-codes").json()["items"] == codes
+
+
+def test_a_broadcast_to_groups_and_one_to_moments_reach_the_sandbox_and_the_policy_is_set_on_the_page(
+        browser, stack):
+    chat_id = sandbox(stack, "create_group", owner="bob", name="Broadcast fans", members=["alice"])["chat_id"]
+    deadline = time.monotonic() + 300
+    while api(stack, "GET", f"/groups/{chat_id}").status_code != 200:  # the create callback records it
+        assert time.monotonic() < deadline, "the group was never recorded"
+        time.sleep(0.5)  # polling interval, not an assertion
+    tags = make_tags(stack, "moments", ["mo-vip"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "broadcasts")
+    p = "#broadcast-policy"
+    policy = api(stack, "GET", "/broadcast-policy").json()
+    assert browser.js(f"document.querySelector('{p} input[name=per_customer_per_day]').value") \
+        == str(policy["per_customer_per_day"])
+    browser.fill(f"{p} input[name=per_customer_per_day]", "3")
+    browser.fill(f"{p} input[name=remind_after_minutes]", "2")  # below 5: refused at the field
+    browser.click(f"{p} button[type=submit]")
+    assert field_error(browser, p, "remind_after_minutes")
+    assert api(stack, "GET", "/broadcast-policy").json() == policy
+    browser.fill(f"{p} input[name=remind_after_minutes]", "90")
+    browser.click(f"{p} button[type=submit]")
+    browser.wait(f"document.querySelector('{p} .ok').textContent")
+    assert api(stack, "GET", "/broadcast-policy").json() == {"per_customer_per_day": 3, "remind_after_minutes": 90}
+    api(stack, "PUT", "/broadcast-policy", json=policy)  # as it was, for the other tests
+
+    b = "#broadcast-create"
+    browser.fill(f"{b} input[name=name]", "To the fans' groups")
+    browser.fill(f'{b} [data-path="target.kind"]', "groups")
+    browser.fill(f'{b} [data-mode-for="target.groups"]', "chat_ids")
+    browser.fill(f"{b} input[name=chat_ids]", chat_id)
+    browser.fill(f"{b} textarea[name=text]", "New menu from {staff_name}")
+    browser.click(f"{b} button[type=submit]")
+    browser.wait("location.hash.startsWith('#/broadcasts/') && !!document.querySelector('[data-broadcast-status]')")
+    bid = browser.js("decodeURIComponent(location.hash.split('/')[2])")
+    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'")
+    sent = api(stack, "GET", f"/broadcasts/{bid}").json()
+    assert sent["target"] == {"kind": "groups", "chat_ids": [chat_id]}
+    assert (sent["planned"], sent["sent"]) == (1, 1)  # handed to WeCom (the sandbox) for the group's owner
+    sb = stack.sandbox_app
+    with sb.world.lock:
+        msgid = next(m.msgid for m in sb.world.corp(stack.demo["corp_id"]).mass_messages.values()
+                     if m.chat_type == "group" and chat_id in m.targets.get("bob", []))
+    sandbox(stack, "confirm_mass_message", msgid=msgid, userid="bob")  # bob sends it from his WeCom
+    assert [e["text"].startswith("New menu from ") for e in sb.journal.group_messages(chat_id)] == [True]
+    assert browser.js("document.querySelector('[data-target]').dataset.target") == "groups"
+    browser.screenshot(str(SCREENSHOTS / "broadcast-groups.png"))
+
+    open_page(browser, stack, "broadcasts")
+    browser.fill(f"{b} input[name=name]", "VIP Moments post")
+    browser.fill(f'{b} [data-path="target.kind"]', "moments")
+    browser.fill(f"{b} input[name=sender_ids]", "alice, bob")
+    check(browser, f'{b} [data-field="target.moments.tag_ids"] input[value="{tags["mo-vip"]}"]')
+    browser.fill(f"{b} textarea[name=text]", "Our autumn menu is here")
+    browser.click(f"{b} button[type=submit]")
+    browser.wait("location.hash.startsWith('#/broadcasts/') && !!document.querySelector('[data-broadcast-status]')")
+    bid = browser.js("decodeURIComponent(location.hash.split('/')[2])")
+    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'")
+    posted = api(stack, "GET", f"/broadcasts/{bid}").json()
+    assert posted["target"] == {"kind": "moments", "sender_ids": ["alice", "bob"], "tag_ids": [tags["mo-vip"]]}
+    published = stack.sandbox_app.journal.moments(text="Our autumn menu is here")
+    assert sorted(e["userid"] for e in published) == ["alice", "bob"]
+    assert all(e["tag_list"] == [tags["mo-vip"]] for e in published)
+    browser.screenshot(str(SCREENSHOTS / "broadcast-moments.png"))

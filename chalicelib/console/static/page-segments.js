@@ -64,18 +64,19 @@ export function filterEditor(path, library, f = {}) {
 
 // Count and a sample of whom a filter (or a saved segment) selects now, asked again as the form
 // changes. read() -> a filter, a saved segment's id (a string) or null. The API's errors are shown at
-// the fields of `scope()` (their paths under `prefix`) and in the preview's own line; it clears only
-// those, never the errors of a submit.
+// the fields of `scope()` (their paths under `prefix`) and in the preview's own line. An answer
+// replaces every error shown in `scope()` (the newest word on those fields); with nothing to ask,
+// only the errors of its own last answer go (a save's errors elsewhere stay).
 export function livePreview(formEl, read, { prefix = "", scope = () => formEl, sampleSize = 5 } = {}) {
   const count = h("output.live-count", { "data-preview-count": "", "aria-live": "polite" }, "—");
   const sample = h("div.sample", { "data-preview-sample": "" });
   const general = h("p.form-error", { role: "alert", "data-preview-error": "" });
   let timer = null;
   let asked = 0;
-  let shown = [];  // the error spans this preview filled (a submit's errors are the form's to clear)
-  const clear = () => {
+  let shown = [];  // the error spans its last answer filled
+  const clear = (spans) => {
     general.textContent = "";
-    for (const span of shown) {
+    for (const span of spans) {
       span.textContent = "";
       span.parentElement.querySelector("[aria-invalid]")?.removeAttribute("aria-invalid");
     }
@@ -95,22 +96,21 @@ export function livePreview(formEl, read, { prefix = "", scope = () => formEl, s
     timer = setTimeout(async () => {  // debounced: one request once typing pauses
       const mine = ++asked;
       const what = read();
-      if (!what || (typeof what === "object" && !Object.keys(what).length)) { clear(); show("—"); return; }
+      if (!what || (typeof what === "object" && !Object.keys(what).length)) { clear(shown); show("—"); return; }
       try {
         const p = typeof what === "string"
           ? await api("POST", `/segments/${encodeURIComponent(what)}/preview`, { sample: sampleSize })
           : await api("POST", "/segments/preview", { filter: what, sample: sampleSize });
         if (mine !== asked) return;
-        clear();
+        clear(filled());
         show(`${p.count} ${t("relations_match")}`, p);
       } catch (e) {
         if (mine !== asked) return;
-        clear();
+        clear(filled());
         show("—");
         if (Array.isArray(e.details)) e.details = e.details.map((d) => ({ ...d, field: prefix + d.field }));
-        const before = new Set(filled());
         showErrors(scope(), e, general);
-        shown = filled().filter((span) => !before.has(span));
+        shown = filled();
       }
     }, 400);
   };

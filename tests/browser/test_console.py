@@ -620,3 +620,39 @@ def test_a_broadcast_to_groups_and_one_to_moments_reach_the_sandbox_and_the_poli
     assert sorted(e["userid"] for e in published) == ["alice", "bob"]
     assert all(e["tag_list"] == [tags["mo-vip"]] for e in published)
     browser.screenshot(str(SCREENSHOTS / "broadcast-moments.png"))
+
+
+UNLABELLED = """[...document.querySelectorAll('main input, main select, main textarea')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name || e.id)"""
+
+
+def test_every_variant_of_the_deep_forms_has_labelled_fields(browser, stack):
+    """The every-page check sees the forms as they load; rows added, kinds and modes switched draw more."""
+    sign_in(browser, stack, stack.demo["api_key"])
+
+    def labelled_as(form: str, fills: list[tuple[str, str]]) -> None:
+        for selector, value in fills:
+            browser.fill(f"{form} {selector}", value)
+            assert browser.js(UNLABELLED) == [], (form, selector, value)
+
+    open_page(browser, stack, "channel-codes")
+    browser.click("#channel-code-create [data-add=schedule]")
+    browser.click("#channel-code-create [data-add='welcome.attachments']")
+    labelled_as("#channel-code-create", [('[data-path="welcome.attachments.0.type"]', k)
+                                         for k in ("image", "link", "miniprogram")])
+    open_page(browser, stack, "group-codes")
+    browser.click("#group-code-create [data-add=windows]")
+    labelled_as("#group-code-create", [('[data-path="welcome.attachment.type"]', k)
+                                       for k in ("image", "link", "miniprogram", "")])
+    open_page(browser, stack, "segments")
+    labelled_as("#segment-create", [('[data-op-for="filter.tags"]', "and"),
+                                    ('[data-op-for="filter.tags.and.0"]', "not"),
+                                    ('[data-op-for="filter.tags.and.1"]', "or")])
+    open_page(browser, stack, "broadcasts")
+    browser.click("#broadcast-create [data-add='content.attachments']")
+    labelled_as("#broadcast-create", [
+        ('[data-mode-for="target.customers"]', "filter"), ('[data-op-for="target.customers.filter.tags"]', "or"),
+        ('[data-path="target.kind"]', "groups"), ('[data-mode-for="target.groups"]', "group_code_id"),
+        ('[data-mode-for="target.groups"]', "chat_ids"), ('[data-path="target.kind"]', "moments"),
+        ('[data-path="content.attachments.0.type"]', "miniprogram")])
+    browser.screenshot(str(SCREENSHOTS / "broadcast-variants.png"))

@@ -278,3 +278,381 @@ def test_every_page_loads_without_console_errors_with_labelled_fields_in_both_la
     assert browser.js("window.__missingStrings") == []
     (SCREENSHOTS / "load-times.json").write_text(json.dumps(LOAD_TIMES, indent=1))
     print("console page load times (ms, with 1,000+ customers):", json.dumps(LOAD_TIMES))
+
+
+# -- forms as deep as the API (issue #14: channel codes, group codes, segments, broadcasts) ----------------
+def sandbox(stack, path: str, **body) -> dict:
+    wecom = stack.wecom_api_base.rsplit("/cgi-bin", 1)[0]
+    made = httpx.post(f"{wecom}/sandbox/corps/{stack.demo['corp_id']}/simulate/{path}", json=body, timeout=30)
+    assert made.status_code == 200, made.text
+    return made.json()
+
+
+def make_tags(stack, group: str, names: list[str]) -> dict[str, str]:
+    created = api(stack, "POST", "/tags", json={"group_name": group, "names": names})
+    assert created.status_code in (200, 201), created.text
+    return {t["name"]: t["tag_id"] for g in api(stack, "GET", "/tags").json()["groups"] for t in g["tags"]
+            if t["name"] in names}
+
+
+def check(browser, selector: str, on: bool = True) -> None:
+    """Tick (or untick) a checkbox as a click does."""
+    browser.wait(f"!!document.querySelector({json.dumps(selector)})")
+    browser.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+               f"if (e.checked !== {json.dumps(on)}) e.click(); }})()")
+
+
+def reload_console(browser, page: str) -> None:
+    """A real reload of the page (the key stays in the tab), then the page rendered afresh."""
+    browser.js("window.__before_reload = true; location.reload()")  # gone from the new document only
+    browser.wait(f"!window.__before_reload && document.readyState === 'complete' "
+                 f"&& document.getElementById('main').dataset.page === {json.dumps(page)}")
+
+
+def field_error(browser, form: str, path: str) -> str:
+    return browser.wait(f"document.querySelector('{form} [data-error-for=\"{path}\"]').textContent")
+
+
+def test_a_channel_code_with_a_schedule_backup_staff_tags_and_welcome_shows_them_after_a_reload_and_edits(
+        browser, stack):
+    tags = make_tags(stack, "visit", ["cc-vip", "cc-evening"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "channel-codes")
+    f = "#channel-code-create"
+    browser.fill(f"{f} input[name=name]", "Evening desk")
+    browser.fill(f"{f} input[name=staff_ids]", "alice")
+    browser.fill(f"{f} input[name=backup_staff_ids]", "carol")
+    browser.click(f"{f} [data-add=schedule]")  # a rule: bob, Monday to Thursday, 18:00-22:30
+    browser.fill(f'{f} [data-path="schedule.0.staff_ids"]', "bob")
+    check(browser, f'{f} [data-field="schedule.0.weekdays"] input[value="5"]', False)
+    browser.fill(f'{f} [data-path="schedule.0.start"]', "18:00")
+    browser.fill(f'{f} [data-path="schedule.0.end"]', "22:30")
+    browser.fill(f"{f} input[name=daily_cap]", "40")
+    for name in ("cc-vip", "cc-evening"):
+        check(browser, f'{f} [data-field=tag_ids] input[value="{tags[name]}"]')
+    browser.fill(f'{f} [data-path="welcome.text"]', "Hi {customer_name}, I am {staff_name}")
+    browser.click(f"{f} [data-add='welcome.attachments']")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.type"]', "link")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.link.title"]', "Our menu")
+    browser.fill(f'{f} [data-path="welcome.attachments.0.link.url"]', "https://example.com/menu")
+    browser.fill(f"{f} input[name=state]", "evening-desk")
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("!!document.querySelector('[data-schedule=evening-desk]')")
+
+    code = api(stack, "GET", "/channel-codes/evening-desk").json()
+    assert code["schedule"] == [{"staff_ids": ["bob"], "weekdays": [1, 2, 3, 4], "start": "18:00", "end": "22:30"}]
+    assert code["backup_staff_ids"] == ["carol"] and code["daily_cap"] == 40
+    assert sorted(code["tag_ids"]) == sorted(tags.values())
+    assert code["welcome"] == {"text": "Hi {customer_name}, I am {staff_name}", "attachments": [
+        {"type": "link", "title": "Our menu", "url": "https://example.com/menu", "picurl": None, "desc": None}]}
+
+    reload_console(browser, "channel-codes")  # the list and the edit form show what was saved
+    assert "18:00–22:30: bob" in browser.js("document.querySelector('[data-schedule=evening-desk]').textContent")
+    shown_tags = browser.js("document.querySelector('[data-tags=evening-desk]').textContent")
+    assert "cc-vip" in shown_tags and "cc-evening" in shown_tags
+    browser.click("[data-edit=evening-desk]")
+    e = "#channel-code-edit"
+    browser.wait(f"!!document.querySelector('{e}')")
+    assert browser.js(f"document.querySelector('{e} [data-path=\"schedule.0.staff_ids\"]').value") == "bob"
+    assert browser.js(f"[...document.querySelectorAll('{e} [data-field=\"schedule.0.weekdays\"] input:checked')]"
+                      ".map(i => i.value)") == ["1", "2", "3", "4"]
+    assert browser.js(f"document.querySelector('{e} [data-path=\"schedule.0.end\"]').value") == "22:30"
+    assert browser.js(f"document.querySelector('{e} input[name=backup_staff_ids]').value") == "carol"
+    assert sorted(browser.js(f"[...document.querySelectorAll('{e} [data-field=tag_ids] input:checked')]"
+                             ".map(i => i.value)")) == sorted(tags.values())
+    assert browser.js(f"document.querySelector('{e} [data-path=\"welcome.attachments.0.link.url\"]').value") \
+        == "https://example.com/menu"
+    browser.screenshot(str(SCREENSHOTS / "channel-code-edit.png"))
+
+    # an edit of each: a second rule, no backup, one tag fewer, no cap, text only
+    browser.click(f"{e} [data-add=schedule]")
+    browser.fill(f'{e} [data-path="schedule.1.staff_ids"]', "alice, carol")
+    check(browser, f'{e} [data-field="schedule.1.weekdays"] input[value="6"]')
+    browser.fill(f'{e} [data-path="schedule.1.start"]', "10:00")
+    browser.fill(f"{e} input[name=backup_staff_ids]", "")
+    check(browser, f'{e} [data-field=tag_ids] input[value="{tags["cc-evening"]}"]', False)
+    browser.fill(f"{e} input[name=daily_cap]", "")
+    browser.click(f"{e} [data-remove='welcome.attachments.0']")
+    browser.click(f"{e} button[type=submit]")
+    browser.wait("!document.querySelector('#channel-code-edit')")
+    code = api(stack, "GET", "/channel-codes/evening-desk").json()
+    assert code["schedule"][1] == {"staff_ids": ["alice", "carol"], "weekdays": [1, 2, 3, 4, 5, 6],
+                                   "start": "10:00", "end": "24:00"}
+    assert code["backup_staff_ids"] == [] and code["daily_cap"] is None and code["tag_ids"] == [tags["cc-vip"]]
+    assert code["welcome"] == {"text": "Hi {customer_name}, I am {staff_name}", "attachments": []}
+
+
+def test_a_group_code_with_time_windows_auto_create_an_alert_setting_and_a_group_welcome(browser, stack):
+    weekday = sandbox(stack, "create_group", owner="alice", name="Weekday fans", members=["bob"])["chat_id"]
+    weekend = sandbox(stack, "create_group", owner="alice", name="Weekend fans", members=["bob"])["chat_id"]
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "group-codes")
+    f = "#group-code-create"
+    browser.fill(f"{f} input[name=name]", "Fans by day")
+    browser.fill(f"{f} input[name=owner]", "alice")
+    browser.fill(f"{f} input[name=pool]", weekday)
+    browser.fill(f"{f} input[name=threshold]", "150")
+    browser.fill(f"{f} input[name=low_seats]", "20")
+    browser.click(f"{f} [data-add=windows]")  # Saturday and Sunday, 10:00-20:00: the weekend group
+    browser.fill(f'{f} [data-path="windows.0.start"]', "10:00")
+    browser.fill(f'{f} [data-path="windows.0.end"]', "20:00")
+    browser.fill(f'{f} [data-path="windows.0.pool"]', weekend)
+    check(browser, f"{f} input[name=auto_create_on]")
+    browser.fill(f'{f} [data-path="auto_create.room_base_name"]', "Fans")
+    browser.fill(f'{f} [data-path="auto_create.room_base_id"]', "3")
+    browser.fill(f'{f} [data-path="welcome.text.content"]', "Welcome to the group!")
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("[...document.querySelectorAll('[data-auto-create]')].some(e => e.textContent === 'Fans 3')")
+    code = next(c for c in api(stack, "GET", "/group-codes").json()["items"] if c["name"] == "Fans by day")
+    assert code["windows"] == [{"weekdays": [6, 7], "start": "10:00", "end": "20:00", "pool": [weekend]}]
+    assert code["auto_create"] == {"room_base_name": "Fans", "room_base_id": 3}
+    assert (code["pool"], code["threshold"], code["low_seats"], code["owner"]) == ([weekday], 150, 20, "alice")
+    assert code["welcome"]["text"]["content"] == "Welcome to the group!"
+
+    reload_console(browser, "group-codes")
+    cid = code["code_id"]
+    assert "10:00–20:00" in browser.js(f"document.querySelector('[data-windows=\"{cid}\"]').textContent")
+    assert browser.js(f"document.querySelector('[data-auto-create=\"{cid}\"]').textContent") == "Fans 3"
+    browser.wait(f"!!document.querySelector('[data-status-for=\"{cid}\"] .bar')")  # the fill bars are still there
+    browser.click(f"[data-edit=\"{cid}\"]")
+    e = "#group-code-edit"
+    browser.wait(f"document.querySelector('{e} [data-path=\"windows.0.pool\"]')?.value === {json.dumps(weekend)}")
+    assert browser.js(f"document.querySelector('{e} input[name=auto_create_on]').checked") is True
+    # the welcome gets a link; the windows an evening one; auto-create off
+    w = "#group-code-welcome"
+    assert browser.js(f"document.querySelector('{w} [data-path=\"text.content\"]').value") == "Welcome to the group!"
+    browser.fill(f'{w} [data-path="attachment.type"]', "link")
+    browser.fill(f'{w} [data-path="link.title"]', "Rules")
+    browser.fill(f'{w} [data-path="link.url"]', "https://example.com/rules")
+    browser.click(f"{w} button[type=submit]")
+    browser.wait(f"!document.querySelector('{w}')")
+    assert api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]["link"]["url"] == "https://example.com/rules"
+    browser.click(f"[data-edit=\"{cid}\"]")
+    browser.click(f"{e} [data-add=windows]")
+    browser.fill(f'{e} [data-path="windows.1.start"]', "18:00")
+    browser.fill(f'{e} [data-path="windows.1.pool"]', weekend)
+    check(browser, f"{e} input[name=auto_create_on]", False)
+    browser.click(f"{e} button[type=submit]")
+    browser.wait(f"!document.querySelector('{e}')")
+    code = api(stack, "GET", f"/group-codes/{cid}").json()
+    assert code["windows"][1] == {"weekdays": [6, 7], "start": "18:00", "end": "24:00", "pool": [weekend]}
+    assert code["auto_create"] is None
+    browser.screenshot(str(SCREENSHOTS / "group-code-windows.png"))
+
+
+def test_a_segment_with_a_nested_tag_expression_counts_as_the_api_and_is_edited_and_deleted(browser, stack):
+    tags = make_tags(stack, "segment-test", ["seg-a", "seg-b", "seg-c"])
+    for state, tag_names, scans in (("seg-only-a", ["seg-a"], 2), ("seg-a-and-b", ["seg-a", "seg-b"], 1)):
+        made = api(stack, "POST", "/channel-codes", json={"name": state, "staff_ids": ["alice"], "state": state,
+                                                         "tag_ids": [tags[n] for n in tag_names]})
+        assert made.status_code == 201, made.text
+        for i in range(scans):
+            sandbox(stack, "scan_contact_way", config_id=made.json()["config_id"], name=f"{state} {i}")
+    # a and (not b or c): the two customers of seg-only-a, once their tags are applied
+    expression = {"and": [{"tag": tags["seg-a"]}, {"or": [{"not": {"tag": tags["seg-b"]}}, {"tag": tags["seg-c"]}]}]}
+    wanted = {"filter": {"tags": expression, "statuses": ["active"]}, "sample": 0}
+    deadline = time.monotonic() + 300
+    while api(stack, "POST", "/segments/preview", json={"filter": {"tags": {"tag": tags["seg-a"]}}, "sample": 0}
+              ).json()["count"] < 3:
+        assert time.monotonic() < deadline, "the scanned customers were never tagged"
+        time.sleep(0.5)  # polling interval, not an assertion
+    said = api(stack, "POST", "/segments/preview", json=wanted).json()["count"]
+    assert said == 2
+
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "segments")
+    f = "#segment-create"
+    browser.fill(f"{f} input[name=name]", "A, not B unless C")
+    browser.fill(f'{f} [data-op-for="filter.tags"]', "and")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.0"]', tags["seg-a"])
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1"]', "or")
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1.or.0"]', "not")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.0.not"]', tags["seg-b"])
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.1"]', tags["seg-c"])
+    check(browser, f'{f} [data-field="filter.statuses"] input[value=active]')
+    browser.wait(f"document.querySelector('{f} [data-preview-count]').dataset.count === '{said}'")
+    assert browser.js(f"document.querySelectorAll('{f} [data-preview-sample] tbody tr').length") == said
+    browser.screenshot(str(SCREENSHOTS / "segment-nested.png"))
+    browser.click(f"{f} button[type=submit]")
+    browser.wait("document.getElementById('main').innerText.includes('A, not B unless C')")
+    seg = next(s for s in api(stack, "GET", "/segments").json()["items"] if s["name"] == "A, not B unless C")
+    assert seg["filter"] == wanted["filter"]
+
+    browser.click(f"[data-edit=\"{seg['segment_id']}\"]")  # edit: the tree as saved, its count; renamed
+    e = "#segment-edit"
+    browser.wait(f"document.querySelector('{e} [data-preview-count]')?.dataset.count === '{said}'")
+    assert browser.js(f"document.querySelector('{e} [data-op-for=\"filter.tags.and.1.or.0\"]').value") == "not"
+    browser.fill(f"{e} input[name=name]", "A without B")
+    browser.fill(f'{e} [data-op-for="filter.tags.and.1"]', "not")  # a and not b
+    browser.fill(f'{e} [data-tag-for="filter.tags.and.1.not"]', tags["seg-b"])
+    browser.click(f"{e} button[type=submit]")
+    browser.wait("document.getElementById('main').innerText.includes('A without B')")
+    seg = api(stack, "GET", f"/segments/{seg['segment_id']}").json()
+    assert seg["filter"]["tags"] == {"and": [{"tag": tags["seg-a"]}, {"not": {"tag": tags["seg-b"]}}]}
+
+    browser.click(f"[data-delete=\"{seg['segment_id']}\"]")  # delete: a second click confirms
+    assert api(stack, "GET", f"/segments/{seg['segment_id']}").status_code == 200
+    browser.click(f"[data-delete=\"{seg['segment_id']}\"]")
+    browser.wait("!document.getElementById('main').innerText.includes('A without B')")
+    assert api(stack, "GET", f"/segments/{seg['segment_id']}").status_code == 404
+
+
+def test_a_nested_fields_error_is_shown_at_that_field_and_nothing_is_created(browser, stack):
+    tags = make_tags(stack, "nested-error", ["ne-a"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "segments")
+    f = "#segment-create"
+    before = api(stack, "GET", "/segments").json()["items"]
+    browser.fill(f"{f} input[name=name]", "Half built")
+    browser.fill(f'{f} [data-op-for="filter.tags"]', "and")
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.0"]', tags["ne-a"])
+    browser.fill(f'{f} [data-op-for="filter.tags.and.1"]', "or")  # its first operand's tag left unchosen
+    browser.fill(f'{f} [data-tag-for="filter.tags.and.1.or.1"]', tags["ne-a"])
+    answer = api(stack, "POST", "/segments", json={"name": "Half built", "filter": {"tags": {"and": [
+        {"tag": tags["ne-a"]}, {"or": [{"tag": ""}, {"tag": tags["ne-a"]}]}]}}}).json()["error"]
+    said = next(d["message"] for d in answer["details"] if d["field"] == "filter.tags.and.1.or.0.tag")
+    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the live preview's answer
+    browser.click(f"{f} button[type=submit]")
+    browser.wait(f"document.querySelector('{f} .form-error').textContent")
+    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the save's, at the same field
+    assert browser.js(f"document.querySelector('{f} [data-tag-for=\"filter.tags.and.1.or.0\"]')"
+                      ".getAttribute('aria-invalid')") == "true"
+    assert not browser.js(f"document.querySelector('{f} [data-error-for=\"filter.tags.and.0.tag\"]').textContent")
+    browser.screenshot(str(SCREENSHOTS / "segment-nested-error.png"))
+    assert api(stack, "GET", "/segments").json()["items"] == before
+
+    open_page(browser, stack, "broadcasts")  # an attachment's field: content.attachments.0.link.url
+    b = "#broadcast-create"
+    listed = api(stack, "GET", "/broadcasts").json()["items"]
+    browser.fill(f"{b} input[name=name]", "Bad link")
+    browser.fill(f'{b} [data-path="target.kind"]', "groups")
+    browser.fill(f"{b} input[name=owner_ids]", "alice")
+    browser.fill(f"{b} textarea[name=text]", "See our menu")
+    browser.click(f"{b} [data-add='content.attachments']")
+    browser.fill(f'{b} [data-path="content.attachments.0.type"]', "link")
+    browser.fill(f'{b} [data-path="content.attachments.0.link.title"]', "Menu")
+    browser.fill(f'{b} [data-path="content.attachments.0.link.url"]', "ftp://example.com/menu")
+    browser.click(f"{b} button[type=submit]")
+    shown = field_error(browser, b, "content.attachments.0.link.url")
+    answer = api(stack, "POST", "/broadcasts", json={
+        "name": "Bad link", "target": {"kind": "groups", "owner_ids": ["alice"]},
+        "content": {"text": "See our menu", "attachments": [{"type": "link", "title": "Menu",
+                                                             "url": "ftp://example.com/menu"}]}}).json()["error"]
+    assert shown == next(d["message"] for d in answer["details"] if d["field"] == "content.attachments.0.link.url")
+    assert not browser.js(f"document.querySelector('{b} [data-error-for=\"content.attachments.0.link.title\"]')"
+                          ".textContent")
+    assert api(stack, "GET", "/broadcasts").json()["items"] == listed
+
+    open_page(browser, stack, "channel-codes")  # details naming a field by an object: {"staff_ids": [unknown]}
+    c = "#channel-code-create"
+    codes = api(stack, "GET", "/channel-codes").json()["items"]
+    browser.fill(f"{c} input[name=name]", "Nobody's code")
+    browser.fill(f"{c} input[name=staff_ids]", "alice, nobody")
+    browser.click(f"{c} button[type=submit]")
+    shown = field_error(browser, c, "staff_ids")
+    answer = api(stack, "POST", "/channel-codes", json={"name": "Nobody's code", "staff_ids": ["alice", "nobody"]}
+                 ).json()["error"]
+    assert answer["details"] == {"staff_ids": ["nobody"]}
+    assert shown == f"{answer['message']}: nobody"
+    assert api(stack, "GET", "/channel-codes").json()["items"] == codes
+
+
+def test_a_broadcast_to_groups_and_one_to_moments_reach_the_sandbox_and_the_policy_is_set_on_the_page(
+        browser, stack):
+    chat_id = sandbox(stack, "create_group", owner="bob", name="Broadcast fans", members=["alice"])["chat_id"]
+    deadline = time.monotonic() + 300
+    while api(stack, "GET", f"/groups/{chat_id}").status_code != 200:  # the create callback records it
+        assert time.monotonic() < deadline, "the group was never recorded"
+        time.sleep(0.5)  # polling interval, not an assertion
+    tags = make_tags(stack, "moments", ["mo-vip"])
+    sign_in(browser, stack, stack.demo["api_key"])
+    open_page(browser, stack, "broadcasts")
+    p = "#broadcast-policy"
+    policy = api(stack, "GET", "/broadcast-policy").json()
+    assert browser.js(f"document.querySelector('{p} input[name=per_customer_per_day]').value") \
+        == str(policy["per_customer_per_day"])
+    browser.fill(f"{p} input[name=per_customer_per_day]", "3")
+    browser.fill(f"{p} input[name=remind_after_minutes]", "2")  # below 5: refused at the field
+    browser.click(f"{p} button[type=submit]")
+    assert field_error(browser, p, "remind_after_minutes")
+    assert api(stack, "GET", "/broadcast-policy").json() == policy
+    browser.fill(f"{p} input[name=remind_after_minutes]", "90")
+    browser.click(f"{p} button[type=submit]")
+    browser.wait(f"document.querySelector('{p} .ok').textContent")
+    assert api(stack, "GET", "/broadcast-policy").json() == {"per_customer_per_day": 3, "remind_after_minutes": 90}
+    api(stack, "PUT", "/broadcast-policy", json=policy)  # as it was, for the other tests
+
+    b = "#broadcast-create"
+    browser.fill(f"{b} input[name=name]", "To the fans' groups")
+    browser.fill(f'{b} [data-path="target.kind"]', "groups")
+    browser.fill(f'{b} [data-mode-for="target.groups"]', "chat_ids")
+    browser.fill(f"{b} input[name=chat_ids]", chat_id)
+    browser.fill(f"{b} textarea[name=text]", "New menu from {staff_name}")
+    browser.click(f"{b} button[type=submit]")
+    browser.wait("location.hash.startsWith('#/broadcasts/') && !!document.querySelector('[data-broadcast-status]')")
+    bid = browser.js("decodeURIComponent(location.hash.split('/')[2])")
+    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'")
+    sent = api(stack, "GET", f"/broadcasts/{bid}").json()
+    assert sent["target"] == {"kind": "groups", "chat_ids": [chat_id]}
+    assert (sent["planned"], sent["sent"]) == (1, 1)  # handed to WeCom (the sandbox) for the group's owner
+    sb = stack.sandbox_app
+    with sb.world.lock:
+        msgid = next(m.msgid for m in sb.world.corp(stack.demo["corp_id"]).mass_messages.values()
+                     if m.chat_type == "group" and chat_id in m.targets.get("bob", []))
+    sandbox(stack, "confirm_mass_message", msgid=msgid, userid="bob")  # bob sends it from his WeCom
+    assert [e["text"].startswith("New menu from ") for e in sb.journal.group_messages(chat_id)] == [True]
+    assert browser.js("document.querySelector('[data-target]').dataset.target") == "groups"
+    browser.screenshot(str(SCREENSHOTS / "broadcast-groups.png"))
+
+    open_page(browser, stack, "broadcasts")
+    browser.fill(f"{b} input[name=name]", "VIP Moments post")
+    browser.fill(f'{b} [data-path="target.kind"]', "moments")
+    browser.fill(f"{b} input[name=sender_ids]", "alice, bob")
+    check(browser, f'{b} [data-field="target.moments.tag_ids"] input[value="{tags["mo-vip"]}"]')
+    browser.fill(f"{b} textarea[name=text]", "Our autumn menu is here")
+    browser.click(f"{b} button[type=submit]")
+    browser.wait("location.hash.startsWith('#/broadcasts/') && !!document.querySelector('[data-broadcast-status]')")
+    bid = browser.js("decodeURIComponent(location.hash.split('/')[2])")
+    browser.wait("document.querySelector('[data-broadcast-status]').dataset.broadcastStatus === 'sent'")
+    posted = api(stack, "GET", f"/broadcasts/{bid}").json()
+    assert posted["target"] == {"kind": "moments", "sender_ids": ["alice", "bob"], "tag_ids": [tags["mo-vip"]]}
+    published = stack.sandbox_app.journal.moments(text="Our autumn menu is here")
+    assert sorted(e["userid"] for e in published) == ["alice", "bob"]
+    assert all(e["tag_list"] == [tags["mo-vip"]] for e in published)
+    browser.screenshot(str(SCREENSHOTS / "broadcast-moments.png"))
+
+
+UNLABELLED = """[...document.querySelectorAll('main input, main select, main textarea')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name || e.id)"""
+
+
+def test_every_variant_of_the_deep_forms_has_labelled_fields(browser, stack):
+    """The every-page check sees the forms as they load; rows added, kinds and modes switched draw more."""
+    sign_in(browser, stack, stack.demo["api_key"])
+
+    def labelled_as(form: str, fills: list[tuple[str, str]]) -> None:
+        for selector, value in fills:
+            browser.fill(f"{form} {selector}", value)
+            assert browser.js(UNLABELLED) == [], (form, selector, value)
+
+    open_page(browser, stack, "channel-codes")
+    browser.click("#channel-code-create [data-add=schedule]")
+    browser.click("#channel-code-create [data-add='welcome.attachments']")
+    labelled_as("#channel-code-create", [('[data-path="welcome.attachments.0.type"]', k)
+                                         for k in ("image", "link", "miniprogram")])
+    open_page(browser, stack, "group-codes")
+    browser.click("#group-code-create [data-add=windows]")
+    labelled_as("#group-code-create", [('[data-path="welcome.attachment.type"]', k)
+                                       for k in ("image", "link", "miniprogram", "")])
+    open_page(browser, stack, "segments")
+    labelled_as("#segment-create", [('[data-op-for="filter.tags"]', "and"),
+                                    ('[data-op-for="filter.tags.and.0"]', "not"),
+                                    ('[data-op-for="filter.tags.and.1"]', "or")])
+    open_page(browser, stack, "broadcasts")
+    browser.click("#broadcast-create [data-add='content.attachments']")
+    labelled_as("#broadcast-create", [
+        ('[data-mode-for="target.customers"]', "filter"), ('[data-op-for="target.customers.filter.tags"]', "or"),
+        ('[data-path="target.kind"]', "groups"), ('[data-mode-for="target.groups"]', "group_code_id"),
+        ('[data-mode-for="target.groups"]', "chat_ids"), ('[data-path="target.kind"]', "moments"),
+        ('[data-path="content.attachments.0.type"]', "miniprogram")])
+    browser.screenshot(str(SCREENSHOTS / "broadcast-variants.png"))

@@ -75,6 +75,11 @@ export function form(id, fields, submitLabel, submit) {
   el.append(general);
   const inputs = {};
   for (const f of fields) {
+    if (f.widget) {  // a composite field ({el, read}): its own labelled inputs, addressed by their paths
+      inputs[f.name] = f.widget;
+      el.append(f.widget.labelled ? f.widget.el : group(f.name, f.label, f.widget, f.hint));
+      continue;
+    }
     const fid = `${id}-${f.name}-${++uid}`;
     let input;
     if (f.type === "select") {
@@ -104,7 +109,7 @@ export function form(id, fields, submitLabel, submit) {
     ev.preventDefault();
     clear();
     const values = {};
-    for (const [name, input] of Object.entries(inputs)) values[name] = input.type === "checkbox" ? input.checked : input.value.trim();
+    for (const [name, input] of Object.entries(inputs)) values[name] = valueOf(input);
     button.disabled = true;
     try {
       await submit(values);
@@ -118,17 +123,33 @@ export function form(id, fields, submitLabel, submit) {
   return el;
 }
 
+// A form field's value: a widget's read(), a checkbox's state, an input's trimmed text.
+export const valueOf = (input) => (input.read ? input.read() : input.type === "checkbox" ? input.checked : input.value.trim());
+
+// Where the API's error about `field` is shown: the longest prefix of its path that a field is
+// addressed by, or at that length the part naming a field ("target.segment_id" -> segment_id;
+// "filter.tags.and.1.or.1.and" -> the node "filter.tags.and.1.or.1").
+function errorTarget(formEl, field) {
+  const parts = String(field || "").split(".");
+  for (let n = parts.length; n > 0; n--) {
+    for (const cand of [parts.slice(0, n).join("."), parts[n - 1]]) {
+      const found = formEl.querySelector(`[data-error-for="${CSS.escape(cand)}"]`);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
 export function showErrors(formEl, e, general) {
   if (!(e instanceof ApiError)) { general.textContent = String(e.message || e); return; }
   const rest = [];
-  for (const d of Array.isArray(e.details) ? e.details : []) {
-    const parts = String(d.field || "").split(".");
-    let target = null;
-    for (let n = parts.length; n > 0 && !target; n--) {  // the longest named prefix: "target.segment_id" -> segment_id
-      for (const cand of [parts.slice(0, n).join("."), parts[n - 1]]) {
-        target = target || formEl.querySelector(`[data-error-for="${CSS.escape(cand)}"]`);
-      }
-    }
+  // details as a list of {field, message}; or an object naming fields ({"tag_ids": [unknown ids]}):
+  // the error's message and what it names are shown at each field it names
+  const details = Array.isArray(e.details) ? e.details : e.details && typeof e.details === "object"
+    ? Object.entries(e.details).filter(([k]) => errorTarget(formEl, k))
+      .map(([k, v]) => ({ field: k, message: `${e.message}: ${[].concat(v).join(", ")}` })) : [];
+  for (const d of details) {
+    const target = errorTarget(formEl, d.field);
     if (target) {
       target.textContent = target.textContent ? target.textContent + "; " + d.message : d.message;
       const input = target.parentElement.querySelector("input, select, textarea");
@@ -167,3 +188,142 @@ export function errorBox(e) {
 
 // The tag library as select options: [tag_id, "group / tag"].
 export const tagOptions = (library) => library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, `${g.group_name} / ${x.name}`]));
+
+// -- deep forms: fields nested as the API's bodies nest them, each addressed by its path --------------
+// A widget is {el, read()}: read() gives the API's value. Every input is labelled; every path
+// ("schedule.0.start", "filter.tags.and.1") has an error span, so showErrors finds it.
+let pathUid = 0;
+const domId = (path) => `f-${String(path).replace(/[^\w-]/g, "-")}-${++pathUid}`;
+// Tell the form a widget changed (rows added or removed, a node's operator): live counts listen.
+export const changed = (el) => el.dispatchEvent(new Event("change", { bubbles: true }));
+
+export function input(name, value, type = "text", attrs = {}) {
+  const e = h("input", { name, type, ...attrs });
+  if (type === "checkbox") e.checked = !!value;
+  else e.value = value ?? "";
+  return e;
+}
+
+export function select(name, options, value, attrs = {}) {
+  const e = h("select", { name, ...attrs }, options.map(([v, l]) => h("option", { value: v }, l)));
+  e.value = value ?? (options[0] ? options[0][0] : "");
+  return e;
+}
+
+// One labelled input, its hint and the API's error about `path`.
+export function labelled(path, labelKey, control, hintKey) {
+  control.id = control.id || domId(path);
+  const err = h("span.field-error", { id: control.id + "-error", "data-error-for": path, role: "alert" });
+  control.setAttribute("aria-describedby", err.id);
+  return h("div.field" + (control.type === "checkbox" ? ".check" : ""), {},
+    h("label", { for: control.id }, t(labelKey)), control, hintKey ? h("small.hint", {}, t(hintKey)) : null, err);
+}
+
+// A widget under a legend, with the API's error about the whole of it (`path`).
+export function group(path, labelKey, widget, hintKey) {
+  return h("fieldset.field.group", { "data-field": path }, h("legend", {}, t(labelKey)), widget.el,
+    hintKey ? h("small.hint", {}, t(hintKey)) : null,
+    h("span.field-error", { "data-error-for": path, role: "alert" }));
+}
+
+// A text field of ids separated by commas: read() is the list (null when empty, if `nullable`).
+export function idList(path, labelKey, ids, { nullable = false, hint = "comma_list" } = {}) {
+  const control = input(path.split(".").pop(), (ids || []).join(", "), "text", { "data-path": path });
+  const el = labelled(path, labelKey, control, hint);
+  return { el, control, labelled: true, read: () => { const v = csv(control.value); return nullable && !v.length ? null : v; } };
+}
+
+// Checkboxes (weekdays, tags): read() is the checked values, in the options' order.
+export function checks(path, labelKey, options, selected = [], { nullable = false } = {}) {
+  const chosen = new Set((selected || []).map(String));
+  const boxes = options.map(([v, l]) => {
+    const box = input(path.split(".").pop(), chosen.has(String(v)), "checkbox", { value: v, id: domId(`${path}-${v}`) });
+    box.dataset.value = v;
+    return { v, box, el: h("span.check", {}, box, h("label", { for: box.id }, l)) };
+  });
+  const el = h("fieldset.field.checks", { "data-field": path }, h("legend", {}, t(labelKey)),
+    h("div.check-list", {}, boxes.map((b) => b.el)), h("span.field-error", { "data-error-for": path, role: "alert" }));
+  return { el, labelled: true, read: () => { const v = boxes.filter((b) => b.box.checked).map((b) => b.v); return nullable && !v.length ? null : v; } };
+}
+
+export const WEEKDAYS = [1, 2, 3, 4, 5, 6, 7];
+export const weekdayChecks = (path, selected = WEEKDAYS) =>
+  checks(path, "f_weekdays", WEEKDAYS.map((d) => [d, t("f_wd" + d)]), selected);
+export const weekdaysText = (days) => (days.length === 7 ? t("f_every_day") : days.map((d) => t("f_wd" + d)).join(" "));
+
+// Rows the operator adds and removes (schedule rules, windows, attachments, operands):
+// make(rowPath, value) -> widget; row i is addressed as `${path}.${i}` and its fields below it.
+export function rows(path, addKey, make, initial = [], blank = () => ({}), { min = 0 } = {}) {
+  const list = h("ol.rows", { "data-rows": path });
+  const el = h("div.rows-wrap", {}, list);
+  let made = [];
+  const render = (values) => {
+    made = values.map((v, i) => make(`${path}.${i}`, v));
+    list.replaceChildren(...made.map((m, i) => h("li.row", { "data-row": `${path}.${i}` }, m.el,
+      h("span.field-error", { "data-error-for": `${path}.${i}`, role: "alert" }),
+      values.length > min ? h("button.link", { type: "button", "data-remove": `${path}.${i}`, onclick: () => {
+        const now = made.map((x) => x.read());
+        now.splice(i, 1);
+        render(now);
+        changed(el);
+      } }, t("f_remove")) : null)));
+  };
+  render(initial || []);
+  el.append(h("button.secondary", { type: "button", "data-add": path, onclick: () => {
+    render([...made.map((x) => x.read()), blank()]);
+    changed(el);
+  } }, t(addKey)));
+  return { el, read: () => made.map((m) => m.read()) };
+}
+
+// Epoch seconds <-> a datetime-local input's value (the browser's time zone).
+export const toLocalInput = (s) => (s ? new Date(s * 1000 - new Date(s * 1000).getTimezoneOffset() * 60000).toISOString().slice(0, 16) : "");
+export const fromLocalInput = (v) => (v ? Math.floor(new Date(v).getTime() / 1000) : null);
+
+// An attachment's fields by kind, as the API names them (platform/content.py; group welcomes alike).
+export const ATTACHMENT_FIELDS = {
+  image: [["pic_url", "f_pic_url"], ["media_id", "f_media_id"]],
+  link: [["title", "f_title"], ["url", "f_url"], ["picurl", "f_picurl"], ["desc", "f_desc"]],
+  miniprogram: [["title", "f_title"], ["pic_media_id", "f_pic_media_id"], ["appid", "f_appid"], ["page", "f_page"]],
+};
+
+// One attachment: a kind select ("" among `kinds`: none) and that kind's fields. pathOf(kind) is where the API names its
+// fields ("content.attachments.0.link" for message content, "link" for a group welcome).
+export function attachment(path, pathOf, value = {}, kinds = Object.keys(ATTACHMENT_FIELDS)) {
+  const kind = select("type", kinds.map((k) => [k, t("f_att_" + (k || "none"))]), value.type ?? kinds[0], { "data-path": `${path}.type` });
+  const box = h("div.attachment-fields");
+  let controls = {};
+  const draw = () => {
+    const base = pathOf(kind.value);
+    controls = {};
+    box.replaceChildren(...(ATTACHMENT_FIELDS[kind.value] || []).map(([name, label]) => {
+      controls[name] = input(name, value.type === kind.value ? value[name] : "", "text", { "data-path": `${base}.${name}` });
+      return labelled(`${base}.${name}`, label, controls[name]);
+    }));
+  };
+  kind.addEventListener("change", draw);
+  draw();
+  const el = h("div.attachment", {}, labelled(`${path}.type`, "f_att_kind", kind), box);
+  return { el, read: () => {
+    if (!kind.value) return null;  // "none" (a group welcome's attachment is optional)
+    const out = { type: kind.value };
+    for (const [name, c] of Object.entries(controls)) if (c.value.trim()) out[name] = c.value.trim();
+    return out;
+  } };
+}
+
+// Message content as the API takes it (text with placeholders and up to 9 attachments), at `path`.
+// read() is null when both are empty (no content: nothing to send).
+export function content(path, value, { textHint = "staff_name_hint", textName = "text" } = {}) {
+  const text = h("textarea", { name: textName, rows: 3, "data-path": `${path}.text` });
+  text.value = value?.text || "";
+  const atts = rows(`${path}.attachments`, "f_add_attachment",
+    (p, v) => attachment(p, (kind) => `${p}.${kind}`, v), value?.attachments || [], () => ({ type: "image" }));
+  const el = h("div.content", {}, labelled(`${path}.text`, "message_text", text, textHint),
+    h("p.sub", {}, t("f_attachments")), atts.el);
+  return { el, text, read: () => {
+    const a = atts.read();
+    if (!text.value.trim() && !a.length) return null;
+    return { ...(text.value.trim() ? { text: text.value.trim() } : {}), attachments: a };
+  } };
+}

@@ -5,15 +5,17 @@ A chunk is sent once (add_msg_template creates a task WeCom cannot take back in 
 1. a settled chunk (`sent` / `failed` / `cancelled`) is a duplicate (its claims released if that
    was not finished); a cancelled broadcast cancels a queued chunk and releases its claims;
 2. a chunk found `calling` (an attempt that timed out or died mid-call) is LOOKED UP before any
-   call: get_groupmsg_list_v2 of its sender since the call started, minus msgids other chunks
-   recorded; a candidate is ours when its send result lists one of our recipients. Found: recorded
-   as sent (the recipients WeCom did not list are its fail list). Not found: called again;
-3. queued -> calling (conditional), add_msg_template, then the outcome and the broadcast's counters
-   in one transaction. WeCom answering 45009 / busy puts the chunk back to queued (WeCom did not
-   create a task) and defers the message; a timeout or 5xx leaves it calling (it may exist) and
-   defers; a configuration errcode (AuthError: 40001, 48002, 60011, 60020 ...) puts it back to
-   queued and defers it with backoff up to CONFIG_DEFERRALS times (the operator fixes WeCom's
-   settings), then fails it; a definitive errcode fails the chunk and releases its claims.
+   call: get_groupmsg_list_v2 of its sender since the call started; a candidate is ours when its
+   send result lists one of our recipients and no other broadcast's chunk settled with it. Found:
+   recorded as sent (the recipients WeCom did not list are its fail list). Not found: called again;
+3. queued -> calling (a conditional put: the chunk's item is created by its first call, from the
+   definition in its message), add_msg_template, then the outcome (a conditional put again; the
+   broadcast's counters are summed from its chunks). WeCom answering 45009 / busy puts the chunk
+   back to queued (WeCom did not create a task) and defers the message; a timeout or 5xx leaves it
+   calling (it may exist) and defers; a configuration errcode (AuthError: 40001, 48002, 60011,
+   60020 ...) puts it back to queued and defers it with backoff up to CONFIG_DEFERRALS times (the
+   operator fixes WeCom's settings), then fails it; a definitive errcode fails the chunk and
+   releases its claims.
 """
 
 from __future__ import annotations
@@ -174,39 +176,55 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     return status
 
 
-def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
+def lookup(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str],
+           text: str | None) -> tuple[str, list[str]] | None:
     """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
     candidate is a task of the chunk's sender created since the call started, with the chunk's text,
-    recorded by no other chunk (a record of its own is a delivery that died before settling), whose
-    send result lists one of the chunk's recipients."""
+    whose send result lists one of the chunk's recipients (so not another chunk of this broadcast:
+    their recipients are others) and that no other broadcast's chunk settled with (customers: the
+    broadcasts holding a cap claim on the customer it lists; groups: the msgid records)."""
     from chalicelib.wecom.models import GroupMsgListRequest
 
     client = _client(corp_id)
     start = (c.call_started_at or int(time.time())) - LOOKUP_MARGIN
-    msgids, cursor = [], None
+    found, cursor = [], None
     while True:
         page = client.get_groupmsg_list_v2(GroupMsgListRequest(
             chat_type=_chat_type(c), start_time=start, end_time=max(start, int(time.time())) + LOOKUP_MARGIN,
             creator=c.sender, filter_type=0, limit=100, cursor=cursor))
-        msgids += [m.msgid for m in page.group_msg_list if (m.text.content if m.text else None) == text]
+        found += [m for m in page.group_msg_list if (m.text.content if m.text else None) == text]
         cursor = page.next_cursor or None
         if not cursor:
             break
-    ours, recorded = set(recipients), bitems.recorded_msgids(corp_id, msgids)
-    for msgid in [m for m in msgids if recorded.get(m, c.key_sk) == c.key_sk]:  # not another chunk's
+    ours, candidates = set(recipients), []
+    for m in found:
+        first = client.get_groupmsg_send_result(m.msgid, c.sender, limit=1000)
+        shared = sorted({r.external_userid or r.chat_id for r in first.send_list} & ours)
+        if shared:  # else another task of this sender: not ours
+            candidates.append((m, first, shared[0]))
+    if c.kind == "groups":
+        taken = {m for m, chunk in bitems.recorded_msgids(corp_id, [m.msgid for m, _, _ in candidates]).items()
+                 if chunk != c.key_sk}
+    else:
+        from chalicelib.broadcasts.service import day_of
+
+        taken = bitems.others_msgids(corp_id, b.broadcast_id, c.sender, [
+            (day_of(corp_id, int(m.create_time) - back), x) for m, _, x in candidates for back in OTHERS_SENT_WITHIN])
+    for m, result, _ in candidates:
+        if m.msgid in taken:
+            continue
         listed: set[str] = set()
-        cursor, first = None, True
         while True:
-            result = client.get_groupmsg_send_result(msgid, c.sender, limit=1000, cursor=cursor)
-            rows = {r.external_userid or r.chat_id for r in result.send_list}
-            if first and not rows & ours:
-                break  # another task of this sender: not ours
-            first = False
-            listed |= rows
-            cursor = result.next_cursor or None
-            if not cursor:
-                return msgid, [r for r in recipients if r not in listed]
+            listed |= {r.external_userid or r.chat_id for r in result.send_list}
+            if not result.next_cursor:
+                return m.msgid, [r for r in recipients if r not in listed]
+            result = client.get_groupmsg_send_result(m.msgid, c.sender, limit=1000, cursor=result.next_cursor)
     return None
+
+
+# Another broadcast's task seen by a lookup was created within a day of that broadcast's send time
+# (its cap day): its claims are read on the task's day and the day before.
+OTHERS_SENT_WITHIN = (0, 86400)
 
 
 def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
@@ -292,22 +310,27 @@ def send_chunk(msg: planner.SendMessage) -> str:
     from chalicelib.wecom import errors
 
     corp_id = msg.corp_id
-    c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
     b = bitems.get(corp_id, msg.broadcast_id)
+    c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
+    if c is None and b is not None and msg.slices:  # never called: its item is written by its first call
+        c = ChunkItem(broadcast_id=b.broadcast_id, sender=msg.sender, k=msg.k, kind=b.target["kind"],
+                      slices=msg.slices, count=msg.count)
     if c is None or b is None:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
-    if c.status in ("sent", "failed", "cancelled"):
+    if c.status in bitems.SETTLED:
         if not c.released:
             _release(corp_id, b, c, bitems.fail_list(corp_id, c) if c.status == "sent"
                      else bitems.recipients(corp_id, c))
         if c.status == "sent" and b.status == "cancelled" and not c.recalled:
             _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
+        if b.status == "sending":  # the delivery that settled it may have died before finishing
+            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
         if c.caller != msg.token and time.time() - (c.call_started_at or 0) < CALL_LEASE_SECONDS:
             raise ChunkBusy(f"chunk {c.sender}#{c.k} is being called by another delivery")
-        found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
+        found = lookup(corp_id, b, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
         if b.status != "cancelled":

@@ -44,8 +44,9 @@ class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
-# Images given by pic_url are fetched and uploaded to WeCom (media/upload) right before the first
-# call that needs them; the media_id, kept on the broadcast, lives 3 days: uploaded again after 2.5.
+# Images given by pic_url are fetched and uploaded to WeCom (media/upload; Moments:
+# media/upload_attachment) right before the first call that needs them; the media_id, kept on the
+# broadcast, lives 3 days: uploaded again after 2.5.
 MEDIA_REUSE_SECONDS = int(2.5 * 86400)
 IMAGE_MAX_BYTES = 10 * 1024 * 1024  # WeCom's limit for an image (JPG / PNG)
 IMAGE_FETCH_TIMEOUT = 10.0
@@ -270,15 +271,20 @@ def _fetch(url: str) -> bytes:
         raise ImageUnreachable(f"image {url}: {type(exc).__name__}") from exc
 
 
-def _upload(corp_id: str, url: str, msg: Any) -> str:
+def _upload(corp_id: str, url: str, msg: Any, *, moments: bool) -> str:
+    """The image uploaded to WeCom: for Moments with media/upload_attachment (attachment_type 1: the
+    only media ids add_moment_task takes), else with media/upload."""
     from urllib.parse import urlsplit
 
     from chalicelib.wecom import errors
 
     content = _fetch(url)
     filename = (urlsplit(url).path.rsplit("/", 1)[-1] or "image")[-100:]
+    client = _client(corp_id)
     try:
-        return _client(corp_id).upload_media("image", filename, content)
+        if moments:
+            return client.upload_attachment("image", filename, content)
+        return client.upload_media("image", filename, content)
     except errors.ApiError as exc:
         if exc.retryable or _waits_for_operator(exc, msg):
             raise
@@ -288,10 +294,11 @@ def _upload(corp_id: str, url: str, msg: Any) -> str:
 
 
 def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any]]:
-    """The broadcast's attachments for add_msg_template: images by pic_url replaced by a media_id
-    uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
+    """The broadcast's attachments for add_msg_template / add_moment_task: images by pic_url replaced
+    by a media_id uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
     from chalicelib.platform.content import MessageContent
 
+    moments = b.target.get("kind") == "moments"
     attachments = MessageContent.model_validate(b.content).wecom_attachments()
     now, uploads = int(time.time()), dict(b.uploads)
     for a in attachments:
@@ -300,7 +307,7 @@ def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any
             continue
         upload = uploads.get(url)
         if upload is None or now - upload["uploaded_at"] > MEDIA_REUSE_SECONDS:
-            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg), "uploaded_at": now}
+            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg, moments=moments), "uploaded_at": now}
             bitems.set_fields(corp_id, b.broadcast_id, uploads=uploads)  # parallel chunks may each upload: harmless
         a["image"] = {"media_id": upload["media_id"]}
     return attachments
@@ -404,9 +411,11 @@ def track(msg: planner.TrackMessage) -> str:
 
 # -- Moments ---------------------------------------------------------------------------------------------------
 def send_moment(msg: planner.MomentMessage) -> str:
-    """One add_moment_task. WeCom offers no lookup of a moment task by content, so an attempt whose
-    answer was lost is not repeated: the broadcast fails with `outcome_unknown` (a post twice on
-    every sender's Moments is the worse harm)."""
+    """One add_moment_task, its images by pic_url uploaded first with media/upload_attachment (the
+    only media ids WeCom's Moments take; an image that cannot be fetched or uploaded fails the
+    broadcast, after the retries when its server is down). WeCom offers no lookup of a moment task
+    by content, so an attempt whose answer was lost is not repeated: the broadcast fails with
+    `outcome_unknown` (a post twice on every sender's Moments is the worse harm)."""
     from chalicelib.platform.content import MessageContent
     from chalicelib.wecom import errors
     from chalicelib.wecom.models import MomentTask
@@ -425,8 +434,15 @@ def send_moment(msg: planner.MomentMessage) -> str:
         visible["sender_list"] = {"user_list": t["sender_ids"]}
     if t.get("tag_ids"):
         visible["external_contact_list"] = {"tag_list": t["tag_ids"]}
+    try:
+        attachments = _attachments(corp_id, b, msg)  # images uploaded for Moments, just before the post
+    except (ImageRefused, ImageUnreachable) as exc:
+        if isinstance(exc, ImageUnreachable) and msg.attempt < MAX_DEFERRALS:
+            raise  # deferred with backoff
+        bitems.set_fields(corp_id, b.broadcast_id, status="failed", error=str(exc)[:500])
+        return "failed"
     task = MomentTask(text={"content": content.text} if content.text else None,
-                      attachments=content.wecom_attachments() or None, visible_range=visible or None)
+                      attachments=attachments or None, visible_range=visible or None)
     bitems.set_fields(corp_id, b.broadcast_id, error="calling")
     try:
         resp = _client(corp_id).add_moment_task(task)

@@ -902,3 +902,23 @@ def test_a_crash_after_the_last_chunk_settled_still_finishes_the_broadcast_on_re
     sends.run()
     view = _view(world, b["broadcast_id"])
     assert (view["status"], view["sent"], view["chunks_settled"], len(_mass(world))) == ("sent", 5, 2, 2)
+
+
+def test_moments_images_are_uploaded_for_moments_close_to_posting(world, sends):
+    """Real WeCom's add_moment_task takes images as media ids from media/upload_attachment
+    (attachment_type 1), not pic_url nor media/upload's ids: the image given by URL is fetched and
+    uploaded so just before the post (the sandbox refuses anything else with 40007 / 41006)."""
+    url = world.sb.serve_file("sale.png", PNG)
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments", "sender_ids": ["alice"]},
+                                                "content": {"text": "Spring sale", "attachments": [
+                                                    {"type": "image", "pic_url": url}]}})
+    assert status == 201, m
+    assert not world.sb.requests(api="media/upload_attachment")  # nothing uploaded at create
+    sends.run()
+    [upload] = [r for r in world.sb.requests(api="media/upload_attachment") if r["errcode"] == 0]
+    assert not world.sb.requests(api="media/upload")
+    [post] = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    media_id = post["attachments"][0]["image"]["media_id"]
+    assert post["attachments"] == [{"msgtype": "image", "image": {"media_id": media_id}}]
+    assert world.sb.world.corp(CORP_ID).media[media_id].attachment_type == 1
+    assert _view(world, m["broadcast_id"])["status"] == "sent"

@@ -575,8 +575,9 @@ def test_a_lookup_reads_which_candidates_are_recorded_once(shop, sends, monkeypa
     status, _ = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 3})
     assert status == 200
     seg = _segment(world, {"statuses": ["active"]})
+    earlier = []
     for _ in range(2):  # two earlier tasks per sender with the same text: candidates of the lookup
-        _create(world, seg)
+        earlier.append(_create(world, seg))
         sends.run()
     real, reads = bitems.others_msgids, []
     monkeypatch.setattr(bitems, "others_msgids", lambda *a: reads.append(a) or real(*a))
@@ -587,6 +588,8 @@ def test_a_lookup_reads_which_candidates_are_recorded_once(shop, sends, monkeypa
     assert len(reads) == 1 and {x for _, x in reads[0][3]} <= set(c.values())
     assert len(_mass(world)) == 6  # the lost task found (not one of the two recorded ones), not sent again
     assert _view(world, b["broadcast_id"])["sent"] == 5
+    chunks = [ch for x in (*earlier, b) for ch in bitems.chunks_of(CORP_ID, x["broadcast_id"])]
+    assert sorted(ch.msgid for ch in chunks) == sorted(m.msgid for m in _mass(world))  # each its own task
 
 
 def test_a_cancelled_broadcast_still_reads_what_its_staff_confirmed_before_the_recall_then_stops(shop, sends,
@@ -922,3 +925,25 @@ def test_moments_images_are_uploaded_for_moments_close_to_posting(world, sends):
     assert post["attachments"] == [{"msgtype": "image", "image": {"media_id": media_id}}]
     assert world.sb.world.corp(CORP_ID).media[media_id].attachment_type == 1
     assert _view(world, m["broadcast_id"])["status"] == "sent"
+
+
+def test_a_lost_reply_for_groups_finds_its_own_task_not_an_earlier_broadcasts_to_the_same_groups(world, sends):
+    """Groups have no cap claims: two broadcasts with the same text to the same groups are both
+    sent; the second's lost reply is looked up, and the first's task (its msgid recorded by its
+    groups chunk) is not taken for the second's."""
+    chats = [world.sb.simulator.create_group(CORP_ID, "alice", f"alice-{i}")["chat_id"] for i in range(2)]
+    world.pump()
+    target = {"kind": "groups", "chat_ids": chats}
+    first_status, first = world.call("POST", BROADCASTS, {"name": "g", "target": target, "content": {"text": "News"}})
+    assert first_status == 201, first
+    sends.run()
+    world.sb.faults.add("timeout", path=ADD_MSG, execute=True, count=1)  # created, its answer lost
+    status, second = world.call("POST", BROADCASTS, {"name": "g", "target": target, "content": {"text": "News"}})
+    assert status == 201, second
+    sends.run()
+    assert len(_mass(world)) == 2  # one task each: the second found again, not created twice
+    from chalicelib.broadcasts import items as bitems
+
+    [c1], [c2] = (bitems.chunks_of(CORP_ID, b["broadcast_id"]) for b in (first, second))
+    assert c1.msgid != c2.msgid and {c1.msgid, c2.msgid} == {m.msgid for m in _mass(world)}
+    assert c2.attempts == 1 and _view(world, second["broadcast_id"])["sent"] == 2

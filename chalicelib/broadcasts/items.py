@@ -110,7 +110,7 @@ class ChunkItem(Model):
     call_started_at: int | None = None
     caller: str | None = None  # the token of the message whose delivery set `calling`
     msgid: str | None = None
-    # WeCom's fail_list: its ids are pages of their own (fail_list()), written in the transaction
+    # WeCom's fail_list: its ids are pages of their own (fail_list()), written just before the put
     # that settles the chunk; a full chunk's list (10,000 ids) would not fit in this item's 400 KB.
     fail_count: int = 0
     errcode: int | None = None

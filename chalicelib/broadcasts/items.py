@@ -187,8 +187,11 @@ def totals(chunks: list[ChunkItem]) -> dict[str, int]:
 
 def with_totals(corp_id: str, b: BroadcastItem, *, consistent: bool = True) -> BroadcastItem:
     """A broadcast still sending, or cancelled, with its counters summed from its chunks (a sent or
-    failed one has them stored, by finish)."""
+    failed one has them stored, by finish; a cancelled one by tracking, final once every chunk is
+    settled)."""
     if not b.chunked or b.status not in ("sending", "cancelled"):
+        return b
+    if b.status == "cancelled" and b.chunks_settled == b.chunks:
         return b
     return b.model_copy(update=totals(chunks_of(corp_id, b.broadcast_id, consistent=consistent)))
 

@@ -623,6 +623,15 @@ def test_a_cancelled_broadcast_still_reads_what_its_staff_confirmed_before_the_r
     assert not pending.reminders
     status, page = world.call("GET", f"{BROADCASTS}/{b['broadcast_id']}/recipients")
     assert Counter(r["status"] for r in page["items"]) == Counter({"delivered": 1, "cancelled": 4})
+    # its counters, final once every chunk is settled, are stored by tracking: a listing reads no chunks
+    from chalicelib.broadcasts import items as bitems
+
+    real, reads = bitems.chunks_of, []
+    monkeypatch.setattr(bitems, "chunks_of", lambda *a, **k: reads.append(a) or real(*a, **k))
+    status, listed = world.call("GET", BROADCASTS)
+    assert status == 200 and not reads
+    [row] = [x for x in listed["items"] if x["broadcast_id"] == b["broadcast_id"]]
+    assert (row["sent"], row["chunks_settled"], row["chunks"], row["queued"]) == (2, 5, 5, 0)
 
 
 def test_a_configuration_error_waits_for_the_operator_then_fails_the_chunk_with_its_errcode(shop, sends,

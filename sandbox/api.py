@@ -118,17 +118,27 @@ class Api:
         return ROUTES[api][1](self, corp, body, query)
 
     # -- helpers -----------------------------------------------------------------------------
-    def check_media(self, corp: Corp, attachments: list[dict[str, Any]]) -> None:
+    def check_media(self, corp: Corp, attachments: list[dict[str, Any]], *, moments: bool = False) -> None:
         """Image attachments by media_id must name an image uploaded less than 3 days ago
-        (errcode 40007: "媒体文件ID ... 有效期是3天", "类型应符合接口要求"). Video, file and
-        mini-program media ids are not checked (yet)."""
+        (errcode 40007: "媒体文件ID ... 有效期是3天", "类型应符合接口要求"). Moments (add_moment_task)
+        take images and videos only by media_id (41006 without one), and only ids from
+        media/upload_attachment with attachment_type 1 (SDKs: WxJava WxCpMediaService.uploadAttachment,
+        go-workwx UploadAttachment "1：朋友圈；2:商品图册"). Other video, file and mini-program media ids
+        are not checked (yet)."""
         for item in attachments:
-            media_id = item["image"].get("media_id") if item["msgtype"] == "image" else None
+            kind = item["msgtype"]
+            if kind != "image" and not (moments and kind == "video"):
+                continue
+            media_id = (item.get(kind) or {}).get("media_id")
             if media_id is None:
+                if moments:
+                    raise ApiFailure(41006, "media_id missing")  # errcode 41006 缺少media_id参数
                 continue
             media = corp.media.get(media_id) if isinstance(media_id, str) else None
-            if media is None or media.kind != "image" or self.now >= media.created_at + MEDIA_TTL_SECONDS:
+            if media is None or media.kind != kind or self.now >= media.created_at + MEDIA_TTL_SECONDS:
                 raise ApiFailure(40007, "invalid media_id")
+            if moments and media.attachment_type != UPLOAD_FOR_MOMENTS:
+                raise ApiFailure(40007, "invalid media_id: Moments take media/upload_attachment's (attachment_type 1)")
 
     def staff(self, corp: Corp, userid: Any, *, errcode: int = 40003):
         member = corp.staff.get(userid) if isinstance(userid, str) else None
@@ -995,7 +1005,7 @@ def add_moment_task(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     if kinds - {"image", "video", "link"} or len(kinds) > 1 or (
             kinds & {"video", "link"} and len(attachments) > 1):
         raise ApiFailure(41064, "attachments: 9 images, or 1 video, or 1 link")
-    api.check_media(corp, attachments)
+    api.check_media(corp, attachments, moments=True)
     vr = body.get("visible_range") or {}
     senders = (vr.get("sender_list") or {}).get("user_list") or []
     if len(senders) > 100_000:
@@ -1109,7 +1119,32 @@ _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPG, PNG
 
 @route("media/upload", method="MULTIPART")
 def upload_media(api: Api, corp: Corp, body: dict, query: dict) -> dict:
-    kind = query.get("type")
+    return _store_media(api, corp, query.get("type"), body)
+
+
+# media/upload_attachment (doc 95098; WxJava WxCpMediaService.uploadAttachment, go-workwx
+# UploadAttachment): media_type image | video | file, attachment_type 1 Moments / 2 product album; a
+# media id valid 3 days; add_moment_task takes only these (attachment_type 1).
+ATTACHMENT_MEDIA_TYPES = ("image", "video", "file")
+UPLOAD_FOR_MOMENTS, UPLOAD_ATTACHMENT_TYPES = 1, (1, 2)
+
+
+@route("media/upload_attachment", method="MULTIPART")
+def upload_attachment(api: Api, corp: Corp, body: dict, query: dict) -> dict:
+    kind = query.get("media_type")
+    if kind not in ATTACHMENT_MEDIA_TYPES:
+        raise ApiFailure(40004, "invalid media_type")
+    try:
+        attachment_type = int(query.get("attachment_type", ""))
+    except ValueError:
+        attachment_type = 0
+    if attachment_type not in UPLOAD_ATTACHMENT_TYPES:
+        raise ApiFailure(40058, "invalid attachment_type")
+    return _store_media(api, corp, kind, body, attachment_type=attachment_type)
+
+
+def _store_media(api: Api, corp: Corp, kind: Any, body: dict, *, attachment_type: int | None = None) -> dict:
+    """The rules both uploads share (doc 90313): the part "media", sizes, JPG / PNG images."""
     if kind not in MEDIA_MAX_BYTES:
         raise ApiFailure(40004, "invalid media type")  # errcode 40004 不合法的媒体文件类型
     part = body.get("media")
@@ -1123,6 +1158,6 @@ def upload_media(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     if kind == "image" and not content.startswith(_IMAGE_MAGIC):
         raise ApiFailure(40005, "invalid file type: images are JPG or PNG")  # errcode 40005
     media = Media(media_id=api.sb.world.new_id("3m", 64), kind=kind, filename=part["filename"],
-                  size=len(content), created_at=api.now)
+                  size=len(content), created_at=api.now, attachment_type=attachment_type)
     corp.media[media.media_id] = media
     return {"type": kind, "media_id": media.media_id, "created_at": str(media.created_at)}

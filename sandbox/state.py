@@ -160,13 +160,15 @@ class Transfer:
 
 @dataclass
 class Media:
-    """A temporary media file (media/upload): only what the rules need, not its bytes."""
+    """A temporary media file (media/upload, or media/upload_attachment with its attachment_type):
+    only what the rules need, not its bytes."""
 
     media_id: str
     kind: str  # image | voice | video | file
     filename: str
     size: int
     created_at: int
+    attachment_type: int | None = None  # upload_attachment's: 1 Moments, 2 product album; None: media/upload
 
 
 @dataclass

@@ -2,12 +2,12 @@
 sender parts and chunks, the per-customer daily cap claims, the corp's policy. Key shapes live in
 store/keys.py only.
 
-Counters of a broadcast are top-level numbers changed with ADD, so each is exact whatever is
-redelivered: a plan step adds its counts to the broadcast item once, under a condition on its step
-number; a chunk adds its outcome (SEND_COUNTERS) in the transaction that settles it, to a small
-item of their own (keys.broadcast_counts): the broadcast item, its content up to ~5 KB and in two
-indexes, would bill its whole size three times over for every ADD (docs/performance.md
-"Broadcasts"). Reads give the sum of both.
+Plan counters are top-level numbers a plan step ADDs to the broadcast item once, under a condition
+on its step number. Sending counters (SEND_COUNTERS) are written per call nowhere: each chunk item
+holds its own outcome (status, count, fail_count), so the totals are summed from the chunks when
+read (`with_totals`, a Query of the broadcast's chunks, ~250 small items at most) and stored on the
+broadcast once, by the transition that finishes it (docs/performance.md "Broadcasts": a write per
+call for a counter cost more than the call's own two writes).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class Slice(Model):
 
 
 ChunkStatus = Literal["queued", "calling", "sent", "failed", "cancelled"]
+SETTLED = ("sent", "failed", "cancelled")
 
 
 class ChunkItem(Model):
@@ -112,7 +113,7 @@ class ChunkItem(Model):
     call_started_at: int | None = None
     caller: str | None = None  # the token of the message whose delivery set `calling`
     msgid: str | None = None
-    # WeCom's fail_list: its ids are pages of their own (fail_list()), written in the transaction
+    # WeCom's fail_list: its ids are pages of their own (fail_list()), written just before the put
     # that settles the chunk; a full chunk's list (10,000 ids) would not fit in this item's 400 KB.
     fail_count: int = 0
     errcode: int | None = None
@@ -158,24 +159,44 @@ def put_new(corp_id: str, b: BroadcastItem) -> None:
     get_table().put(item, condition="attribute_not_exists(PK)")
 
 
-def _of(item: dict[str, Any] | None, counts: dict[str, Any] | None = None) -> BroadcastItem | None:
-    """The broadcast with its sending counters added in (from its counts item, when there is one)."""
+def _of(item: dict[str, Any] | None) -> BroadcastItem | None:
     if not item or item.get("type") != "broadcast":
         return None
-    return BroadcastItem.model_validate({**item, **{k: item.get(k, 0) + counts[k] for k in SEND_COUNTERS
-                                                    if counts and k in counts}})
+    return BroadcastItem.model_validate(item)
 
 
-def _counts_of(corp_id: str, broadcast_ids: list[str], *, consistent: bool = True) -> dict[str, dict[str, Any]]:
-    found = get_table().batch_get([keys.broadcast_counts(corp_id, i) for i in broadcast_ids], consistent=consistent)
-    return {i["SK"].split("#")[1]: i for i in found}
+def get(corp_id: str, broadcast_id: str, *, consistent: bool = True, totals: bool = False) -> BroadcastItem | None:
+    """The broadcast as stored; `totals`: with its sending counters summed from its chunks while they
+    are not stored on it yet (with_totals)."""
+    b = _of(get_table().get(keys.broadcast(corp_id, broadcast_id), consistent=consistent))
+    return with_totals(corp_id, b, consistent=consistent) if totals and b is not None else b
 
 
-def get(corp_id: str, broadcast_id: str, *, consistent: bool = True) -> BroadcastItem | None:
-    """The broadcast and its counts item, read in one request."""
-    key, counts = keys.broadcast(corp_id, broadcast_id), keys.broadcast_counts(corp_id, broadcast_id)
-    found = {i["SK"]: i for i in get_table().batch_get([key, counts], consistent=consistent)}
-    return _of(found.get(key["SK"]), found.get(counts["SK"]))
+def totals(chunks: list[ChunkItem]) -> dict[str, int]:
+    """The sending counters (SEND_COUNTERS) of these chunks."""
+    out = dict.fromkeys(SEND_COUNTERS, 0)
+    for c in chunks:
+        if c.status not in SETTLED:
+            continue
+        out["chunks_settled"] += 1
+        out[f"chunks_{c.status}"] += 1
+        if c.status == "sent":
+            out["sent"] += c.count - c.fail_count
+            out["ex_not_friend"] += c.fail_count
+        else:
+            out["failed" if c.status == "failed" else "cancelled_recipients"] += c.count
+    return out
+
+
+def with_totals(corp_id: str, b: BroadcastItem, *, consistent: bool = True) -> BroadcastItem:
+    """A broadcast still sending, or cancelled, with its counters summed from its chunks (a sent or
+    failed one has them stored, by finish; a cancelled one by tracking, final once every chunk is
+    settled)."""
+    if not b.chunked or b.status not in ("sending", "cancelled"):
+        return b
+    if b.status == "cancelled" and b.chunks_settled == b.chunks:
+        return b
+    return b.model_copy(update=totals(chunks_of(corp_id, b.broadcast_id, consistent=consistent)))
 
 
 def list_broadcasts(corp_id: str, *, status: str | None, limit: int,
@@ -187,8 +208,7 @@ def list_broadcasts(corp_id: str, *, status: str | None, limit: int,
     items, next_cursor = get_table().query_filled(keys.broadcasts_partition(corp_id), index=schema.GSI2,
                                                   newest_first=True, limit=limit, cursor=cursor,
                                                   max_reads=10 if status else 1, **kwargs)
-    counts = _counts_of(corp_id, [i["broadcast_id"] for i in items], consistent=False) if items else {}
-    return [_of(i, counts.get(i["broadcast_id"])) for i in items], next_cursor  # type: ignore[misc]
+    return [with_totals(corp_id, _of(i), consistent=False) for i in items], next_cursor  # type: ignore[arg-type]
 
 
 def due(now: float, *, limit: int = 100) -> list[tuple[str, str]]:
@@ -215,7 +235,7 @@ def _transition(corp_id: str, broadcast_id: str, *, to: str, from_: tuple[str, .
             return_new=True)
     except ConditionFailed:
         return None
-    return _of(new, get_table().get(keys.broadcast_counts(corp_id, broadcast_id), consistent=True))
+    return _of(new)
 
 
 def start(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
@@ -295,15 +315,22 @@ def record_chunked(corp_id: str, b: BroadcastItem, *, chunks: int, now: int) -> 
 
 
 def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
-    """sending -> sent (or failed when every chunk failed) once every chunk is settled."""
+    """sending -> sent (or failed when every chunk failed) once every chunk is settled, its counters
+    summed from the chunks and stored with the transition. Each settled chunk asks (a consistent
+    Query of the chunks: the last one to settle sees them all settled)."""
     b = get(corp_id, broadcast_id)
-    if b is None or b.status != "sending" or not b.chunked or b.chunks_settled < b.chunks:
+    if b is None or b.status != "sending" or not b.chunked:
         return None
-    to = "failed" if b.chunks and b.chunks_failed == b.chunks else "sent"
-    if to == "sent" and b.chunks_sent:  # tracking pulls its results and reminds from now on
-        return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=TRACK,
-                           values=_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS))
-    return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now)
+    chunks = chunks_of(corp_id, broadcast_id)
+    if len(chunks) < b.chunks or any(c.status not in SETTLED for c in chunks):
+        return None
+    sums = totals(chunks)
+    extra, values = "".join(f", {k} = :t_{k}" for k in sums), {f":t_{k}": v for k, v in sums.items()}
+    to = "failed" if b.chunks and sums["chunks_failed"] == b.chunks else "sent"
+    if to == "sent" and sums["chunks_sent"]:  # tracking pulls its results and reminds from now on
+        return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=extra + TRACK,
+                           values={**values, **_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS)})
+    return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=extra, values=values)
 
 
 # -- tracking's index --------------------------------------------------------------------------------------
@@ -392,15 +419,20 @@ def _chunk_key(corp_id: str, c: ChunkItem) -> dict[str, str]:
     return keys.broadcast_chunk(corp_id, c.broadcast_id, c.sender, c.k)
 
 
-def put_chunks(corp_id: str, chunks: list[ChunkItem]) -> None:
-    """Written once: a chunk already there (a redelivered chunking step) keeps its progress."""
-    table = get_table()
-    for c in chunks:
-        try:
-            table.put({**_chunk_key(corp_id, c), "type": "bcast_chunk", **c.model_dump(mode="json")},
-                      condition="attribute_not_exists(PK)")
-        except ConditionFailed:
-            continue
+def _put_chunk(corp_id: str, c: ChunkItem, *, was: ChunkItem) -> bool:
+    """The whole chunk written as `c`, if it is still as `was` left it (its status and attempts; a chunk
+    never called, attempts 0, may not be stored yet: its definition came with its message). False if
+    another delivery moved it first."""
+    condition, values = "#status = :was AND attempts = :a", {":was": was.status, ":a": was.attempts}
+    if was.attempts == 0 and was.status == "queued":
+        condition = f"attribute_not_exists(PK) OR ({condition})"
+    try:
+        get_table().put({**_chunk_key(corp_id, c), "type": "bcast_chunk",
+                         **c.model_dump(mode="json", exclude_none=True)},
+                        condition=condition, names={"#status": "status"}, values=values)
+    except ConditionFailed:
+        return False
+    return True
 
 
 def get_chunk(corp_id: str, broadcast_id: str, sender: str, k: int) -> ChunkItem | None:
@@ -408,26 +440,20 @@ def get_chunk(corp_id: str, broadcast_id: str, sender: str, k: int) -> ChunkItem
     return ChunkItem.model_validate(item) if item else None
 
 
-def chunks_of(corp_id: str, broadcast_id: str) -> list[ChunkItem]:
+def chunks_of(corp_id: str, broadcast_id: str, sender: str | None = None, *,
+              consistent: bool = True) -> list[ChunkItem]:
+    """The broadcast's chunks that were called or settled (a chunk is stored from its first call on)."""
+    prefix = keys.broadcast_chunk_prefix(broadcast_id) + (f"{sender}#" if sender is not None else "")
     return [ChunkItem.model_validate(i) for i in get_table().query_all(
-        keys.corp_partition(corp_id), sk_prefix=keys.broadcast_chunk_prefix(broadcast_id), consistent=True)]
+        keys.corp_partition(corp_id), sk_prefix=prefix, consistent=consistent)]
 
 
 def chunk_calling(corp_id: str, c: ChunkItem, *, now: int, caller: str) -> ChunkItem | None:
-    """queued -> calling (attempts + 1, `caller` = the message's token), just before the WeCom
-    call; None if another delivery moved it."""
-    try:
-        get_table().update(_chunk_key(corp_id, c),
-                           expression="SET #status = :calling, call_started_at = :now, attempts = attempts + :one, "
-                                      "caller = :caller",
-                           names={"#status": "status"},
-                           values={":calling": "calling", ":now": now, ":one": 1, ":queued": "queued",
-                                   ":a": c.attempts, ":caller": caller},
-                           condition="#status = :queued AND attempts = :a")
-    except ConditionFailed:
-        return None
-    return c.model_copy(update={"status": "calling", "call_started_at": now, "attempts": c.attempts + 1,
-                                "caller": caller})
+    """queued -> calling (attempts + 1, `caller` = the message's token), just before the WeCom call;
+    the chunk's first call creates its item (one conditional put). None if another delivery moved it."""
+    calling = c.model_copy(update={"status": "calling", "call_started_at": now, "attempts": c.attempts + 1,
+                                   "caller": caller})
+    return calling if _put_chunk(corp_id, calling, was=c) else None
 
 
 def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
@@ -445,17 +471,15 @@ def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
 
 def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
                  fail_list: list[str] | None = None, errcode: int | None = None, released: bool = False) -> bool:
-    """The chunk's outcome and the broadcast's counters in one transaction of two small items
-    (exactly once: the chunk's condition is on the status and attempts `c` has, as this delivery
-    left or read it); False if another delivery moved or settled it first. `released`: it holds
-    no claims to give back (settled released, without a write of its own).
+    """The chunk's outcome, exactly once: one conditional put of the chunk (on the status and attempts
+    `c` has, as this delivery left or read it); False if another delivery moved or settled it first.
+    `released`: it holds no claims to give back. The broadcast's counters are the chunks' (totals).
 
-    A msgid is recorded for this chunk first, outside the transaction (a transaction bills each
-    item twice): written again by a redelivery of the same chunk, refused (MsgidTaken) when another
-    chunk has it; a record left by a delivery that died before settling is its own chunk's, which
-    the lookup does not skip (recorded_msgids)."""
+    Written before it, idempotently (the same content again by a redelivery): the fail list's pages,
+    and for a groups chunk its msgid record (refused, MsgidTaken, when another chunk has it: a
+    lookup's candidates for groups are told apart by these; for customers by the cap claims)."""
     table = get_table()
-    if msgid:
+    if msgid and c.kind == "groups":
         try:
             table.put({**keys.broadcast_msgid(corp_id, msgid), "type": "bcast_msgid", "broadcast_id": c.broadcast_id,
                        "chunk": c.key_sk}, condition="attribute_not_exists(PK) OR chunk = :chunk",
@@ -463,36 +487,14 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
         except ConditionFailed as exc:
             raise MsgidTaken(f"{msgid} is recorded by another chunk") from exc
     fails = list(fail_list or [])
-    sets = {"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails), "errcode": errcode,
-            "released": released or None}
-    sets = {k: v for k, v in sets.items() if v is not None}
-    chunk_op = table.op_update(
-        _chunk_key(corp_id, c), expression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-        names={f"#{k}": k for k in sets}, values={**{f":{k}": v for k, v in sets.items()}, ":was": c.status,
-                                                  ":a": c.attempts},
-        condition="#status = :was AND attempts = :a")
-    adds = {"chunks_settled": 1}
-    if status == "sent":
-        adds |= {"chunks_sent": 1, "sent": c.count - len(fails), "ex_not_friend": len(fails)}
-    elif status == "failed":
-        adds |= {"chunks_failed": 1, "failed": c.count}
-    else:
-        adds |= {"chunks_cancelled": 1, "cancelled_recipients": c.count}
-    adds = {k: v for k, v in adds.items() if v}
-    ops = [chunk_op, table.op_update(
-        keys.broadcast_counts(corp_id, c.broadcast_id), expression="ADD " + ", ".join(f"{k} :{k}" for k in adds),
-        values={f":{k}": v for k, v in adds.items()})]
-    ops += [table.op_put({**keys.broadcast_fails(corp_id, c.broadcast_id, c.sender, c.k, n), "type": "bcast_fails",
-                          "ids": fails[start:start + FAIL_PAGE]})
-            for n, start in enumerate(range(0, len(fails), FAIL_PAGE))]
-    try:
-        table.transact(ops)
-    except ConditionFailed:
-        return False  # settled by another delivery (the only conditional item)
-    return True
+    table.batch_put([{**keys.broadcast_fails(corp_id, c.broadcast_id, c.sender, c.k, n), "type": "bcast_fails",
+                      "ids": fails[i:i + FAIL_PAGE]} for n, i in enumerate(range(0, len(fails), FAIL_PAGE))])
+    settled = c.model_copy(update={"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails),
+                                   "errcode": errcode, "released": released})
+    return _put_chunk(corp_id, settled, was=c)
 
 
-FAIL_PAGE = 1000  # fail list ids per item (~50 KB): a full chunk's list is 10 items of its settle transaction
+FAIL_PAGE = 1000  # fail list ids per item (~50 KB): a full chunk's list is 10 items
 
 
 def fail_list(corp_id: str, c: ChunkItem) -> list[str]:
@@ -513,11 +515,25 @@ def mark_chunk(corp_id: str, c: ChunkItem, **fields: Any) -> None:
 
 
 def recorded_msgids(corp_id: str, msgids: list[str]) -> dict[str, str]:
-    """Which of these WeCom msgids a chunk has recorded already: msgid -> the chunk's sort key."""
+    """Which of these WeCom msgids a groups chunk has recorded already: msgid -> the chunk's sort key."""
     if not msgids:
         return {}
     found = get_table().batch_get([keys.broadcast_msgid(corp_id, m) for m in msgids], consistent=True)
     return {i["SK"].split("#", 1)[1]: i["chunk"] for i in found}
+
+
+def others_msgids(corp_id: str, broadcast_id: str, sender: str, claims: list[tuple[str, str]]) -> set[str]:
+    """The msgids of `sender`'s chunks in the other broadcasts that claimed these (day, customer): a
+    task of `sender` listing a customer of ours comes from a broadcast holding a claim on that
+    customer. One BatchGetItem of the claims, then a Query of each such broadcast's chunks of `sender`."""
+    if not claims:
+        return set()
+    found = get_table().batch_get([keys.cap_claim(corp_id, d, x) for d, x in dict.fromkeys(claims)], consistent=True)
+    own = claim_attr(broadcast_id)
+    others = {attr[2:] for item in found for attr, value in item.items()
+              if attr.startswith("b_") and attr != own and isinstance(value, str)
+              and value.partition("|")[0].partition("#")[2] == sender}
+    return {c.msgid for b in sorted(others) for c in chunks_of(corp_id, b, sender) if c.msgid}
 
 
 # -- cap claims ------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ does nothing) and queues the next step, or the chunking step when the stream is 
 
 The chunking step cuts each sender's parts into chunks of <= 10,000 customers (2,000 groups) —
 slicing parts, so each sender needs exactly ceil(n / limit) WeCom calls — and queues one `send`
-message per chunk with SendMessageBatch.
+message per chunk with SendMessageBatch, the chunk's definition in it (its item is written by its
+first call).
 
 Claims and redelivery: a claim's value is `<step>#<sender>`; finding its own value, a step knows it
 is a redelivery and plans the customer again (same outcome). Excluded customers get a provisional
@@ -69,6 +70,10 @@ class SendMessage(_Msg):
     kind: Literal["send"] = "send"
     sender: str
     k: int
+    # The chunk's definition (its slices of the sender's parts): the chunk's item is written at its
+    # first call, not by the chunking step (docs/performance.md "Broadcasts").
+    slices: list[Slice] = Field(default_factory=list)
+    count: int = 0
     # Kept by SQS redeliveries and by deferral: a delivery finding the chunk `calling` under its own
     # token knows the earlier attempt was its own (timed out or died), not one still in flight.
     token: str = Field(default_factory=_token)
@@ -390,11 +395,10 @@ def run_chunking(msg: ChunkingMessage) -> str:
         return "duplicate"  # a stale chunking message: planning goes on
     chunks = cut_chunks(b, [s for s in bitems.steps(corp_id, b.broadcast_id) if s.step < b.plan_step])
     if not b.chunked:
-        bitems.put_chunks(corp_id, chunks)
         bitems.record_chunked(corp_id, b, chunks=len(chunks), now=int(time.time()))
     # Sent again by a redelivery (the first may have died before sending): the consumer drops duplicates.
     queues.send_batch(queues.SENDS, [SendMessage(corp_id=corp_id, broadcast_id=b.broadcast_id, sender=c.sender,
-                                                 k=c.k) for c in chunks])
+                                                 k=c.k, slices=c.slices, count=c.count) for c in chunks])
     if not chunks:
         bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
     return "done"

@@ -5,15 +5,17 @@ A chunk is sent once (add_msg_template creates a task WeCom cannot take back in 
 1. a settled chunk (`sent` / `failed` / `cancelled`) is a duplicate (its claims released if that
    was not finished); a cancelled broadcast cancels a queued chunk and releases its claims;
 2. a chunk found `calling` (an attempt that timed out or died mid-call) is LOOKED UP before any
-   call: get_groupmsg_list_v2 of its sender since the call started, minus msgids other chunks
-   recorded; a candidate is ours when its send result lists one of our recipients. Found: recorded
-   as sent (the recipients WeCom did not list are its fail list). Not found: called again;
-3. queued -> calling (conditional), add_msg_template, then the outcome and the broadcast's counters
-   in one transaction. WeCom answering 45009 / busy puts the chunk back to queued (WeCom did not
-   create a task) and defers the message; a timeout or 5xx leaves it calling (it may exist) and
-   defers; a configuration errcode (AuthError: 40001, 48002, 60011, 60020 ...) puts it back to
-   queued and defers it with backoff up to CONFIG_DEFERRALS times (the operator fixes WeCom's
-   settings), then fails it; a definitive errcode fails the chunk and releases its claims.
+   call: get_groupmsg_list_v2 of its sender since the call started; a candidate is ours when its
+   send result lists one of our recipients and no other broadcast's chunk settled with it. Found:
+   recorded as sent (the recipients WeCom did not list are its fail list). Not found: called again;
+3. queued -> calling (a conditional put: the chunk's item is created by its first call, from the
+   definition in its message), add_msg_template, then the outcome (a conditional put again; the
+   broadcast's counters are summed from its chunks). WeCom answering 45009 / busy puts the chunk
+   back to queued (WeCom did not create a task) and defers the message; a timeout or 5xx leaves it
+   calling (it may exist) and defers; a configuration errcode (AuthError: 40001, 48002, 60011,
+   60020 ...) puts it back to queued and defers it with backoff up to CONFIG_DEFERRALS times (the
+   operator fixes WeCom's settings), then fails it; a definitive errcode fails the chunk and
+   releases its claims.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
-# Images given by pic_url are fetched and uploaded to WeCom (media/upload) right before the first
-# call that needs them; the media_id, kept on the broadcast, lives 3 days: uploaded again after 2.5.
+# Images given by pic_url are fetched and uploaded to WeCom (media/upload; Moments:
+# media/upload_attachment) right before the first call that needs them; the media_id, kept on the
+# broadcast, lives 3 days: uploaded again after 2.5.
 MEDIA_REUSE_SECONDS = int(2.5 * 86400)
 IMAGE_MAX_BYTES = 10 * 1024 * 1024  # WeCom's limit for an image (JPG / PNG)
 IMAGE_FETCH_TIMEOUT = 10.0
@@ -174,39 +177,55 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
     return status
 
 
-def lookup(corp_id: str, c: ChunkItem, recipients: list[str], text: str | None) -> tuple[str, list[str]] | None:
+def lookup(corp_id: str, b: BroadcastItem, c: ChunkItem, recipients: list[str],
+           text: str | None) -> tuple[str, list[str]] | None:
     """The task an earlier attempt of this chunk created, if WeCom has it: (msgid, fail list). A
     candidate is a task of the chunk's sender created since the call started, with the chunk's text,
-    recorded by no other chunk (a record of its own is a delivery that died before settling), whose
-    send result lists one of the chunk's recipients."""
+    whose send result lists one of the chunk's recipients (so not another chunk of this broadcast:
+    their recipients are others) and that no other broadcast's chunk settled with (customers: the
+    broadcasts holding a cap claim on the customer it lists; groups: the msgid records)."""
     from chalicelib.wecom.models import GroupMsgListRequest
 
     client = _client(corp_id)
     start = (c.call_started_at or int(time.time())) - LOOKUP_MARGIN
-    msgids, cursor = [], None
+    found, cursor = [], None
     while True:
         page = client.get_groupmsg_list_v2(GroupMsgListRequest(
             chat_type=_chat_type(c), start_time=start, end_time=max(start, int(time.time())) + LOOKUP_MARGIN,
             creator=c.sender, filter_type=0, limit=100, cursor=cursor))
-        msgids += [m.msgid for m in page.group_msg_list if (m.text.content if m.text else None) == text]
+        found += [m for m in page.group_msg_list if (m.text.content if m.text else None) == text]
         cursor = page.next_cursor or None
         if not cursor:
             break
-    ours, recorded = set(recipients), bitems.recorded_msgids(corp_id, msgids)
-    for msgid in [m for m in msgids if recorded.get(m, c.key_sk) == c.key_sk]:  # not another chunk's
+    ours, candidates = set(recipients), []
+    for m in found:
+        first = client.get_groupmsg_send_result(m.msgid, c.sender, limit=1000)
+        shared = sorted({r.external_userid or r.chat_id for r in first.send_list} & ours)
+        if shared:  # else another task of this sender: not ours
+            candidates.append((m, first, shared[0]))
+    if c.kind == "groups":
+        taken = {m for m, chunk in bitems.recorded_msgids(corp_id, [m.msgid for m, _, _ in candidates]).items()
+                 if chunk != c.key_sk}
+    else:
+        from chalicelib.broadcasts.service import day_of
+
+        taken = bitems.others_msgids(corp_id, b.broadcast_id, c.sender, [
+            (day_of(corp_id, int(m.create_time) - back), x) for m, _, x in candidates for back in OTHERS_SENT_WITHIN])
+    for m, result, _ in candidates:
+        if m.msgid in taken:
+            continue
         listed: set[str] = set()
-        cursor, first = None, True
         while True:
-            result = client.get_groupmsg_send_result(msgid, c.sender, limit=1000, cursor=cursor)
-            rows = {r.external_userid or r.chat_id for r in result.send_list}
-            if first and not rows & ours:
-                break  # another task of this sender: not ours
-            first = False
-            listed |= rows
-            cursor = result.next_cursor or None
-            if not cursor:
-                return msgid, [r for r in recipients if r not in listed]
+            listed |= {r.external_userid or r.chat_id for r in result.send_list}
+            if not result.next_cursor:
+                return m.msgid, [r for r in recipients if r not in listed]
+            result = client.get_groupmsg_send_result(m.msgid, c.sender, limit=1000, cursor=result.next_cursor)
     return None
+
+
+# Another broadcast's task seen by a lookup was created within a day of that broadcast's send time
+# (its cap day): its claims are read on the task's day and the day before.
+OTHERS_SENT_WITHIN = (0, 86400)
 
 
 def _text(corp_id: str, b: BroadcastItem, c: ChunkItem) -> str | None:
@@ -252,15 +271,20 @@ def _fetch(url: str) -> bytes:
         raise ImageUnreachable(f"image {url}: {type(exc).__name__}") from exc
 
 
-def _upload(corp_id: str, url: str, msg: Any) -> str:
+def _upload(corp_id: str, url: str, msg: Any, *, moments: bool) -> str:
+    """The image uploaded to WeCom: for Moments with media/upload_attachment (attachment_type 1: the
+    only media ids add_moment_task takes), else with media/upload."""
     from urllib.parse import urlsplit
 
     from chalicelib.wecom import errors
 
     content = _fetch(url)
     filename = (urlsplit(url).path.rsplit("/", 1)[-1] or "image")[-100:]
+    client = _client(corp_id)
     try:
-        return _client(corp_id).upload_media("image", filename, content)
+        if moments:
+            return client.upload_attachment("image", filename, content)
+        return client.upload_media("image", filename, content)
     except errors.ApiError as exc:
         if exc.retryable or _waits_for_operator(exc, msg):
             raise
@@ -270,10 +294,11 @@ def _upload(corp_id: str, url: str, msg: Any) -> str:
 
 
 def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any]]:
-    """The broadcast's attachments for add_msg_template: images by pic_url replaced by a media_id
-    uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
+    """The broadcast's attachments for add_msg_template / add_moment_task: images by pic_url replaced
+    by a media_id uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
     from chalicelib.platform.content import MessageContent
 
+    moments = b.target.get("kind") == "moments"
     attachments = MessageContent.model_validate(b.content).wecom_attachments()
     now, uploads = int(time.time()), dict(b.uploads)
     for a in attachments:
@@ -282,7 +307,7 @@ def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any
             continue
         upload = uploads.get(url)
         if upload is None or now - upload["uploaded_at"] > MEDIA_REUSE_SECONDS:
-            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg), "uploaded_at": now}
+            upload = uploads[url] = {"media_id": _upload(corp_id, url, msg, moments=moments), "uploaded_at": now}
             bitems.set_fields(corp_id, b.broadcast_id, uploads=uploads)  # parallel chunks may each upload: harmless
         a["image"] = {"media_id": upload["media_id"]}
     return attachments
@@ -292,22 +317,27 @@ def send_chunk(msg: planner.SendMessage) -> str:
     from chalicelib.wecom import errors
 
     corp_id = msg.corp_id
-    c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
     b = bitems.get(corp_id, msg.broadcast_id)
+    c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
+    if c is None and b is not None and msg.slices:  # never called: its item is written by its first call
+        c = ChunkItem(broadcast_id=b.broadcast_id, sender=msg.sender, k=msg.k, kind=b.target["kind"],
+                      slices=msg.slices, count=msg.count)
     if c is None or b is None:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
-    if c.status in ("sent", "failed", "cancelled"):
+    if c.status in bitems.SETTLED:
         if not c.released:
             _release(corp_id, b, c, bitems.fail_list(corp_id, c) if c.status == "sent"
                      else bitems.recipients(corp_id, c))
         if c.status == "sent" and b.status == "cancelled" and not c.recalled:
             _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
+        if b.status == "sending":  # the delivery that settled it may have died before finishing
+            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling
         if c.caller != msg.token and time.time() - (c.call_started_at or 0) < CALL_LEASE_SECONDS:
             raise ChunkBusy(f"chunk {c.sender}#{c.k} is being called by another delivery")
-        found = lookup(corp_id, c, recipients, _text(corp_id, b, c))
+        found = lookup(corp_id, b, c, recipients, _text(corp_id, b, c))
         if found is not None:
             return _settled(corp_id, b, c, status="sent", msgid=found[0], fail_list=found[1])
         if b.status != "cancelled":
@@ -381,9 +411,11 @@ def track(msg: planner.TrackMessage) -> str:
 
 # -- Moments ---------------------------------------------------------------------------------------------------
 def send_moment(msg: planner.MomentMessage) -> str:
-    """One add_moment_task. WeCom offers no lookup of a moment task by content, so an attempt whose
-    answer was lost is not repeated: the broadcast fails with `outcome_unknown` (a post twice on
-    every sender's Moments is the worse harm)."""
+    """One add_moment_task, its images by pic_url uploaded first with media/upload_attachment (the
+    only media ids WeCom's Moments take; an image that cannot be fetched or uploaded fails the
+    broadcast, after the retries when its server is down). WeCom offers no lookup of a moment task
+    by content, so an attempt whose answer was lost is not repeated: the broadcast fails with
+    `outcome_unknown` (a post twice on every sender's Moments is the worse harm)."""
     from chalicelib.platform.content import MessageContent
     from chalicelib.wecom import errors
     from chalicelib.wecom.models import MomentTask
@@ -402,8 +434,15 @@ def send_moment(msg: planner.MomentMessage) -> str:
         visible["sender_list"] = {"user_list": t["sender_ids"]}
     if t.get("tag_ids"):
         visible["external_contact_list"] = {"tag_list": t["tag_ids"]}
+    try:
+        attachments = _attachments(corp_id, b, msg)  # images uploaded for Moments, just before the post
+    except (ImageRefused, ImageUnreachable) as exc:
+        if isinstance(exc, ImageUnreachable) and msg.attempt < MAX_DEFERRALS:
+            raise  # deferred with backoff
+        bitems.set_fields(corp_id, b.broadcast_id, status="failed", error=str(exc)[:500])
+        return "failed"
     task = MomentTask(text={"content": content.text} if content.text else None,
-                      attachments=content.wecom_attachments() or None, visible_range=visible or None)
+                      attachments=attachments or None, visible_range=visible or None)
     bitems.set_fields(corp_id, b.broadcast_id, error="calling")
     try:
         resp = _client(corp_id).add_moment_task(task)

@@ -364,7 +364,7 @@ def tick(*, now: float) -> dict[str, int]:
 
 
 def get(corp_id: str, broadcast_id: str) -> BroadcastItem:
-    b = bitems.get(corp_id, broadcast_id)
+    b = bitems.get(corp_id, broadcast_id, totals=True)
     if b is None:
         raise BroadcastNotFound(broadcast_id)
     return b
@@ -383,7 +383,7 @@ def cancel(corp_id: str, broadcast_id: str, *, now: float | None = None) -> Broa
         from chalicelib.broadcasts import planner
 
         planner.enqueue_recall(corp_id, broadcast_id)
-    return cancelled
+    return bitems.with_totals(corp_id, cancelled)
 
 
 class Received(Model):

@@ -173,9 +173,12 @@ def track(corp_id: str, broadcast_id: str, *, now: float | None = None) -> str:
               for c in bitems.chunks_of(corp_id, broadcast_id)]
     sent = [c for c in chunks if c.status == "sent"]
     total = {k: sum(c.results.get(k, 0) for c in sent) for k in ("delivered", "over_quota", "not_friend")}
+    # A cancelled broadcast's sending counters (no finish stores them) go with this write: once every
+    # chunk is settled they are final, and reads take them from here (bitems.with_totals).
     bitems.set_fields(corp_id, broadcast_id, confirmed=sum(c.count - c.fail_count for c in sent if c.confirmed),
-                      delivered=total["delivered"], over_quota=total["over_quota"], unreachable=total["not_friend"])
-    done = all(c.written == "final" for c in chunks) and (b.chunked or not cancelled)
+                      delivered=total["delivered"], over_quota=total["over_quota"], unreachable=total["not_friend"],
+                      **(bitems.totals(chunks) if cancelled else {}))
+    done = all(c.written == "final" for c in chunks) and (b.chunked or not cancelled) and len(chunks) >= b.chunks
     if done or now_s - b.updated_at > TRACK_FOR:
         bitems.track_at(corp_id, broadcast_id, None)
     return "tracked"

@@ -247,11 +247,6 @@ def broadcast_chunk_prefix(broadcast_id: str) -> str:
     return f"BCAST#{broadcast_id}#CHUNK#"
 
 
-def broadcast_counts(corp_id: str, broadcast_id: str) -> Key:
-    """A broadcast's sending counters (each chunk's settle ADDs to this small item, not the broadcast's)."""
-    return _k(corp_partition(corp_id), f"BCAST#{broadcast_id}#COUNTS")
-
-
 def broadcast_fails(corp_id: str, broadcast_id: str, sender: str, k: int, page: int) -> Key:
     """One page (<= 1,000 ids) of a sent chunk's fail list (WeCom's recipients it would not send to)."""
     return _k(corp_partition(corp_id), f"BCAST#{broadcast_id}#FAIL#{sender}#{k:04d}#{page:02d}")

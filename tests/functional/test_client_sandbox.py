@@ -189,6 +189,31 @@ def test_an_uploaded_image_can_be_sent_for_three_days(aws, sb, clock):
     assert refused.value.errcode == 40007
 
 
+def test_an_image_uploaded_for_moments_can_be_posted_for_three_days(aws, sb, clock):
+    """media/upload_attachment (media_type image, attachment_type 1) -> a media_id add_moment_task
+    takes until 3 days have passed; media/upload's ids are not Moments'."""
+    client = worker_client(sb, clock)
+    media_id = client.upload_attachment("image", "sale.png", PNG)
+    stored = sb.world.corp(CORP).media[media_id]
+    assert (stored.kind, stored.attachment_type, stored.filename) == ("image", 1, "sale.png")
+
+    def post(media: str):
+        return client.add_moment_task(m.MomentTask(attachments=[
+            m.Attachment(msgtype="image", image=m.Image(media_id=media))]))
+
+    assert post(media_id).jobid
+    with pytest.raises(errors.ApiError) as refused:
+        post(client.upload_media("image", "sale.png", PNG))
+    assert refused.value.errcode == 40007
+    clock.advance(3 * 86400)
+    with pytest.raises(errors.ApiError) as refused:
+        post(media_id)
+    assert refused.value.errcode == 40007
+    with pytest.raises(ValueError):  # checked as WeCom checks it, without a call
+        client.upload_attachment("image", "a.gif", b"GIF89a" + b"\0" * 100)
+    assert len(sb.requests("media/upload_attachment")) == 1
+
+
 @pytest.mark.parametrize(("kind", "filename", "content"), [
     ("image", "a.gif", b"GIF89a" + b"\0" * 100),  # images are JPG or PNG
     ("image", "big.png", PNG + b"\0" * (10 * 1024 * 1024)),  # over 10 MB

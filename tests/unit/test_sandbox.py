@@ -66,8 +66,16 @@ class Api:
         return self.http.post("/cgi-bin/media/upload", params={"access_token": self.token, "type": kind},
                               files={"media": (filename, content, content_type)}).json()
 
-    def image(self):
-        resp = self.upload("image", PNG)
+    def upload_attachment(self, kind, content, attachment_type=1, filename="a.png", content_type="image/png"):
+        """media/upload_attachment (Moments: attachment_type 1): the same multipart part "media"."""
+        return self.http.post("/cgi-bin/media/upload_attachment",
+                              params={"access_token": self.token, "media_type": kind,
+                                      "attachment_type": attachment_type},
+                              files={"media": (filename, content, content_type)}).json()
+
+    def image(self, attachment_type=None):
+        resp = (self.upload("image", PNG) if attachment_type is None
+                else self.upload_attachment("image", PNG, attachment_type))
         assert resp["errcode"] == 0, resp
         return {"msgtype": "image", "image": {"media_id": resp["media_id"]}}
 
@@ -499,6 +507,31 @@ def test_media_upload_rules(sb, api):
                          json={"media": "x"}).json()["errcode"] == 41005  # not multipart
 
 
+def test_upload_attachment_rules_and_moments_take_only_its_media_ids(sb, api):
+    """media/upload_attachment (doc 95098): media_type image | video | file, attachment_type 1
+    (Moments) or 2 (product album), the file in part "media", the limits of media/upload."""
+    resp = api.upload_attachment("image", PNG)
+    assert (resp["errcode"], resp["type"]) == (0, "image") and resp["media_id"]
+    assert resp["created_at"] == str(T0)
+    assert api.upload_attachment("image", JPG, filename="a.jpg", content_type="image/jpeg")["errcode"] == 0
+    assert api.upload_attachment("image", b"GIF89a" + b"\0" * 100)["errcode"] == 40005
+    assert api.upload_attachment("image", PNG + b"\0" * (10 * 1024 * 1024))["errcode"] == 40009
+    assert api.upload_attachment("voice", PNG)["errcode"] == 40004  # image, video or file only
+    assert api.upload_attachment("image", PNG, attachment_type=3)["errcode"] == 40058
+    assert api.upload_attachment("video", b"\0\0\0\x18ftypmp42" + b"\0" * 100, filename="a.mp4",
+                                 content_type="video/mp4")["errcode"] == 0
+    no_part = api.http.post("/cgi-bin/media/upload_attachment",
+                            params={"access_token": api.token, "media_type": "image", "attachment_type": 1},
+                            files={"other": ("a.png", PNG, "image/png")}).json()
+    assert no_part["errcode"] == 41005
+    moment = "externalcontact/add_moment_task"
+    assert api.post(moment, {"attachments": [api.image(attachment_type=1)]})["errcode"] == 0
+    assert api.post(moment, {"attachments": [api.image(attachment_type=2)]})["errcode"] == 40007  # an album's
+    assert api.post(moment, {"attachments": [api.image()]})["errcode"] == 40007  # media/upload's
+    assert api.post(moment, {"attachments": [  # a URL is not how Moments take images
+        {"msgtype": "image", "image": {"pic_url": "https://x.test/a.png"}}]})["errcode"] == 41006
+
+
 def test_image_media_ids_are_refused_unknown_or_after_three_days(sb, api, clock):
     ext = scan(sb, api)["external_userid"]
     add, moment = "externalcontact/add_msg_template", "externalcontact/add_moment_task"
@@ -510,12 +543,15 @@ def test_image_media_ids_are_refused_unknown_or_after_three_days(sb, api, clock)
         assert api.post(add, {"external_userid": [ext], "attachments": [bad]})["errcode"] == 40007
         assert api.post(moment, {"attachments": [bad]})["errcode"] == 40007
     assert api.post(add, {"external_userid": [ext], "attachments": [image]})["errcode"] == 0
-    assert api.post(moment, {"attachments": [image]})["errcode"] == 0
+    assert api.post(moment, {"attachments": [image]})["errcode"] == 40007  # Moments take upload_attachment's ids
+    for_moments = api.image(attachment_type=1)
+    assert api.post(moment, {"attachments": [for_moments]})["errcode"] == 0
     clock.advance(3 * 86400 - 1)
     api.token = api.get("gettoken", corpid=CORP, corpsecret=SECRET)["access_token"]  # 2 h tokens
-    assert api.post(moment, {"attachments": [image]})["errcode"] == 0
+    assert api.post(moment, {"attachments": [for_moments]})["errcode"] == 0
+    assert api.post(add, {"external_userid": [ext], "attachments": [image]})["errcode"] == 0
     clock.advance(1)  # three days after the upload: expired
-    assert api.post(moment, {"attachments": [image]})["errcode"] == 40007
+    assert api.post(moment, {"attachments": [for_moments]})["errcode"] == 40007
     assert api.post(add, {"external_userid": [ext], "attachments": [image]})["errcode"] == 40007
     code = scan(sb, api)["welcome_code"]
     send = "externalcontact/send_welcome_msg"

@@ -73,6 +73,31 @@ def test_a_wrong_key_is_refused_at_the_key_field_and_sign_out_forgets_the_key(br
     assert browser.js("sessionStorage.getItem('scrm.console.key')") is None
 
 
+def test_dates_are_the_corps_not_the_browsers(browser, stack):
+    """An operator abroad (the browser in New York) sees and picks the corp's days and times (Asia/Shanghai)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    corp_zone = ZoneInfo(api(stack, "GET", "/me").json()["corp"]["time_zone"])
+    browser.send("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    try:
+        sign_in(browser, stack, stack.demo["api_key"])
+        browser.fill("#lang", "en")
+        assert browser.js("document.getElementById('who').textContent") == f"Demo Corp · {corp_zone.key}"
+        ui = "import(location.origin + '/console/ui.js')"
+        assert browser.js(f"{ui}.then(m => m.fmtTime(1))") == "1/1/1970, 8:00:01 AM"  # NY: 7 PM the day before
+        midnight = int(datetime(2026, 1, 31, tzinfo=corp_zone).timestamp())
+        assert browser.js(f"{ui}.then(m => m.zonedEpoch('2026-01-31'))") == midnight
+        assert browser.js(f"{ui}.then(m => m.zonedEpoch('2026-01-31T09:30'))") == midnight + 9 * 3600 + 1800
+        before = datetime.now(corp_zone).date().isoformat()
+        shown = browser.js(f"{ui}.then(m => m.today())")
+        assert shown in {before, datetime.now(corp_zone).date().isoformat()}  # (either side of a midnight)
+        open_page(browser, stack, "dashboard")
+        assert browser.js("document.querySelector('#stats-range input[name=to]').value") == shown
+    finally:
+        browser.send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Shanghai"})
+
+
 def test_a_bad_channel_code_shows_the_apis_error_at_its_field_and_creates_nothing(browser, stack):
     sign_in(browser, stack, stack.demo["api_key"])
     open_page(browser, stack, "channel-codes")

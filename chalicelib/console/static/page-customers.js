@@ -1,10 +1,10 @@
 // Customers: search by tag, staff, channel, status and dates; one customer's profile, tags (edit)
 // and timeline at #/customers/<customer_id>.
 import { t } from "./i18n.js";
-import { api, csv, fmtTime, form, h, query, section, table, tagOptions } from "./ui.js";
+import { api, csv, fmtTime, form, h, query, section, table, tagOptions, zonedEpoch } from "./ui.js";
 
 const STATUSES = ["", "active", "pending", "lost", "removed", "transferred"];
-const epoch = (d, end) => (d ? Math.floor(new Date(d + (end ? "T23:59:59" : "T00:00:00")).getTime() / 1000) : "");
+const epoch = (d, end) => (d ? zonedEpoch(d + (end ? "T23:59:59" : "")) : "");  // the corp's day
 
 async function detail(main, ctx, id) {
   const [c, library] = await Promise.all([api("GET", `/customers/${encodeURIComponent(id)}`), api("GET", "/tags")]);

@@ -4,6 +4,7 @@ sign-in to a broadcast, each step waiting for what the page shows (never for a f
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -297,6 +298,12 @@ def test_a_customer_sync_of_1000_customers_shows_its_progress(browser, stack):
     assert seen >= SEEDED_CUSTOMERS
 
 
+def assert_no_placeholders(browser, page: str) -> None:
+    """No value left unfilled on the page (a null or undefined drawn as text)."""
+    shown = browser.js("document.getElementById('main').innerText")
+    assert not re.search(r"\b(null|undefined|NaN)", shown), f"{page}: {shown[:1500]}"
+
+
 def simulate(stack, action: str, **body) -> dict:
     wecom = stack.wecom_api_base.rsplit("/cgi-bin", 1)[0]
     done = httpx.post(f"{wecom}/sandbox/corps/{stack.demo['corp_id']}/simulate/{action}", json=body, timeout=30)
@@ -399,6 +406,7 @@ def test_a_handover_is_refused_at_its_takeovers_then_runs_and_shows_each_custome
     browser.wait("document.querySelector('[data-entry-status]').dataset.entryStatus === 'done'")  # refreshed on its own
     assert browser.js("document.querySelector('[data-entry-status]').closest('tr').innerText").count(customer) == 1
     browser.wait("document.querySelector('main [data-handover-status]').dataset.handoverStatus === 'done'")
+    assert_no_placeholders(browser, "handover")
     browser.screenshot(str(SCREENSHOTS / "handover.png"))
 
 
@@ -436,6 +444,7 @@ def _check_page(browser, stack, page: str, label: str) -> None:
     load = load_page(browser, stack, page)
     LOAD_TIMES[f"{label}:{page}"] = load["loaded_ms"]
     within_budget(load)
+    assert_no_placeholders(browser, page)
     unlabelled = browser.js("""[...document.querySelectorAll('input, select, textarea')]
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name || e.id)""")
     assert unlabelled == [], f"{page}: fields without a label: {unlabelled}"

@@ -45,8 +45,7 @@ async function detail(main, ctx, id) {
       h("dt", {}, t("status")), h("dd", {}, progress(hv))),
     counts(hv.customers));
     results.replaceChildren(h("h3", {}, t("ho_customers")), entries("customer", customers.items),
-      groups ? h("h3", {}, t("ho_groups")) : null, groups ? counts(hv.group_statuses) : null,
-      groups ? entries("group", groups.items) : null);
+      ...(groups ? [h("h3", {}, t("ho_groups")), counts(hv.group_statuses), entries("group", groups.items)] : []));
     return hv;
   };
   const filter = form("handover-filter", [{ name: "status", label: "status", type: "select",

@@ -379,6 +379,12 @@ def test_an_sop_calendar_is_refused_at_its_rule_then_created_sent_paused_and_res
     browser.click("[data-action=resume]")
     browser.wait("!!document.querySelector('[data-calendar-status=active]')")
     assert [c["status"] for c in api(stack, "GET", "/sop-calendars").json()["items"]] == ["active"]
+    (rules_before,) = [c["rules"] for c in api(stack, "GET", "/sop-calendars").json()["items"]]
+    browser.fill("#sop-edit [name=name]", "Store onboarding, week 1")  # edited: its rules sent as they are
+    browser.click("#sop-edit button[type=submit]")
+    browser.wait("document.querySelector('main .profile').innerText.includes('Store onboarding, week 1')")
+    (edited,) = api(stack, "GET", "/sop-calendars").json()["items"]
+    assert edited["name"] == "Store onboarding, week 1" and edited["rules"] == rules_before  # same ids, same schedule
     open_page(browser, stack, "sop")
     browser.wait("document.getElementById('main').innerText.includes('Store onboarding')")
     browser.screenshot(str(SCREENSHOTS / "sop-calendars.png"))

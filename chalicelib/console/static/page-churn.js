@@ -29,16 +29,16 @@ function settingsForm(s, pendingBox) {
 const pending = (s) => h("p", { "data-pending": s.pending }, `${t("ch_pending")}: ${s.pending}`);
 
 export async function render(main, ctx) {
-  const [library, alerts] = await Promise.all([api("GET", "/tags"), api("GET", "/churn-alerts")]);
-  const tagName = Object.fromEntries(library.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, x.name])));
+  const library = api("GET", "/tags");  // read once, alongside the first churns (names for their tag ids)
   const results = h("div");
   let cursor = null;
   let last = {};
   const load = async (v, more = false) => {
     last = v;
-    const page = await api("GET", "/churn" + query({ kind: v.kind, staff_id: v.staff_id, channel: v.channel, since: v.since,
-      until: v.until, limit: 50, cursor: more ? cursor : null }));
+    const [page, tags] = await Promise.all([api("GET", "/churn" + query({ kind: v.kind, staff_id: v.staff_id, channel: v.channel,
+      since: v.since, until: v.until, limit: 50, cursor: more ? cursor : null })), library]);
     if (!ctx.current()) return;
+    const tagName = Object.fromEntries(tags.groups.flatMap((g) => g.tags.map((x) => [x.tag_id, x.name])));
     cursor = page.next_cursor;
     const rows = table([
       ["ch_at", (c) => fmtTime(c.at)],
@@ -52,6 +52,7 @@ export async function render(main, ctx) {
     results.append(rows);
     if (cursor) results.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(last, true); } }, t("more")));
   };
+  const [alerts] = await Promise.all([api("GET", "/churn-alerts"), load({})]);  // at once
   const f = form("churn-search", [
     { name: "kind", label: "kind", type: "select", options: [["", t("any")], ["lost", t("s_lost")], ["removed", t("s_removed")]] },
     { name: "staff_id", label: "staff_ids" },
@@ -63,5 +64,4 @@ export async function render(main, ctx) {
   const pendingBox = h("div", {}, pending(alerts));
   const noAgent = session.corp && !session.corp.agent_configured ? h("p.hint", {}, t("ch_no_agent")) : null;
   main.append(section("ch_list", f, results), section("ch_alerts", h("p.hint", {}, t("ch_alerts_intro")), noAgent, pendingBox, settingsForm(alerts, pendingBox)));
-  await load({});
 }

@@ -34,8 +34,6 @@ async function detail(main, ctx, id) {
 
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
-  const library = await api("GET", "/tags");
-  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const results = h("div");
   let cursor = null;
   let last = {};
@@ -53,6 +51,9 @@ export async function render(main, ctx) {
     results.append(rows);
     if (cursor) results.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(last, true); } }, t("more")));
   };
+  // the tag library (for the filter) and the first customers at once: the page waits for the slower only
+  const [library] = await Promise.all([api("GET", "/tags"), load({})]);
+  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const f = form("customer-search", [
     { name: "tag", label: "tag", type: "select", options: tagChoices },
     { name: "staff_id", label: "staff_ids" },
@@ -63,5 +64,4 @@ export async function render(main, ctx) {
   ], "search", (v) => load(v));
   f.classList.add("inline");
   main.append(f, results);
-  await load({});
 }

@@ -62,7 +62,6 @@ async function detail(main, ctx, id) {
 
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
-  const segments = await api("GET", "/segments?limit=200");
   const listBox = h("div");
   const refresh = async () => {
     const list = await api("GET", "/handovers" + query({ limit: 20 }));
@@ -73,6 +72,7 @@ export async function render(main, ctx) {
       ["status", (x) => h("span", { "data-handover-status": x.status }, t("ho_s_" + x.status))],
     ], list.items, "ho_none"));
   };
+  const [segments] = await Promise.all([api("GET", "/segments?limit=200"), refresh()]);
   const f = form("handover-create", [
     { name: "mode", label: "ho_mode", type: "select", options: [["in_service", t("ho_m_in_service")], ["resigned", t("ho_m_resigned")]] },
     { name: "from_staff_id", label: "ho_from" },
@@ -120,6 +120,5 @@ export async function render(main, ctx) {
   main.append(section("ho_list", listBox), section("ho_create", f),
     section("ho_unassigned", h("p.hint", {}, t("ho_unassigned_intro")),
       h("div.actions", {}, h("button", { type: "button", onclick: lookUnassigned }, t("look"))), unassigned, all));
-  await refresh();
   ctx.every(5000, () => refresh().catch(() => {}));
 }

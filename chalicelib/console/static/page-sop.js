@@ -64,8 +64,11 @@ function atFields(e) {
 }
 
 // The calendar's form: its name, grace and rules (added and removed in place, values kept).
+// send(body) gets `rules` only when they differ from the calendar's: rules left as they were are not
+// checked again (a date rule that was sent is in the past, and would be refused).
 function calendarForm(id, cal, segments, submitLabel, send) {
   const box = h("div");
+  let initial = null;  // the rules as the form first read them
   const build = (rules, values = {}) => {
     const kept = rules.map((r) => ({ attachments: r.content?.attachments || [] }));
     const fields = [
@@ -73,9 +76,10 @@ function calendarForm(id, cal, segments, submitLabel, send) {
       { name: "grace_minutes", label: "sop_grace", type: "number", value: cal.grace_minutes ?? 120, hint: "sop_grace_hint" },
       ...rules.flatMap((r, i) => ruleFields(i, r, segments)),
     ].map((f) => (f.name in values ? { ...f, value: values[f.name] } : f));
+    const rulesOf = (v) => rules.map((_, i) => ruleBody(v, i, kept[i]));
     const f = form(id, fields, submitLabel, async (v) => {
-      const body = { name: v.name, grace_minutes: v.grace_minutes === "" ? null : Number(v.grace_minutes),
-        rules: rules.map((_, i) => ruleBody(v, i, kept[i])) };
+      const body = { name: v.name, grace_minutes: v.grace_minutes === "" ? null : Number(v.grace_minutes), rules: rulesOf(v) };
+      if (JSON.stringify(body.rules) === initial) delete body.rules;
       try { await send(body); } catch (e) { throw atFields(e); }
     });
     const current = () => Object.fromEntries(Object.entries(f.inputs).map(([k, x]) => [k, x.value]));
@@ -108,6 +112,7 @@ function calendarForm(id, cal, segments, submitLabel, send) {
     });
     f.querySelector(".actions").prepend(h("button.secondary", { type: "button", onclick: () => build([...rules, BLANK], current()) }, t("sop_add_rule")));
     box.replaceChildren(f);
+    if (initial === null && cal.rules?.length) initial = JSON.stringify(rulesOf(current()));
   };
   build(cal.rules?.length ? cal.rules : [BLANK]);
   return box;
@@ -165,7 +170,6 @@ async function detail(main, ctx, id) {
 
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
-  const segments = await api("GET", "/segments?limit=200");
   const listBox = h("div");
   const msg = h("div");
   const refresh = async () => {
@@ -179,10 +183,10 @@ export async function render(main, ctx) {
       ["", (c) => pauseButton(c, refresh, msg)],
     ], list.items, "sop_none"));
   };
+  const [segments] = await Promise.all([api("GET", "/segments?limit=200"), refresh()]);
   main.append(section("sop_list", msg, listBox),
     section("sop_create", calendarForm("sop-create", {}, segments.items, "create", async (body) => {
       const c = await api("POST", "/sop-calendars", body);
       location.hash = "#/sop/" + encodeURIComponent(c.calendar_id);
     })));
-  await refresh();
 }

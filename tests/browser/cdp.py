@@ -127,7 +127,8 @@ class Browser:
         self._results: dict[int, dict[str, Any]] = {}
         self._cond = threading.Condition()
         self.console_errors: list[str] = []
-        # every request the page makes, in order: {"url", "method", "status", "bytes" (None until finished)}
+        # every request the page makes, in order: {"url", "method", "status", "bytes" (None until finished),
+        # "ms" (from sent to its last byte)}
         self.requests: list[dict[str, Any]] = []
         self._by_id: dict[str, dict[str, Any]] = {}
         self.reader = threading.Thread(target=self._read, name="cdp", daemon=True)
@@ -187,13 +188,16 @@ class Browser:
             if method == "Network.requestWillBeSent":
                 if "redirectResponse" in p and p["requestId"] in self._by_id:  # the same id goes on
                     self._by_id.pop(p["requestId"])["bytes"] = 0
-                entry = {"url": p["request"]["url"], "method": p["request"]["method"], "status": None, "bytes": None}
+                entry = {"url": p["request"]["url"], "method": p["request"]["method"], "status": None, "bytes": None,
+                         "sent": p["timestamp"], "ms": None}
                 self._by_id[p["requestId"]] = entry
                 self.requests.append(entry)
             elif method == "Network.responseReceived" and p["requestId"] in self._by_id:
                 self._by_id[p["requestId"]]["status"] = p["response"]["status"]
             elif method in ("Network.loadingFinished", "Network.loadingFailed") and p["requestId"] in self._by_id:
-                self._by_id.pop(p["requestId"])["bytes"] = int(p.get("encodedDataLength", 0))
+                entry = self._by_id.pop(p["requestId"])
+                entry["ms"] = round(1000 * (p["timestamp"] - entry["sent"]))
+                entry["bytes"] = int(p.get("encodedDataLength", 0))
 
     def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
         with self._cond:

@@ -5,8 +5,10 @@ headless Chromium (tests/browser/cdp.py) for the module. Screenshots go to tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,10 @@ def seed_customers(sb, corp_id: str, n: int) -> None:
             corp.relations[(ext, staff[i % 3])] = Relation(staff[i % 3], ext, t0 + i * 60)
 
 
-@pytest.fixture(scope="module")
-def stack():
+@contextlib.contextmanager
+def running_stack(seeded: int = SEEDED_CUSTOMERS) -> Iterator:
+    """The local stack on free ports with the demo corp registered and `seeded` customers waiting in the
+    sandbox for a sync; the environment as it was afterwards (bench/console_load.py starts it too)."""
     from infra.local_stack import LocalStack, free_port
     from tests.conftest import reset_caches
 
@@ -41,13 +45,19 @@ def stack():
     local.start()
     try:
         local.register_demo_corp()
-        seed_customers(local.sandbox_app, local.demo["corp_id"], SEEDED_CUSTOMERS)
+        seed_customers(local.sandbox_app, local.demo["corp_id"], seeded)
         yield local
     finally:
         local.stop()
         os.environ.clear()
         os.environ.update(saved)
         reset_caches()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with running_stack() as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from chalicelib.api.core import (
 )
 
 if TYPE_CHECKING:
-    from chalicelib.corps.service import ApiKeyCreated, ApiKeyView, CorpCreated, CorpView, Health
+    from chalicelib.corps.service import ApiKeyCreated, ApiKeyView, CorpCreated, CorpView, Health, MeView
     from chalicelib.platform.dead_letters import DeadLetterPeek, DeadLetterSummary, RedriveResult
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,21 @@ def _visible_corp(call: Call):
           auth="any", response=Lazy(f"{CORPS}:CorpView"))
 def get_corp(call: Call) -> CorpView:
     return _view(_visible_corp(call), call)
+
+
+@endpoint(bp, "GET", f"{API_PREFIX}/me", summary="Who this key is: its role and, for a corp key, the corp (name, "
+          "time zone, whether its app is set)", auth="any", response=Lazy(f"{CORPS}:MeView"))
+def me(call: Call) -> MeView:
+    from chalicelib.corps import items as corp_items
+    from chalicelib.corps.service import MeView, MyCorp
+
+    if call.principal.is_admin:
+        return MeView(role="admin", corp=None)
+    item = corp_items.get_corp(call.principal.require_corp())
+    if item is None:  # a key left behind by a corp that is gone
+        raise not_found(f"corp {call.principal.corp_id}")
+    return MeView(role="corp", corp=MyCorp(corp_id=item.corp_id, name=item.name, time_zone=item.time_zone,
+                                           agent_configured=bool(item.agent_id)))
 
 
 @endpoint(bp, "POST", f"{API_PREFIX}/corps/{{corp_id}}/api-keys",

@@ -6,7 +6,7 @@ included) defines none of these models: the routes name them lazily (`api.core.L
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, ConfigDict, Field, SecretStr, field_validator
@@ -129,6 +129,21 @@ class ApiKeyView(Model):
     created_at: int
     last4: str = Field(description="the key's last 4 characters")
     current: bool = Field(description="true for the key that made this request")
+
+
+class MyCorp(Model):
+    corp_id: str
+    name: str
+    time_zone: str = Field(description="IANA zone: the corp's days (stats, schedules) are calendar days here")
+    agent_configured: bool = Field(description="whether the corp's app (agent id) is set: app messages (churn "
+                                               "alerts, SOP reminders) need it")
+
+
+class MeView(Model):
+    """GET /me: who the key making the request is."""
+
+    role: Literal["corp", "admin"] = Field(description="corp: a corp-scoped key; admin: the admin key")
+    corp: MyCorp | None = Field(description="the key's corp; null for the admin key")
 
 
 class Health(Model):

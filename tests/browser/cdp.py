@@ -127,9 +127,13 @@ class Browser:
         self._results: dict[int, dict[str, Any]] = {}
         self._cond = threading.Condition()
         self.console_errors: list[str] = []
+        # every request the page makes, in order: {"url", "method", "status", "bytes" (None until finished),
+        # "ms" (from sent to its last byte)}
+        self.requests: list[dict[str, Any]] = []
+        self._by_id: dict[str, dict[str, Any]] = {}
         self.reader = threading.Thread(target=self._read, name="cdp", daemon=True)
         self.reader.start()
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
         self.resize(width, height)
         # the operators' clock: the console's "today" is the browser's (the demo corp's is Asia/Shanghai)
@@ -173,9 +177,27 @@ class Browser:
             elif msg.get("method") == "Runtime.consoleAPICalled" and msg["params"]["type"] in ("error", "assert"):
                 self.console_errors.append("console.error: " + " ".join(
                     str(a.get("value", a.get("description", ""))) for a in msg["params"]["args"]))
+            elif msg.get("method", "").startswith("Network."):
+                self._network(msg["method"], msg["params"])
             elif msg.get("method") == "Log.entryAdded" and msg["params"]["entry"]["level"] == "error":
                 entry = msg["params"]["entry"]
                 self.console_errors.append(f"log: {entry.get('text')} {entry.get('url', '')}")
+
+    def _network(self, method: str, p: dict[str, Any]) -> None:
+        with self._cond:
+            if method == "Network.requestWillBeSent":
+                if "redirectResponse" in p and p["requestId"] in self._by_id:  # the same id goes on
+                    self._by_id.pop(p["requestId"])["bytes"] = 0
+                entry = {"url": p["request"]["url"], "method": p["request"]["method"], "status": None, "bytes": None,
+                         "sent": p["timestamp"], "ms": None}
+                self._by_id[p["requestId"]] = entry
+                self.requests.append(entry)
+            elif method == "Network.responseReceived" and p["requestId"] in self._by_id:
+                self._by_id[p["requestId"]]["status"] = p["response"]["status"]
+            elif method in ("Network.loadingFinished", "Network.loadingFailed") and p["requestId"] in self._by_id:
+                entry = self._by_id.pop(p["requestId"])
+                entry["ms"] = round(1000 * (p["timestamp"] - entry["sent"]))
+                entry["bytes"] = int(p.get("encodedDataLength", 0))
 
     def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> dict[str, Any]:
         with self._cond:
@@ -220,6 +242,19 @@ class Browser:
         except TimeoutError:
             text = self.js("document.querySelector('main')?.innerText.slice(0, 1500) ?? ''")
             raise AssertionError(f"not met in {timeout} s: {expression}\n--- page ---\n{text}") from None
+
+    def settled(self, start: int, end: int | None = None, timeout: float = PATIENCE) -> list[dict[str, Any]]:
+        """The requests made from index `start` (to `end`), once every one of them has finished."""
+        def done() -> tuple[list[dict[str, Any]]] | None:  # (a tuple: an empty list is an answer too)
+            with self._cond:
+                made = [dict(r) for r in self.requests[start:end]]
+            return (made,) if all(r["bytes"] is not None for r in made) else None
+
+        try:
+            return self._until(done, timeout, "")[0]
+        except TimeoutError:
+            raise AssertionError(f"requests still open after {timeout} s: "
+                                 f"{[r['url'] for r in self.requests[start:end] if r['bytes'] is None]}") from None
 
     def fill(self, selector: str, value: str) -> None:
         self.js(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});

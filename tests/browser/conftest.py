@@ -5,7 +5,9 @@ to tests/browser/screenshots/ (ignored by git) for a reviewer to look at."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +30,21 @@ def seed_customers(sb, corp_id: str, n: int) -> None:
             corp.relations[(ext, staff[i % 3])] = Relation(staff[i % 3], ext, t0 + i * 60)
 
 
-@pytest.fixture(scope="module")
-def stack():
+@contextlib.contextmanager
+def running_stack(seeded: int = SEEDED_CUSTOMERS) -> Iterator:
+    """The local stack on free ports with the demo corp registered and `seeded` customers waiting in the
+    sandbox for a sync; the environment as it was afterwards (bench/console_load.py starts it too)."""
     from tests.helpers import local_stack
 
     with local_stack(admin_key="admin-browser-key") as local:
         local.register_demo_corp()
-        seed_customers(local.sandbox_app, local.demo["corp_id"], SEEDED_CUSTOMERS)
+        seed_customers(local.sandbox_app, local.demo["corp_id"], seeded)
+        yield local
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with running_stack() as local:
         yield local
 
 

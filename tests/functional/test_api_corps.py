@@ -172,3 +172,34 @@ def test_openapi_describes_the_lazily_loaded_acquisition_endpoints(chalice_clien
     assert set(page["properties"]) == {"items", "next_cursor"}
     assert {p["name"] for p in listing["parameters"]} >= {"tag", "staff_id", "channel", "status", "cursor"}
     assert "from" in {p["name"] for p in spec["paths"]["/api/v1/stats/contacts"]["get"]["parameters"]}
+
+
+def test_me_tells_a_key_its_corp_time_zone_agent_and_role(chalice_client, aws):
+    def registered(body: dict) -> str:
+        resp = chalice_client.http.post("/api/v1/corps", headers=ADMIN, body=json.dumps(body))
+        assert resp.status_code == 201, resp.body
+        return json.loads(resp.body)["api_key"]
+
+    plain = registered(corp_body("wwNoAgent", name="Plain", time_zone="Europe/Berlin"))
+    with_agent = registered(corp_body("wwAgent", name="With app", agent_id="1000002"))
+
+    me = chalice_client.http.get("/api/v1/me", headers=_auth(plain))
+    assert me.status_code == 200, me.body
+    assert json.loads(me.body) == {"role": "corp", "corp": {"corp_id": "wwNoAgent", "name": "Plain",
+                                                            "time_zone": "Europe/Berlin", "agent_configured": False}}
+    corp = json.loads(chalice_client.http.get("/api/v1/me", headers=_auth(with_agent)).body)["corp"]
+    assert corp["corp_id"] == "wwAgent" and corp["time_zone"] == "Asia/Shanghai" and corp["agent_configured"] is True
+
+    admin = chalice_client.http.get("/api/v1/me", headers=ADMIN)
+    assert admin.status_code == 200 and json.loads(admin.body) == {"role": "admin", "corp": None}
+    for headers in ({}, _auth("scrm_unknown")):
+        refused = chalice_client.http.get("/api/v1/me", headers=headers)
+        assert refused.status_code == 401 and json.loads(refused.body)["error"]["code"] == "unauthenticated"
+
+
+def test_me_is_in_the_openapi_document_with_its_typed_answer(chalice_client, aws):
+    spec = json.loads(chalice_client.http.get("/api/v1/openapi.json").body)
+    op = spec["paths"]["/api/v1/me"]["get"]
+    assert set(op["responses"]) >= {"200", "401"}
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(spec["components"]["schemas"][ref]["properties"]) == {"role", "corp"}

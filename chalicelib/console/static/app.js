@@ -9,15 +9,11 @@ const nav = document.getElementById("nav");
 let timers = [];
 let rendering = 0;
 
-// Which kind of key: dead letters answer 200 to the admin key, 403 to a corp key, 401 to no key.
+// Which kind of key, and its corp (its time zone: the console's dates are the corp's).
 async function whoIs(key) {
-  try {
-    await api("GET", "/dead-letters", undefined, key);
-    return "admin";
-  } catch (e) {
-    if (e instanceof ApiError && e.code === "admin_key_required") return "corp";
-    throw e;
-  }
+  const me = await api("GET", "/me", undefined, key);
+  session.corp = me.corp;
+  return me.role;
 }
 
 function visiblePages() {
@@ -52,7 +48,8 @@ function renderNav(current) {
   nav.replaceChildren(h("ul", {}, visiblePages().map((p) =>
     h("li", {}, h("a", { href: "#/" + p.path, "aria-current": p.path === current ? "page" : null }, t(p.title))))));
   document.getElementById("signout").hidden = false;
-  document.getElementById("who").textContent = t(session.role === "admin" ? "role_admin" : "role_corp");
+  document.getElementById("who").textContent = session.corp
+    ? `${session.corp.name} · ${session.corp.time_zone}` : t(session.role === "admin" ? "role_admin" : "role_corp");
 }
 
 export async function route() {
@@ -96,6 +93,7 @@ export async function route() {
 function signOut() {
   session.key = null;
   session.role = null;
+  session.corp = null;
   location.hash = "";
   route();
 }

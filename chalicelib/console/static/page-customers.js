@@ -1,10 +1,10 @@
 // Customers: search by tag, staff, channel, status and dates; one customer's profile, tags (edit)
 // and timeline at #/customers/<customer_id>.
 import { t } from "./i18n.js";
-import { api, csv, fmtTime, form, h, query, section, table, tagOptions } from "./ui.js";
+import { api, csv, fmtTime, form, h, query, section, table, tagOptions, zonedEpoch } from "./ui.js";
 
 const STATUSES = ["", "active", "pending", "lost", "removed", "transferred"];
-const epoch = (d, end) => (d ? Math.floor(new Date(d + (end ? "T23:59:59" : "T00:00:00")).getTime() / 1000) : "");
+const epoch = (d, end) => (d ? zonedEpoch(d + (end ? "T23:59:59" : "")) : "");  // the corp's day
 
 async function detail(main, ctx, id) {
   const [c, library] = await Promise.all([api("GET", `/customers/${encodeURIComponent(id)}`), api("GET", "/tags")]);
@@ -34,8 +34,6 @@ async function detail(main, ctx, id) {
 
 export async function render(main, ctx) {
   if (ctx.arg) return detail(main, ctx, ctx.arg);
-  const library = await api("GET", "/tags");
-  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const results = h("div");
   let cursor = null;
   let last = {};
@@ -53,6 +51,9 @@ export async function render(main, ctx) {
     results.append(rows);
     if (cursor) results.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(last, true); } }, t("more")));
   };
+  // the tag library (for the filter) and the first customers at once: the page waits for the slower only
+  const [library] = await Promise.all([api("GET", "/tags"), load({})]);
+  const tagChoices = [["", t("any")], ...tagOptions(library)];
   const f = form("customer-search", [
     { name: "tag", label: "tag", type: "select", options: tagChoices },
     { name: "staff_id", label: "staff_ids" },
@@ -63,5 +64,4 @@ export async function render(main, ctx) {
   ], "search", (v) => load(v));
   f.classList.add("inline");
   main.append(f, results);
-  await load({});
 }

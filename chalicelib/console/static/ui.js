@@ -6,7 +6,8 @@ const KEY = "scrm.console.key";  // sessionStorage only: gone when the tab close
 export const session = {
   get key() { return sessionStorage.getItem(KEY); },
   set key(value) { value ? sessionStorage.setItem(KEY, value) : sessionStorage.removeItem(KEY); },
-  role: null,  // "corp" | "admin", found at sign-in
+  role: null,  // "corp" | "admin", found at sign-in (GET /me)
+  corp: null,  // the key's corp from GET /me: {corp_id, name, time_zone, agent_configured}
 };
 
 // The API is beside the console: <base>/console -> <base>/api/v1 (API Gateway adds a stage prefix).
@@ -59,11 +60,25 @@ export function h(spec, attrs = {}, ...children) {
   return el;
 }
 
-export const fmtTime = (s) => (s ? new Date(s * 1000).toLocaleString(getLang() === "zh" ? "zh-CN" : "en") : "—");
-export const today = (offsetDays = 0) => {
-  const d = new Date(Date.now() + offsetDays * 86400000);
-  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+// Dates and times are the corp's (its time zone, from GET /me), as the API counts days, not the browser's.
+export const zone = () => session.corp?.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+export const fmtTime = (s) => (s ? new Date(s * 1000).toLocaleString(getLang() === "zh" ? "zh-CN" : "en", { timeZone: zone() }) : "—");
+const wallClock = (ms) => {  // the corp's wall clock at an instant, as if it were UTC (ms)
+  const p = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone(), hourCycle: "h23", year: "numeric",
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  return Date.UTC(+p.year, p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
 };
+export const today = (offsetDays = 0) => new Date(wallClock(Date.now()) + offsetDays * 86400000).toISOString().slice(0, 10);
+// Epoch seconds of a wall time in the corp's zone: "2026-01-31" (its first second) or "2026-01-31T09:30".
+export function zonedEpoch(local) {
+  const [d, tm = "00:00"] = local.split("T");
+  const wanted = Date.parse(`${d}T${tm.length === 5 ? tm + ":00" : tm}Z`);
+  let at = wanted - (wallClock(wanted) - wanted);
+  at += wanted - wallClock(at);  // once more across a DST change
+  return Math.floor(at / 1000);
+}
+// An epoch as the value of a datetime-local input, in the corp's zone.
+export const zonedInput = (s) => new Date(wallClock(s * 1000)).toISOString().slice(0, 16);
 
 let uid = 0;
 // A labelled form. fields: [{name, label (i18n key), type: text|number|select|textarea|datetime-local|checkbox,

@@ -127,6 +127,9 @@ def test_dates_are_the_corps_not_the_browsers(browser, stack):
         midnight = int(datetime(2026, 1, 31, tzinfo=corp_zone).timestamp())
         assert browser.js(f"{ui}.then(m => m.zonedEpoch('2026-01-31'))") == midnight
         assert browser.js(f"{ui}.then(m => m.zonedEpoch('2026-01-31T09:30'))") == midnight + 9 * 3600 + 1800
+        # the forms' datetime inputs (broadcast send time, channel code validity) are the corp's too
+        assert browser.js(f"{ui}.then(m => m.fromLocalInput('2026-01-31T09:30'))") == midnight + 9 * 3600 + 1800
+        assert browser.js(f"{ui}.then(m => m.toLocalInput({midnight}))") == "2026-01-31T00:00"
         before = datetime.now(corp_zone).date().isoformat()
         shown = browser.js(f"{ui}.then(m => m.today())")
         assert shown in {before, datetime.now(corp_zone).date().isoformat()}  # (either side of a midnight)
@@ -521,7 +524,8 @@ def reload_console(browser, page: str) -> None:
                  f"&& document.getElementById('main').dataset.page === {json.dumps(page)}")
 
 
-def field_error(browser, form: str, path: str) -> str:
+def error_at(browser, form: str, path: str) -> str:
+    """The error shown at `path` inside the element `form` selects (nested API paths)."""
     return browser.wait(f"document.querySelector('{form} [data-error-for=\"{path}\"]').textContent")
 
 
@@ -723,10 +727,10 @@ def test_a_nested_fields_error_is_shown_at_that_field_and_nothing_is_created(bro
     answer = api(stack, "POST", "/segments", json={"name": "Half built", "filter": {"tags": {"and": [
         {"tag": tags["ne-a"]}, {"or": [{"tag": ""}, {"tag": tags["ne-a"]}]}]}}}).json()["error"]
     said = next(d["message"] for d in answer["details"] if d["field"] == "filter.tags.and.1.or.0.tag")
-    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the live preview's answer
+    assert error_at(browser, f, "filter.tags.and.1.or.0.tag") == said  # the live preview's answer
     browser.click(f"{f} button[type=submit]")
     browser.wait(f"document.querySelector('{f} .form-error').textContent")
-    assert field_error(browser, f, "filter.tags.and.1.or.0.tag") == said  # the save's, at the same field
+    assert error_at(browser, f, "filter.tags.and.1.or.0.tag") == said  # the save's, at the same field
     assert browser.js(f"document.querySelector('{f} [data-tag-for=\"filter.tags.and.1.or.0\"]')"
                       ".getAttribute('aria-invalid')") == "true"
     assert not browser.js(f"document.querySelector('{f} [data-error-for=\"filter.tags.and.0.tag\"]').textContent")
@@ -745,7 +749,7 @@ def test_a_nested_fields_error_is_shown_at_that_field_and_nothing_is_created(bro
     browser.fill(f'{b} [data-path="content.attachments.0.link.title"]', "Menu")
     browser.fill(f'{b} [data-path="content.attachments.0.link.url"]', "ftp://example.com/menu")
     browser.click(f"{b} button[type=submit]")
-    shown = field_error(browser, b, "content.attachments.0.link.url")
+    shown = error_at(browser, b, "content.attachments.0.link.url")
     answer = api(stack, "POST", "/broadcasts", json={
         "name": "Bad link", "target": {"kind": "groups", "owner_ids": ["alice"]},
         "content": {"text": "See our menu", "attachments": [{"type": "link", "title": "Menu",
@@ -761,7 +765,7 @@ def test_a_nested_fields_error_is_shown_at_that_field_and_nothing_is_created(bro
     browser.fill(f"{c} input[name=name]", "Nobody's code")
     browser.fill(f"{c} input[name=staff_ids]", "alice, nobody")
     browser.click(f"{c} button[type=submit]")
-    shown = field_error(browser, c, "staff_ids")
+    shown = error_at(browser, c, "staff_ids")
     answer = api(stack, "POST", "/channel-codes", json={"name": "Nobody's code", "staff_ids": ["alice", "nobody"]}
                  ).json()["error"]
     assert answer["details"] == {"staff_ids": ["nobody"]}
@@ -786,7 +790,7 @@ def test_a_broadcast_to_groups_and_one_to_moments_reach_the_sandbox_and_the_poli
     browser.fill(f"{p} input[name=per_customer_per_day]", "3")
     browser.fill(f"{p} input[name=remind_after_minutes]", "2")  # below 5: refused at the field
     browser.click(f"{p} button[type=submit]")
-    assert field_error(browser, p, "remind_after_minutes")
+    assert error_at(browser, p, "remind_after_minutes")
     assert api(stack, "GET", "/broadcast-policy").json() == policy
     browser.fill(f"{p} input[name=remind_after_minutes]", "90")
     browser.click(f"{p} button[type=submit]")

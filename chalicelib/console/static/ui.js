@@ -291,9 +291,9 @@ export function rows(path, addKey, make, initial = [], blank = () => ({}), { min
   return { el, read: () => made.map((m) => m.read()) };
 }
 
-// Epoch seconds <-> a datetime-local input's value (the browser's time zone).
-export const toLocalInput = (s) => (s ? new Date(s * 1000 - new Date(s * 1000).getTimezoneOffset() * 60000).toISOString().slice(0, 16) : "");
-export const fromLocalInput = (v) => (v ? Math.floor(new Date(v).getTime() / 1000) : null);
+// Epoch seconds <-> a datetime-local input's value, in the corp's time zone (as the API counts days).
+export const toLocalInput = (s) => (s ? zonedInput(s) : "");
+export const fromLocalInput = (v) => (v ? zonedEpoch(v) : null);
 
 // An attachment's fields by kind, as the API names them (platform/content.py; group welcomes alike).
 export const ATTACHMENT_FIELDS = {

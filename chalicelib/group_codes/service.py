@@ -388,17 +388,37 @@ def rotate(corp_id: str, code: GroupCodeItem, *, now: float, reason: str, known:
                     reason, code.listed, p.listed)
         if p.listed != code.listed:
             _push(corp_id, claimed, now=now)
-        else:
+        elif code.synced_rotation == code.rotation:  # same list, already in WeCom: nothing to send
             code_items.mark_synced(corp_id, code.code_id, claimed.rotation, now=int(now))
+        # else the last list's push is under way (its pusher finds this rotation and pushes again)
+        # or failed (pushed again after PUSH_GRACE): marking this one synced would hide it
         if alert is not None:
             _notify(corp_id, claimed, alert)
         return True
     return False
 
 
+MAX_REPUSHES = 5  # pushes in a row each overtaken by a newer claim: then logged (not seen even in a burst)
+
+
 def _push(corp_id: str, code: GroupCodeItem, *, now: float) -> None:
-    _client(corp_id).update_join_way(_join_way(code, code.listed, state=code.state, config_id=code.config_id))
-    code_items.mark_synced(corp_id, code.code_id, code.rotation, now=int(now))
+    """Send `code`'s whole list (update_join_way overwrites), then mark its rotation synced. Pushes
+    of rotations n and n+1 by different consumers may land in either order: when a newer rotation
+    was claimed by the time this push is answered, the newer push may have landed first, so the
+    newest list is pushed again; the push that lands last is then always the newest rotation's
+    (docs/architecture.md, "Group codes")."""
+    for _ in range(MAX_REPUSHES):
+        _client(corp_id).update_join_way(_join_way(code, code.listed, state=code.state, config_id=code.config_id))
+        if code_items.mark_synced(corp_id, code.code_id, code.rotation, now=int(now)):
+            return
+        fresh = code_items.get(corp_id, code.code_id, consistent=True)
+        if fresh is None or fresh.status == "deleted":
+            return
+        logger.info("group code %s/%s: rotation %d claimed during the push of %d, pushing it again", corp_id,
+                    code.code_id, fresh.rotation, code.rotation)
+        code = fresh
+    logger.warning("group code %s/%s: rotations kept moving during %d pushes; synced_rotation may claim a list "
+                   "WeCom does not have", corp_id, code.code_id, MAX_REPUSHES)
 
 
 def _push_if_stale(corp_id: str, code: GroupCodeItem, *, now: float) -> None:

@@ -133,6 +133,41 @@ def test_crossing_rotates_once_and_the_next_pooled_group_enters(world):
     assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
 
 
+def test_an_older_rotations_push_landing_last_is_overwritten_with_the_newest_list(world):
+    """Rotations n and n+1 claimed back to back by different consumers push concurrently. WeCom's
+    update is a full overwrite: forced here, n's push reaches WeCom only after n+1's was answered
+    (a transport hook runs the second consumer's rotation inside the first one's call). The first
+    pusher finds a newer rotation claimed after its push and pushes the newest list again: WeCom
+    ends with the list the code says it has."""
+    import httpx
+
+    from chalicelib.corps import registry as corps
+    from chalicelib.group_codes import items as code_items
+    from chalicelib.group_codes import service
+
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=5)
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool
+    stale = code_items.get(CORP_ID, code["code_id"], consistent=True)
+    overtaken: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("update_join_way") and not overtaken:
+            overtaken.append(1)  # the second consumer: pool[1] crossed too, rotation n+1 claimed and pushed
+            fresh = code_items.get(CORP_ID, code["code_id"], consistent=True)
+            assert service.rotate(CORP_ID, fresh, now=fresh.updated_at, reason="second",
+                                  known={pool[0]: 5, pool[1]: 5})
+            assert join_way(world, code["config_id"])["chat_id_list"] == [pool[2]]
+        return world.sb.handle(request)  # then the first consumer's older list lands
+
+    corps.use_wecom_transport(httpx.MockTransport(handle))
+    assert service.rotate(CORP_ID, stale, now=stale.updated_at, reason="first", known={pool[0]: 5})
+    final = code_items.get(CORP_ID, code["code_id"], consistent=True)
+    assert overtaken and final.listed == [pool[2]] and final.rotation == stale.rotation + 2
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[2]]  # the newest list, not n's
+    assert final.synced_rotation == final.rotation
+
+
 def test_a_dropped_crossing_callback_is_repaired_by_the_minute_tick(world):
     pool = groups(world, 3)
     code = create(world, pool, threshold=5)

@@ -289,10 +289,17 @@ def plan(*, threshold: int, listed: list[str], full: list[str], pool: list[str],
     seats = sum(threshold - (counts[c] or 0) for c in open_groups)
     status = "active"
     if not new_listed:
-        # No open group: keep the least-full ones (auto-create: one, so WeCom opens a room soonest).
+        # No open group. Chosen so already (every listed group was full before this plan): kept while
+        # they still take scans, or with auto-create until WeCom fills them and opens a room, so the
+        # list does not flap between full groups as their counts move. Else the least-full ones;
+        # auto-create: the fullest one, so WeCom opens a room soonest (fewest joins past the threshold).
         existing = sorted((c for c in dict.fromkeys([*listed, *pool]) if counts.get(c) is not None),
-                          key=lambda c: (counts[c], c))
-        new_listed = existing[:1 if auto_create else JOIN_WAY_MAX_CHATS] or list(listed)
+                          key=lambda c: (-counts[c], c) if auto_create else (counts[c], c))
+        kept = [c for c in listed if c in was_full and counts.get(c) is not None]
+        if kept and kept == listed and (auto_create or any(counts[c] < SCAN_JOIN_CAP for c in kept)):
+            new_listed = kept
+        else:
+            new_listed = existing[:1 if auto_create else JOIN_WAY_MAX_CHATS] or list(listed)
         status = "low_capacity" if auto_create else "exhausted"
     elif low_seats and seats < low_seats:
         status = "low_capacity"

@@ -351,17 +351,19 @@ def test_a_burst_of_joins_handled_out_of_order_costs_at_most_four_aws_requests_p
 def test_auto_created_rooms_join_the_pool_and_fill_in_turn(world):
     """The pool exhausted, WeCom's auto_create_room opens a room (its scan joiners carry the code's
     state): the product takes it into the code's rooms, so its full-overwrite updates keep it listed
-    until it fills; then WeCom opens the next."""
+    until it reaches the threshold; then the code lists its fullest group (at WeCom's cap), so
+    WeCom opens the next room at the next scan: rooms stop at the threshold too."""
     world.sb.update_corp(CORP_ID, settings={"group_join_cap": 6})  # WeCom's 200, small
     pool = groups(world, 1)
     code = create(world, pool, threshold=4, auto_create={"room_base_name": "Room "})
-    joined = join(world, code["config_id"], 5 + 5 + 3, concurrency=1)  # 5 fill g0, 5 the first room, 3 more
+    joins = [join(world, code["config_id"], 1)["joins"][0] for _ in range(5 + 3 + 3 + 2)]  # g0 to the cap, 3 a room...
     chats = world.sb.world.corp(CORP_ID).chats
     rooms = [c for c in chats if c not in pool]
-    assert len(rooms) == 2 and all(len(chats[c].members) <= 6 for c in chats)
-    assert {j["chat_id"] for j in joined["joins"]} == {pool[0], *rooms} and joined["refused"] == 0
-    assert join_way(world, code["config_id"])["chat_id_list"] == [rooms[1]]  # the open room, as the code lists it
+    assert len(rooms) == 3 and len(chats[pool[0]].members) == 6
+    assert [len(chats[c].members) for c in rooms] == [4, 4, 3]  # owner + 3: the threshold, not the cap
+    assert {j.get("chat_id") for j in joins} == {pool[0], *rooms}  # none refused
+    assert join_way(world, code["config_id"])["chat_id_list"] == [rooms[2]]  # the open room, as the code lists it
     st = world.call("GET", f"{CODES}/{code['code_id']}/status")[1]
     assert [g["chat_id"] for g in st["pool"]] == [pool[0], *rooms] and st["synced"]
-    assert [g["chat_id"] for g in st["listed"]] == [rooms[1]]
+    assert [g["chat_id"] for g in st["listed"]] == [rooms[2]]
     assert world.call("GET", f"{CODES}/{code['code_id']}")[1]["rooms"] == rooms

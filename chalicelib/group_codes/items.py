@@ -175,12 +175,16 @@ def code_of_state(corp_id: str, state: str) -> str | None:
     return item["code_id"] if item and item.get("type") == "group_code_state" else None
 
 
-def mark_synced(corp_id: str, code_id: str, rotation: int, *, now: int) -> None:
+def mark_synced(corp_id: str, code_id: str, rotation: int, *, now: int) -> bool:
+    """Record that WeCom's join way has `rotation`'s list, just pushed. False when a newer rotation
+    was claimed meanwhile: its push may have landed before this one (WeCom keeps the last full
+    overwrite), so the caller pushes the newest list again."""
     try:
         get_table().update(keys.group_code(corp_id, code_id), expression="SET synced_rotation = :r, pushed_at = :t",
-                           condition="synced_rotation < :r AND rotation = :r", values={":r": rotation, ":t": now})
+                           condition="rotation = :r", values={":r": rotation, ":t": now})
     except ConditionFailed:
-        pass  # a newer rotation was claimed meanwhile: its writer pushes and marks it
+        return False
+    return True
 
 
 def _plain(fields: dict[str, Any]) -> dict[str, Any]:

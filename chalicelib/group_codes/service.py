@@ -289,10 +289,17 @@ def plan(*, threshold: int, listed: list[str], full: list[str], pool: list[str],
     seats = sum(threshold - (counts[c] or 0) for c in open_groups)
     status = "active"
     if not new_listed:
-        # No open group: keep the least-full ones (auto-create: one, so WeCom opens a room soonest).
+        # No open group. Chosen so already (every listed group was full before this plan): kept while
+        # they still take scans, or with auto-create until WeCom fills them and opens a room, so the
+        # list does not flap between full groups as their counts move. Else the least-full ones;
+        # auto-create: the fullest one, so WeCom opens a room soonest (fewest joins past the threshold).
         existing = sorted((c for c in dict.fromkeys([*listed, *pool]) if counts.get(c) is not None),
-                          key=lambda c: (counts[c], c))
-        new_listed = existing[:1 if auto_create else JOIN_WAY_MAX_CHATS] or list(listed)
+                          key=lambda c: (-counts[c], c) if auto_create else (counts[c], c))
+        kept = [c for c in listed if c in was_full and counts.get(c) is not None]
+        if kept and kept == listed and (auto_create or any(counts[c] < SCAN_JOIN_CAP for c in kept)):
+            new_listed = kept
+        else:
+            new_listed = existing[:1 if auto_create else JOIN_WAY_MAX_CHATS] or list(listed)
         status = "low_capacity" if auto_create else "exhausted"
     elif low_seats and seats < low_seats:
         status = "low_capacity"
@@ -388,17 +395,37 @@ def rotate(corp_id: str, code: GroupCodeItem, *, now: float, reason: str, known:
                     reason, code.listed, p.listed)
         if p.listed != code.listed:
             _push(corp_id, claimed, now=now)
-        else:
+        elif code.synced_rotation == code.rotation:  # same list, already in WeCom: nothing to send
             code_items.mark_synced(corp_id, code.code_id, claimed.rotation, now=int(now))
+        # else the last list's push is under way (its pusher finds this rotation and pushes again)
+        # or failed (pushed again after PUSH_GRACE): marking this one synced would hide it
         if alert is not None:
             _notify(corp_id, claimed, alert)
         return True
     return False
 
 
+MAX_REPUSHES = 5  # pushes in a row each overtaken by a newer claim: then logged (not seen even in a burst)
+
+
 def _push(corp_id: str, code: GroupCodeItem, *, now: float) -> None:
-    _client(corp_id).update_join_way(_join_way(code, code.listed, state=code.state, config_id=code.config_id))
-    code_items.mark_synced(corp_id, code.code_id, code.rotation, now=int(now))
+    """Send `code`'s whole list (update_join_way overwrites), then mark its rotation synced. Pushes
+    of rotations n and n+1 by different consumers may land in either order: when a newer rotation
+    was claimed by the time this push is answered, the newer push may have landed first, so the
+    newest list is pushed again; the push that lands last is then always the newest rotation's
+    (docs/architecture.md, "Group codes")."""
+    for _ in range(MAX_REPUSHES):
+        _client(corp_id).update_join_way(_join_way(code, code.listed, state=code.state, config_id=code.config_id))
+        if code_items.mark_synced(corp_id, code.code_id, code.rotation, now=int(now)):
+            return
+        fresh = code_items.get(corp_id, code.code_id, consistent=True)
+        if fresh is None or fresh.status == "deleted":
+            return
+        logger.info("group code %s/%s: rotation %d claimed during the push of %d, pushing it again", corp_id,
+                    code.code_id, fresh.rotation, code.rotation)
+        code = fresh
+    logger.warning("group code %s/%s: rotations kept moving during %d pushes; synced_rotation may claim a list "
+                   "WeCom does not have", corp_id, code.code_id, MAX_REPUSHES)
 
 
 def _push_if_stale(corp_id: str, code: GroupCodeItem, *, now: float) -> None:

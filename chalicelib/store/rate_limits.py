@@ -42,7 +42,10 @@ class DynamoRateLimiter:
         self.block = max(1, block)
         self._held: dict[tuple[str, str], tuple[int, int]] = {}
         self._full: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+        # One lock per (corp, API), held across its lease's UpdateItem: a lease in flight for one
+        # API (a burst's groupchat/get) never holds back another's call (a rotation's update_join_way).
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()  # guards _locks
 
     def budget(self, api: str) -> int:
         return self.budgets.get(api, self.per_second)
@@ -54,6 +57,8 @@ class DynamoRateLimiter:
         window = int(now)
         key = (corp_id, api)
         with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
             held_window, left = self._held.get(key, (-1, 0))
             if held_window == window and left > 0:
                 self._held[key] = (window, left - 1)

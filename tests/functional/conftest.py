@@ -67,14 +67,26 @@ class World:
                                          headers={"Content-Type": "text/xml"})
             assert resp.status_code == 200
 
-    def pump(self, max_rounds: int = 20) -> list[dict]:
-        """Run the events consumer over everything queued (as Lambda's event source would)."""
+    def pump(self, max_rounds: int = 20, *, redeliver: bool = False) -> list[dict]:
+        """Run the events consumer over everything queued (as Lambda's event source would). A
+        message the consumer reports failed fails the test (drained, it would be lost here); with
+        `redeliver` it is queued again, as SQS makes it visible again after its visibility timeout."""
+        from chalicelib.platform import aws, queues
+
         results = []
         for _ in range(max_rounds):
             bodies = drain_queue(self.settings.events_queue)
             if not bodies:
                 return results
-            results.append(self.client.lambda_.invoke("on_events", sqs_event(bodies)).payload)
+            event = sqs_event(bodies)
+            payload = self.client.lambda_.invoke("on_events", event).payload
+            results.append(payload)
+            failed = {f["itemIdentifier"] for f in payload["batchItemFailures"]}
+            assert redeliver or not failed, f"the consumer failed {len(failed)} message(s): {payload}"
+            url = queues.queue_url(self.settings.events_queue)
+            for record in event["Records"]:
+                if record["messageId"] in failed:
+                    aws.client("sqs").send_message(QueueUrl=url, MessageBody=record["body"])
         raise AssertionError("events queue did not drain")
 
     def tag(self, group: str, *names: str) -> list[str]:

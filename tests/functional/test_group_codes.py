@@ -133,6 +133,41 @@ def test_crossing_rotates_once_and_the_next_pooled_group_enters(world):
     assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
 
 
+def test_an_older_rotations_push_landing_last_is_overwritten_with_the_newest_list(world):
+    """Rotations n and n+1 claimed back to back by different consumers push concurrently. WeCom's
+    update is a full overwrite: forced here, n's push reaches WeCom only after n+1's was answered
+    (a transport hook runs the second consumer's rotation inside the first one's call). The first
+    pusher finds a newer rotation claimed after its push and pushes the newest list again: WeCom
+    ends with the list the code says it has."""
+    import httpx
+
+    from chalicelib.corps import registry as corps
+    from chalicelib.group_codes import items as code_items
+    from chalicelib.group_codes import service
+
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=5)
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool
+    stale = code_items.get(CORP_ID, code["code_id"], consistent=True)
+    overtaken: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("update_join_way") and not overtaken:
+            overtaken.append(1)  # the second consumer: pool[1] crossed too, rotation n+1 claimed and pushed
+            fresh = code_items.get(CORP_ID, code["code_id"], consistent=True)
+            assert service.rotate(CORP_ID, fresh, now=fresh.updated_at, reason="second",
+                                  known={pool[0]: 5, pool[1]: 5})
+            assert join_way(world, code["config_id"])["chat_id_list"] == [pool[2]]
+        return world.sb.handle(request)  # then the first consumer's older list lands
+
+    corps.use_wecom_transport(httpx.MockTransport(handle))
+    assert service.rotate(CORP_ID, stale, now=stale.updated_at, reason="first", known={pool[0]: 5})
+    final = code_items.get(CORP_ID, code["code_id"], consistent=True)
+    assert overtaken and final.listed == [pool[2]] and final.rotation == stale.rotation + 2
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[2]]  # the newest list, not n's
+    assert final.synced_rotation == final.rotation
+
+
 def test_a_dropped_crossing_callback_is_repaired_by_the_minute_tick(world):
     pool = groups(world, 3)
     code = create(world, pool, threshold=5)
@@ -316,17 +351,19 @@ def test_a_burst_of_joins_handled_out_of_order_costs_at_most_four_aws_requests_p
 def test_auto_created_rooms_join_the_pool_and_fill_in_turn(world):
     """The pool exhausted, WeCom's auto_create_room opens a room (its scan joiners carry the code's
     state): the product takes it into the code's rooms, so its full-overwrite updates keep it listed
-    until it fills; then WeCom opens the next."""
+    until it reaches the threshold; then the code lists its fullest group (at WeCom's cap), so
+    WeCom opens the next room at the next scan: rooms stop at the threshold too."""
     world.sb.update_corp(CORP_ID, settings={"group_join_cap": 6})  # WeCom's 200, small
     pool = groups(world, 1)
     code = create(world, pool, threshold=4, auto_create={"room_base_name": "Room "})
-    joined = join(world, code["config_id"], 5 + 5 + 3, concurrency=1)  # 5 fill g0, 5 the first room, 3 more
+    joins = [join(world, code["config_id"], 1)["joins"][0] for _ in range(5 + 3 + 3 + 2)]  # g0 to the cap, 3 a room...
     chats = world.sb.world.corp(CORP_ID).chats
     rooms = [c for c in chats if c not in pool]
-    assert len(rooms) == 2 and all(len(chats[c].members) <= 6 for c in chats)
-    assert {j["chat_id"] for j in joined["joins"]} == {pool[0], *rooms} and joined["refused"] == 0
-    assert join_way(world, code["config_id"])["chat_id_list"] == [rooms[1]]  # the open room, as the code lists it
+    assert len(rooms) == 3 and len(chats[pool[0]].members) == 6
+    assert [len(chats[c].members) for c in rooms] == [4, 4, 3]  # owner + 3: the threshold, not the cap
+    assert {j.get("chat_id") for j in joins} == {pool[0], *rooms}  # none refused
+    assert join_way(world, code["config_id"])["chat_id_list"] == [rooms[2]]  # the open room, as the code lists it
     st = world.call("GET", f"{CODES}/{code['code_id']}/status")[1]
     assert [g["chat_id"] for g in st["pool"]] == [pool[0], *rooms] and st["synced"]
-    assert [g["chat_id"] for g in st["listed"]] == [rooms[1]]
+    assert [g["chat_id"] for g in st["listed"]] == [rooms[2]]
     assert world.call("GET", f"{CODES}/{code['code_id']}")[1]["rooms"] == rooms

@@ -161,3 +161,28 @@ def test_a_retry_refused_as_already_sent_counts_sent_only_if_ours_may_have_gone(
     world.pump()
     assert len(world.sb.requests("externalcontact/send_welcome_msg")) == 2
     assert [kind for kind, _ in _welcome_entries(world, customer)] == [counted]
+
+
+def test_world_pump_fails_on_a_failed_message_and_redelivers_it_on_request(world, monkeypatch):
+    """tests/functional/conftest.py World.pump: a message the consumer reports failed fails the test
+    (drained, it would be lost there unnoticed); with redeliver=True it is queued again, as SQS does."""
+    from chalicelib.platform import consumer
+    from chalicelib.platform.router import ROUTER, Route
+
+    consumer.load_capabilities()
+    errors = [RuntimeError("a step failing once")]
+
+    def flaky(ctx):
+        if errors:
+            raise errors.pop()
+        return []
+
+    key = ("change_external_chat", "create")
+    monkeypatch.setitem(ROUTER._routes, key, [*ROUTER._routes.get(key, []), Route("tests.flaky", flaky)])
+    world.sb.simulator.create_group(CORP_ID, "alice", "g1")
+    with pytest.raises(AssertionError, match="failed 1 message"):
+        world.pump()
+    errors.append(RuntimeError("and again"))
+    world.sb.simulator.create_group(CORP_ID, "alice", "g2")
+    results = world.pump(redeliver=True)
+    assert [len(r["batchItemFailures"]) for r in results] == [1, 0]  # redelivered, then done

@@ -164,13 +164,14 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
              recipients: list[str] | None = None) -> str:
     now = int(time.time())
     nothing_held = c.kind == "groups" or (status == "sent" and not fail_list)  # no claims to give back
-    if not bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list, errcode=errcode,
-                               released=nothing_held):
+    settled = bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list,
+                                  errcode=errcode, released=nothing_held)
+    if settled is None:
         return "duplicate"
     if not nothing_held:
         _release(corp_id, b, c, fail_list or [] if status == "sent" else
                  recipients if recipients is not None else bitems.recipients(corp_id, c))
-    bitems.finish(corp_id, b.broadcast_id, now=now)
+    bitems.finish(corp_id, b.broadcast_id, now=now, settled=settled)
     if status == "sent" and b.status == "cancelled":
         _recall(corp_id, c.model_copy(update={"msgid": msgid}))
         _track_cancelled(corp_id, b.broadcast_id, now)
@@ -321,7 +322,7 @@ def send_chunk(msg: planner.SendMessage) -> str:
     c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
     if c is None and b is not None and msg.slices:  # never called: its item is written by its first call
         c = ChunkItem(broadcast_id=b.broadcast_id, sender=msg.sender, k=msg.k, kind=b.target["kind"],
-                      slices=msg.slices, count=msg.count)
+                      slices=msg.slices, count=msg.count, seq=msg.seq)
     if c is None or b is None:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
     if c.status in bitems.SETTLED:
@@ -331,7 +332,7 @@ def send_chunk(msg: planner.SendMessage) -> str:
         if c.status == "sent" and b.status == "cancelled" and not c.recalled:
             _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
         if b.status == "sending":  # the delivery that settled it may have died before finishing
-            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
+            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()), settled=c)
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling

@@ -956,3 +956,44 @@ def test_a_lost_reply_for_groups_finds_its_own_task_not_an_earlier_broadcasts_to
     [c1], [c2] = (bitems.chunks_of(CORP_ID, b["broadcast_id"]) for b in (first, second))
     assert c1.msgid != c2.msgid and {c1.msgid, c2.msgid} == {m.msgid for m in _mass(world)}
     assert c2.attempts == 1 and _view(world, second["broadcast_id"])["sent"] == 2
+
+
+@pytest.mark.parametrize("order", ["in key order", "reversed", "shuffled"])
+def test_the_finish_checks_read_each_chunk_a_few_times_not_every_chunk_per_settle(aws, monkeypatch, order):
+    """Each settle asks whether it was the broadcast's last (docs/performance.md "Broadcasts"). A
+    broadcast of 60 chunks settled one by one: it is finished by its last settle and not before, with
+    its totals; the finish checks together read a few chunk items per chunk, not all of them per
+    settle (a Query of every chunk item per settle read 60 x 61 / 2 = 1,830)."""
+    import random
+
+    from chalicelib.broadcasts import items as bitems
+    from chalicelib.broadcasts import planner, sender
+    from chalicelib.broadcasts.items import BroadcastItem, StepItem
+    from chalicelib.store import get_table, keys
+
+    count = 60
+    monkeypatch.setitem(planner.CHUNK_LIMIT, "customers", 1)
+    b = BroadcastItem(broadcast_id="b1", name="b", target={"kind": "customers", "segment_id": "s"},
+                      content={"text": "hi"}, send_at=1, day="2026-01-01", cap=1, status="sending",
+                      created_at=1, updated_at=1, chunked=True, chunks=count, planned=count)
+    bitems.put_new(CORP_ID, b)
+    chunks = planner.cut_chunks(b, [StepItem(step=0, parts={f"s{i:02d}": [3] for i in range(count // 3)})])
+    assert len(chunks) == count
+    chunks = {"in key order": chunks, "reversed": chunks[::-1],
+              "shuffled": random.Random(7).sample(chunks, count)}[order]
+    table, prefix = get_table(), keys.broadcast_chunk_prefix("b1")
+    real_query, read = type(table).query, []
+
+    def query(self, partition, **kwargs):
+        items, cursor = real_query(self, partition, **kwargs)
+        read.extend(i for i in items if i["SK"].startswith(prefix))
+        return items, cursor
+
+    monkeypatch.setattr(type(table), "query", query)
+    for n, chunk in enumerate(chunks, start=1):
+        calling = bitems.chunk_calling(CORP_ID, chunk, now=1, caller="t")
+        assert sender._settled(CORP_ID, b, calling, status="sent", msgid=f"m{n}", fail_list=[]) == "sent"
+        assert bitems.get(CORP_ID, "b1").status == ("sent" if n == count else "sending"), n
+    final = bitems.get(CORP_ID, "b1")
+    assert (final.chunks_settled, final.chunks_sent, final.sent) == (count, count, count)
+    assert len(read) <= 10 * count, len(read)

@@ -367,6 +367,25 @@ def test_bad_input_is_refused_with_nothing_stored_or_queued(shop, sends):
     assert status == 404
 
 
+def test_unknown_staff_and_groups_are_named_at_the_field_that_lists_them(shop, sends):
+    """The console shows a 400 at the fields its `details` name ([{field, message}], as for a schema
+    refusal): unknown staff members or groups are named at the request's path that lists them, each
+    field with the ids it lists that are unknown; the error codes stay unknown_staff / unknown_groups."""
+    world, c, t = shop
+    cases = [
+        ({"kind": "groups", "owner_ids": ["alice", "nobody", "ghost"]}, "unknown_staff", "target.groups.owner_ids"),
+        ({"kind": "moments", "sender_ids": ["nobody", "bob", "ghost"]}, "unknown_staff", "target.moments.sender_ids"),
+        ({"kind": "groups", "chat_ids": ["nobody", "ghost"]}, "unknown_groups", "target.groups.chat_ids"),
+    ]
+    for target, code, field in cases:
+        status, answer = world.call("POST", BROADCASTS, {"name": "b", "target": target, "content": {"text": "hi"}})
+        assert (status, answer["error"]["code"]) == (400, code), answer
+        [detail] = answer["error"]["details"]
+        assert detail["field"] == field, answer
+        assert "nobody, ghost" in detail["message"] and not {"alice", "bob"} & set(detail["message"].split()), answer
+    assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []
+
+
 def test_groups_go_from_their_owners_and_moments_post_once(world, sends):
     owned = {owner: [world.sb.simulator.create_group(CORP_ID, owner, f"{owner}-{i}")["chat_id"] for i in range(2)]
              for owner in ("alice", "bob")}

@@ -204,6 +204,18 @@ def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
     kinds = {a.type for a in content.attachments}
     if kinds - {"image", "link"} or len(kinds) > 1 or ("link" in kinds and len(content.attachments) > 1):
         raise InvalidBroadcast("content.attachments", "Moments take up to 9 images, or 1 link")
+    # add_moment_task takes images and a link's cover only as media/upload_attachment's ids (attachment
+    # type 1): the sender uploads them from their URL just before the post. A media_id given here cannot
+    # be known to be one (media/upload's, which the other content takes, would be refused when posting).
+    for i, a in enumerate(content.attachments):
+        field = f"content.attachments.{i}"
+        if a.type == "image" and a.media_id:
+            raise InvalidBroadcast(f"{field}.media_id", "Moments take images by pic_url (uploaded for Moments "
+                                                        "just before the post), not by media_id")
+        if a.type == "link" and not a.picurl:
+            raise InvalidBroadcast(f"{field}.picurl", "a Moments link needs its cover image (picurl)")
+        if a.type == "link" and a.desc:
+            raise InvalidBroadcast(f"{field}.desc", "Moments links show no description")
 
 
 def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:

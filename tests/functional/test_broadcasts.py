@@ -955,6 +955,51 @@ def test_moments_images_are_uploaded_for_moments_close_to_posting(world, sends):
     assert _view(world, m["broadcast_id"])["status"] == "sent"
 
 
+def test_a_moments_links_cover_is_uploaded_for_moments_and_posted_as_its_media_id(world, sends):
+    """Real WeCom's add_moment_task takes a link as {title, url, media_id}, the cover an image uploaded
+    with media/upload_attachment (attachment_type 1): the link's picurl is fetched and uploaded so
+    just before the post (the sandbox refuses a link without such a media_id: 41006 / 40007)."""
+    url = world.sb.serve_file("cover.png", PNG)
+    link = {"type": "link", "title": "Spring sale", "url": "https://shop.example/sale", "picurl": url}
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments", "sender_ids": ["alice"]},
+                                                "content": {"text": "Spring sale", "attachments": [link]}})
+    assert status == 201, m
+    assert not world.sb.requests(api="media/upload_attachment")  # nothing uploaded at create
+    sends.run()
+    assert _view(world, m["broadcast_id"])["status"] == "sent"
+    [post] = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    media_id = post["attachments"][0]["link"]["media_id"]
+    assert post["attachments"] == [{"msgtype": "link", "link": {"title": "Spring sale", "url": "https://shop.example/sale",
+                                                                "media_id": media_id}}]
+    media = world.sb.world.corp(CORP_ID).media[media_id]
+    assert (media.kind, media.attachment_type) == ("image", 1)
+
+
+def test_moments_content_that_cannot_be_posted_as_given_is_refused_at_its_field(world, sends):
+    """A Moments image by media_id cannot be known to come from media/upload_attachment (the only ids
+    add_moment_task takes; media/upload's, which the other content takes, are refused with 40007 when
+    posting): refused at create, pic_url is the way. A link needs its cover (picurl: uploaded for
+    Moments) and Moments show no link description."""
+    moments = {"kind": "moments"}
+    link = {"type": "link", "title": "Sale", "url": "https://shop.example/sale"}
+    cases = [
+        ([{"type": "image", "pic_url": "https://shop.example/a.png"}, {"type": "image", "media_id": "m1"}],
+         "content.attachments.1.media_id"),
+        ([link], "content.attachments.0.picurl"),
+        ([{**link, "picurl": "https://shop.example/a.png", "desc": "50% off"}], "content.attachments.0.desc"),
+    ]
+    for attachments, field in cases:
+        status, answer = world.call("POST", BROADCASTS, {"name": "m", "target": moments,
+                                                         "content": {"attachments": attachments}})
+        assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
+        assert [d["field"] for d in answer["error"]["details"]] == [field], answer
+    assert _stored_broadcast_items() == [] and drain_queue(world.settings.sends_queue) == []
+    status, ok = world.call("POST", BROADCASTS, {"name": "c", "target": {"kind": "groups", "owner_ids": ["alice"]},
+                                                 "content": {"attachments": [{"type": "image", "media_id": "m1"},
+                                                                             {**link, "desc": "50% off"}]}})
+    assert status == 201, ok  # mass messages take both (add_msg_template)
+
+
 def test_a_lost_reply_for_groups_finds_its_own_task_not_an_earlier_broadcasts_to_the_same_groups(world, sends):
     """Groups have no cap claims: two broadcasts with the same text to the same groups are both
     sent; the second's lost reply is looked up, and the first's task (its msgid recorded by its

@@ -208,7 +208,7 @@ def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
     # type 1): the sender uploads them from their URL just before the post. A media_id given here cannot
     # be known to be one (media/upload's, which the other content takes, would be refused when posting).
     for i, a in enumerate(content.attachments):
-        field = f"content.attachments.{i}"
+        field = f"content.attachments.{i}.{a.type}"  # as a schema refusal names it (the type included)
         if a.type == "image" and a.media_id:
             raise InvalidBroadcast(f"{field}.media_id", "Moments take images by pic_url (uploaded for Moments "
                                                         "just before the post), not by media_id")

@@ -984,9 +984,9 @@ def test_moments_content_that_cannot_be_posted_as_given_is_refused_at_its_field(
     link = {"type": "link", "title": "Sale", "url": "https://shop.example/sale"}
     cases = [
         ([{"type": "image", "pic_url": "https://shop.example/a.png"}, {"type": "image", "media_id": "m1"}],
-         "content.attachments.1.media_id"),
-        ([link], "content.attachments.0.picurl"),
-        ([{**link, "picurl": "https://shop.example/a.png", "desc": "50% off"}], "content.attachments.0.desc"),
+         "content.attachments.1.image.media_id"),
+        ([link], "content.attachments.0.link.picurl"),
+        ([{**link, "picurl": "https://shop.example/a.png", "desc": "50% off"}], "content.attachments.0.link.desc"),
     ]
     for attachments, field in cases:
         status, answer = world.call("POST", BROADCASTS, {"name": "m", "target": moments,

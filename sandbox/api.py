@@ -121,13 +121,15 @@ class Api:
     def check_media(self, corp: Corp, attachments: list[dict[str, Any]], *, moments: bool = False) -> None:
         """Image attachments by media_id must name an image uploaded less than 3 days ago
         (errcode 40007: "媒体文件ID ... 有效期是3天", "类型应符合接口要求"). Moments (add_moment_task)
-        take images and videos only by media_id (41006 without one), and only ids from
+        take images, videos and a link's cover only by media_id (41006 without one: a link is
+        {title, url, media_id}, doc 95094, SDKs' MomentTaskLink / MomentLink; which errcode real WeCom
+        gives a link without one is not documented: 41006 as for an image), and only ids from
         media/upload_attachment with attachment_type 1 (SDKs: WxJava WxCpMediaService.uploadAttachment,
-        go-workwx UploadAttachment "1：朋友圈；2:商品图册"). Other video, file and mini-program media ids
-        are not checked (yet)."""
+        go-workwx UploadAttachment "1：朋友圈；2:商品图册"); a link's cover is an image. Other video, file
+        and mini-program media ids are not checked (yet)."""
         for item in attachments:
             kind = item["msgtype"]
-            if kind != "image" and not (moments and kind == "video"):
+            if kind != "image" and not (moments and kind in ("video", "link")):
                 continue
             media_id = (item.get(kind) or {}).get("media_id")
             if media_id is None:
@@ -135,7 +137,8 @@ class Api:
                     raise ApiFailure(41006, "media_id missing")  # errcode 41006 缺少media_id参数
                 continue
             media = corp.media.get(media_id) if isinstance(media_id, str) else None
-            if media is None or media.kind != kind or self.now >= media.created_at + MEDIA_TTL_SECONDS:
+            wanted = "image" if kind == "link" else kind
+            if media is None or media.kind != wanted or self.now >= media.created_at + MEDIA_TTL_SECONDS:
                 raise ApiFailure(40007, "invalid media_id")
             if moments and media.attachment_type != UPLOAD_FOR_MOMENTS:
                 raise ApiFailure(40007, "invalid media_id: Moments take media/upload_attachment's (attachment_type 1)")

@@ -108,6 +108,9 @@ class ChunkItem(Model):
     kind: Literal["customers", "groups"]
     slices: list[Slice]
     count: int
+    # its place among the broadcast's chunks in key order (0 .. chunks - 1): the finish check reads
+    # outward from a settled chunk and stops at the first gap or unsettled one (finish)
+    seq: int | None = None
     status: ChunkStatus = "queued"
     attempts: int = 0
     call_started_at: int | None = None
@@ -314,15 +317,16 @@ def record_chunked(corp_id: str, b: BroadcastItem, *, chunks: int, now: int) -> 
     return True
 
 
-def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
+def finish(corp_id: str, broadcast_id: str, *, now: int, settled: ChunkItem | None = None) -> BroadcastItem | None:
     """sending -> sent (or failed when every chunk failed) once every chunk is settled, its counters
-    summed from the chunks and stored with the transition. Each settled chunk asks (a consistent
-    Query of the chunks: the last one to settle sees them all settled)."""
+    summed from the chunks and stored with the transition. Each settled chunk asks, `settled` being
+    it (all_settled: consistent reads after its own settle, so the last one to settle sees them all
+    settled; the conditional transition finishes the broadcast once however many see it)."""
     b = get(corp_id, broadcast_id)
     if b is None or b.status != "sending" or not b.chunked:
         return None
-    chunks = chunks_of(corp_id, broadcast_id)
-    if len(chunks) < b.chunks or any(c.status not in SETTLED for c in chunks):
+    chunks = all_settled(corp_id, b, settled)
+    if chunks is None:
         return None
     sums = totals(chunks)
     extra, values = "".join(f", {k} = :t_{k}" for k in sums), {f":t_{k}": v for k, v in sums.items()}
@@ -331,6 +335,44 @@ def finish(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None
         return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=extra + TRACK,
                            values={**values, **_track(corp_id, broadcast_id, now + TRACK_FIRST_SECONDS)})
     return _transition(corp_id, broadcast_id, to=to, from_=("sending",), now=now, extra_set=extra, values=values)
+
+
+FINISH_PAGE = 8  # chunk items per read of the finish check (~350 B each: one 4 KB read unit)
+
+
+def all_settled(corp_id: str, b: BroadcastItem, settled: ChunkItem | None) -> list[ChunkItem] | None:
+    """The broadcast's chunks if every one is stored and settled, else None. From `settled` (a chunk
+    just settled, its `seq` known) the chunk items are read outward in key order, a page after it and
+    a page before it in turn, and the reading stops at the first gap in `seq` (a chunk never called:
+    not stored) or chunk not settled; only the last settle reads them all. Chunks settle roughly in
+    key order (their messages are queued so), so a settle that is not the last reads about one page.
+    Without a `seq` (a chunk queued before it existed), every chunk item is read."""
+    if settled is None or settled.seq is None or settled.status not in SETTLED:
+        chunks = chunks_of(corp_id, b.broadcast_id)
+        return chunks if len(chunks) == b.chunks and all(c.status in SETTLED for c in chunks) else None
+    table, pk, prefix = get_table(), keys.corp_partition(corp_id), keys.broadcast_chunk_prefix(b.broadcast_id)
+    start = table.cursor_at({"PK": pk, "SK": settled.key_sk}, index=None)
+    found = [settled]
+    sides = {True: (start, settled.seq + 1, b.chunks), False: (start, settled.seq - 1, -1)}  # cursor, next, end
+    while sides:
+        for forward in list(sides):
+            cursor, expected, end = sides[forward]
+            items, cursor = table.query(pk, sk_prefix=prefix, cursor=cursor, limit=FINISH_PAGE,
+                                        newest_first=not forward, consistent=True)
+            for c in (ChunkItem.model_validate(i) for i in items):
+                if c.seq is None:
+                    return all_settled(corp_id, b, None)
+                if c.seq != expected or c.status not in SETTLED:
+                    return None
+                found.append(c)
+                expected += 1 if forward else -1
+            if cursor:
+                sides[forward] = (cursor, expected, end)
+            elif expected != end:
+                return None  # chunks past the last one stored on this side were never called
+            else:
+                del sides[forward]
+    return found
 
 
 # -- tracking's index --------------------------------------------------------------------------------------
@@ -470,9 +512,11 @@ def chunk_requeued(corp_id: str, c: ChunkItem) -> ChunkItem | None:
 
 
 def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: str | None = None,
-                 fail_list: list[str] | None = None, errcode: int | None = None, released: bool = False) -> bool:
+                 fail_list: list[str] | None = None, errcode: int | None = None,
+                 released: bool = False) -> ChunkItem | None:
     """The chunk's outcome, exactly once: one conditional put of the chunk (on the status and attempts
-    `c` has, as this delivery left or read it); False if another delivery moved or settled it first.
+    `c` has, as this delivery left or read it); returns the chunk settled, or None if another delivery
+    moved or settled it first.
     `released`: it holds no claims to give back. The broadcast's counters are the chunks' (totals).
 
     Written before it, idempotently (the same content again by a redelivery): the fail list's pages,
@@ -491,7 +535,7 @@ def settle_chunk(corp_id: str, c: ChunkItem, *, status: str, now: int, msgid: st
                       "ids": fails[i:i + FAIL_PAGE]} for n, i in enumerate(range(0, len(fails), FAIL_PAGE))])
     settled = c.model_copy(update={"status": status, "settled_at": now, "msgid": msgid, "fail_count": len(fails),
                                    "errcode": errcode, "released": released})
-    return _put_chunk(corp_id, settled, was=c)
+    return settled if _put_chunk(corp_id, settled, was=c) else None
 
 
 FAIL_PAGE = 1000  # fail list ids per item (~50 KB): a full chunk's list is 10 items

@@ -74,6 +74,7 @@ class SendMessage(_Msg):
     # first call, not by the chunking step (docs/performance.md "Broadcasts").
     slices: list[Slice] = Field(default_factory=list)
     count: int = 0
+    seq: int | None = None  # the chunk's place in key order (ChunkItem.seq); None: queued before it existed
     # Kept by SQS redeliveries and by deferral: a delivery finding the chunk `calling` under its own
     # token knows the earlier attempt was its own (timed out or died), not one still in flight.
     token: str = Field(default_factory=_token)
@@ -381,6 +382,8 @@ def cut_chunks(b: BroadcastItem, steps: list[StepItem]) -> list[ChunkItem]:
         if filled:
             chunks.append(ChunkItem(broadcast_id=b.broadcast_id, sender=sender, k=len(
                 [c for c in chunks if c.sender == sender]), kind=kind, slices=slices, count=filled))
+    for seq, c in enumerate(sorted(chunks, key=lambda c: c.key_sk.encode())):  # DynamoDB's order: UTF-8 bytes
+        c.seq = seq
     return chunks
 
 
@@ -398,7 +401,7 @@ def run_chunking(msg: ChunkingMessage) -> str:
         bitems.record_chunked(corp_id, b, chunks=len(chunks), now=int(time.time()))
     # Sent again by a redelivery (the first may have died before sending): the consumer drops duplicates.
     queues.send_batch(queues.SENDS, [SendMessage(corp_id=corp_id, broadcast_id=b.broadcast_id, sender=c.sender,
-                                                 k=c.k, slices=c.slices, count=c.count) for c in chunks])
+                                                 k=c.k, slices=c.slices, count=c.count, seq=c.seq) for c in chunks])
     if not chunks:
         bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
     return "done"

@@ -44,9 +44,9 @@ class ChunkBusy(Exception):
     """Another delivery of this chunk (a duplicate message) may be calling WeCom right now."""
 
 
-# Images given by pic_url are fetched and uploaded to WeCom (media/upload; Moments:
-# media/upload_attachment) right before the first call that needs them; the media_id, kept on the
-# broadcast, lives 3 days: uploaded again after 2.5.
+# Images given by pic_url (and for Moments a link's cover, its picurl) are fetched and uploaded to
+# WeCom (media/upload; Moments: media/upload_attachment) right before the first call that needs them;
+# the media_id, kept on the broadcast, lives 3 days: uploaded again after 2.5.
 MEDIA_REUSE_SECONDS = int(2.5 * 86400)
 IMAGE_MAX_BYTES = 10 * 1024 * 1024  # WeCom's limit for an image (JPG / PNG)
 IMAGE_FETCH_TIMEOUT = 10.0
@@ -164,13 +164,14 @@ def _settled(corp_id: str, b: BroadcastItem, c: ChunkItem, *, status: str, msgid
              recipients: list[str] | None = None) -> str:
     now = int(time.time())
     nothing_held = c.kind == "groups" or (status == "sent" and not fail_list)  # no claims to give back
-    if not bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list, errcode=errcode,
-                               released=nothing_held):
+    settled = bitems.settle_chunk(corp_id, c, status=status, now=now, msgid=msgid, fail_list=fail_list,
+                                  errcode=errcode, released=nothing_held)
+    if settled is None:
         return "duplicate"
     if not nothing_held:
         _release(corp_id, b, c, fail_list or [] if status == "sent" else
                  recipients if recipients is not None else bitems.recipients(corp_id, c))
-    bitems.finish(corp_id, b.broadcast_id, now=now)
+    bitems.finish(corp_id, b.broadcast_id, now=now, settled=settled)
     if status == "sent" and b.status == "cancelled":
         _recall(corp_id, c.model_copy(update={"msgid": msgid}))
         _track_cancelled(corp_id, b.broadcast_id, now)
@@ -295,21 +296,28 @@ def _upload(corp_id: str, url: str, msg: Any, *, moments: bool) -> str:
 
 def _attachments(corp_id: str, b: BroadcastItem, msg: Any) -> list[dict[str, Any]]:
     """The broadcast's attachments for add_msg_template / add_moment_task: images by pic_url replaced
-    by a media_id uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none)."""
+    by a media_id uploaded less than MEDIA_REUSE_SECONDS ago (uploaded now when there is none). For
+    Moments a link's cover too: add_moment_task takes a link as {title, url, media_id}, the cover an
+    image uploaded with media/upload_attachment (add_msg_template's link takes the picurl itself)."""
     from chalicelib.platform.content import MessageContent
 
     moments = b.target.get("kind") == "moments"
     attachments = MessageContent.model_validate(b.content).wecom_attachments()
     now, uploads = int(time.time()), dict(b.uploads)
-    for a in attachments:
-        url = a["image"].get("pic_url") if a["msgtype"] == "image" else None
-        if url is None:
-            continue
+
+    def media_id(url: str) -> str:
         upload = uploads.get(url)
         if upload is None or now - upload["uploaded_at"] > MEDIA_REUSE_SECONDS:
             upload = uploads[url] = {"media_id": _upload(corp_id, url, msg, moments=moments), "uploaded_at": now}
             bitems.set_fields(corp_id, b.broadcast_id, uploads=uploads)  # parallel chunks may each upload: harmless
-        a["image"] = {"media_id": upload["media_id"]}
+        return upload["media_id"]
+
+    for a in attachments:
+        if a["msgtype"] == "image" and a["image"].get("pic_url"):
+            a["image"] = {"media_id": media_id(a["image"]["pic_url"])}
+        elif a["msgtype"] == "link" and moments and a["link"].get("picurl"):
+            link = a["link"]
+            a["link"] = {"title": link["title"], "url": link["url"], "media_id": media_id(link["picurl"])}
     return attachments
 
 
@@ -321,7 +329,7 @@ def send_chunk(msg: planner.SendMessage) -> str:
     c = bitems.get_chunk(corp_id, msg.broadcast_id, msg.sender, msg.k)
     if c is None and b is not None and msg.slices:  # never called: its item is written by its first call
         c = ChunkItem(broadcast_id=b.broadcast_id, sender=msg.sender, k=msg.k, kind=b.target["kind"],
-                      slices=msg.slices, count=msg.count)
+                      slices=msg.slices, count=msg.count, seq=msg.seq)
     if c is None or b is None:
         raise LookupError(f"chunk {msg.sender}#{msg.k} of broadcast {msg.broadcast_id} is not stored")
     if c.status in bitems.SETTLED:
@@ -331,7 +339,7 @@ def send_chunk(msg: planner.SendMessage) -> str:
         if c.status == "sent" and b.status == "cancelled" and not c.recalled:
             _recall(corp_id, c)  # sent after the cancel, and this message deferred before its recall
         if b.status == "sending":  # the delivery that settled it may have died before finishing
-            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()))
+            bitems.finish(corp_id, b.broadcast_id, now=int(time.time()), settled=c)
         return "duplicate"
     recipients = bitems.recipients(corp_id, c)
     if c.status == "calling":  # an earlier attempt may have created the task: look before calling

@@ -168,20 +168,22 @@ class InvalidBroadcast(FieldError):
     """A request its JSON Schema allows but that cannot be sent as meant (400 validation_error)."""
 
 
-class UnknownReferences(ValueError):
-    """Staff members or groups that are not this corp's (400 `unknown_staff` / `unknown_groups`)."""
+class UnknownReferences(FieldError):
+    """Staff members or groups that are not this corp's (400 `unknown_staff` / `unknown_groups`),
+    named at the request's field that lists them (`details`: [{field, message}], as FieldError)."""
 
-    def __init__(self, what: str, ids: list[str]):
-        super().__init__(f"unknown {what}: {', '.join(ids[:20])}")
+    def __init__(self, field_name: str, what: str, ids: list[str]):
+        super().__init__(field_name, f"unknown {what}: {', '.join(ids[:20])}"
+                                     + (f" and {len(ids) - 20} more" if len(ids) > 20 else ""))
         self.ids = ids
 
 
 class UnknownStaff(UnknownReferences):
-    pass
+    """Staff members not in the corp's staff directory; `details` names the field listing them."""
 
 
 class UnknownGroups(UnknownReferences):
-    pass
+    """Groups that are not this corp's (or no longer active); `details` names the field listing them."""
 
 
 # -- checks ------------------------------------------------------------------------------------------------
@@ -202,10 +204,28 @@ def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
     kinds = {a.type for a in content.attachments}
     if kinds - {"image", "link"} or len(kinds) > 1 or ("link" in kinds and len(content.attachments) > 1):
         raise InvalidBroadcast("content.attachments", "Moments take up to 9 images, or 1 link")
+    # add_moment_task takes images and a link's cover only as media/upload_attachment's ids (attachment
+    # type 1): the sender uploads them from their URL just before the post. A media_id given here cannot
+    # be known to be one (media/upload's, which the other content takes, would be refused when posting).
+    for i, a in enumerate(content.attachments):
+        field = f"content.attachments.{i}.{a.type}"  # as a schema refusal names it (the type included)
+        if a.type == "image" and a.media_id:
+            raise InvalidBroadcast(f"{field}.media_id", "Moments take images by pic_url (uploaded for Moments "
+                                                        "just before the post), not by media_id")
+        if a.type == "link" and not a.picurl:
+            raise InvalidBroadcast(f"{field}.picurl", "a Moments link needs its cover image (picurl)")
+        if a.type == "link" and a.desc:
+            raise InvalidBroadcast(f"{field}.desc", "Moments links show no description")
 
 
-def _check_target(corp_id: str, target: Any) -> None:
+def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
+    """`at`: where the target is in the caller's request (refusals name `<at>.<kind>.<field>`)."""
     from chalicelib.corps import staff
+
+    def unknown_staff(name: str, ids: list[str]) -> None:
+        missing = staff.unknown(corp_id, list(dict.fromkeys(ids)))
+        if missing:
+            raise UnknownStaff(f"{at}.{target.kind}.{name}", "staff members", missing)
 
     if isinstance(target, CustomersTarget):
         from chalicelib.segments import service as segments
@@ -214,9 +234,7 @@ def _check_target(corp_id: str, target: Any) -> None:
                       else segments.filter_of(segments.get(corp_id, target.segment_id)))
     elif isinstance(target, GroupsTarget):
         if target.owner_ids:
-            missing = staff.unknown(corp_id, list(dict.fromkeys(target.owner_ids)))
-            if missing:
-                raise UnknownStaff("staff members", missing)
+            unknown_staff("owner_ids", target.owner_ids)
         elif target.group_code_id:
             from chalicelib.group_codes import service as group_codes
 
@@ -226,12 +244,10 @@ def _check_target(corp_id: str, target: Any) -> None:
             found = {g.group_id for g in groups_of(corp_id, wanted) if g.status == "active"}
             missing = [c for c in wanted if c not in found]
             if missing:
-                raise UnknownGroups("groups (not this corp's)", missing)
+                raise UnknownGroups(f"{at}.groups.chat_ids", "groups (not this corp's)", missing)
     else:
         if target.sender_ids:
-            missing = staff.unknown(corp_id, list(dict.fromkeys(target.sender_ids)))
-            if missing:
-                raise UnknownStaff("staff members", missing)
+            unknown_staff("sender_ids", target.sender_ids)
         if target.tag_ids:
             from chalicelib.tags import items as tag_items
             from chalicelib.tags.service import UnknownTags
@@ -268,11 +284,12 @@ def new_id() -> str:
     return f"b{time.time_ns() // 1_000_000:011x}{secrets.token_hex(3)}"
 
 
-def check(corp_id: str, target: Any, content: MessageContent, *, ahead: int) -> None:
+def check(corp_id: str, target: Any, content: MessageContent, *, ahead: int, at: str = "target") -> None:
     """What create checks of a target and its content sent `ahead` seconds from now (for callers that
-    store them to send later: SOP calendars): InvalidBroadcast, UnknownStaff, UnknownGroups, SegmentNotFound, ...."""
+    store them to send later: SOP calendars): InvalidBroadcast, UnknownStaff, UnknownGroups, SegmentNotFound, ....
+    `at`: where the target is in the caller's request (UnknownStaff / UnknownGroups name the field there)."""
     _check_content(target, content, ahead=ahead)
-    _check_target(corp_id, target)
+    _check_target(corp_id, target, at=at)
 
 
 # -- the API's operations -------------------------------------------------------------------------------------

@@ -299,7 +299,7 @@ def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: Messag
 
     if is_reminder(data):
         _check_agent(corp_id, field)
-        broadcasts.check(corp_id, whom, MessageContent(text="x"), ahead=0)
+        broadcasts.check(corp_id, whom, MessageContent(text="x"), ahead=0, at=f"{field}.whom")
     elif isinstance(whom, Customers):
         if whom.channel_code is not None:
             from chalicelib.channel_codes import service as channel_codes
@@ -310,7 +310,7 @@ def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: Messag
             target = broadcasts.CustomersTarget(kind="customers", segment_id=whom.segment_id)
         broadcasts.check(corp_id, target, content, ahead=ahead)
     else:
-        broadcasts.check(corp_id, whom, content, ahead=ahead)
+        broadcasts.check(corp_id, whom, content, ahead=ahead, at=f"{field}.whom")
 
 
 def _check_agent(corp_id: str, field: str) -> None:

@@ -345,6 +345,10 @@ def test_bad_input_is_a_clear_4xx_and_stores_nothing(timeline, monkeypatch):
         content={"text": "Hi {customer_name}"})]})
     assert answer["error"]["details"] == [{"field": "rules.1.content.text", "message": answer["error"]["details"][0][
         "message"]}] and "{customer_name}" in answer["error"]["details"][0]["message"]
+    status, answer = world.call("POST", CALENDARS, {"name": "c", "rules": [rule(), rule(
+        whom={"kind": "groups", "owner_ids": ["alice", "nobody"]})]})  # named where this request lists them
+    assert (status, answer["error"]["code"]) == (400, "unknown_staff"), answer
+    assert [d["field"] for d in answer["error"]["details"]] == ["rules.1.whom.groups.owner_ids"], answer
     stored = [i for i in get_table().query_all(keys.corp_partition(CORP_ID)) if i["SK"].startswith("SOP")]
     assert stored == []
     # 02:30 on another date exists: accepted, due at that local time

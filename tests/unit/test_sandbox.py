@@ -532,6 +532,23 @@ def test_upload_attachment_rules_and_moments_take_only_its_media_ids(sb, api):
         {"msgtype": "image", "image": {"pic_url": "https://x.test/a.png"}}]})["errcode"] == 41006
 
 
+def test_a_moments_link_takes_its_cover_as_a_moments_image_media_id(sb, api):
+    """add_moment_task's link is {title, url, media_id} (doc 95094; WxJava, go-workwx, silenceper
+    MomentTaskLink): the cover is an image uploaded with media/upload_attachment (attachment_type 1),
+    required; a picurl is not how Moments take it."""
+    moment = "externalcontact/add_moment_task"
+
+    def link(**cover):
+        return {"msgtype": "link", "link": {"title": "Sale", "url": "https://x.test/sale", **cover}}
+
+    cover = api.image(attachment_type=1)["image"]["media_id"]
+    assert api.post(moment, {"attachments": [link(media_id=cover)]})["errcode"] == 0
+    assert api.post(moment, {"attachments": [link()]})["errcode"] == 41006
+    assert api.post(moment, {"attachments": [link(picurl="https://x.test/a.png")]})["errcode"] == 41006
+    assert api.post(moment, {"attachments": [link(media_id=api.image()["image"]["media_id"])]})["errcode"] == 40007
+    assert api.post(moment, {"attachments": [link(media_id="m-unknown")]})["errcode"] == 40007
+
+
 def test_image_media_ids_are_refused_unknown_or_after_three_days(sb, api, clock):
     ext = scan(sb, api)["external_userid"]
     add, moment = "externalcontact/add_msg_template", "externalcontact/add_moment_task"

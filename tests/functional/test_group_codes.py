@@ -287,7 +287,7 @@ def test_a_scan_join_costs_at_most_four_aws_requests(world):
     code = create(world, pool, threshold=50)
     aws_requests.install()
     caches.clear_all()
-    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the group's first count reads WeCom
+    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the corp's secrets, the code, its links
     try:
         with aws_requests.count_aws_requests() as callback:
             world.sb.simulator.join_group(CORP_ID, code["config_id"])

@@ -207,11 +207,14 @@ class InvalidUpdate(Exception):
 
 
 # -- counts -------------------------------------------------------------------------------------
-def member_counts(corp_id: str, chat_ids: list[str]) -> dict[str, int | None]:
+def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False) -> dict[str, int | None]:
     """Members per group: the group item's exact `member_count` (chalicelib.groups keeps it from
-    the change_external_chat callbacks), else WeCom's groupchat/get. None: no such group."""
+    the change_external_chat callbacks), else WeCom's groupchat/get. None: no such group. `store`:
+    keep such a read as the group's (groups' record_read), so its next event finds the count at
+    its own version and reads WeCom no more (a pool group counted for a rotation before its first
+    join; not for a request's checks, which write nothing)."""
+    from chalicelib.groups import items as group_items
     from chalicelib.store import get_table, keys
-    from chalicelib.wecom import errors
 
     wanted = list(dict.fromkeys(chat_ids))
     if not wanted:
@@ -226,15 +229,25 @@ def member_counts(corp_id: str, chat_ids: list[str]) -> dict[str, int | None]:
         elif item is not None and item.get("member_count") is not None:
             counts[chat_id] = int(item["member_count"])
         else:
-            try:
-                counts[chat_id] = len(_client(corp_id).get_groupchat(chat_id).group_chat.member_list)
-            except (errors.InvalidArgument, errors.NotFound):
-                counts[chat_id] = None
-            except errors.ApiError as exc:
-                if exc.errcode != 90501:
-                    raise
-                counts[chat_id] = None
+            read_at = int(time.time())
+            chat = _group_chat(corp_id, chat_id)
+            counts[chat_id] = len(chat.member_list) if chat is not None else None
+            if store and chat is not None:
+                _store_read(corp_id, chat, seen=group_items.group_of(item), read_at=read_at)
     return counts
+
+
+def _store_read(corp_id: str, chat: Any, *, seen: Any, read_at: int) -> bool:
+    """Keep a read of groupchat/get as the group's stored read, over `seen` (the GroupItem as read
+    before it; None: none stored). False when the stored group moved meanwhile: its events and
+    reads keep it exact without this one."""
+    from chalicelib.groups import items as group_items
+
+    try:
+        group_items.record_read(corp_id, chat, seen=seen, read_at=read_at)
+    except ConditionFailed:
+        return False
+    return True
 
 
 def _client(corp_id: str) -> Any:
@@ -309,7 +322,8 @@ def plan(*, threshold: int, listed: list[str], full: list[str], pool: list[str],
 def _plan_for(corp_id: str, code: GroupCodeItem, now: float, known: dict[str, int] | None = None,
               verify: bool = False) -> tuple[Plan, dict[str, int | None], list[str]]:
     pool = active_pool(code, _local(corp_id, now))
-    counts = {**member_counts(corp_id, [c for c in dict.fromkeys([*pool, *code.listed]) if c not in (known or {})]),
+    counts = {**member_counts(corp_id, [c for c in dict.fromkeys([*pool, *code.listed]) if c not in (known or {})],
+                              store=True),
               **(known or {})}
     if verify:
         counts.update(_verified(corp_id, code, counts))
@@ -453,18 +467,27 @@ def _notify(corp_id: str, code: GroupCodeItem, alert: Alert) -> None:
         logger.exception("alert for group code %s/%s not sent", corp_id, code.code_id)
 
 
+@dataclass(frozen=True)
+class JoinHandled:
+    ops: list[Any]  # for the event's commit
+    read_stored: bool = False  # WeCom's member list was read and stored as the group's: its item moved
+
+
 def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
-               versions: tuple[str | None, str | None], group: Any, day: str, now: float, at: int) -> list[Any]:
+               versions: tuple[str | None, str | None], group: Any, day: str, now: float, at: int) -> JoinHandled:
     """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
     `code_id`'s pool (`group`: its item as the event read it; `at`: its CreateTime): count joins past the threshold (a
     counter op for the event's commit) and rotate if a listed group reached it. The code comes from
-    a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway)."""
+    a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway).
+    A read of WeCom's member list made for a group never counted is stored as the group's read
+    (`read_stored`), so groups' step counts the event from it rather than reading WeCom again."""
     from chalicelib.store import counters
 
     code = cached_code(corp_id, code_id)
     if code is None or code.status == "deleted":
-        return []
+        return JoinHandled([])
     joined = len(members) or 1
+    read_stored = False
     around = _count_around(group, versions, joined)
     ops: list[Any] = []
     if around is not None:
@@ -474,7 +497,14 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
     elif _counted_below(group, code.threshold, at=at, members=members):
         count, over, crossed = None, 0, False  # a stored read after this join still had seats left
     else:  # no stored count at this event's version: WeCom's member list (join order) decides
-        member_list = _member_list(corp_id, chat_id)
+        read_at = int(time.time())
+        chat = _group_chat(corp_id, chat_id)
+        member_list = list(chat.member_list) if chat is not None else None
+        # A group never counted (its first versioned event) keeps the read: groups' step would
+        # read WeCom for it next. A gap in a counted group (a burst out of order) does not: a
+        # later event's read soon counts it, and storing each would cost more than it saves.
+        uncounted = group is None or group.member_count is None
+        read_stored = chat is not None and uncounted and _store_read(corp_id, chat, seen=group, read_at=read_at)
         count = len(member_list) if member_list is not None else None
         place = {m.userid: i + 1 for i, m in enumerate(member_list or [])}
         places = [place[m] for m in members if m in place]
@@ -494,7 +524,7 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
         if fresh is not None and fresh.status != "deleted":
             _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
-    return ops
+    return JoinHandled(ops, read_stored)
 
 
 def _counted_below(group: Any, threshold: int, *, at: int, members: list[str]) -> bool:
@@ -585,11 +615,6 @@ def _group_chat(corp_id: str, chat_id: str) -> Any:
         raise
 
 
-def _member_list(corp_id: str, chat_id: str) -> list[Any] | None:
-    chat = _group_chat(corp_id, chat_id)
-    return list(chat.member_list) if chat is not None else None
-
-
 def codes_of_chat(corp_id: str, chat_id: str) -> list[str]:
     """The codes whose pool holds `chat_id`, cached per instance for LINKS_TTL (a code changed on
     another instance is seen by the minute tick meanwhile)."""
@@ -660,7 +685,7 @@ def create(corp_id: str, req: GroupCodeCreate, *, now: float | None = None) -> G
         if req.welcome is not None:
             template_id = client.add_group_welcome_template(_template(req.welcome)).template_id
             undo.append(lambda: client.del_group_welcome_template(template_id))
-        counts = member_counts(corp_id, chats)
+        counts = member_counts(corp_id, chats, store=True)
         p = plan(threshold=req.threshold, listed=[], full=[], pool=active_pool(req, _local(corp_id, now)),
                  auto_create=req.auto_create is not None, low_seats=req.low_seats, counts=counts)
         added = client.add_join_way(_join_way(req, p.listed, state=state))

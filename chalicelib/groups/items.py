@@ -12,6 +12,7 @@ them is already included.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +24,8 @@ from chalicelib.store.events import StoreOp
 
 if TYPE_CHECKING:
     from chalicelib.wecom.models import GroupChat
+
+logger = logging.getLogger(__name__)
 
 GroupStatus = Literal["active", "dismissed"]
 MEMBER_HISTORY = 20  # versions remembered: an event delayed past this many later changes costs a read
@@ -220,8 +223,15 @@ def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None
     later event moved is left alone. Written in transactions of up to READ_WRITES_PER_REQUEST
     members (a burst's read finds tens of members whose events are still queued): one request,
     not one per member."""
-    raw = {i["member_id"]: i for i in _member_items(corp_id, chat.chat_id)}
-    stored = {member_id: MemberItem.model_validate(i) for member_id, i in raw.items()}
+    prefix = keys.group_member_prefix(chat.chat_id)
+    raw = {i["SK"][len(prefix):]: i for i in _member_items(corp_id, chat.chat_id)}
+    # An item without its identity (left by a join's stand-in before it was conditioned on the
+    # item being there) is written anew from this read: joined if listed, else left.
+    bare = {member_id for member_id, i in raw.items() if "member_id" not in i or "group_id" not in i}
+    if bare:
+        logger.warning("group %s/%s: member items without identity rewritten by the read: %s", corp_id,
+                       chat.chat_id, sorted(bare))
+    stored = {member_id: MemberItem.model_validate(i) for member_id, i in raw.items() if member_id not in bare}
     present = set()
     writes: list[dict[str, Any]] = []
     for m in chat.member_list:
@@ -239,9 +249,9 @@ def _record_read_members(corp_id: str, chat: GroupChat, *, read_at: int) -> None
             # older event (or this read, against a later leave) is kept out.
             writes.append(_member_write(corp_id, chat.chat_id, m.userid, at=m.join_time or read_at,
                                         status="joined", fields=fields))
-    for gone in stored.values():
-        if gone.status == "joined" and gone.member_id not in present:
-            writes.append(_member_write(corp_id, chat.chat_id, gone.member_id, at=read_at, status="left"))
+    gone = [m.member_id for m in stored.values() if m.status == "joined"] + sorted(bare)
+    for member_id in (m for m in gone if m not in present):
+        writes.append(_member_write(corp_id, chat.chat_id, member_id, at=read_at, status="left"))
     for start in range(0, len(writes), READ_WRITES_PER_REQUEST):
         _write_all_but_stale(writes[start:start + READ_WRITES_PER_REQUEST])
 
@@ -339,13 +349,20 @@ def members_changed(corp_id: str, group_id: str, member_ids: list[str], *, statu
 def _member_op(key: dict[str, str], *, at: int, status: str, fields: dict[str, Any],
                update: dict[str, Any]) -> StoreOp:
     """A join older than the member item's last write (a read of groupchat/get made for this very
-    event's gap, or a later event) still leaves its time and scene where none is known."""
-    if_stale = None
-    if status == "joined":
-        if_stale = get_table().op_update(key, expression="SET joined_at = if_not_exists(joined_at, :at), "
-                                                         "scene = if_not_exists(scene, :scene)",
-                                         values={":at": at, ":scene": fields.get("scene")})
-    return StoreOp(get_table().op_update(key, **update), stale_ok=True, if_stale=if_stale)
+    event's gap, or a later event) still leaves its time and scene where none is known. That
+    stand-in only completes an item that is there: an update creates what it does not find, and
+    this one sets no identity (group_id, member_id): on an item gone by the time it applies (the
+    commit's next attempt, after the first failed on the item) it would leave a bare item. Then
+    the join is written whole instead: nothing newer is left to protect."""
+    main = StoreOp(get_table().op_update(key, **update), stale_ok=True)
+    if status != "joined":
+        return main
+    stand_in = StoreOp(get_table().op_update(key, expression="SET joined_at = if_not_exists(joined_at, :at), "
+                                                              "scene = if_not_exists(scene, :scene)",
+                                             values={":at": at, ":scene": fields.get("scene")},
+                                             condition="attribute_exists(member_id)"),
+                       stale_ok=True, if_stale=main)
+    return StoreOp(main.op, stale_ok=True, if_stale=stand_in)
 
 
 def get_members(corp_id: str, group_id: str, member_ids: list[str]) -> list[MemberItem]:

@@ -287,7 +287,7 @@ def test_a_scan_join_costs_at_most_four_aws_requests(world):
     code = create(world, pool, threshold=50)
     aws_requests.install()
     caches.clear_all()
-    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the group's first count reads WeCom
+    join(world, code["config_id"], 2, concurrency=1)  # warm-up: the corp's secrets, the code, its links
     try:
         with aws_requests.count_aws_requests() as callback:
             world.sb.simulator.join_group(CORP_ID, code["config_id"])
@@ -304,6 +304,63 @@ def test_a_scan_join_costs_at_most_four_aws_requests(world):
     stored = group_items.get_group(CORP_ID, pool[0], consistent=True)
     assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
     assert {m.member_id for m in group_items.members(CORP_ID, pool[0]) if m.status == "joined"} == set(truth.members)
+
+
+def test_steady_single_joins_read_no_member_list_and_cost_at_most_four_aws_requests_per_join(world):
+    """docs/performance.md, "Group-code rotation": at a steady rate each join's callback is a batch
+    of its own. Joins across two crossings, one at a time: no join reads WeCom's member list (the
+    pool's counts are stored when the code is created and when a rotation plans with them, and a
+    group's first event counts from that read), so none pays a pacing lease either; only the
+    crossings call WeCom (one update_join_way each). <= 4 AWS requests per join; counts exact."""
+    from bench import aws_requests
+    from chalicelib.groups import items as group_items
+    from chalicelib.platform import caches
+    from tests.helpers import drain_queue, sqs_event
+
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=8)
+    aws_requests.install()
+    caches.clear_all()
+    join(world, code["config_id"], 1)  # warm-up: the corp's secrets, the queue's URL
+    seen = len(world.sb.requests())
+    try:
+        with aws_requests.count_aws_requests() as requests:
+            for _ in range(19):
+                world.sb.simulator.join_group(CORP_ID, code["config_id"])
+                [body] = drain_queue(world.settings.events_queue)
+                assert world.client.lambda_.invoke("on_events", sqs_event([body])).payload == {"batchItemFailures": []}
+                world.sb.clock.advance(1)
+    finally:
+        aws_requests.uninstall()
+    requests.subtract({k: v for k, v in requests.items() if k in ("sqs.ReceiveMessage", "sqs.DeleteMessage")})
+    calls = [r["api"] for r in world.sb.requests()[seen:]]
+    assert calls == ["externalcontact/groupchat/update_join_way"] * 2
+    assert requests.total <= 4 * 19, dict(+requests)
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[2]]
+    for chat_id in pool:
+        truth = world.sb.world.corp(CORP_ID).chats[chat_id]
+        stored = group_items.get_group(CORP_ID, chat_id, consistent=True)
+        assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
+
+
+def test_a_join_into_a_group_never_counted_reads_its_member_list_once(world):
+    """A pool group without a stored count (a code created before counts were stored with it):
+    its first join reads WeCom's member list once, for the crossing check, and that read is kept
+    as the group's, so groups' step counts the event from it rather than reading again."""
+    from chalicelib.groups import items as group_items
+    from chalicelib.platform import caches
+    from chalicelib.store import get_table, keys
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=50)
+    get_table().update(keys.group(CORP_ID, pool[0]), expression="REMOVE member_count, member_version")
+    caches.clear_all()
+    reads = wecom_calls(world, "externalcontact/groupchat/get")
+    join(world, code["config_id"], 1)
+    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 1
+    truth = world.sb.world.corp(CORP_ID).chats[pool[0]]
+    stored = group_items.get_group(CORP_ID, pool[0], consistent=True)
+    assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
 
 
 def test_a_burst_of_joins_handled_out_of_order_costs_at_most_four_aws_requests_per_join(world):

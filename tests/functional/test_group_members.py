@@ -144,6 +144,61 @@ def test_events_and_a_read_racing_never_let_an_older_state_win(world):
     assert group_items.get_group(CORP_ID, chat_id).last_change == "probe"  # its other fields still apply
 
 
+def test_a_joins_stand_in_never_creates_a_member_item_without_its_identity(world, monkeypatch):
+    """A join whose member item a later write had moved (a read of groupchat/get at a later join
+    time) leaves its time and scene through a stand-in; when the item is gone by the time the
+    stand-in applies (here deleted between the commit's attempts), the stand-in must not create a
+    bare item (no group_id / member_id: every later read of the group's members failed on it) and
+    the join must not be lost: it is written whole."""
+    from chalicelib.groups import items as group_items
+    from chalicelib.store import ConditionFailed, get_table, keys
+    from chalicelib.store import events as event_store
+
+    chat_id = _new_group(world)
+    table = get_table()
+    key = keys.group_member(CORP_ID, chat_id, "wmZ")
+    group_items._update_member(CORP_ID, chat_id, "wmZ", at=200, status="joined", fields={"join_scene": 3})
+    ops = group_items.members_changed(CORP_ID, chat_id, ["wmZ"], status="joined", at=100, scene=3)
+    transact, gone = type(table).transact, []
+
+    def transact_then_lose_the_item(self, operations, **kwargs):
+        try:
+            return transact(self, operations, **kwargs)
+        except ConditionFailed:
+            if not gone:
+                gone.append(self.delete(key))
+            raise
+
+    monkeypatch.setattr(type(table), "transact", transact_then_lose_the_item)
+    event_store.commit(CORP_ID, "probe-gone", steps=["groups.probe"], ops=ops, expires_at=2**31, route="probe")
+    assert gone
+    stored = table.get(key, consistent=True)
+    assert stored is not None and (stored.get("group_id"), stored.get("member_id")) == (chat_id, "wmZ")
+    [member] = [m for m in group_items.members(CORP_ID, chat_id) if m.member_id == "wmZ"]
+    assert (member.status, member.joined_at, member.scene) == ("joined", 100, 3)
+    assert [g.group_id for g in group_items.member_groups(CORP_ID, "wmZ", limit=10)] == [chat_id]
+
+
+def test_a_read_rewrites_member_items_left_without_identity(world):
+    """Member items an older version's stand-in left bare (no group_id / member_id) made every read
+    of groupchat/get for the group fail, so its count could never be repaired. The read writes
+    them anew from WeCom's list: a listed member joined, another left."""
+    from chalicelib.corps import registry as corps
+    from chalicelib.groups import items as group_items
+    from chalicelib.groups import service
+    from chalicelib.store import get_table, keys
+
+    chat_id = _new_group(world, "wmA")
+    for member_id in ("wmA", "wmGone"):
+        get_table().update(keys.group_member(CORP_ID, chat_id, member_id),
+                           expression="SET joined_at = if_not_exists(joined_at, :at), scene = if_not_exists(scene, :s)",
+                           values={":at": 100, ":s": 3})
+    service.refresh_members(CORP_ID, chat_id, client=corps.wecom_client(CORP_ID))
+    status = {m.member_id: m.status for m in group_items.members(CORP_ID, chat_id)}
+    assert status == {"alice": "joined", "bob": "joined", "wmA": "joined", "wmGone": "left"}
+    assert _stored(chat_id) == _truth(world, chat_id)
+
+
 def test_unknown_group_has_no_count(world):
     from chalicelib.groups import items as group_items
 

@@ -413,16 +413,35 @@ def test_a_handover_is_refused_at_its_takeovers_then_runs_and_shows_each_custome
     answer = api(stack, "POST", "/handovers", json={"mode": "in_service", "from_staff_id": "alice",
                                                      "takeover_ids": ["alice"], "customer_ids": [customer]})
     assert shown == api_error(answer, "takeover_ids")
+    for name, value in {"takeover_ids": "nobody", "from_staff_id": "nobody"}.items():  # unknown_staff at its field
+        browser.fill("#handover-create [name=takeover_ids]", "bob")
+        browser.fill("#handover-create [name=from_staff_id]", "alice")
+        browser.fill(f"#handover-create [name={name}]", value)
+        browser.click("#handover-create button[type=submit]")
+        shown = field_error(browser, "handover-create", name)
+        answer = api(stack, "POST", "/handovers", json={"mode": "in_service", "customer_ids": [customer],
+                                                         "from_staff_id": "alice", "takeover_ids": ["bob"],
+                                                         name: value if name == "from_staff_id" else [value]})
+        assert answer.json()["error"]["code"] == "unknown_staff"
+        assert shown == api_error(answer, name)
     assert api(stack, "GET", "/handovers").json()["items"] == []
 
+    browser.fill("#handover-create [name=from_staff_id]", "alice")
     browser.fill("#handover-create [name=takeover_ids]", "bob")
     browser.click("#handover-create button[type=submit]")
     browser.wait("location.hash.startsWith('#/handovers/') && !!document.querySelector('[data-entry-status]')")
     browser.wait("document.querySelector('[data-entry-status]').dataset.entryStatus === 'waiting'")
+    handover_id = browser.js("decodeURIComponent(location.hash.split('/')[2])")
     simulate(stack, "complete_transfers", force=True)  # WeCom moves the customer (24 h later)
     browser.wait("document.querySelector('[data-entry-status]').dataset.entryStatus === 'done'")  # refreshed on its own
     assert browser.js("document.querySelector('[data-entry-status]').closest('tr').innerText").count(customer) == 1
     browser.wait("document.querySelector('main [data-handover-status]').dataset.handoverStatus === 'done'")
+    # done: the page stops asking (it polled every 3 s); counted over more than two intervals of the page's clock
+    mark, since = len(browser.requests), browser.js("performance.now()")
+    browser.wait(f"performance.now() > {since} + 7000")
+    asked = [r["url"] for r in browser.requests[mark:] if f"/handovers/{handover_id}" in r["url"]]
+    assert asked == [], f"still polling after done: {asked}"
+    assert browser.js("location.hash") == f"#/handovers/{handover_id}"
     assert_no_placeholders(browser, "handover")
     browser.screenshot(str(SCREENSHOTS / "handover.png"))
 

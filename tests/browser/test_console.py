@@ -662,7 +662,18 @@ def test_a_group_code_with_time_windows_auto_create_an_alert_setting_and_a_group
     browser.click(f"{w} button[type=submit]")
     browser.wait(f"!document.querySelector('{w}')")
     assert api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]["link"]["url"] == "https://example.com/rules"
+    browser.click(f"[data-edit=\"{cid}\"]")  # then a video instead (file and video: by media_id, as the API takes)
+    browser.wait(f"document.querySelector('{w} [data-path=\"link.url\"]')?.value === 'https://example.com/rules'")
+    kinds = browser.js(f"[...document.querySelector('{w} [data-path=\"attachment.type\"]').options].map(o => o.value)")
+    assert kinds == ["", "image", "link", "miniprogram", "file", "video"]
+    browser.fill(f'{w} [data-path="attachment.type"]', "video")
+    browser.fill(f'{w} [data-path="video.media_id"]', "3mGroupRulesVideo")
+    browser.click(f"{w} button[type=submit]")
+    browser.wait(f"!document.querySelector('{w}')")
+    welcome = api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]
+    assert welcome["video"] == {"media_id": "3mGroupRulesVideo"} and not welcome.get("link"), welcome
     browser.click(f"[data-edit=\"{cid}\"]")
+    assert browser.wait(f"document.querySelector('{w} [data-path=\"video.media_id\"]')?.value") == "3mGroupRulesVideo"
     browser.click(f"{e} [data-add=windows]")
     browser.fill(f'{e} [data-path="windows.1.start"]', "18:00")
     browser.fill(f'{e} [data-path="windows.1.pool"]', weekend)
@@ -878,7 +889,7 @@ def test_every_variant_of_the_deep_forms_has_labelled_fields(browser, stack):
     open_page(browser, stack, "group-codes")
     browser.click("#group-code-create [data-add=windows]")
     labelled_as("#group-code-create", [('[data-path="welcome.attachment.type"]', k)
-                                       for k in ("image", "link", "miniprogram", "")])
+                                       for k in ("image", "link", "miniprogram", "file", "video", "")])
     open_page(browser, stack, "segments")
     labelled_as("#segment-create", [('[data-op-for="filter.tags"]', "and"),
                                     ('[data-op-for="filter.tags.and.0"]', "not"),

@@ -117,7 +117,7 @@ def put_settings(corp_id: str, body: AlertSettingsBody, *, now: float | None = N
         raise InvalidChurnRequest("managers", "alerts on need a recipient: notify_staff or managers")
     missing = staff.unknown(corp_id, list(body.managers)) if body.managers else []
     if missing:
-        raise UnknownStaff(missing)
+        raise UnknownStaff("managers", missing)
     corp = corp_items.get_corp(corp_id)
     if body.enabled and (corp is None or not corp.agent_id):
         raise NoAgent("churn alerts are app messages: the corp needs its app's agent_id (POST /api/v1/corps)")

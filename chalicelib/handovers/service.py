@@ -137,9 +137,12 @@ class InvalidHandover(FieldError):
     """A rule between fields (400 validation_error, naming the field)."""
 
 
-class UnknownStaff(ValueError):
-    def __init__(self, staff_ids: list[str]):
-        super().__init__(f"not members of this corp with customer contact: {', '.join(staff_ids)}")
+class UnknownStaff(FieldError):
+    """Members this corp does not have (400 `unknown_staff`), `details` naming the request's field
+    (`takeover_ids`, `from_staff_id`, churn's `managers`) as a validation_error does."""
+
+    def __init__(self, field_name: str, staff_ids: list[str]):
+        super().__init__(field_name, f"not members of this corp with customer contact: {', '.join(staff_ids)}")
         self.staff_ids = staff_ids
 
 
@@ -193,14 +196,14 @@ def _check(corp_id: str, req: HandoverCreate | UnassignedHandover, from_staff: s
             raise InvalidHandover("message", "WeCom sends no message to the customers of a resigned handover")
     missing = staff.unknown(corp_id, list(takeovers))
     if missing:
-        raise UnknownStaff(missing)
+        raise UnknownStaff("takeover_ids", missing)
     if from_staff is None:
         return
     in_service = from_staff in staff.directory(corp_id)
     if mode == "resigned" and in_service:
         raise StaffInService(f"{from_staff} is still in service: hand the customers over in service")
     if not in_service and not _departed(corp_id, from_staff):
-        raise UnknownStaff([from_staff])
+        raise UnknownStaff("from_staff_id", [from_staff])
     if mode == "in_service" and not in_service:
         raise StaffResigned(f"{from_staff} has left the corp: hand the customers over as resigned")
 

@@ -413,16 +413,35 @@ def test_a_handover_is_refused_at_its_takeovers_then_runs_and_shows_each_custome
     answer = api(stack, "POST", "/handovers", json={"mode": "in_service", "from_staff_id": "alice",
                                                      "takeover_ids": ["alice"], "customer_ids": [customer]})
     assert shown == api_error(answer, "takeover_ids")
+    for name, value in {"takeover_ids": "nobody", "from_staff_id": "nobody"}.items():  # unknown_staff at its field
+        browser.fill("#handover-create [name=takeover_ids]", "bob")
+        browser.fill("#handover-create [name=from_staff_id]", "alice")
+        browser.fill(f"#handover-create [name={name}]", value)
+        browser.click("#handover-create button[type=submit]")
+        shown = field_error(browser, "handover-create", name)
+        answer = api(stack, "POST", "/handovers", json={"mode": "in_service", "customer_ids": [customer],
+                                                         "from_staff_id": "alice", "takeover_ids": ["bob"],
+                                                         name: value if name == "from_staff_id" else [value]})
+        assert answer.json()["error"]["code"] == "unknown_staff"
+        assert shown == api_error(answer, name)
     assert api(stack, "GET", "/handovers").json()["items"] == []
 
+    browser.fill("#handover-create [name=from_staff_id]", "alice")
     browser.fill("#handover-create [name=takeover_ids]", "bob")
     browser.click("#handover-create button[type=submit]")
     browser.wait("location.hash.startsWith('#/handovers/') && !!document.querySelector('[data-entry-status]')")
     browser.wait("document.querySelector('[data-entry-status]').dataset.entryStatus === 'waiting'")
+    handover_id = browser.js("decodeURIComponent(location.hash.split('/')[2])")
     simulate(stack, "complete_transfers", force=True)  # WeCom moves the customer (24 h later)
     browser.wait("document.querySelector('[data-entry-status]').dataset.entryStatus === 'done'")  # refreshed on its own
     assert browser.js("document.querySelector('[data-entry-status]').closest('tr').innerText").count(customer) == 1
     browser.wait("document.querySelector('main [data-handover-status]').dataset.handoverStatus === 'done'")
+    # done: the page stops asking (it polled every 3 s); counted over more than two intervals of the page's clock
+    mark, since = len(browser.requests), browser.js("performance.now()")
+    browser.wait(f"performance.now() > {since} + 7000")
+    asked = [r["url"] for r in browser.requests[mark:] if f"/handovers/{handover_id}" in r["url"]]
+    assert asked == [], f"still polling after done: {asked}"
+    assert browser.js("location.hash") == f"#/handovers/{handover_id}"
     assert_no_placeholders(browser, "handover")
     browser.screenshot(str(SCREENSHOTS / "handover.png"))
 
@@ -643,7 +662,18 @@ def test_a_group_code_with_time_windows_auto_create_an_alert_setting_and_a_group
     browser.click(f"{w} button[type=submit]")
     browser.wait(f"!document.querySelector('{w}')")
     assert api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]["link"]["url"] == "https://example.com/rules"
+    browser.click(f"[data-edit=\"{cid}\"]")  # then a video instead (file and video: by media_id, as the API takes)
+    browser.wait(f"document.querySelector('{w} [data-path=\"link.url\"]')?.value === 'https://example.com/rules'")
+    kinds = browser.js(f"[...document.querySelector('{w} [data-path=\"attachment.type\"]').options].map(o => o.value)")
+    assert kinds == ["", "image", "link", "miniprogram", "file", "video"]
+    browser.fill(f'{w} [data-path="attachment.type"]', "video")
+    browser.fill(f'{w} [data-path="video.media_id"]', "3mGroupRulesVideo")
+    browser.click(f"{w} button[type=submit]")
+    browser.wait(f"!document.querySelector('{w}')")
+    welcome = api(stack, "GET", f"/group-codes/{cid}").json()["welcome"]
+    assert welcome["video"] == {"media_id": "3mGroupRulesVideo"} and not welcome.get("link"), welcome
     browser.click(f"[data-edit=\"{cid}\"]")
+    assert browser.wait(f"document.querySelector('{w} [data-path=\"video.media_id\"]')?.value") == "3mGroupRulesVideo"
     browser.click(f"{e} [data-add=windows]")
     browser.fill(f'{e} [data-path="windows.1.start"]', "18:00")
     browser.fill(f'{e} [data-path="windows.1.pool"]', weekend)
@@ -859,7 +889,7 @@ def test_every_variant_of_the_deep_forms_has_labelled_fields(browser, stack):
     open_page(browser, stack, "group-codes")
     browser.click("#group-code-create [data-add=windows]")
     labelled_as("#group-code-create", [('[data-path="welcome.attachment.type"]', k)
-                                       for k in ("image", "link", "miniprogram", "")])
+                                       for k in ("image", "link", "miniprogram", "file", "video", "")])
     open_page(browser, stack, "segments")
     labelled_as("#segment-create", [('[data-op-for="filter.tags"]', "and"),
                                     ('[data-op-for="filter.tags.and.0"]', "not"),

@@ -7,6 +7,7 @@ shows (never for a fixed time)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -87,6 +88,7 @@ def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, st
                       ".map(e => [e.dataset.broadcast, e.dataset.status])") == [[sale, "sent"]]
     assert "Spring sale" in browser.js("document.getElementById('broadcasts').textContent")
     assert "code=" not in browser.js("location.href")  # the single-use code is gone from the URL
+    assert not browser.js("document.getElementById('history')")  # no churn or handover: no such section
     browser.screenshot(str(SCREENSHOTS / "toolbar-customer.png"))
 
     browser.fill("#new-tag", vip)
@@ -104,3 +106,43 @@ def test_alice_sees_her_customer_adds_a_tag_and_sees_nothing_of_bobs(browser, st
     assert not browser.js("document.getElementById('customer-name')")
     browser.screenshot(str(SCREENSHOTS / "toolbar-refused.png"))
     assert not [e for e in browser.console_errors if "favicon" not in e and "404" not in e], browser.console_errors
+
+
+def handed_over(stack, customer: str, from_staff: str, to_staff: str) -> None:
+    """An in-service handover through the API, moved by the sandbox's WeCom (its 24 h, forced)."""
+    h = api(stack, "POST", "/handovers", json={"mode": "in_service", "from_staff_id": from_staff,
+                                                "takeover_ids": [to_staff], "customer_ids": [customer]})
+    assert h.status_code == 202, h.text
+    path = f"/handovers/{h.json()['handover_id']}"
+    until("the handover never reached WeCom", lambda: api(stack, "GET", path).json()["status"] != "running")
+    stack.sandbox_app.simulator.complete_transfers(stack.demo["corp_id"], force=True)
+    until("the handover never ended", lambda: api(stack, "GET", path).json()["status"] == "done")
+    until(f"{customer} never reached {to_staff}", lambda: any(
+        r["staff_id"] == to_staff and r["status"] == "active"
+        for r in api(stack, "GET", f"/customers/{customer}").json()["relations"]))
+
+
+def test_bob_sees_the_handover_of_alices_customer_in_its_own_section_in_chinese(browser, stack):
+    corp_id = stack.demo["corp_id"]
+    cai, _ = customer_through_a_code(stack, "alice", "Cai", [])
+    handed_over(stack, cai, "alice", "bob")
+
+    stack.sandbox_app.open_toolbar(corp_id, "bob", external_userid=cai)
+    browser.goto(f"{stack.base_url}/toolbar/{corp_id}?lang=zh")
+    browser.js("sessionStorage.clear()")  # bob signs in: WeCom's OAuth again
+    browser.goto(f"{stack.base_url}/toolbar/{corp_id}?lang=zh")
+    assert browser.wait("document.getElementById('customer-name')?.textContent") == "Cai"
+    history = browser.js("[...document.querySelectorAll('#history li')].map(e => [e.dataset.kind, e.textContent])")
+    assert [k for k, _ in history] == ["transferred"], history
+    assert "alice" in history[0][1] and "转接" in history[0][1]
+    assert browser.js("document.getElementById('history-title').textContent") == "流失与转接记录"
+    # one language: every heading and label of the page is Chinese (no English word left in them)
+    words = browser.js("""[...document.querySelectorAll('h2, #added, [aria-label], option[value=""]')]
+        .map(e => (e.getAttribute('aria-label') || e.textContent).replace(/Cai's poster|Cai|alice|bob/g, ''))""")
+    assert words and not [w for w in words if re.search(r"[A-Za-z]{2,}", w)], words
+    assert browser.js("document.documentElement.lang") == "zh-CN"
+    browser.screenshot(str(SCREENSHOTS / "toolbar-history.png"))
+
+    browser.goto(f"{stack.base_url}/toolbar/{corp_id}?lang=en")  # the same page in English
+    assert browser.wait("document.getElementById('history-title')?.textContent") == "Churn and handover history"
+    assert "handed over" in browser.js("document.querySelector('#history li').textContent")

@@ -158,19 +158,20 @@ def test_refused_alerts_are_retried_then_recorded(world):
     assert len(world.sb.requests("message/send")) == churn.MAX_REFUSALS
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"enabled": True, "notify_staff": False}, 400, "validation_error"),
-    ({"enabled": True, "managers": ["nobody"]}, 400, "unknown_staff"),
-    ({"enabled": True, "managers": ["bob", "bob"]}, 400, "validation_error"),
-    ({"enabled": True, "digest_minutes": 1}, 400, "validation_error"),
-    ({"enabled": True, "mode": "hourly"}, 400, "validation_error"),
-    ({"mode": "event"}, 400, "validation_error"),
-    ({"enabled": True, "colour": "red"}, 400, "validation_error"),
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    ({"enabled": True, "notify_staff": False}, 400, "validation_error", "managers"),
+    ({"enabled": True, "managers": ["nobody"]}, 400, "unknown_staff", "managers"),
+    ({"enabled": True, "managers": ["bob", "bob"]}, 400, "validation_error", "managers"),
+    ({"enabled": True, "digest_minutes": 1}, 400, "validation_error", "digest_minutes"),
+    ({"enabled": True, "mode": "hourly"}, 400, "validation_error", "mode"),
+    ({"mode": "event"}, 400, "validation_error", "enabled"),
+    ({"enabled": True, "colour": "red"}, 400, "validation_error", "colour"),
 ])
-def test_bad_alert_settings_are_refused_and_change_nothing(world, body, status, code):
+def test_bad_alert_settings_are_refused_at_their_field_and_change_nothing(world, body, status, code, field):
     _agent(world)
     got, answer = world.call("PUT", "/api/v1/churn-alerts", body)
     assert (got, answer["error"]["code"]) == (status, code), answer
+    assert {d["field"] for d in answer["error"]["details"]} == {field}, answer
     assert world.call("GET", "/api/v1/churn-alerts")[1]["enabled"] is False
 
 

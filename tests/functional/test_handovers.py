@@ -267,6 +267,10 @@ def test_unassigned_customers_are_listed_and_handed_over_in_one_call(small_depar
     status, page = world.call("GET", "/api/v1/handovers/unassigned?limit=10")
     assert status == 200 and len(page["items"]) == 10 and page["next_cursor"]
     assert {i["handover_staff_id"] for i in page["items"]} == {DEPARTING}
+    status, refused = world.call("POST", "/api/v1/handovers/unassigned", {"takeover_ids": ["nobody"]})
+    assert (status, refused["error"]["code"]) == (400, "unknown_staff"), refused
+    assert refused["error"]["details"] == [{"field": "takeover_ids", "message": refused["error"]["message"]}]
+    assert world.call("GET", "/api/v1/handovers")[1]["items"] == []
     status, body = world.call("POST", "/api/v1/handovers/unassigned", {"takeover_ids": ["carol"]})
     assert status == 202, body
     [h] = body["handovers"]
@@ -278,9 +282,9 @@ def test_unassigned_customers_are_listed_and_handed_over_in_one_call(small_depar
 @pytest.mark.parametrize(("overrides", "code", "field"), [
     ({"takeover_ids": ["alice", DEPARTING]}, "validation_error", "takeover_ids"),
     ({"takeover_ids": ["alice", "alice"]}, "validation_error", "takeover_ids"),
-    ({"takeover_ids": ["zed"]}, "unknown_staff", None),  # another corp's member
-    ({"takeover_ids": ["nobody"]}, "unknown_staff", None),
-    ({"from_staff_id": "zed"}, "unknown_staff", None),
+    ({"takeover_ids": ["zed"]}, "unknown_staff", "takeover_ids"),  # another corp's member
+    ({"takeover_ids": ["nobody"]}, "unknown_staff", "takeover_ids"),
+    ({"from_staff_id": "zed"}, "unknown_staff", "from_staff_id"),
     ({"mode": "in_service"}, "staff_resigned", None),
     ({"from_staff_id": "carol"}, "staff_in_service", None),
     ({"customer_ids": []}, "validation_error", "customer_ids"),

@@ -76,7 +76,12 @@ export async function route() {
   document.title = `${t(page.title)} · SCRM`;
   const ctx = {
     arg: rest.map(decodeURIComponent).join("/"),
-    every(ms, fn) { if (mine === rendering) timers.push(setInterval(fn, ms)); },
+    every(ms, fn) {  // -> stop(): a page stops refreshing what can no longer change
+      if (mine !== rendering) return () => {};
+      const timer = setInterval(fn, ms);
+      timers.push(timer);
+      return () => clearInterval(timer);
+    },
     current: () => mine === rendering,
     reload: route,
   };

@@ -35,7 +35,7 @@ function autoCreate(a) {
 }
 
 // A group welcome as the API takes it (doc 92366): text and at most one attachment, under `prefix`.
-const GW_KINDS = ["", "image", "link", "miniprogram"];
+const GW_KINDS = ["", "image", "link", "miniprogram", "file", "video"];
 export function groupWelcome(prefix, w) {
   const at = (x) => (prefix ? `${prefix}.${x}` : x);
   const text = h("textarea", { name: "group_welcome_text", rows: 3, "data-path": at("text.content") });

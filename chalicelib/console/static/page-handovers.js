@@ -57,7 +57,8 @@ async function detail(main, ctx, id) {
   main.append(h("p", {}, h("a", { href: "#/handovers" }, "← " + t("nav_handovers"))),
     section("ho_handover", box), section("ho_results", filter, results));
   const first = await loadResults();
-  if (first.status !== "done") ctx.every(3000, () => loadResults().catch(() => {}));
+  if (first.status === "done") return;  // final: nothing changes any more
+  const stop = ctx.every(3000, () => loadResults().then((hv) => hv.status === "done" && stop()).catch(() => {}));
 }
 
 export async function render(main, ctx) {

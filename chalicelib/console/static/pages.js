@@ -1,5 +1,5 @@
 // The console's pages: one line each (hash route, title, module, who may open it). A page module
-// exports `render(main, ctx)`; ctx.every(ms, fn) refreshes while the page is shown.
+// exports `render(main, ctx)`; ctx.every(ms, fn) refreshes while the page is shown (until the stop() it returns is called).
 export const PAGES = [
   { path: "dashboard", title: "nav_dashboard", module: "./page-dashboard.js", role: "corp" },
   { path: "channel-codes", title: "nav_channel_codes", module: "./page-channel-codes.js", role: "corp" },

@@ -300,11 +300,15 @@ export const ATTACHMENT_FIELDS = {
   image: [["pic_url", "f_pic_url"], ["media_id", "f_media_id"]],
   link: [["title", "f_title"], ["url", "f_url"], ["picurl", "f_picurl"], ["desc", "f_desc"]],
   miniprogram: [["title", "f_title"], ["pic_media_id", "f_pic_media_id"], ["appid", "f_appid"], ["page", "f_page"]],
+  file: [["media_id", "f_file_media_id"]],  // a group welcome's only (doc 92366): by media_id
+  video: [["media_id", "f_video_media_id"]],
 };
+// What message content (welcomes, broadcasts) takes; a group welcome takes file and video too.
+export const MESSAGE_ATTACHMENTS = ["image", "link", "miniprogram"];
 
 // One attachment: a kind select ("" among `kinds`: none) and that kind's fields. pathOf(kind) is where the API names its
 // fields ("content.attachments.0.link" for message content, "link" for a group welcome).
-export function attachment(path, pathOf, value = {}, kinds = Object.keys(ATTACHMENT_FIELDS)) {
+export function attachment(path, pathOf, value = {}, kinds = MESSAGE_ATTACHMENTS) {
   const kind = select("type", kinds.map((k) => [k, t("f_att_" + (k || "none"))]), value.type ?? kinds[0], { "data-path": `${path}.type` });
   const box = h("div.attachment-fields");
   let controls = {};

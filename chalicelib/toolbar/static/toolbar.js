@@ -7,6 +7,40 @@ const api = (path) => `${root}/toolbar/${encodeURIComponent(corpId)}${path}`;
 const view = document.getElementById("view");
 const KEY = `toolbar-session:${corpId}`;
 
+// The page's words, one line per key in both languages (as the console's i18n.js): Chinese unless
+// `?lang=en` or a WeCom client set to English (the staff mostly use WeCom in Chinese).
+const WORDS = {
+  add_tag: ["+ 标签", "+ tag"],
+  add: ["添加", "Add"],
+  remove: ["移除", "Remove"],
+  added_via: ["添加方式：", "Added through: "],
+  tags: ["标签", "Tags"],
+  groups: ["所在客户群", "Groups"],
+  broadcasts: ["收到的群发", "Broadcasts received"],
+  history: ["流失与转接记录", "Churn and handover history"],
+  timeline: ["客户动态", "Timeline"],
+  members: ["群成员", "Members"],
+  group_codes: ["群活码", "Group codes"],
+  fill: ["人数：", "Members / capacity: "],
+  none: ["无", "none"],
+  no_channel: ["非渠道活码添加", "not through a channel code"],
+  k_added: ["添加好友", "added"],
+  k_half_added: ["单向添加", "half added"],
+  k_lost: ["被客户删除", "deleted by the customer"],
+  k_removed: ["删除客户", "removed by the staff member"],
+  k_transferred: ["转接给其他成员", "handed over"],
+  k_transfer_failed: ["转接失败", "handover failed"],
+  k_edited: ["编辑客户", "edited"],
+  k_tags_changed: ["标签变更", "tags changed"],
+  k_welcome_sent: ["已发欢迎语", "welcome sent"],
+  k_welcome_missed: ["未发欢迎语", "welcome missed"],
+  handed_over_from: ["转接自", "handed over from"],
+};
+const LANG = (new URLSearchParams(location.search).get("lang") || navigator.language || "zh").toLowerCase().startsWith("en") ? 1 : 0;
+document.documentElement.lang = LANG ? "en" : "zh-CN";
+const t = (key) => (WORDS[key] ? WORDS[key][LANG] : key);
+const kind = (k) => (WORDS["k_" + k] ? t("k_" + k) : k);  // a kind the page does not know: as the API names it
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   Object.entries(attrs).forEach(([k, v]) => (k === "onclick" ? (node.onclick = v) : node.setAttribute(k, v)));
@@ -14,7 +48,7 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function show(...nodes) { view.replaceChildren(...nodes); }
+function show(...nodes) { view.replaceChildren(...nodes.flat().filter(Boolean)); }  // parts: [title, body] or null
 
 async function call(method, path, body) {
   const headers = { "Content-Type": "application/json" };
@@ -55,39 +89,48 @@ function agentConfig() {
 const invoke = (name) => new Promise((resolve, reject) => wx.invoke(name, {}, (res) =>
   (res.err_msg === `${name}:ok` ? resolve(res) : reject(Object.assign(new Error(res.err_msg), { code: "jssdk" })))));
 
-function timeline(entries) {
-  return el("ol", { class: "timeline" }, entries.map((e) =>
-    el("li", {}, `${new Date(e.at * 1000).toLocaleString()} · ${e.kind}${e.staff_id ? ` · ${e.staff_id}` : ""}`)));
+const when = (at, date = false) => new Date(at * 1000)[date ? "toLocaleDateString" : "toLocaleString"](LANG ? "en" : "zh-CN");
+
+function timeline(id, entries) {
+  return el("ol", { class: "timeline", id }, entries.map((e) => el("li", { "data-kind": e.kind },
+    [when(e.at), kind(e.kind), e.staff_id, e.details?.handed_over_from && `${t("handed_over_from")} ${e.details.handed_over_from}`]
+      .filter(Boolean).join(" · "))));
 }
+
+// A titled part of the page; `empty`: shown only when it has something (null otherwise).
+const part = (key, body, empty = false) => (empty ? null : [el("h2", { id: `${key}-title` }, t(key)), body]);
 
 async function showCustomer(customerId) {
   const c = await call("GET", `/customers/${encodeURIComponent(customerId)}`);
-  const own = new Set(c.tags.map((t) => t.tag_id));
-  const input = el("select", { id: "new-tag" }, el("option", { value: "" }, "+ 标签"),
+  const own = new Set(c.tags.map((tag) => tag.tag_id));
+  const input = el("select", { id: "new-tag", "aria-label": t("add_tag") }, el("option", { value: "" }, t("add_tag")),
     c.tag_library.map((g) => el("optgroup", { label: g.group_name },
-      g.tags.filter((t) => !own.has(t.tag_id)).map((t) => el("option", { value: t.tag_id }, t.name)))));
+      g.tags.filter((tag) => !own.has(tag.tag_id)).map((tag) => el("option", { value: tag.tag_id }, tag.name)))));
   const change = (body) => call("POST", `/customers/${encodeURIComponent(customerId)}/tags`, body)
     .then(() => showCustomer(customerId)).catch(fail);
   show(
     el("h1", { id: "customer-name" }, c.name || c.customer_id),
-    el("p", { id: "added" }, `${c.added.channel_name || c.added.channel || "—"} · ${c.added.staff_id}`,
-      c.added.added_at ? ` · ${new Date(c.added.added_at * 1000).toLocaleDateString()}` : ""),
-    el("div", { class: "tags", id: "tags" }, c.tags.map((t) =>
-      el("span", { "data-tag": t.tag_id }, t.name || t.tag_id, el("button", { onclick: () => change({ remove: [t.tag_id] }) }, "×")))),
-    el("p", {}, input, el("button", { id: "add-tag", onclick: () => input.value && change({ add: [input.value] }) }, "+")),
-    el("h2", {}, "Groups"), el("ul", { id: "groups" }, c.groups.map((g) => el("li", { "data-group": g.group_id },
-      `${g.name || g.group_id} · ${g.member_count ?? "?"} · ${g.owner || "—"}`))),
-    el("h2", {}, "Broadcasts"), el("ul", { id: "broadcasts" }, c.broadcasts.map((b) =>
+    el("p", { id: "added" }, `${t("added_via")}${c.added.channel_name || c.added.channel || t("no_channel")} · ${c.added.staff_id}`,
+      c.added.added_at ? ` · ${when(c.added.added_at, true)}` : ""),
+    part("tags", el("div", { class: "tags", id: "tags" }, c.tags.map((tag) => el("span", { "data-tag": tag.tag_id },
+      tag.name || tag.tag_id, el("button", { "aria-label": `${t("remove")} ${tag.name || tag.tag_id}`,
+        onclick: () => change({ remove: [tag.tag_id] }) }, "×"))))),
+    el("p", {}, input, el("button", { id: "add-tag", "aria-label": t("add"), onclick: () => input.value && change({ add: [input.value] }) }, "+")),
+    part("history", timeline("history", c.history), !c.history.length),
+    part("groups", el("ul", { id: "groups" }, c.groups.map((g) => el("li", { "data-group": g.group_id },
+      `${g.name || g.group_id} · ${g.member_count ?? "?"} · ${g.owner || "—"}`)))),
+    part("broadcasts", el("ul", { id: "broadcasts" }, c.broadcasts.map((b) =>
       el("li", { "data-broadcast": b.broadcast_id, "data-status": b.status },
-        `${b.day} · ${b.name} · ${b.sender} · ${b.status}`, el("div", { class: "muted" }, (b.text || "").slice(0, 80))))),
-    el("h2", {}, "Timeline"), timeline(c.timeline),
+        `${b.day} · ${b.name} · ${b.sender} · ${b.status}`, el("div", { class: "muted" }, (b.text || "").slice(0, 80)))))),
+    part("timeline", timeline("timeline", c.timeline)),
   );
 }
 
 async function showGroup(chatId) {
   const g = await call("GET", `/groups/${encodeURIComponent(chatId)}`);
-  show(el("h1", {}, g.name || g.group_id), el("p", { id: "fill" }, `${g.member_count ?? "?"} / ${g.capacity}`),
-    el("p", {}, g.codes.join(", ") || "—"), el("ol", {}, g.members.map((m) => el("li", {}, m.member_id))));
+  show(el("h1", {}, g.name || g.group_id), el("p", { id: "fill" }, `${t("fill")}${g.member_count ?? "?"} / ${g.capacity}`),
+    part("group_codes", el("p", { id: "codes" }, g.codes.join(", ") || t("none"))),
+    part("members", el("ol", { id: "members" }, g.members.map((m) => el("li", {}, m.member_id)))));
 }
 
 function fail(err) {

@@ -101,7 +101,8 @@ class MessageContent(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
         {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
         {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}}]})
-    text: str | None = Field(None, description=f"may contain {{customer_name}} and {{staff_name}}; at most "
+    text: str | None = Field(None, description=f"may contain {{customer_name}} and {{staff_name}} (any other "
+                                               f"{{...}} is refused as an unknown placeholder); at most "
                                                f"{MAX_TEXT_BYTES} bytes (UTF-8) with the longest names filled in")
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 

@@ -321,12 +321,14 @@ _ERROR_MAP: list[tuple[Any, int, str, Callable[[Exception], Any] | None]] = []
 def register_error(exc_type: type[Exception] | str, status: int, code: str,
                    details: Callable[[Exception], Any] | None = None) -> None:
     """A capability's exception (a class, or "module:Name" to stay lazy) -> HTTP status and
-    stable code, declared once by its API module."""
+    stable code, declared once by its API module. A FieldError's `details` name its field unless
+    `details` says otherwise."""
     _ERROR_MAP.append((Lazy(exc_type) if isinstance(exc_type, str) else exc_type, status, code, details))
 
 
 def map_exception(exc: Exception) -> HttpError | None:
     """Errors from lower layers, mapped to HTTP once (never by message text)."""
+    from chalicelib.platform.errors import FieldError
     from chalicelib.store import InvalidCursor
 
     if isinstance(exc, InvalidCursor):
@@ -334,6 +336,8 @@ def map_exception(exc: Exception) -> HttpError | None:
     for ref, status, code, details in _ERROR_MAP:
         exc_type = ref.loaded() if isinstance(ref, Lazy) else ref
         if exc_type is not None and isinstance(exc, exc_type):
+            if details is None and isinstance(exc, FieldError):
+                details = FieldError.details
             return HttpError(status, code, str(exc) or code, details(exc) if details else None)
     try:
         from chalicelib.wecom import errors as wecom_errors

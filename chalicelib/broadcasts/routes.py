@@ -19,9 +19,9 @@ SVC = "chalicelib.broadcasts.service"
 
 register_error(f"{SVC}:BroadcastNotFound", 404, "not_found")
 register_error(f"{SVC}:BroadcastFinished", 409, "broadcast_finished")
-register_error(f"{SVC}:InvalidBroadcast", 400, "validation_error", lambda e: e.details())
-register_error(f"{SVC}:UnknownStaff", 400, "unknown_staff", lambda e: e.details())
-register_error(f"{SVC}:UnknownGroups", 400, "unknown_groups", lambda e: e.details())
+register_error(f"{SVC}:InvalidBroadcast", 400, "validation_error")
+register_error(f"{SVC}:UnknownStaff", 400, "unknown_staff")
+register_error(f"{SVC}:UnknownGroups", 400, "unknown_groups")
 
 BROADCASTS = f"{API_PREFIX}/broadcasts"
 VIEW = Lazy(f"{SVC}:BroadcastView")

@@ -13,7 +13,7 @@ bp = Blueprint(__name__)
 
 SVC = "chalicelib.churn.service"
 
-register_error(f"{SVC}:InvalidChurnRequest", 400, "validation_error", lambda e: e.details())
+register_error(f"{SVC}:InvalidChurnRequest", 400, "validation_error")
 register_error(f"{SVC}:NoAgent", 400, "agent_required")
 SETTINGS = Lazy(f"{SVC}:AlertSettingsView")
 

@@ -13,8 +13,8 @@ bp = Blueprint(__name__)
 
 SVC = "chalicelib.handovers.service"
 
-register_error(f"{SVC}:InvalidHandover", 400, "validation_error", lambda e: e.details())
-register_error(f"{SVC}:UnknownStaff", 400, "unknown_staff", lambda e: e.details())
+register_error(f"{SVC}:InvalidHandover", 400, "validation_error")
+register_error(f"{SVC}:UnknownStaff", 400, "unknown_staff")
 register_error(f"{SVC}:StaffResigned", 400, "staff_resigned")
 register_error(f"{SVC}:StaffInService", 400, "staff_in_service")
 register_error(f"{SVC}:UnknownCustomers", 400, "unknown_customers")

@@ -18,7 +18,7 @@ bp = Blueprint(__name__)
 SEG = "chalicelib.segments.service"
 
 register_error(f"{SEG}:SegmentNotFound", 404, "not_found")
-register_error(f"{SEG}:InvalidFilter", 400, "validation_error", lambda e: e.details())
+register_error(f"{SEG}:InvalidFilter", 400, "validation_error")
 register_error("chalicelib.segments.items:VersionConflict", 409, "edit_conflict")
 
 SEGMENTS = f"{API_PREFIX}/segments"

@@ -19,7 +19,7 @@ bp = Blueprint(__name__)
 SVC = "chalicelib.sop_calendars.service"
 
 register_error(f"{SVC}:CalendarNotFound", 404, "not_found")
-register_error(f"{SVC}:InvalidCalendar", 400, "validation_error", lambda e: e.details())
+register_error(f"{SVC}:InvalidCalendar", 400, "validation_error")
 register_error(f"{SVC}:CalendarState", 409, "calendar_state")
 register_error("chalicelib.sop_calendars.items:VersionConflict", 409, "edit_conflict")
 

@@ -47,6 +47,11 @@ def start_batch() -> None:
     _batch.writes = Counter()
 
 
+def write_counts() -> dict[ItemKey, int]:
+    """The batch's write counts now: what items read now are current as of (EventContext.preload)."""
+    return dict(_writes())
+
+
 @dataclass
 class EventContext(Generic[E]):
     corp_id: str
@@ -60,10 +65,11 @@ class EventContext(Generic[E]):
     # Items read for the steps, by key (None: no such item), with the batch's write count at the time of the read.
     _items: dict[ItemKey, tuple[int, dict[str, Any] | None]] = field(default_factory=dict, repr=False)
 
-    def preload(self, items: dict[ItemKey, dict[str, Any] | None]) -> None:
-        """Items the consumer read with the event record for the steps (Route.reads)."""
+    def preload(self, items: dict[ItemKey, dict[str, Any] | None], as_of: dict[ItemKey, int]) -> None:
+        """Items the consumer read with the event record for the steps (Route.reads), when the
+        batch's write counts were `as_of` (write_counts(): the read may precede other messages' steps)."""
         for key, item in items.items():
-            self._items[key] = (_writes()[key], item)
+            self._items[key] = (as_of.get(key, 0), item)
 
     def item(self, key: dict[str, str]) -> dict[str, Any] | None:
         """An item for this event's steps, consistently read: once per event, unless a step of another
@@ -93,8 +99,11 @@ class EventContext(Generic[E]):
             self._items[k] = (_writes()[k], self._items[k][1])
 
     def forget(self, key: dict[str, str]) -> None:
-        """A step wrote the item outside the commit (a read of WeCom it stored): read it again."""
-        self._items.pop((key["PK"], key["SK"]), None)
+        """A step wrote the item outside the commit (a read of WeCom it stored): read it again, here
+        and in every other event of the batch that read it before."""
+        k = (key["PK"], key["SK"])
+        self._items.pop(k, None)
+        _writes()[k] += 1
 
     @property
     def group(self) -> GroupItem | None:

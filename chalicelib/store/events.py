@@ -64,16 +64,28 @@ def done_steps_and_items(corp_id: str, identity: str, also: list[dict[str, str]]
                          ) -> tuple[set[str], dict[tuple[str, str], dict[str, Any] | None]]:
     """The event's committed steps and, in the same request (one consistent BatchGetItem), the items
     `also` its steps will read: {(PK, SK): item, or None when there is none}."""
-    record = keys.event_claim(corp_id, identity)
-    wanted = {(k["PK"], k["SK"]): k for k in [record, *also]}
-    if len(wanted) == 1:
-        item = get_table().get(record, consistent=True)
-        return (set(item.get("done_steps", ())) if item else set()), {}
+    return done_steps_and_items_of([(corp_id, identity, also)])[0]
+
+
+def done_steps_and_items_of(events: list[tuple[str, str, list[dict[str, str]]]]
+                            ) -> list[tuple[set[str], dict[tuple[str, str], dict[str, Any] | None]]]:
+    """`done_steps_and_items` for several events (corp_id, identity, also) at once: one consistent
+    BatchGetItem for a whole batch of messages (a GetItem when there is a single key)."""
+    records = [keys.event_claim(corp_id, identity) for corp_id, identity, _ in events]
+    wanted = {(k["PK"], k["SK"]): k for k in [*records, *(k for _, _, also in events for k in also)]}
     found: dict[tuple[str, str], dict[str, Any] | None] = dict.fromkeys(wanted)
-    for item in get_table().batch_get(list(wanted.values()), consistent=True):
-        found[(item["PK"], item["SK"])] = item
-    item = found.pop((record["PK"], record["SK"]))
-    return (set(item.get("done_steps", ())) if item else set()), found
+    if len(wanted) == 1:
+        [key] = wanted
+        found[key] = get_table().get(wanted[key], consistent=True)
+    else:
+        for item in get_table().batch_get(list(wanted.values()), consistent=True):
+            found[(item["PK"], item["SK"])] = item
+    out = []
+    for record, (_, _, also) in zip(records, events, strict=True):
+        item = found[(record["PK"], record["SK"])]
+        out.append((set(item.get("done_steps", ())) if item else set(),
+                    {(k["PK"], k["SK"]): found[(k["PK"], k["SK"])] for k in also}))
+    return out
 
 
 def commit(

@@ -71,6 +71,52 @@ def test_customer_with_two_staff_is_one_customer_with_two_relations(chalice_clie
     assert sum(1 for i in items if i["type"] == "customer") == 1
 
 
+def _five_adds(chalice_client, aws) -> list[str]:
+    register(chalice_client)
+    for i in range(5):
+        _post(chalice_client, contact_xml(customer=f"wmBatch{i}", create_time=1_700_000_400 + i))
+    bodies = drain_queue(aws.events_queue)
+    return bodies + bodies[:1]  # and one delivered twice in the batch
+
+
+def _assert_five_adds_recorded_once(aws) -> None:
+    from chalicelib.customers import items as customer_items
+
+    assert all(customer_items.get_relation(CORP_ID, f"wmBatch{i}", "zhangsan") for i in range(5))
+    corp_row = next(r for r in counters.read(CORP_ID, "2023-11-14", "2023-11-15") if r["dimension"] == "corp")
+    assert corp_row["adds"] == 5
+
+
+def test_a_batch_reads_all_its_event_records_in_one_request(chalice_client, aws, monkeypatch):
+    """The consumer reads every message's exactly-once record (and its steps' items) for the whole
+    batch at once, not one request per message before its first pass."""
+    from chalicelib.store import events as event_store
+
+    batch_reads, single_reads = [], []
+    of, single = event_store.done_steps_and_items_of, event_store.done_steps_and_items
+    monkeypatch.setattr(event_store, "done_steps_and_items_of", lambda ev: batch_reads.append(len(ev)) or of(ev))
+    monkeypatch.setattr(event_store, "done_steps_and_items", lambda *a: single_reads.append(a) or single(*a))
+    bodies = _five_adds(chalice_client, aws)
+    assert _consume(chalice_client, bodies) == {"batchItemFailures": []}
+    assert batch_reads == [6] and single_reads == []
+    _assert_five_adds_recorded_once(aws)
+
+
+def test_a_failed_batch_read_falls_back_to_one_read_per_message(chalice_client, aws, monkeypatch):
+    from chalicelib.store import events as event_store
+
+    read = event_store.done_steps_and_items_of
+
+    def refuse(events):  # the batch's read fails; one message's read goes through
+        if len(events) > 1:
+            raise RuntimeError("throttled")
+        return read(events)
+
+    monkeypatch.setattr(event_store, "done_steps_and_items_of", refuse)
+    assert _consume(chalice_client, _five_adds(chalice_client, aws)) == {"batchItemFailures": []}
+    _assert_five_adds_recorded_once(aws)
+
+
 def test_lost_removed_and_transfer_are_counted_apart(chalice_client, aws):
     from chalicelib.customers import items as customer_items
 

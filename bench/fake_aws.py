@@ -927,3 +927,40 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="moto through botocore vs bench/fake_aws.py, per request")
     parser.add_argument("--items", type=int, default=5000)
     print(json.dumps(compare(parser.parse_args().items), indent=2))
+
+
+# -- AWS's round trips, for benches that measure latency -----------------------------------------------
+class WithLatency:
+    """A FakeAWS client that answers after `seconds` (sleeping off the fake's lock and the GIL, as a
+    network round trip), so a latency bench on the fake sees AWS's request times rather than ~0 or
+    a starved moto server's. ReceiveMessage long-polls as SQS does: an empty queue is asked again
+    until a message arrives or `WaitTimeSeconds` pass (without it, pollers would spin)."""
+
+    POLL_SECONDS = 0.02
+
+    def __init__(self, inner: Any, seconds: float):
+        self._inner, self._seconds = inner, seconds
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_") or name == "exceptions":
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(self._seconds)
+            if name != "receive_message":
+                return attr(*args, **kwargs)
+            until = time.monotonic() + float(kwargs.pop("WaitTimeSeconds", 0) or 0)
+            while True:
+                out = attr(*args, **kwargs)
+                if out.get("Messages") or time.monotonic() >= until:
+                    return out
+                time.sleep(self.POLL_SECONDS)
+
+        return call
+
+
+def with_latency(fake: FakeAWS, *, dynamodb_seconds: float, sqs_seconds: float) -> Callable[[str], Any]:
+    """The factory for chalicelib.platform.aws.use_clients: `fake`'s clients with round trips."""
+    clients = {"dynamodb": WithLatency(fake.dynamodb, dynamodb_seconds), "sqs": WithLatency(fake.sqs, sqs_seconds)}
+    return clients.get

@@ -7,7 +7,11 @@ below the 200 a scan can join. The product keeps the join way's list filled with
 
 - on the crossing callback (change_external_chat add_member pushing a listed group to the
   threshold; steps.py), and
-- by the minute tick (a lost callback, a member leaving, a window boundary).
+- by the minute tick (a lost callback, a member leaving, a window boundary), and
+- when the consumer is behind (a burst's backlog): a join handled more than BEHIND_SECONDS after
+  its callback arrived reads WeCom's count of its listed group (at most every CATCH_UP_MIN_SECONDS
+  per group and instance, sooner as the group nears the threshold), so the rotation does not wait
+  for the crossing's own callback to come out of the queue.
 
 Who rotates: the writer whose conditional update moves the code's `rotation` from n to n+1
 (items.claim_rotation). Hundreds of joins at once may all see the crossing; one claim succeeds,
@@ -44,6 +48,11 @@ PUSH_GRACE = 10  # s: a claimed rotation not yet in WeCom after this is pushed a
 VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this close to the threshold
 STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
 LINKS_TTL = 30.0
+# A join handled this long after its callback arrived means the queue is behind: WeCom's count of
+# the group may be past the threshold through joins whose callbacks are still queued.
+BEHIND_SECONDS = 1.0
+CATCH_UP_MIN_SECONDS = 0.5  # per listed group and instance: the rotation's latency in a backlog
+CATCH_UP_MAX_SECONDS = 5.0  # a group far from the threshold (at the rate it fills) is read this rarely
 
 # Whole numbers as JSON Schema counts them (5.0 is one); lists the server refuses to repeat say so.
 Weekday = Annotated[int, Field(ge=1, le=7), BeforeValidator(integral)]
@@ -474,20 +483,22 @@ class JoinHandled:
 
 
 def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], scene: int | None,
-               versions: tuple[str | None, str | None], group: Any, day: str, now: float, at: int) -> JoinHandled:
+               versions: tuple[str | None, str | None], group: Any, day: str, now: float, at: int,
+               behind: bool = False) -> JoinHandled:
     """One add_member callback (member versions `versions` = LastMemVer, CurMemVer) for a group in
     `code_id`'s pool (`group`: its item as the event read it; `at`: its CreateTime): count joins past the threshold (a
     counter op for the event's commit) and rotate if a listed group reached it. The code comes from
     a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway).
     A read of WeCom's member list made for a group never counted is stored as the group's read
-    (`read_stored`), so groups' step counts the event from it rather than reading WeCom again."""
+    (`read_stored`), so groups' step counts the event from it rather than reading WeCom again.
+    `behind`: the event waited in the queue (BEHIND_SECONDS): WeCom's count may be ahead (_catch_up)."""
     from chalicelib.store import counters
 
     code = cached_code(corp_id, code_id)
     if code is None or code.status == "deleted":
         return JoinHandled([])
     joined = len(members) or 1
-    read_stored = False
+    read_stored = read = False
     around = _count_around(group, versions, joined)
     ops: list[Any] = []
     if around is not None:
@@ -497,7 +508,7 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
     elif _counted_below(group, code.threshold, at=at, members=members):
         count, over, crossed = None, 0, False  # a stored read after this join still had seats left
     else:  # no stored count at this event's version: WeCom's member list (join order) decides
-        read_at = int(time.time())
+        read_at, read = int(time.time()), True
         chat = _group_chat(corp_id, chat_id)
         member_list = list(chat.member_list) if chat is not None else None
         # A group never counted (its first versioned event) keeps the read: groups' step would
@@ -513,18 +524,77 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
     if over:
         ops.append(counters.count(day, "group_code", code_id, over_threshold_joins=over))
     if count is not None and count >= code.threshold and (crossed or chat_id in code.listed):
-        fresh = code_items.get(corp_id, code_id, consistent=True)  # the cached copy may predate a rotation
-        if fresh is not None and fresh.status != "deleted" and chat_id in fresh.listed:
-            rotate(corp_id, fresh, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
-            _code_cache.forget((corp_id, code_id))  # re-read by the next join: the rotation moved it
-        else:  # already rotated (by another join or instance): later joins into the group need no read
-            _code_cache.put((corp_id, code_id), fresh)
+        _delist_full(corp_id, code_id, chat_id, count, now=now)
     elif code.synced_rotation < code.rotation and now - code.pushed_at >= PUSH_GRACE:
         fresh = code_items.get(corp_id, code_id, consistent=True)  # never push a cached (older) list
         if fresh is not None and fresh.status != "deleted":
             _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
+    elif (behind and chat_id in code.listed and chat_id not in code.full and not read  # (full: an exhausted pool's)
+          and _catch_up_due(corp_id, chat_id, code.threshold)):
+        _catch_up(corp_id, code_id, chat_id, threshold=code.threshold, now=now)
     return JoinHandled(ops, read_stored)
+
+
+def _delist_full(corp_id: str, code_id: str, chat_id: str, count: int, *, now: float) -> None:
+    """`chat_id` has `count` members, at or past the code's threshold: rotate it out, unless the
+    code (read again: the cached copy may predate a rotation) no longer lists it."""
+    fresh = code_items.get(corp_id, code_id, consistent=True)
+    if fresh is not None and fresh.status != "deleted" and chat_id in fresh.listed:
+        rotate(corp_id, fresh, now=now, reason=f"{chat_id} reached {count}", known={chat_id: count})
+        _code_cache.forget((corp_id, code_id))  # re-read by the next join: the rotation moved it
+    else:  # already rotated (by another join or instance): later joins into the group need no read
+        _code_cache.put((corp_id, code_id), fresh)
+
+
+@dataclass
+class _CatchUp:
+    """The last catch-up read of a listed group on this instance: when, what WeCom counted, how
+    fast the group was filling between the two last reads (members per second; None: one read yet)."""
+
+    at: float
+    count: int
+    rate: float | None = None
+
+
+def _catch_up_due(corp_id: str, chat_id: str, threshold: int) -> bool:
+    """Whether a join handled behind the queue should read WeCom's count of its group now: at
+    least CATCH_UP_MIN_SECONDS after the last read; a group that was far from the threshold at the
+    rate it filled waits half the time it needed to get there (at most CATCH_UP_MAX_SECONDS)."""
+    last = _catch_ups.get((corp_id, chat_id))
+    if last is None:
+        return True
+    seats = max(0, threshold - last.count)
+    if last.rate is None or seats <= VERIFY_MARGIN:
+        wait = 0.0  # the first rate is measured soon; a group this close is read at the minimum interval
+    else:
+        wait = seats / last.rate / 2 if last.rate > 0 else CATCH_UP_MAX_SECONDS
+    return time.monotonic() >= last.at + min(CATCH_UP_MAX_SECONDS, max(CATCH_UP_MIN_SECONDS, wait))
+
+
+def _catch_up(corp_id: str, code_id: str, chat_id: str, *, threshold: int, now: float) -> None:
+    """The queue is behind: read WeCom's member count of a listed group and rotate it out now if it
+    reached the threshold, rather than when the crossing's callback comes out of the backlog. Best
+    effort (a refused read leaves the rotation to the crossing's event and the minute tick); the
+    read is not stored as the group's (its count moves by its queued events), and the rotation's
+    claim keeps it exactly once, whoever else sees the crossing."""
+    from chalicelib.wecom import errors
+
+    mono = time.monotonic()
+    last = _catch_ups.get((corp_id, chat_id))
+    _catch_ups[(corp_id, chat_id)] = _CatchUp(mono, last.count, last.rate) if last else _CatchUp(mono, 0)
+    try:
+        chat = _group_chat(corp_id, chat_id)
+    except errors.WeComError as exc:  # WeCom's limits included: this read is never worth a retry
+        logger.info("group code %s/%s: catch-up read of %s refused: %s", corp_id, code_id, chat_id, exc)
+        return
+    if chat is None:
+        return
+    count = len(chat.member_list)
+    rate = max(0.0, (count - last.count) / (mono - last.at)) if last is not None and mono > last.at else None
+    _catch_ups[(corp_id, chat_id)] = _CatchUp(mono, count, rate)
+    if count >= threshold:
+        _delist_full(corp_id, code_id, chat_id, count, now=now)
 
 
 def _counted_below(group: Any, threshold: int, *, at: int, members: list[str]) -> bool:
@@ -625,6 +695,8 @@ _links: caches.Expiring[list[str]] = caches.Expiring("group_codes:links", LINKS_
 _code_cache: caches.Expiring[GroupCodeItem | None] = caches.Expiring("group_codes:codes", LINKS_TTL)
 _not_rooms: dict[tuple[str, str], float] = {}
 caches.register("group_codes:not_rooms", _not_rooms.clear)
+_catch_ups: dict[tuple[str, str], _CatchUp] = {}
+caches.register("group_codes:catch_ups", _catch_ups.clear)
 
 
 def _forget() -> None:

@@ -32,10 +32,12 @@ def rotate_on_join(ctx: EventContext[ExternalChatUpdate]) -> list[Any]:
             return []
         ctx.forget(keys.group(ctx.corp_id, ev.chat_id))  # the room's read was stored: groups' step re-reads
         codes = [adopted]
+    behind = ctx.now - ctx.received_at_ms / 1000 > service.BEHIND_SECONDS  # the queue has a backlog
     for code_id in codes:
         handled = service.after_join(ctx.corp_id, code_id, ev.chat_id, members=list(ev.mem_change_list or []),
                                      scene=ev.join_scene, versions=(ev.last_mem_ver, ev.cur_mem_ver),
-                                     group=ctx.group, day=ctx.day, now=ctx.now, at=ev.create_time)
+                                     group=ctx.group, day=ctx.day, now=ctx.now, at=ev.create_time,
+                                     behind=behind)
         ops += handled.ops
         if handled.read_stored:  # groups' step counts the event from the stored read: re-read
             ctx.forget(keys.group(ctx.corp_id, ev.chat_id))

@@ -274,11 +274,101 @@ def test_a_dropped_crossing_callback_is_repaired_by_the_next_joins_member_versio
     assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 1  # the sixth member
 
 
+def not_behind(monkeypatch) -> None:
+    """This test counts requests and calls of joins handled as they come: on a slow machine they
+    could be handled more than BEHIND_SECONDS after their callback, and read WeCom to catch up."""
+    from chalicelib.group_codes import service
+
+    monkeypatch.setattr(service, "BEHIND_SECONDS", float("inf"))
+
+
+def _aged(body: str, seconds: float) -> str:
+    """The message as it comes out of a queue `seconds` behind: its callback arrived that long ago."""
+    import json
+
+    message = json.loads(body)
+    message["received_at_ms"] -= int(seconds * 1000)
+    return json.dumps(message)
+
+
+def test_a_crossing_behind_a_backlog_rotates_on_the_first_late_join_not_on_its_own_callback(world):
+    """A burst's backlog: the crossing's callback waits in the queue behind earlier joins. A join
+    handled late (its callback arrived seconds ago) reads WeCom's count of its listed group and
+    rotates it out then, before the crossing's callback is dequeued; the crossing's own event later
+    changes nothing (exactly one update), and the counts stay exact."""
+    from chalicelib.groups import items as group_items
+    from chalicelib.store import counters
+    from tests.helpers import drain_queue, sqs_event
+
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=5)
+    updates, reads = (wecom_calls(world, f"externalcontact/groupchat/{api}") for api in ("update_join_way", "get"))
+    world.sb.simulator.join_many(CORP_ID, code["config_id"], 6, concurrency=1)  # owner + 6: crossed at the 4th
+    first, second, *rest = drain_queue(world.settings.events_queue)
+
+    def handle(*bodies):
+        payload = world.client.lambda_.invoke("on_events", sqs_event(list(bodies))).payload
+        assert payload == {"batchItemFailures": []}
+
+    handle(first)  # handled as it arrives: nothing is read or rotated
+    assert wecom_calls(world, "externalcontact/groupchat/get") == reads
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool
+    handle(_aged(second, 3))  # three seconds behind: WeCom already has 7 members in the group
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[1]]
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+    handle(*rest)  # the crossing's callback and the joins after it
+    world.pump()
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 1
+    stored = group_items.get_group(CORP_ID, pool[0], consistent=True)
+    assert stored.member_count == len(world.sb.world.corp(CORP_ID).chats[pool[0]].members) == 7
+    over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
+    assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 2  # the 6th and 7th members
+
+
+def test_joins_behind_the_queue_read_wecom_at_most_once_per_interval(world, monkeypatch):
+    from chalicelib.group_codes import service
+    from tests.helpers import drain_queue, sqs_event
+
+    monkeypatch.setattr(service, "CATCH_UP_MIN_SECONDS", 3600.0)
+    pool = groups(world, 2)
+    code = create(world, pool, threshold=50)
+    reads = wecom_calls(world, "externalcontact/groupchat/get")
+    world.sb.simulator.join_many(CORP_ID, code["config_id"], 4, concurrency=1)
+    for body in drain_queue(world.settings.events_queue):  # each 3 s behind, one batch each
+        payload = world.client.lambda_.invoke("on_events", sqs_event([_aged(body, 3)])).payload
+        assert payload == {"batchItemFailures": []}
+    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 1  # the first only: far from 50
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool
+
+
+def test_a_catch_up_read_is_due_sooner_as_the_group_nears_its_threshold(monkeypatch):
+    """Between reads a group waits half the time it needs, at the rate it filled, to reach the
+    threshold: between CATCH_UP_MIN_SECONDS and CATCH_UP_MAX_SECONDS."""
+    import time
+
+    from chalicelib.group_codes import service
+
+    monkeypatch.setattr(service, "_catch_ups", {})
+    now = time.monotonic()
+
+    def due(count: int, rate: float | None, ago: float) -> bool:
+        service._catch_ups[("c", "g")] = service._CatchUp(now - ago, count, rate)
+        return service._catch_up_due("c", "g", 190)
+
+    assert service._catch_up_due("c", "other", 190)  # never read
+    assert not due(100, 10.0, 4.0) and due(100, 10.0, 4.6)  # 90 seats at 10/s: 9 s away, read after 4.5 s
+    assert not due(20, 10.0, 4.9) and due(20, 10.0, 5.1)  # far: at most every 5 s
+    assert not due(100, 0.0, 4.9) and due(100, 0.0, 5.1)  # not moving: every 5 s
+    assert not due(185, 10.0, 0.4) and due(185, 10.0, 0.6)  # near: every 0.5 s
+    assert not due(100, None, 0.4) and due(100, None, 0.6)  # a rate not measured yet: 0.5 s
+
+
 # -- cost ----------------------------------------------------------------------------------------
-def test_a_scan_join_costs_at_most_four_aws_requests(world):
+def test_a_scan_join_costs_at_most_four_aws_requests(world, monkeypatch):
     """docs/performance.md, "Group-code rotation": a join through a group code (no crossing) is the
     callback's SendMessage, one BatchGetItem (the event record and the group, consistently), and the
     event's commit (the member, the count, the counters). The code and its links are cached."""
+    not_behind(monkeypatch)
     from bench import aws_requests
     from chalicelib.platform import caches
     from tests.helpers import drain_queue, sqs_event
@@ -306,12 +396,13 @@ def test_a_scan_join_costs_at_most_four_aws_requests(world):
     assert {m.member_id for m in group_items.members(CORP_ID, pool[0]) if m.status == "joined"} == set(truth.members)
 
 
-def test_steady_single_joins_read_no_member_list_and_cost_at_most_four_aws_requests_per_join(world):
+def test_steady_single_joins_read_no_member_list_and_cost_at_most_four_aws_requests_per_join(world, monkeypatch):
     """docs/performance.md, "Group-code rotation": at a steady rate each join's callback is a batch
     of its own. Joins across two crossings, one at a time: no join reads WeCom's member list (the
     pool's counts are stored when the code is created and when a rotation plans with them, and a
     group's first event counts from that read), so none pays a pacing lease either; only the
     crossings call WeCom (one update_join_way each). <= 4 AWS requests per join; counts exact."""
+    not_behind(monkeypatch)
     from bench import aws_requests
     from chalicelib.groups import items as group_items
     from chalicelib.platform import caches
@@ -363,12 +454,14 @@ def test_a_join_into_a_group_never_counted_reads_its_member_list_once(world):
     assert (stored.member_count, stored.member_version) == (len(truth.members), truth.member_version)
 
 
-def test_a_burst_of_joins_handled_out_of_order_costs_at_most_four_aws_requests_per_join(world):
+def test_a_burst_of_joins_handled_out_of_order_costs_at_most_four_aws_requests_per_join(world, monkeypatch):
     """docs/performance.md, "Group-code rotation": 39 customers scan at once, their callbacks reach
     the consumer shuffled (WeCom posts them concurrently; Lambda's pollers take batches of 10 in
     any order), across a crossing. Out-of-order events of one group cost no WeCom re-read each
     (a read already counted them), no re-read of the code per join, no retried commit, one read
-    of the records per batch: <= 4 AWS requests per join, and the count, the over-threshold joins and the rotation stay exact."""
+    of the records per batch: <= 4 AWS requests per join, and the count, the over-threshold joins
+    and the rotation stay exact."""
+    not_behind(monkeypatch)
     import random
 
     from bench import aws_requests

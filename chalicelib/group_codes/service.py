@@ -9,9 +9,9 @@ below the 200 a scan can join. The product keeps the join way's list filled with
   threshold; steps.py), and
 - by the minute tick (a lost callback, a member leaving, a window boundary), and
 - when the consumer is behind (a burst's backlog): a join handled more than BEHIND_SECONDS after
-  its callback arrived reads WeCom's count of its listed group (at most every CATCH_UP_MIN_SECONDS
-  per group and instance, sooner as the group nears the threshold), so the rotation does not wait
-  for the crossing's own callback to come out of the queue.
+  its callback arrived reads WeCom's count of the code's listed groups (each at most every
+  CATCH_UP_MIN_SECONDS per instance, less often far from the threshold), so the rotation does not
+  wait for the crossing's own callback to come out of the queue (_catch_up).
 
 Who rotates: the writer whose conditional update moves the code's `rotation` from n to n+1
 (items.claim_rotation). Hundreds of joins at once may all see the crossing; one claim succeeds,
@@ -491,7 +491,7 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
     a per-instance cache; a crossing re-reads it before deciding (claim_rotation decides anyway).
     A read of WeCom's member list made for a group never counted is stored as the group's read
     (`read_stored`), so groups' step counts the event from it rather than reading WeCom again.
-    `behind`: the event waited in the queue (BEHIND_SECONDS): WeCom's count may be ahead (_catch_up)."""
+    `behind`: the event waited in the queue (BEHIND_SECONDS): WeCom's counts may be ahead (_catch_up)."""
     from chalicelib.store import counters
 
     code = cached_code(corp_id, code_id)
@@ -530,9 +530,8 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
         if fresh is not None and fresh.status != "deleted":
             _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
-    elif (behind and chat_id in code.listed and chat_id not in code.full and not read  # (full: an exhausted pool's)
-          and _catch_up_due(corp_id, chat_id, code.threshold)):
-        _catch_up(corp_id, code_id, chat_id, threshold=code.threshold, now=now)
+    elif behind:
+        _catch_up(corp_id, code, read=chat_id if read else None, now=now)
     return JoinHandled(ops, read_stored)
 
 
@@ -572,12 +571,26 @@ def _catch_up_due(corp_id: str, chat_id: str, threshold: int) -> bool:
     return time.monotonic() >= last.at + min(CATCH_UP_MAX_SECONDS, max(CATCH_UP_MIN_SECONDS, wait))
 
 
-def _catch_up(corp_id: str, code_id: str, chat_id: str, *, threshold: int, now: float) -> None:
-    """The queue is behind: read WeCom's member count of a listed group and rotate it out now if it
-    reached the threshold, rather than when the crossing's callback comes out of the backlog. Best
-    effort (a refused read leaves the rotation to the crossing's event and the minute tick); the
-    read is not stored as the group's (its count moves by its queued events), and the rotation's
-    claim keeps it exactly once, whoever else sees the crossing."""
+def _catch_up(corp_id: str, code: GroupCodeItem, *, read: str | None, now: float) -> None:
+    """The queue is behind: WeCom's groups may have filled through joins whose callbacks are still
+    queued, the crossing's among them, and a group WeCom fills next may have no callback out of the
+    queue yet (WeCom fills listed groups in turn). So a join of any of the code's groups, handled
+    late, reads WeCom's count of each listed group that is due (`read`: one this join just read)
+    and rotates out one that reached the threshold, rather than wait for its callbacks to come out
+    of the backlog. Best effort (a refused read leaves the rotation to the crossing's event and the
+    minute tick); a read is not stored as the group's (its count moves by its queued events), and
+    the rotation's claim keeps it exactly once, whoever else sees the crossing."""
+    for chat_id in code.listed:
+        if chat_id == read or chat_id in code.full or not _catch_up_due(corp_id, chat_id, code.threshold):
+            continue  # (full: an exhausted pool keeps full groups listed)
+        count = _catch_up_count(corp_id, chat_id)
+        if count is not None and count >= code.threshold:
+            _delist_full(corp_id, code.code_id, chat_id, count, now=now)
+            return  # the code moved: the next late join reads its new list
+
+
+def _catch_up_count(corp_id: str, chat_id: str) -> int | None:
+    """WeCom's member count of `chat_id` now, noted for _catch_up_due (None: not read)."""
     from chalicelib.wecom import errors
 
     mono = time.monotonic()
@@ -586,15 +599,14 @@ def _catch_up(corp_id: str, code_id: str, chat_id: str, *, threshold: int, now: 
     try:
         chat = _group_chat(corp_id, chat_id)
     except errors.WeComError as exc:  # WeCom's limits included: this read is never worth a retry
-        logger.info("group code %s/%s: catch-up read of %s refused: %s", corp_id, code_id, chat_id, exc)
-        return
+        logger.info("group codes: catch-up read of %s/%s refused: %s", corp_id, chat_id, exc)
+        return None
     if chat is None:
-        return
+        return None
     count = len(chat.member_list)
     rate = max(0.0, (count - last.count) / (mono - last.at)) if last is not None and mono > last.at else None
     _catch_ups[(corp_id, chat_id)] = _CatchUp(mono, count, rate)
-    if count >= threshold:
-        _delist_full(corp_id, code_id, chat_id, count, now=now)
+    return count
 
 
 def _counted_below(group: Any, threshold: int, *, at: int, members: list[str]) -> bool:

@@ -337,8 +337,43 @@ def test_joins_behind_the_queue_read_wecom_at_most_once_per_interval(world, monk
     for body in drain_queue(world.settings.events_queue):  # each 3 s behind, one batch each
         payload = world.client.lambda_.invoke("on_events", sqs_event([_aged(body, 3)])).payload
         assert payload == {"batchItemFailures": []}
-    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 1  # the first only: far from 50
+    # the first late join reads each listed group once; far from 50, neither is read again meanwhile
+    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 2
     assert join_way(world, code["config_id"])["chat_id_list"] == pool
+
+
+def test_a_group_filling_behind_the_backlog_is_rotated_before_any_of_its_callbacks_is_handled(world):
+    """WeCom fills listed groups in turn: while the consumer is still on the first group's
+    callbacks, the second fills up, its own callbacks all queued behind. A late join of the first
+    group reads the code's other listed groups too, so the second leaves the list in time."""
+    from chalicelib.groups import items as group_items
+    from chalicelib.store import counters
+    from tests.helpers import drain_queue, sqs_event
+
+    world.sb.update_corp(CORP_ID, settings={"group_join_cap": 6})  # WeCom's 200, small
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=4)
+    updates = wecom_calls(world, "externalcontact/groupchat/update_join_way")
+    world.sb.simulator.join_many(CORP_ID, code["config_id"], 10, concurrency=1)  # 5 into each of the first two
+    chats = world.sb.world.corp(CORP_ID).chats
+    assert [len(chats[c].members) for c in pool] == [6, 6, 1]
+    bodies = drain_queue(world.settings.events_queue)
+    first_group = [b for b in bodies if pool[0] in b]
+
+    def handle(*bodies):
+        payload = world.client.lambda_.invoke("on_events", sqs_event(list(bodies))).payload
+        assert payload == {"batchItemFailures": []}
+
+    handle(_aged(first_group[0], 3))  # reads the first group: full, delisted
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[1:]
+    handle(_aged(first_group[1], 3))  # no callback of the second group handled yet: read, delisted
+    assert join_way(world, code["config_id"])["chat_id_list"] == pool[2:]
+    handle(*[b for b in bodies if b not in first_group[:2]])
+    world.pump()
+    assert wecom_calls(world, "externalcontact/groupchat/update_join_way") == updates + 2
+    assert [group_items.get_group(CORP_ID, c, consistent=True).member_count for c in pool] == [6, 6, 1]
+    over = [r for r in counters.read(CORP_ID, "2000-01-01", "2999-12-31") if r["dimension"] == "group_code"]
+    assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 4  # 2 past the threshold in each
 
 
 def test_a_catch_up_read_is_due_sooner_as_the_group_nears_its_threshold(monkeypatch):

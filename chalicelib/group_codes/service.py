@@ -53,6 +53,7 @@ LINKS_TTL = 30.0
 BEHIND_SECONDS = 1.0
 CATCH_UP_MIN_SECONDS = 0.5  # per listed group and instance: the rotation's latency in a backlog
 CATCH_UP_MAX_SECONDS = 5.0  # a group far from the threshold (at the rate it fills) is read this rarely
+CATCH_UP_COST_FACTOR = 4  # and at most a quarter of the time goes to reading it (WeCom slow, pacing)
 
 # Whole numbers as JSON Schema counts them (5.0 is one); lists the server refuses to repeat say so.
 Weekday = Annotated[int, Field(ge=1, le=7), BeforeValidator(integral)]
@@ -531,7 +532,7 @@ def after_join(corp_id: str, code_id: str, chat_id: str, *, members: list[str], 
             _code_cache.put((corp_id, code_id), fresh)
             _push_if_stale(corp_id, fresh, now=now)
     elif behind:
-        _catch_up(corp_id, code, read=chat_id if read else None, now=now)
+        _catch_up(corp_id, code, chat_id, read=chat_id if read else None, now=now)
     return JoinHandled(ops, read_stored)
 
 
@@ -554,12 +555,14 @@ class _CatchUp:
     at: float
     count: int
     rate: float | None = None
+    took: float = 0.0  # seconds the read took
 
 
 def _catch_up_due(corp_id: str, chat_id: str, threshold: int) -> bool:
     """Whether a join handled behind the queue should read WeCom's count of its group now: at
     least CATCH_UP_MIN_SECONDS after the last read; a group that was far from the threshold at the
-    rate it filled waits half the time it needed to get there (at most CATCH_UP_MAX_SECONDS)."""
+    rate it filled waits half the time it needed to get there (at most CATCH_UP_MAX_SECONDS); and at
+    least CATCH_UP_COST_FACTOR times what the last read took."""
     last = _catch_ups.get((corp_id, chat_id))
     if last is None:
         return True
@@ -568,25 +571,48 @@ def _catch_up_due(corp_id: str, chat_id: str, threshold: int) -> bool:
         wait = 0.0  # the first rate is measured soon; a group this close is read at the minimum interval
     else:
         wait = seats / last.rate / 2 if last.rate > 0 else CATCH_UP_MAX_SECONDS
-    return time.monotonic() >= last.at + min(CATCH_UP_MAX_SECONDS, max(CATCH_UP_MIN_SECONDS, wait))
+    least = max(CATCH_UP_MIN_SECONDS, CATCH_UP_COST_FACTOR * last.took)
+    return time.monotonic() >= last.at + min(CATCH_UP_MAX_SECONDS, max(least, wait))
 
 
-def _catch_up(corp_id: str, code: GroupCodeItem, *, read: str | None, now: float) -> None:
+def _catch_up(corp_id: str, code: GroupCodeItem, chat_id: str, *, read: str | None, now: float) -> None:
     """The queue is behind: WeCom's groups may have filled through joins whose callbacks are still
-    queued, the crossing's among them, and a group WeCom fills next may have no callback out of the
-    queue yet (WeCom fills listed groups in turn). So a join of any of the code's groups, handled
-    late, reads WeCom's count of each listed group that is due (`read`: one this join just read)
-    and rotates out one that reached the threshold, rather than wait for its callbacks to come out
-    of the backlog. Best effort (a refused read leaves the rotation to the crossing's event and the
-    minute tick); a read is not stored as the group's (its count moves by its queued events), and
-    the rotation's claim keeps it exactly once, whoever else sees the crossing."""
-    for chat_id in code.listed:
-        if chat_id == read or chat_id in code.full or not _catch_up_due(corp_id, chat_id, code.threshold):
-            continue  # (full: an exhausted pool keeps full groups listed)
-        count = _catch_up_count(corp_id, chat_id)
-        if count is not None and count >= code.threshold:
-            _delist_full(corp_id, code.code_id, chat_id, count, now=now)
-            return  # the code moved: the next late join reads its new list
+    queued, the crossing's among them. A join of any of the code's groups (`chat_id`), handled
+    late, reads WeCom's counts (each group when due) and rotates out a group that reached the
+    threshold, rather than wait for its callbacks to come out of the backlog: the listed groups in
+    turn up to the first open one (WeCom fills them in turn, so the next may be filling with none
+    of its callbacks out of the queue yet, and those after an open one take no one), then the join's
+    own group. `read`: a group this join just read (open, or it would have rotated). Best effort (a
+    refused read leaves the rotation to the crossing's event and the minute tick); a read is not
+    stored as the group's (its count moves by its queued events), and the rotation's claim keeps
+    it exactly once, whoever else sees the crossing."""
+    listed = [c for c in code.listed if c not in code.full]  # (full: an exhausted pool keeps full groups listed)
+
+    def check(chat: str) -> str | None:
+        """'rotated', 'open', or None (not known)."""
+        if chat == read:
+            return "open"
+        if not _catch_up_due(corp_id, chat, code.threshold):
+            last = _catch_ups.get((corp_id, chat))
+            return "open" if last is not None and last.count < code.threshold else None
+        count = _catch_up_count(corp_id, chat)
+        if count is None:
+            return None
+        if count < code.threshold:
+            return "open"
+        _delist_full(corp_id, code.code_id, chat, count, now=now)
+        return "rotated"  # the code moved: the next late join reads its new list
+
+    seen = set()
+    for chat in listed:
+        seen.add(chat)
+        state = check(chat)
+        if state == "rotated":
+            return
+        if state == "open":
+            break
+    if chat_id in listed and chat_id not in seen:  # in case WeCom fills them otherwise: its own group
+        check(chat_id)
 
 
 def _catch_up_count(corp_id: str, chat_id: str) -> int | None:
@@ -605,7 +631,7 @@ def _catch_up_count(corp_id: str, chat_id: str) -> int | None:
         return None
     count = len(chat.member_list)
     rate = max(0.0, (count - last.count) / (mono - last.at)) if last is not None and mono > last.at else None
-    _catch_ups[(corp_id, chat_id)] = _CatchUp(mono, count, rate)
+    _catch_ups[(corp_id, chat_id)] = _CatchUp(mono, count, rate, took=time.monotonic() - mono)
     return count
 
 

@@ -337,8 +337,9 @@ def test_joins_behind_the_queue_read_wecom_at_most_once_per_interval(world, monk
     for body in drain_queue(world.settings.events_queue):  # each 3 s behind, one batch each
         payload = world.client.lambda_.invoke("on_events", sqs_event([_aged(body, 3)])).payload
         assert payload == {"batchItemFailures": []}
-    # the first late join reads each listed group once; far from 50, neither is read again meanwhile
-    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 2
+    # the first late join reads the first listed group (WeCom fills them in turn: the second takes
+    # no one while the first is open); far from 50, it is not read again meanwhile
+    assert wecom_calls(world, "externalcontact/groupchat/get") == reads + 1
     assert join_way(world, code["config_id"])["chat_id_list"] == pool
 
 
@@ -376,6 +377,22 @@ def test_a_group_filling_behind_the_backlog_is_rotated_before_any_of_its_callbac
     assert sum(int(r.get("over_threshold_joins", 0)) for r in over) == 4  # 2 past the threshold in each
 
 
+def test_a_late_join_reads_its_own_listed_group_though_an_earlier_listed_one_is_open(world):
+    """Members invited into the second listed group (not in WeCom's turn order) fill it while the
+    first is open: its own late join still reads it and rotates it out."""
+    from tests.helpers import drain_queue, sqs_event
+
+    pool = groups(world, 3)
+    code = create(world, pool, threshold=4)
+    for i in range(4):
+        world.sb.simulator.invite_to_group(CORP_ID, pool[1], "alice", name=f"Invited {i}")
+    first, *rest = drain_queue(world.settings.events_queue)
+    payload = world.client.lambda_.invoke("on_events", sqs_event([_aged(first, 3)])).payload
+    assert payload == {"batchItemFailures": []}
+    assert join_way(world, code["config_id"])["chat_id_list"] == [pool[0], pool[2]]
+    world.pump()
+
+
 def test_a_catch_up_read_is_due_sooner_as_the_group_nears_its_threshold(monkeypatch):
     """Between reads a group waits half the time it needs, at the rate it filled, to reach the
     threshold: between CATCH_UP_MIN_SECONDS and CATCH_UP_MAX_SECONDS."""
@@ -396,6 +413,8 @@ def test_a_catch_up_read_is_due_sooner_as_the_group_nears_its_threshold(monkeypa
     assert not due(100, 0.0, 4.9) and due(100, 0.0, 5.1)  # not moving: every 5 s
     assert not due(185, 10.0, 0.4) and due(185, 10.0, 0.6)  # near: every 0.5 s
     assert not due(100, None, 0.4) and due(100, None, 0.6)  # a rate not measured yet: 0.5 s
+    service._catch_ups[("c", "g")] = service._CatchUp(now - 1.5, 185, 10.0, took=0.4)
+    assert not service._catch_up_due("c", "g", 190)  # a read that took 0.4 s: not again within 1.6 s
 
 
 # -- cost ----------------------------------------------------------------------------------------

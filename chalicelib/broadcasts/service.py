@@ -230,8 +230,11 @@ def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
     if isinstance(target, CustomersTarget):
         from chalicelib.segments import service as segments
 
-        segments.plan(corp_id, target.filter if target.filter is not None
-                      else segments.filter_of(segments.get(corp_id, target.segment_id)))
+        if target.filter is not None:
+            segments.plan(corp_id, target.filter, at=f"{at}.customers.filter")
+        else:
+            segments.plan(corp_id, segments.filter_of(segments.get(corp_id, target.segment_id)),
+                          at=f"{at}.customers.segment_id", saved=True)
     elif isinstance(target, GroupsTarget):
         if target.owner_ids:
             unknown_staff("owner_ids", target.owner_ids)
@@ -249,14 +252,9 @@ def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
         if target.sender_ids:
             unknown_staff("sender_ids", target.sender_ids)
         if target.tag_ids:
-            from chalicelib.tags import items as tag_items
-            from chalicelib.tags.service import UnknownTags
+            from chalicelib.tags import service as tags
 
-            wanted = list(dict.fromkeys(target.tag_ids))
-            known = tag_items.get_tags(corp_id, wanted)
-            missing = [t for t in wanted if t not in known]
-            if missing:
-                raise UnknownTags(missing)
+            tags.check_known(corp_id, {f"{at}.moments.tag_ids": target.tag_ids})
 
 
 def groups_of(corp_id: str, chat_ids: list[str]) -> list[Any]:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 SEND_AT_SKEW = 60  # a send_at this far in the past is taken as "now" (clocks differ); further: 400
 MAX_AHEAD = 366 * 86400
 MOMENT_TEXT_CHARS = 2000
+# add_moment_task's link.title: "最多64个字节" (doc 95094, quoted so by WxJava and other SDKs): bytes of
+# its UTF-8 (WeCom's JSON), not characters: 21 Chinese characters fit, 22 do not. Other links take 128.
+MOMENT_LINK_TITLE_BYTES = 64
 MEDIA_LIFETIME = 3 * 86400 - 3600  # a WeCom media_id lives 3 days (an hour's margin)
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
@@ -216,6 +219,9 @@ def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
             raise InvalidBroadcast(f"{field}.picurl", "a Moments link needs its cover image (picurl)")
         if a.type == "link" and a.desc:
             raise InvalidBroadcast(f"{field}.desc", "Moments links show no description")
+        if a.type == "link" and len(a.title.encode()) > MOMENT_LINK_TITLE_BYTES:
+            raise InvalidBroadcast(f"{field}.title", f"a Moments link title is at most {MOMENT_LINK_TITLE_BYTES} "
+                                                     "bytes (UTF-8: 21 Chinese characters)")
 
 
 def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:

@@ -1008,6 +1008,12 @@ def add_moment_task(api: Api, corp: Corp, body: dict, query: dict) -> dict:
     if kinds - {"image", "video", "link"} or len(kinds) > 1 or (
             kinds & {"video", "link"} and len(attachments) > 1):
         raise ApiFailure(41064, "attachments: 9 images, or 1 video, or 1 link")
+    for item in attachments:
+        # link.title "最多64个字节" (doc 95094 as the SDKs quote it: WxJava, PHP, Perl): UTF-8 bytes. Which
+        # errcode WeCom gives is not documented: 40058 (invalid parameter) as for the text's length.
+        # link.url: the doc names no limit here (other link messages: 2048 bytes), so none is enforced.
+        if item["msgtype"] == "link" and _utf8_len(str(item["link"].get("title") or "")) > 64:
+            raise ApiFailure(40058, "invalid link title size: more than 64 bytes")
     api.check_media(corp, attachments, moments=True)
     vr = body.get("visible_range") or {}
     senders = (vr.get("sender_list") or {}).get("user_list") or []

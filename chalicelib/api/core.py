@@ -337,7 +337,7 @@ def map_exception(exc: Exception) -> HttpError | None:
         exc_type = ref.loaded() if isinstance(ref, Lazy) else ref
         if exc_type is not None and isinstance(exc, exc_type):
             if details is None and isinstance(exc, FieldError):
-                details = FieldError.details
+                details = type(exc).details  # its own: a FieldError may name several fields
             return HttpError(status, code, str(exc) or code, details(exc) if details else None)
     try:
         from chalicelib.wecom import errors as wecom_errors

@@ -46,7 +46,8 @@ _CODE_TEXT = {
     "state_taken": "another channel code of this corp has that `state`",
     "edit_conflict": "the channel code was changed by another request meanwhile: read it again and retry",
     "tag_limit": "the corp would hold more tags than WeCom allows",
-    "unknown_tags": "a tag id is not in the corp's tag library; `details.tag_ids` lists them",
+    "unknown_tags": ("a tag id is not in the corp's tag library; `details` names each field listing such ids "
+                     "(`filter.tags.and.0.tag`, `tag_ids`, ...) with the ids"),
     "sync_running": "a customer sync is running for this corp already; `details.job_id` is its job",
     "not_found": "no such resource (or not visible to this key)",
 }

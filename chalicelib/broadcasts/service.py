@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 SEND_AT_SKEW = 60  # a send_at this far in the past is taken as "now" (clocks differ); further: 400
 MAX_AHEAD = 366 * 86400
 MOMENT_TEXT_CHARS = 2000
+# add_moment_task's link.title: "最多64个字节" (doc 95094, quoted so by WxJava and other SDKs): bytes of
+# its UTF-8 (WeCom's JSON), not characters: 21 Chinese characters fit, 22 do not. Other links take 128.
+MOMENT_LINK_TITLE_BYTES = 64
 MEDIA_LIFETIME = 3 * 86400 - 3600  # a WeCom media_id lives 3 days (an hour's margin)
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
@@ -216,6 +219,9 @@ def _check_content(target: Any, content: MessageContent, *, ahead: int) -> None:
             raise InvalidBroadcast(f"{field}.picurl", "a Moments link needs its cover image (picurl)")
         if a.type == "link" and a.desc:
             raise InvalidBroadcast(f"{field}.desc", "Moments links show no description")
+        if a.type == "link" and len(a.title.encode()) > MOMENT_LINK_TITLE_BYTES:
+            raise InvalidBroadcast(f"{field}.title", f"a Moments link title is at most {MOMENT_LINK_TITLE_BYTES} "
+                                                     "bytes (UTF-8: 21 Chinese characters)")
 
 
 def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
@@ -230,8 +236,11 @@ def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
     if isinstance(target, CustomersTarget):
         from chalicelib.segments import service as segments
 
-        segments.plan(corp_id, target.filter if target.filter is not None
-                      else segments.filter_of(segments.get(corp_id, target.segment_id)))
+        if target.filter is not None:
+            segments.plan(corp_id, target.filter, at=f"{at}.customers.filter")
+        else:
+            segments.plan(corp_id, segments.filter_of(segments.get(corp_id, target.segment_id)),
+                          at=f"{at}.customers.segment_id", saved=True)
     elif isinstance(target, GroupsTarget):
         if target.owner_ids:
             unknown_staff("owner_ids", target.owner_ids)
@@ -249,14 +258,9 @@ def _check_target(corp_id: str, target: Any, *, at: str = "target") -> None:
         if target.sender_ids:
             unknown_staff("sender_ids", target.sender_ids)
         if target.tag_ids:
-            from chalicelib.tags import items as tag_items
-            from chalicelib.tags.service import UnknownTags
+            from chalicelib.tags import service as tags
 
-            wanted = list(dict.fromkeys(target.tag_ids))
-            known = tag_items.get_tags(corp_id, wanted)
-            missing = [t for t in wanted if t not in known]
-            if missing:
-                raise UnknownTags(missing)
+            tags.check_known(corp_id, {f"{at}.moments.tag_ids": target.tag_ids})
 
 
 def groups_of(corp_id: str, chat_ids: list[str]) -> list[Any]:

@@ -179,7 +179,7 @@ class ChannelCodeView(Model):
 
 
 class InvalidChannelCode(Exception):
-    """The definition refers to things that do not exist (unknown tags or staff)."""
+    """The definition refers to staff members that do not exist (unknown tags: `unknown_tags`)."""
 
     def __init__(self, message: str, details: Any = None):
         super().__init__(message)
@@ -200,13 +200,9 @@ class InvalidUpdate(Exception):
 
 def _validate_references(corp_id: str, staff_ids: list[str], tag_ids: list[str]) -> None:
     from chalicelib.corps import staff
-    from chalicelib.tags import items as tag_items
+    from chalicelib.tags import service as tags
 
-    if tag_ids:
-        known = tag_items.get_tags(corp_id, tag_ids)
-        missing = [t for t in tag_ids if t not in known]
-        if missing:
-            raise InvalidChannelCode("unknown tag ids", {"tag_ids": missing})
+    tags.check_known(corp_id, {"tag_ids": tag_ids})  # unknown_tags, as wherever a request lists tags
     if staff_ids:
         missing = staff.unknown(corp_id, staff_ids)
         if missing:

@@ -74,6 +74,16 @@ class TagExpr(Model):
     def leaves(self) -> list[str]:
         return [self.tag] if self.tag is not None else [t for c in self.children() for t in c.leaves()]
 
+    def located(self, path: str) -> list[tuple[str, str]]:
+        """(where, tag id) of each tag named, `where` its field path in a request whose expression is
+        at `path` ("filter.tags" -> "filter.tags.and.1.or.0.tag"), as a schema refusal names it."""
+        if self.tag is not None:
+            return [(f"{path}.tag", self.tag)]
+        if self.not_ is not None:
+            return self.not_.located(f"{path}.not")
+        op = "and" if self.and_ is not None else "or"
+        return [found for i, c in enumerate(self.children()) for found in c.located(f"{path}.{op}.{i}")]
+
 
 def drop_none(data: dict[str, Any]) -> dict[str, Any]:
     """Fields left out stay out of the JSON (their schema does not allow null)."""

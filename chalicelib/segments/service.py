@@ -195,31 +195,32 @@ def _epoch(corp_id: str, moment: int | date | None, *, end: bool) -> int | None:
     return int((start + timedelta(days=1)).timestamp()) - 1 if end else int(start.timestamp())
 
 
-def plan(corp_id: str, f: SegmentFilter, *, merged: bool = False) -> Plan:
+def plan(corp_id: str, f: SegmentFilter, *, merged: bool = False, at: str = "filter", saved: bool = False) -> Plan:
     """How to read the filter's relations; UnknownTags / InvalidFilter for a filter that cannot
     select as meant (checked before anything is stored). `merged`: one stream newest first over
     the whole corp even when several staff members are named (GSI2 filtered on `staff_id`, not one
     GSI1 partition after another), as a broadcast planner needs to see a customer's newest
-    relation first."""
+    relation first. `at`: where the filter is in the caller's request (refusals name its fields
+    there, an unknown tag at its place in the expression); `saved`: the filter is a saved segment's,
+    and `at` the request's field naming the segment (refusals name that field)."""
     from chalicelib.store import keys, schema
-    from chalicelib.tags import items as tag_items
-    from chalicelib.tags.service import UnknownTags
+    from chalicelib.tags import service as tags
 
     lo, hi = _epoch(corp_id, f.added_from, end=False), _epoch(corp_id, f.added_to, end=True)
     if lo is not None and hi is not None and lo > hi:
-        raise InvalidFilter("filter.added_to", "`added_to` is before `added_from`: the range selects nobody")
+        raise InvalidFilter(at if saved else f"{at}.added_to",
+                            "`added_to` is before `added_from`: the range selects nobody")
     names: dict[str, str] = {"#status": "status"}
     values: dict[str, Any] = {}
     filters = ["attribute_exists(#status)"]  # an item holding only tags so far is not a relation yet
     if f.tags is not None:
-        wanted = sorted(set(f.tags.leaves()))
-        known = tag_items.get_tags(corp_id, wanted)
-        missing = [t for t in wanted if t not in known]
-        if missing:
-            raise UnknownTags(missing)
+        named: dict[str, list[str]] = {}
+        for where, tag in f.tags.located(f"{at}.tags"):
+            named.setdefault(at if saved else where, []).append(tag)
+        tags.check_known(corp_id, named)
         if not expression.satisfiable(f.tags):
-            raise InvalidFilter("filter.tags", "the tag expression selects nobody (e.g. `and` of a tag and "
-                                               "`not` the same tag)")
+            raise InvalidFilter(at if saved else f"{at}.tags", "the tag expression selects nobody (e.g. `and` of "
+                                                               "a tag and `not` the same tag)")
         filters.append(expression.to_filter(f.tags, names, values))
     if f.channels is not None:
         names["#state"] = "state"

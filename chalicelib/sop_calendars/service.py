@@ -308,7 +308,7 @@ def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: Messag
             target = broadcasts.CustomersTarget(kind="customers", filter={"channels": [whom.channel_code]})
         else:
             target = broadcasts.CustomersTarget(kind="customers", segment_id=whom.segment_id)
-        broadcasts.check(corp_id, target, content, ahead=ahead)
+        broadcasts.check(corp_id, target, content, ahead=ahead, at=f"{field}.whom")
     else:
         broadcasts.check(corp_id, whom, content, ahead=ahead, at=f"{field}.whom")
 

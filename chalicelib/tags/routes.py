@@ -16,7 +16,7 @@ bp = Blueprint(__name__)
 
 TAGS = "chalicelib.tags.service"
 
-register_error(f"{TAGS}:UnknownTags", 400, "unknown_tags", lambda e: {"tag_ids": e.tag_ids})
+register_error(f"{TAGS}:UnknownTags", 400, "unknown_tags")
 register_error(f"{TAGS}:TagNotFound", 404, "not_found")
 register_error(f"{TAGS}:TagLimit", 409, "tag_limit")
 register_error(f"{TAGS}:TagExists", 409, "tag_exists", lambda e: {"names": e.names, "group_name": e.group})

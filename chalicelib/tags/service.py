@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chalicelib.platform import caches
-from chalicelib.platform.errors import NotFound
+from chalicelib.platform.errors import FieldError, NotFound
 from chalicelib.platform.model import Model
 from chalicelib.tags import items as tag_items
 from chalicelib.tags.items import TagItem
@@ -128,10 +128,35 @@ class RelationTagChange(Model):
     remove: list[str] = Field(default_factory=list, max_length=100, description=_DISJOINT)
 
 
-class UnknownTags(Exception):
-    def __init__(self, tag_ids: list[str]):
-        super().__init__(f"unknown tag ids: {tag_ids}")
-        self.tag_ids = tag_ids
+class UnknownTags(FieldError):
+    """Tag ids not in the corp's tag library, named at each field of the request that lists them
+    (`details`: [{field, message}], each message listing that field's unknown ids)."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        self.fields = fields
+        self.tag_ids = list(dict.fromkeys(t for ids in fields.values() for t in ids))  # all of them
+        super().__init__(next(iter(fields)), _unknown(self.tag_ids))
+
+    def details(self) -> list[dict[str, str]]:
+        return [{"field": field, "message": _unknown(ids)} for field, ids in self.fields.items()]
+
+
+def _unknown(tag_ids: list[str]) -> str:
+    more = f" and {len(tag_ids) - 20} more" if len(tag_ids) > 20 else ""
+    return f"unknown tag ids: {', '.join(tag_ids[:20])}{more}"
+
+
+def check_known(corp_id: str, fields: dict[str, list[str]]) -> None:
+    """UnknownTags unless every tag id listed is in the corp's library. `fields`: where the request
+    lists them (its field path -> the ids there), in the order the refusal names them."""
+    wanted = list(dict.fromkeys(t for ids in fields.values() for t in ids))
+    if not wanted:
+        return
+    known = tag_items.get_tags(corp_id, wanted)
+    unknown = {field: list(dict.fromkeys(t for t in ids if t not in known)) for field, ids in fields.items()}
+    unknown = {field: ids for field, ids in unknown.items() if ids}
+    if unknown:
+        raise UnknownTags(unknown)
 
 
 class NoSuchRelation(Exception):
@@ -300,11 +325,7 @@ def change_customer_tags(corp_id: str, change: CustomerTagChange) -> TagChangeRe
     from chalicelib.wecom import errors
     from chalicelib.wecom.models import MarkTagRequest
 
-    wanted = [*change.add, *change.remove]
-    known = tag_items.get_tags(corp_id, wanted)
-    missing = [t for t in wanted if t not in known]
-    if missing:
-        raise UnknownTags(missing)
+    check_known(corp_id, {"add": change.add, "remove": change.remove})
     rel = customer_items.get_relation(corp_id, change.customer_id, change.staff_id)
     if rel is None or rel.status != "active":
         return TagChangeResult(customer_id=change.customer_id, staff_id=change.staff_id, status="no_relation")
@@ -362,11 +383,9 @@ def tag_change(added: list[str], removed: list[str], **details: Any) -> dict[str
 def change_many(corp_id: str, bulk: BulkTagChange) -> list[TagChangeResult]:
     from chalicelib.wecom import errors
 
-    wanted = sorted({t for c in bulk.changes for t in (*c.add, *c.remove)})
-    known = tag_items.get_tags(corp_id, wanted)
-    missing = [t for t in wanted if t not in known]
-    if missing:  # refuse the whole request before any call: nothing half-applied
-        raise UnknownTags(missing)
+    # refuse the whole request before any call: nothing half-applied
+    check_known(corp_id, {f"changes.{i}.{side}": ids for i, c in enumerate(bulk.changes)
+                          for side, ids in (("add", c.add), ("remove", c.remove))})
     results = []
     for change in bulk.changes:
         try:

@@ -116,7 +116,7 @@ def test_invalid_channel_codes_are_refused_and_touch_nothing(world):
         ({"welcome": {"text": "x", "attachments": [{"type": "link", "title": "t", "url": "https://a.b"}] * 10}},
          400, "validation_error"),
         ({"staff_ids": ["nobody"]}, 400, "invalid_channel_code"),
-        ({"tag_ids": ["etUnknownTag"]}, 400, "invalid_channel_code"),
+        ({"tag_ids": ["etUnknownTag"]}, 400, "unknown_tags"),
         ({"state": "x" * 31}, 400, "validation_error"),
         ({"welcome": {"text": "x" * 4001}}, 400, "validation_error"),
     ]

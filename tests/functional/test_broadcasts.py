@@ -987,6 +987,8 @@ def test_moments_content_that_cannot_be_posted_as_given_is_refused_at_its_field(
          "content.attachments.1.image.media_id"),
         ([link], "content.attachments.0.link.picurl"),
         ([{**link, "picurl": "https://shop.example/a.png", "desc": "50% off"}], "content.attachments.0.link.desc"),
+        # add_moment_task takes a link title of at most 64 bytes (UTF-8): 22 Chinese characters are 66
+        ([{**link, "picurl": "https://shop.example/a.png", "title": "春" * 22}], "content.attachments.0.link.title"),
     ]
     for attachments, field in cases:
         status, answer = world.call("POST", BROADCASTS, {"name": "m", "target": moments,
@@ -998,6 +1000,22 @@ def test_moments_content_that_cannot_be_posted_as_given_is_refused_at_its_field(
                                                  "content": {"attachments": [{"type": "image", "media_id": "m1"},
                                                                              {**link, "desc": "50% off"}]}})
     assert status == 201, ok  # mass messages take both (add_msg_template)
+    status, ok = world.call("POST", BROADCASTS, {"name": "c", "target": {"kind": "groups", "owner_ids": ["alice"]},
+                                                 "content": {"attachments": [{**link, "title": "春" * 22}]}})
+    assert status == 201, ok  # and a link title up to 128 bytes
+
+
+def test_a_moments_link_title_of_64_bytes_is_posted(world, sends):
+    url = world.sb.serve_file("cover.png", PNG)
+    title = "春" * 21 + "!"  # 64 bytes
+    link = {"type": "link", "title": title, "url": "https://shop.example/sale", "picurl": url}
+    status, m = world.call("POST", BROADCASTS, {"name": "m", "target": {"kind": "moments", "sender_ids": ["alice"]},
+                                                "content": {"attachments": [link]}})
+    assert status == 201, m
+    sends.run()
+    assert _view(world, m["broadcast_id"])["status"] == "sent"
+    [post] = world.sb.journal.entries("moment", corp_id=CORP_ID)
+    assert post["attachments"][0]["link"]["title"] == title
 
 
 def test_a_lost_reply_for_groups_finds_its_own_task_not_an_earlier_broadcasts_to_the_same_groups(world, sends):

@@ -214,6 +214,23 @@ def test_an_image_uploaded_for_moments_can_be_posted_for_three_days(aws, sb, clo
     assert len(sb.requests("media/upload_attachment")) == 1
 
 
+def test_a_moments_link_title_over_64_bytes_is_refused(aws, sb, clock):
+    """add_moment_task's link.title: "最多64个字节" (doc 95094, as WxJava / PHP / Perl SDKs quote it):
+    UTF-8 bytes, so 21 Chinese characters (63 bytes) pass and 22 (66 bytes) do not."""
+    client = worker_client(sb, clock)
+    cover = client.upload_attachment("image", "cover.png", PNG)
+
+    def post(title: str):
+        return client.add_moment_task(m.MomentTask(attachments=[m.Attachment(msgtype="link", link=m.Link(
+            title=title, url="https://shop.example/sale", media_id=cover))]))
+
+    assert post("促" * 21 + "a").jobid  # 64 bytes
+    with pytest.raises(errors.ApiError) as refused:
+        post("促" * 22)
+    assert refused.value.errcode == 40058
+    assert len(sb.journal.entries("moment", corp_id=CORP)) >= 1
+
+
 @pytest.mark.parametrize(("kind", "filename", "content"), [
     ("image", "a.gif", b"GIF89a" + b"\0" * 100),  # images are JPG or PNG
     ("image", "big.png", PNG + b"\0" * (10 * 1024 * 1024)),  # over 10 MB

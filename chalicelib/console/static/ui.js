@@ -158,7 +158,7 @@ function errorTarget(formEl, field) {
 export function showErrors(formEl, e, general) {
   if (!(e instanceof ApiError)) { general.textContent = String(e.message || e); return; }
   const rest = [];
-  // details as a list of {field, message}; or an object naming fields ({"tag_ids": [unknown ids]}):
+  // details as a list of {field, message}; or an object naming fields ({"staff_ids": [unknown ids]}):
   // the error's message and what it names are shown at each field it names
   const details = Array.isArray(e.details) ? e.details : e.details && typeof e.details === "object"
     ? Object.entries(e.details).filter(([k]) => errorTarget(formEl, k))

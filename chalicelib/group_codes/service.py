@@ -38,6 +38,7 @@ from chalicelib.group_codes.items import Alert, AutoCreate, GroupCodeItem, Group
 from chalicelib.platform import caches
 from chalicelib.platform.model import Model, integral
 from chalicelib.store import ConditionFailed
+from chalicelib.wecom import models as wm
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,53 @@ class AutoCreateIn(AutoCreate):
     room_base_id: RoomBaseId | None = None
 
 
+# The welcome's parts as WeCom takes them (doc 92366): unknown fields (a typo) and what WeCom would
+# refuse are refused at their field, before WeCom is touched.
+class TextIn(wm.Text):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageIn(wm.Image):
+    model_config = ConfigDict(extra="forbid")
+    media_id: str | None = Field(None, min_length=1, max_length=256)
+    pic_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _source(self) -> ImageIn:
+        if not (self.media_id or self.pic_url):
+            raise ValueError("an image needs a media_id or a pic_url")
+        return self
+
+
+class LinkIn(wm.Link):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    url: str = Field(max_length=2048, pattern=r"^https?://")
+    picurl: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+
+
+class MiniProgramIn(wm.MiniProgram):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    pic_media_id: str = Field(min_length=1)
+    appid: str = Field(min_length=1)
+    page: str = Field(min_length=1)
+
+
+class MediaIn(wm.Media):
+    model_config = ConfigDict(extra="forbid")
+    media_id: str = Field(min_length=1)
+
+
 class GroupWelcomeIn(GroupWelcome):
     """Text (<= 4000 bytes) and at most one of image, link, miniprogram, file, video (doc 92366)."""
+
+    text: TextIn | None = None
+    image: ImageIn | None = None
+    link: LinkIn | None = None
+    miniprogram: MiniProgramIn | None = None
+    file: MediaIn | None = None
+    video: MediaIn | None = None
 
     # As the schema states it: text or an attachment, and no two attachments.
     model_config = ConfigDict(extra="forbid", json_schema_extra={

@@ -49,6 +49,7 @@ PUSH_GRACE = 10  # s: a claimed rotation not yet in WeCom after this is pushed a
 VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this close to the threshold
 STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
 LINKS_TTL = 30.0
+UNKNOWN_NAMED = 10  # a refused pool names at most this many unknown groups (each one WeCom read)
 # A join handled this long after its callback arrived means the queue is behind: WeCom's count of
 # the group may be past the threshold through joins whose callbacks are still queued.
 BEHIND_SECONDS = 1.0
@@ -263,12 +264,15 @@ class InvalidUpdate(Exception):
 
 
 # -- counts -------------------------------------------------------------------------------------
-def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False) -> dict[str, int | None]:
+def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False,
+                  unknown_max: int | None = None) -> dict[str, int | None]:
     """Members per group: the group item's exact `member_count` (chalicelib.groups keeps it from
     the change_external_chat callbacks), else WeCom's groupchat/get. None: no such group. `store`:
     keep such a read as the group's (groups' record_read), so its next event finds the count at
     its own version and reads WeCom no more (a pool group counted for a rotation before its first
-    join; not for a request's checks, which write nothing)."""
+    join; not for a request's checks, which write nothing). `unknown_max`: WeCom is read no more
+    once that many groups were found to be none (a request's check of made-up ids); the groups
+    left unread are left out."""
     from chalicelib.groups import items as group_items
     from chalicelib.store import get_table, keys
 
@@ -284,6 +288,8 @@ def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False) -> 
             counts[chat_id] = None
         elif item is not None and item.get("member_count") is not None:
             counts[chat_id] = int(item["member_count"])
+        elif unknown_max is not None and list(counts.values()).count(None) >= unknown_max:
+            continue
         else:
             read_at = int(time.time())
             chat = _group_chat(corp_id, chat_id)
@@ -808,9 +814,11 @@ def tick(corp_id: str, *, now: float | None = None) -> dict[str, int]:
 # -- operator operations ------------------------------------------------------------------------
 def _check_chats(corp_id: str, chat_ids: list[str]) -> None:
     """Every group must be one of this corp's customer groups (another corp's chat id is unknown
-    here): read-only checks, before anything is written or WeCom is changed."""
-    counts = member_counts(corp_id, chat_ids)
-    unknown = [c for c in chat_ids if counts.get(c) is None]
+    here): read-only checks, before anything is written or WeCom is changed. A pool of made-up ids
+    costs at most UNKNOWN_NAMED groupchat/get calls (WeCom's quota; a request outlasting API
+    Gateway's 29 s would answer 504): the 400 names the first ones found."""
+    counts = member_counts(corp_id, chat_ids, unknown_max=UNKNOWN_NAMED)
+    unknown = [c for c in chat_ids if c in counts and counts[c] is None]
     if unknown:
         raise InvalidGroupCode("unknown groups (not this corp's customer groups)", {"chat_ids": unknown})
 

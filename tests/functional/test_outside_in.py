@@ -43,3 +43,26 @@ def test_a_group_welcome_wecom_cannot_take_is_refused_at_its_field_before_wecom_
     status, listed = world.call("GET", CODES)
     assert [(c["code_id"], c["welcome"]) for c in listed["items"]] == [(code["code_id"], None)]
 
+
+def test_a_pool_of_made_up_group_ids_reads_wecom_a_few_times_not_once_per_id(world):
+    """An unknown id is looked up in WeCom (a group whose callback has not arrived yet is real), but
+    a pool of ~1,000 made-up ids must not cost ~1,000 groupchat/get calls (WeCom's quota, and a request
+    that outlasts API Gateway's 29 s answers 504, not the 400 it is): the lookups stop at the first
+    few unknown ones, which the 400 names."""
+    pool = groups(world, 2)
+    reads = lambda: len(world.sb.requests(api="externalcontact/groupchat/get"))  # noqa: E731
+    made_up = [f"wrMadeUp{i:04d}" for i in range(998)]
+    status, code = world.call("POST", CODES, {"name": "Store", "pool": pool, "threshold": 5})
+    assert status == 201, code
+    for method, path, body in (("POST", CODES, {"name": "S", "threshold": 5, "pool": [*pool, *made_up]}),
+                               ("POST", CODES, {"name": "S", "threshold": 5, "pool": pool,
+                                                "windows": [{"pool": made_up}]}),
+                               ("PATCH", f"{CODES}/{code['code_id']}", {"pool": [*pool, *made_up]})):
+        before = reads()
+        status, answer = world.call(method, path, body)
+        assert (status, answer["error"]["code"]) == (400, "invalid_group_code"), answer
+        named = answer["error"]["details"]["chat_ids"]
+        assert named and set(named) <= set(made_up) and len(named) <= 10, answer
+        assert reads() - before <= 10
+    assert world.call("GET", f"{CODES}/{code['code_id']}")[1]["pool"] == pool
+    assert [c["code_id"] for c in world.call("GET", CODES)[1]["items"]] == [code["code_id"]]

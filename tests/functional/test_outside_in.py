@@ -66,3 +66,50 @@ def test_a_pool_of_made_up_group_ids_reads_wecom_a_few_times_not_once_per_id(wor
         assert reads() - before <= 10
     assert world.call("GET", f"{CODES}/{code['code_id']}")[1]["pool"] == pool
     assert [c["code_id"] for c in world.call("GET", CODES)[1]["items"]] == [code["code_id"]]
+
+
+def test_numbers_given_as_strings_or_booleans_are_refused_at_their_field_with_nothing_stored(world):
+    """The OpenAPI document says `integer`: `"5"` and `true` are not (as for channel and group codes).
+    Taken loosely, `"weekday": true` made a Monday rule and `"per_customer_per_day": true` a cap of 1."""
+    import time
+
+    from tests.helpers import drain_queue
+
+    groups_ = {"kind": "groups", "owner_ids": ["alice"]}
+    weekly = {"kind": "weekly", "weekday": 1, "time": "09:00"}
+    after = {"kind": "after", "event": "group_created", "days": 1, "time": "09:00"}
+
+    def calendar(when=weekly, **extra):
+        return {"name": "c", "rules": [{"when": when, "whom": groups_, "content": {"text": "hi"}}], **extra}
+
+    status, cal = world.call("POST", "/api/v1/sop-calendars", calendar())
+    assert status == 201, cal
+    later = int(time.time()) + 3600
+    cases = [
+        ("POST", "/api/v1/sop-calendars", calendar({**weekly, "weekday": True}), "rules.0.when.weekly.weekday"),
+        ("POST", "/api/v1/sop-calendars", calendar({**weekly, "weekday": "2"}), "rules.0.when.weekly.weekday"),
+        ("POST", "/api/v1/sop-calendars", calendar({**after, "days": "1"}), "rules.0.when.after.days"),
+        ("POST", "/api/v1/sop-calendars", calendar(grace_minutes="5"), "grace_minutes"),
+        ("PATCH", f"/api/v1/sop-calendars/{cal['calendar_id']}", {"grace_minutes": True}, "grace_minutes"),
+        ("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": True}, "per_customer_per_day"),
+        ("PUT", "/api/v1/broadcast-policy", {"remind_after_minutes": "30"}, "remind_after_minutes"),
+        ("POST", "/api/v1/broadcasts", {"name": "b", "target": groups_, "content": {"text": "hi"},
+                                        "send_at": str(later)}, "send_at"),
+        ("POST", "/api/v1/broadcasts", {"name": "b", "target": groups_, "content": {"text": "hi"},
+                                        "send_at": True}, "send_at"),
+        ("POST", "/api/v1/segments", {"name": "s", "filter": {"added_from": True}}, "filter.added_from"),
+    ]
+    for method, path, body, field in cases:
+        status, answer = world.call(method, path, body)
+        assert (status, answer["error"]["code"]) == (400, "validation_error"), (path, body, answer)
+        assert answer["error"]["details"] and all(d["field"].startswith(field) for d in answer["error"]["details"]), (
+            path, body, answer)
+    assert [c["calendar_id"] for c in world.call("GET", "/api/v1/sop-calendars")[1]["items"]] == [cal["calendar_id"]]
+    assert world.call("GET", f"/api/v1/sop-calendars/{cal['calendar_id']}")[1]["grace_minutes"] == 120
+    assert world.call("GET", "/api/v1/broadcast-policy")[1] == {"per_customer_per_day": 1, "remind_after_minutes": 60}
+    assert world.call("GET", "/api/v1/broadcasts")[1]["items"] == []
+    assert world.call("GET", "/api/v1/segments")[1]["items"] == []
+    assert drain_queue(world.settings.sends_queue) == []
+    # whole numbers JSON writes as 5.0 are numbers still
+    status, answer = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2.0})
+    assert status == 200 and answer["per_customer_per_day"] == 2, answer

@@ -337,6 +337,12 @@ def run_step(msg: PlanMessage, *, until: float | None = None, clock: Any = time.
                 break
         else:
             cursor = None
+    except _source_gone() as exc:
+        if msg.step != 0:  # what earlier steps planned holds cap claims: left to the retries, as before
+            raise
+        # deleted since the broadcast was accepted (its segment, a tag it names): no retry brings it back
+        bitems.fail_unplanned(corp_id, b.broadcast_id, error=str(exc)[:500], now=now)
+        return "failed"
     finally:
         if pool is not None:
             pool.shutdown()
@@ -352,6 +358,13 @@ def run_step(msg: PlanMessage, *, until: float | None = None, clock: Any = time.
     _send(ChunkingMessage(corp_id=corp_id, broadcast_id=b.broadcast_id) if done
           else PlanMessage(corp_id=corp_id, broadcast_id=b.broadcast_id, step=msg.step + 1))
     return "done"
+
+
+def _source_gone() -> tuple[type[Exception], ...]:
+    from chalicelib.segments.service import InvalidFilter, SegmentNotFound
+    from chalicelib.tags.service import UnknownTags
+
+    return SegmentNotFound, InvalidFilter, UnknownTags
 
 
 # -- the chunking step ----------------------------------------------------------------------------------------------

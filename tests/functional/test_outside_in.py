@@ -113,3 +113,39 @@ def test_numbers_given_as_strings_or_booleans_are_refused_at_their_field_with_no
     # whole numbers JSON writes as 5.0 are numbers still
     status, answer = world.call("PUT", "/api/v1/broadcast-policy", {"per_customer_per_day": 2.0})
     assert status == 200 and answer["per_customer_per_day"] == 2, answer
+
+
+@pytest.mark.parametrize("gone", ["segment", "tag"])
+def test_a_scheduled_broadcast_whose_segment_or_tag_was_deleted_fails_saying_so_and_sends_nothing(world, monkeypatch,
+                                                                                                  gone):
+    """Accepted while its segment existed; deleted (or a tag it names deleted) before its time: the
+    first plan step failed on every delivery and the tick resumed it every few minutes, `planning`
+    for ever. It ends `failed` with `error` naming what is gone; nothing sent, no cap claimed."""
+    import time
+
+    from chalicelib.platform import schedules
+    from tests.functional.test_broadcasts import (
+        ADD_MSG,
+        Sends,
+        _create,
+        _customer,
+        _segment,
+        _stored_broadcast_items,
+        _view,
+    )
+
+    sends = Sends(world, monkeypatch)
+    masks, gone_tag = world.tag("wants", "masks", "discontinued")
+    _customer(world, "Ann", tags=[masks])
+    seg = _segment(world, {"tags": {"or": [{"tag": masks}, {"tag": gone_tag}]}})
+    send_at = int(time.time()) + 3600
+    b = _create(world, seg, send_at=send_at)
+    status, _ = world.call("DELETE", f"/api/v1/segments/{seg}" if gone == "segment" else f"/api/v1/tags/{gone_tag}")
+    assert status in (200, 204)
+    assert schedules.minute(now=send_at)["broadcasts_started"] == 1
+    sends.run()  # no message fails
+    view = _view(world, b["broadcast_id"])
+    assert view["status"] == "failed" and (seg if gone == "segment" else gone_tag) in view["error"], view
+    assert schedules.minute(now=send_at + 3600)["broadcasts_resumed"] == 0 and sends.run() == 0
+    assert world.sb.requests(api=ADD_MSG) == []
+    assert not [i for i in _stored_broadcast_items() if i["SK"].startswith("CAP#")]

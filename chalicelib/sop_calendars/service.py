@@ -288,10 +288,14 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
         except broadcasts.InvalidBroadcast as exc:
             raise InvalidCalendar(f"{field}.{exc.field}", str(exc)) from exc
         data["rule_id"] = rule_id_of(data)
-        if any(r["rule_id"] == data["rule_id"] for r in stored):
+        if any(_unnamed(r) == _unnamed(data) for r in stored):  # a name is a label: the same sends twice
             raise InvalidCalendar(field, "the same rule is given twice")
         stored.append(data)
     return stored
+
+
+def _unnamed(rule: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rule.items() if k not in ("name", "rule_id")}
 
 
 def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: MessageContent, field: str, *,

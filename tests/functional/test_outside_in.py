@@ -149,3 +149,24 @@ def test_a_scheduled_broadcast_whose_segment_or_tag_was_deleted_fails_saying_so_
     assert schedules.minute(now=send_at + 3600)["broadcasts_resumed"] == 0 and sends.run() == 0
     assert world.sb.requests(api=ADD_MSG) == []
     assert not [i for i in _stored_broadcast_items() if i["SK"].startswith("CAP#")]
+
+
+def test_the_same_rule_twice_under_two_names_is_refused_as_given_twice(world):
+    """README: 400 for a rule given twice. A rule's `name` is its label: two rules that differ only
+    by it would send the same content to the same people at the same time, twice (groups have no
+    daily cap). Refused at the second one, nothing stored."""
+    rule = {"when": {"kind": "weekly", "weekday": 1, "time": "09:00"}, "whom": {"kind": "groups", "owner_ids": [
+        "alice"]}, "content": {"text": "hi"}}
+    for rules in ([{**rule, "name": "Monday post"}, {**rule, "name": "Monday post (copy)"}],
+                  [rule, {**rule, "name": "Monday post"}]):
+        status, answer = world.call("POST", "/api/v1/sop-calendars", {"name": "c", "rules": rules})
+        assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
+        assert [d["field"] for d in answer["error"]["details"]] == ["rules.1"], answer
+    assert world.call("GET", "/api/v1/sop-calendars")[1]["items"] == []
+    status, cal = world.call("POST", "/api/v1/sop-calendars", {"name": "c", "rules": [
+        rule, {**rule, "when": {**rule["when"], "weekday": 2}}]})
+    assert status == 201, cal
+    status, answer = world.call("PATCH", f"/api/v1/sop-calendars/{cal['calendar_id']}", {"rules": [
+        rule, {**rule, "name": "again"}]})
+    assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
+    assert len(world.call("GET", f"/api/v1/sop-calendars/{cal['calendar_id']}")[1]["rules"]) == 2

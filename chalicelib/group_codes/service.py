@@ -105,6 +105,16 @@ class AutoCreateIn(AutoCreate):
 class TextIn(wm.Text):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("content")
+    @classmethod
+    def _not_filled_in(cls, v: str) -> str:
+        from chalicelib.platform.content import PLACEHOLDERS
+
+        if found := [p for p in PLACEHOLDERS if p in v]:
+            raise ValueError(f"{', '.join(found)} is not filled in in a group welcome (WeCom sends its template as "
+                             "it is): WeCom's %NICKNAME% stands for the member's name")
+        return v
+
 
 class ImageIn(wm.Image):
     model_config = ConfigDict(extra="forbid")

@@ -170,3 +170,22 @@ def test_the_same_rule_twice_under_two_names_is_refused_as_given_twice(world):
         rule, {**rule, "name": "again"}]})
     assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
     assert len(world.call("GET", f"/api/v1/sop-calendars/{cal['calendar_id']}")[1]["rules"]) == 2
+
+
+def test_a_group_welcome_with_a_channel_code_placeholder_is_refused_not_sent_literally(world):
+    """Channel-code welcomes fill in {customer_name} and {staff_name} (README); a group welcome is
+    WeCom's template, sent by WeCom as it is: a member would read "{customer_name}". Refused at
+    text.content, pointing to WeCom's own %NICKNAME%, before WeCom is touched."""
+    pool = groups(world, 2)
+    status, code = world.call("POST", CODES, {"name": "Store", "pool": pool, "threshold": 5})
+    assert status == 201, code
+    before = _code_calls(world)
+    welcome = {"text": {"content": "Welcome {customer_name}!"}}
+    status, answer = world.call("POST", CODES, {"name": "S", "pool": pool, "threshold": 5, "welcome": welcome})
+    assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
+    assert "%NICKNAME%" in answer["error"]["details"][0]["message"], answer
+    status, answer = world.call("PUT", f"{CODES}/{code['code_id']}/welcome", welcome)
+    assert (status, answer["error"]["code"]) == (400, "validation_error"), answer
+    assert _code_calls(world) == before
+    status, ok = world.call("PUT", f"{CODES}/{code['code_id']}/welcome", {"text": {"content": "Welcome %NICKNAME%!"}})
+    assert status == 200 and ok["welcome"]["text"]["content"] == "Welcome %NICKNAME%!", ok

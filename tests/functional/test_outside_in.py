@@ -189,3 +189,27 @@ def test_a_group_welcome_with_a_channel_code_placeholder_is_refused_not_sent_lit
     assert _code_calls(world) == before
     status, ok = world.call("PUT", f"{CODES}/{code['code_id']}/welcome", {"text": {"content": "Welcome %NICKNAME%!"}})
     assert status == 200 and ok["welcome"]["text"]["content"] == "Welcome %NICKNAME%!", ok
+
+
+def test_a_scheduled_broadcast_to_a_group_code_deleted_before_its_time_fails_and_sends_nothing(world, monkeypatch):
+    """A broadcast naming a deleted group code is a 404, and an SOP rule's occurrence fails; but one
+    scheduled before the code was deleted went to the deleted code's groups all the same."""
+    import time
+
+    from chalicelib.platform import schedules
+    from tests.functional.test_broadcasts import ADD_MSG, Sends, _view
+
+    sends = Sends(world, monkeypatch)
+    status, code = world.call("POST", CODES, {"name": "Store", "pool": groups(world, 2), "threshold": 5})
+    assert status == 201, code
+    send_at = int(time.time()) + 3600
+    target = {"kind": "groups", "group_code_id": code["code_id"]}
+    status, b = world.call("POST", "/api/v1/broadcasts", {"name": "b", "content": {"text": "hi"}, "send_at": send_at,
+                                                          "target": target})
+    assert status == 201, b
+    assert world.call("DELETE", f"{CODES}/{code['code_id']}")[0] == 204
+    assert schedules.minute(now=send_at)["broadcasts_started"] == 1
+    sends.run()
+    view = _view(world, b["broadcast_id"])
+    assert view["status"] == "failed" and code["code_id"] in view["error"], view
+    assert world.sb.requests(api=ADD_MSG) == []

@@ -272,6 +272,23 @@ def unstart(corp_id: str, b: BroadcastItem, *, now: int) -> None:
         pass
 
 
+def fail_unplanned(corp_id: str, broadcast_id: str, *, error: str, now: int) -> bool:
+    """planning at its first step, nothing planned yet -> failed with `error` (what it was to send to
+    is gone); False when a cancel or another delivery came first."""
+    try:
+        get_table().update(
+            keys.broadcast(corp_id, broadcast_id),
+            expression=f"SET #status = :failed, #error = :error, updated_at = :now, version = version + :one "
+                       f"REMOVE {schema.GSI1_PK}, {schema.GSI1_SK}",
+            names={"#status": "status", "#error": "error"},
+            values={":failed": "failed", ":error": error, ":now": now, ":one": 1, ":planning": "planning",
+                    ":zero": 0},
+            condition="#status = :planning AND plan_step = :zero")
+    except ConditionFailed:
+        return False
+    return True
+
+
 def cancel(corp_id: str, broadcast_id: str, *, now: int) -> BroadcastItem | None:
     return _transition(corp_id, broadcast_id, to="cancelled", from_=LIVE, now=now, remove_due=True)
 

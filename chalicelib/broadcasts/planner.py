@@ -151,6 +151,10 @@ def _group_pages(corp_id: str, b: BroadcastItem, cursor: str | None) -> Iterator
     from chalicelib.groups import items as group_items
 
     t = b.target
+    if t.get("group_code_id") and cursor is None:
+        from chalicelib.group_codes import service as group_codes
+
+        group_codes.get(corp_id, t["group_code_id"])  # GroupCodeNotFound: deleted since it was accepted
     pos = json.loads(cursor) if cursor else {"i": 0, "c": None}
     if t.get("chat_ids"):
         ids = list(dict.fromkeys(t["chat_ids"]))
@@ -337,6 +341,13 @@ def run_step(msg: PlanMessage, *, until: float | None = None, clock: Any = time.
                 break
         else:
             cursor = None
+    except _source_gone() as exc:
+        if msg.step != 0:  # what earlier steps planned holds cap claims: left to the retries, as before
+            raise
+        # deleted since the broadcast was accepted (its segment, a tag it names, its group code): no retry
+        # brings it back
+        bitems.fail_unplanned(corp_id, b.broadcast_id, error=f"{type(exc).__name__}: {exc}"[:500], now=now)
+        return "failed"
     finally:
         if pool is not None:
             pool.shutdown()
@@ -352,6 +363,14 @@ def run_step(msg: PlanMessage, *, until: float | None = None, clock: Any = time.
     _send(ChunkingMessage(corp_id=corp_id, broadcast_id=b.broadcast_id) if done
           else PlanMessage(corp_id=corp_id, broadcast_id=b.broadcast_id, step=msg.step + 1))
     return "done"
+
+
+def _source_gone() -> tuple[type[Exception], ...]:
+    from chalicelib.group_codes.service import GroupCodeNotFound
+    from chalicelib.segments.service import InvalidFilter, SegmentNotFound
+    from chalicelib.tags.service import UnknownTags
+
+    return SegmentNotFound, InvalidFilter, UnknownTags, GroupCodeNotFound
 
 
 # -- the chunking step ----------------------------------------------------------------------------------------------

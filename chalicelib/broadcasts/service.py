@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.broadcasts import items as bitems
@@ -34,7 +34,7 @@ MOMENT_TEXT_CHARS = 2000
 MOMENT_LINK_TITLE_BYTES = 64
 MEDIA_LIFETIME = 3 * 86400 - 3600  # a WeCom media_id lives 3 days (an hour's margin)
 Id = Annotated[str, Field(min_length=1, max_length=64)]
-Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
+Epoch = Annotated[int, Strict(), Field(ge=0, lt=10**11), BeforeValidator(integral)]  # "5" and true are not
 
 
 class CustomersTarget(Model):
@@ -440,7 +440,12 @@ def get_policy(corp_id: str) -> Policy:
 
 
 class PolicyUpdate(Policy):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "5" and true are not numbers; 5.0 is
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole(cls, data: Any) -> Any:
+        return {k: integral(v) for k, v in data.items()} if isinstance(data, dict) else data
 
 
 def put_policy(corp_id: str, policy: PolicyUpdate) -> Policy:

@@ -38,6 +38,7 @@ from chalicelib.group_codes.items import Alert, AutoCreate, GroupCodeItem, Group
 from chalicelib.platform import caches
 from chalicelib.platform.model import Model, integral
 from chalicelib.store import ConditionFailed
+from chalicelib.wecom import models as wm
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ PUSH_GRACE = 10  # s: a claimed rotation not yet in WeCom after this is pushed a
 VERIFY_MARGIN = 10  # the tick reads WeCom's member list for listed groups this close to the threshold
 STATE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$"
 LINKS_TTL = 30.0
+UNKNOWN_NAMED = 10  # a refused pool names at most this many unknown groups (each one WeCom read)
 # A join handled this long after its callback arrived means the queue is behind: WeCom's count of
 # the group may be past the threshold through joins whose callbacks are still queued.
 BEHIND_SECONDS = 1.0
@@ -98,8 +100,63 @@ class AutoCreateIn(AutoCreate):
     room_base_id: RoomBaseId | None = None
 
 
+# The welcome's parts as WeCom takes them (doc 92366): unknown fields (a typo) and what WeCom would
+# refuse are refused at their field, before WeCom is touched.
+class TextIn(wm.Text):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("content")
+    @classmethod
+    def _not_filled_in(cls, v: str) -> str:
+        from chalicelib.platform.content import PLACEHOLDERS
+
+        if found := [p for p in PLACEHOLDERS if p in v]:
+            raise ValueError(f"{', '.join(found)} is not filled in in a group welcome (WeCom sends its template as "
+                             "it is): WeCom's %NICKNAME% stands for the member's name")
+        return v
+
+
+class ImageIn(wm.Image):
+    model_config = ConfigDict(extra="forbid")
+    media_id: str | None = Field(None, min_length=1, max_length=256)
+    pic_url: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+
+    @model_validator(mode="after")
+    def _source(self) -> ImageIn:
+        if not (self.media_id or self.pic_url):
+            raise ValueError("an image needs a media_id or a pic_url")
+        return self
+
+
+class LinkIn(wm.Link):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    url: str = Field(max_length=2048, pattern=r"^https?://")
+    picurl: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+
+
+class MiniProgramIn(wm.MiniProgram):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    pic_media_id: str = Field(min_length=1)
+    appid: str = Field(min_length=1)
+    page: str = Field(min_length=1)
+
+
+class MediaIn(wm.Media):
+    model_config = ConfigDict(extra="forbid")
+    media_id: str = Field(min_length=1)
+
+
 class GroupWelcomeIn(GroupWelcome):
     """Text (<= 4000 bytes) and at most one of image, link, miniprogram, file, video (doc 92366)."""
+
+    text: TextIn | None = None
+    image: ImageIn | None = None
+    link: LinkIn | None = None
+    miniprogram: MiniProgramIn | None = None
+    file: MediaIn | None = None
+    video: MediaIn | None = None
 
     # As the schema states it: text or an attachment, and no two attachments.
     model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -217,12 +274,15 @@ class InvalidUpdate(Exception):
 
 
 # -- counts -------------------------------------------------------------------------------------
-def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False) -> dict[str, int | None]:
+def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False,
+                  unknown_max: int | None = None) -> dict[str, int | None]:
     """Members per group: the group item's exact `member_count` (chalicelib.groups keeps it from
     the change_external_chat callbacks), else WeCom's groupchat/get. None: no such group. `store`:
     keep such a read as the group's (groups' record_read), so its next event finds the count at
     its own version and reads WeCom no more (a pool group counted for a rotation before its first
-    join; not for a request's checks, which write nothing)."""
+    join; not for a request's checks, which write nothing). `unknown_max`: WeCom is read no more
+    once that many groups were found to be none (a request's check of made-up ids); the groups
+    left unread are left out."""
     from chalicelib.groups import items as group_items
     from chalicelib.store import get_table, keys
 
@@ -238,6 +298,8 @@ def member_counts(corp_id: str, chat_ids: list[str], *, store: bool = False) -> 
             counts[chat_id] = None
         elif item is not None and item.get("member_count") is not None:
             counts[chat_id] = int(item["member_count"])
+        elif unknown_max is not None and list(counts.values()).count(None) >= unknown_max:
+            continue
         else:
             read_at = int(time.time())
             chat = _group_chat(corp_id, chat_id)
@@ -762,9 +824,11 @@ def tick(corp_id: str, *, now: float | None = None) -> dict[str, int]:
 # -- operator operations ------------------------------------------------------------------------
 def _check_chats(corp_id: str, chat_ids: list[str]) -> None:
     """Every group must be one of this corp's customer groups (another corp's chat id is unknown
-    here): read-only checks, before anything is written or WeCom is changed."""
-    counts = member_counts(corp_id, chat_ids)
-    unknown = [c for c in chat_ids if counts.get(c) is None]
+    here): read-only checks, before anything is written or WeCom is changed. A pool of made-up ids
+    costs at most UNKNOWN_NAMED groupchat/get calls (WeCom's quota; a request outlasting API
+    Gateway's 29 s would answer 504): the 400 names the first ones found."""
+    counts = member_counts(corp_id, chat_ids, unknown_max=UNKNOWN_NAMED)
+    unknown = [c for c in chat_ids if c in counts and counts[c] is None]
     if unknown:
         raise InvalidGroupCode("unknown groups (not this corp's customer groups)", {"chat_ids": unknown})
 

@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     WithJsonSchema,
     field_validator,
     model_serializer,
@@ -44,7 +45,7 @@ PREVIEW_PAGE = 1000  # per read of a preview (a page is also cut at 1 MB by Dyna
 MAX_SAMPLE = 50
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
-Epoch = Annotated[int, Field(ge=0, lt=10**11), BeforeValidator(integral)]
+Epoch = Annotated[int, Strict(), Field(ge=0, lt=10**11), BeforeValidator(integral)]  # "5" and true are not
 Moment = Annotated[Epoch | date, Field(description="epoch seconds, or a date (YYYY-MM-DD) in the corp's time zone")]
 SegmentStatus = Literal["active", "pending", "lost", "removed", "transferred"]
 _ONE = "at least one of tags, staff_ids, channels, added_from, added_to, statuses"

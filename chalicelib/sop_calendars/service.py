@@ -15,13 +15,13 @@ from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.broadcasts.service import GroupsTarget
 from chalicelib.platform.content import MessageContent, SendableContent
 from chalicelib.platform.errors import FieldError, NotFound
-from chalicelib.platform.model import Change, Model
+from chalicelib.platform.model import Change, Model, integral
 from chalicelib.sop_calendars import items as sitems
 from chalicelib.sop_calendars.items import CalendarItem, OccurrenceItem, RuleState
 
@@ -31,6 +31,8 @@ DEFAULT_GRACE_MINUTES = 120
 FOREVER = 10 * 366 * 86400  # how far ahead a recurring rule sends, for the content's checks
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, the corp's time zone")]
+# A JSON integer (5.0 is one); "5" and true are not.
+Whole = Annotated[int, Strict(), BeforeValidator(integral)]
 
 
 def clock() -> float:
@@ -44,7 +46,7 @@ class Weekly(Model):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["weekly"]
-    weekday: int = Field(ge=1, le=7, description="ISO weekday: 1 Monday .. 7 Sunday")
+    weekday: Whole = Field(ge=1, le=7, description="ISO weekday: 1 Monday .. 7 Sunday")
     time: HHMM
 
 
@@ -64,7 +66,7 @@ class After(Model):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["after"]
     event: Literal["customer_added", "member_joined", "group_created"]
-    days: int = Field(ge=0, le=365)
+    days: Whole = Field(ge=0, le=365)
     time: HHMM
 
 
@@ -104,7 +106,7 @@ class Rule(Model):
 class CalendarCreate(Model):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
-    grace_minutes: int = Field(DEFAULT_GRACE_MINUTES, ge=0, le=1440,
+    grace_minutes: Whole = Field(DEFAULT_GRACE_MINUTES, ge=0, le=1440,
                                description="an occurrence found late (the system was down) is still sent within "
                                            "this many minutes of its time, else recorded as missed")
     rules: list[Rule] = Field(min_length=1, max_length=MAX_RULES)
@@ -114,7 +116,7 @@ class CalendarUpdate(Change):
     model_config = ConfigDict(extra="forbid")
     min_changes = 1
     name: str = Field(None, min_length=1, max_length=100)
-    grace_minutes: int = Field(None, ge=0, le=1440)
+    grace_minutes: Whole = Field(None, ge=0, le=1440)
     rules: list[Rule] = Field(None, min_length=1, max_length=MAX_RULES)
 
 
@@ -286,10 +288,14 @@ def _check_rules(corp_id: str, rules: list[Rule], *, now: float) -> list[dict[st
         except broadcasts.InvalidBroadcast as exc:
             raise InvalidCalendar(f"{field}.{exc.field}", str(exc)) from exc
         data["rule_id"] = rule_id_of(data)
-        if any(r["rule_id"] == data["rule_id"] for r in stored):
+        if any(_unnamed(r) == _unnamed(data) for r in stored):  # a name is a label: the same sends twice
             raise InvalidCalendar(field, "the same rule is given twice")
         stored.append(data)
     return stored
+
+
+def _unnamed(rule: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rule.items() if k not in ("name", "rule_id")}
 
 
 def _check_target(corp_id: str, data: dict[str, Any], whom: Any, content: MessageContent, field: str, *,

@@ -435,10 +435,16 @@ def send_welcome_msg(api: Api, corp: Corp, body: dict, query: dict) -> dict:
 
 
 def _template_body(body: dict) -> dict[str, Any]:
-    text = _text(body)
+    # doc 92366's limits for a template (not a welcome message's 4000): text 3000 bytes, link title 128
+    # and desc 512, miniprogram title 64. Which errcode WeCom gives is not documented: 40058.
+    text = _text(body, limit_bytes=3000)
     media = {k: body[k] for k in ("image", "link", "miniprogram", "file", "video") if body.get(k)}
     if len(media) > 1:
         raise ApiFailure(41064, "only one attachment allowed")
+    for kind, field, limit in (("link", "title", 128), ("link", "desc", 512), ("miniprogram", "title", 64)):
+        value = (media.get(kind) or {}).get(field) if isinstance(media.get(kind), dict) else None
+        if isinstance(value, str) and _utf8_len(value) > limit:
+            raise ApiFailure(40058, f"invalid {kind}.{field}: longer than {limit} bytes")
     if not (text and text.get("content")) and not media:
         raise ApiFailure(44004, "empty content")
     out = dict(media)

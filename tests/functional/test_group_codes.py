@@ -59,7 +59,8 @@ def test_create_lists_up_to_five_pooled_groups_and_shows_status(world):
     ({"threshold": 201}, 400, "validation_error"),
     ({"threshold": 0}, 400, "validation_error"),
     ({"pool": []}, 400, "validation_error"),
-    ({"welcome": {"text": {"content": "字" * 1334}}}, 400, "validation_error"),  # > 4000 bytes
+    ({"welcome": {"text": {"content": "字" * 1001}}}, 400, "validation_error"),  # > 3000 bytes (doc 92366)
+    ({"welcome": {"link": {"title": "字" * 43, "url": "https://x"}}}, 400, "validation_error"),  # > 128 bytes
     ({"welcome": {"text": {"content": "hi"}, "link": {"title": "t", "url": "https://x"},
                   "image": {"pic_url": "https://x/p.png"}}}, 400, "validation_error"),
     ({"state": "taken-by-channel"}, 409, "state_taken"),
@@ -78,6 +79,46 @@ def test_bad_input_is_refused_with_nothing_changed_at_wecom(world, body, status,
     assert (got, answer["error"]["code"]) == (status, code), answer
     assert {api: wecom_calls(world, api) for api in before} == before
     assert len(world.call("GET", CODES)[1]["items"]) == 1
+
+
+def test_a_group_welcome_takes_wecoms_template_limits_to_the_byte():
+    """doc 92366 (a template, not a welcome message): text 3000 bytes, link title 128 and desc 512,
+    miniprogram title 64, counted in UTF-8; the sandbox refuses past them as WeCom does."""
+    from pydantic import ValidationError
+
+    from chalicelib.group_codes.service import GroupWelcomeIn
+
+    def refused(welcome: dict) -> list[str]:
+        try:
+            GroupWelcomeIn.model_validate(welcome)
+        except ValidationError as exc:
+            return [".".join(map(str, e["loc"])) for e in exc.errors()]
+        return []
+
+    mini = {"pic_media_id": "m", "appid": "wx1", "page": "/p"}
+    assert refused({"text": {"content": "字" * 1000}}) == [] and refused({"text": {"content": "字" * 1000 + "a"}}) \
+        == ["text.content"]
+    assert refused({"link": {"title": "a" * 128, "url": "https://x", "desc": "d" * 512}}) == []
+    assert refused({"link": {"title": "a" * 129, "url": "https://x"}}) == ["link.title"]
+    assert refused({"link": {"title": "t", "url": "https://x", "desc": "字" * 171}}) == ["link.desc"]
+    assert refused({"miniprogram": {"title": "字" * 21, **mini}}) == []
+    assert refused({"miniprogram": {"title": "字" * 22, **mini}}) == ["miniprogram.title"]
+
+
+def test_the_sandbox_refuses_a_group_welcome_template_past_wecoms_limits(world):
+    from chalicelib.corps import registry
+    from chalicelib.group_codes.items import GroupWelcome
+    from chalicelib.group_codes.service import _template
+    from chalicelib.wecom import errors
+
+    client = registry.wecom_client(CORP_ID)
+    assert client.add_group_welcome_template(_template(GroupWelcome.model_validate(
+        {"text": {"content": "字" * 1000}}))).template_id
+    for welcome in ({"text": {"content": "字" * 1001}}, {"link": {"title": "a" * 129, "url": "https://x"}},
+                    {"miniprogram": {"title": "a" * 65, "pic_media_id": "m", "appid": "wx1", "page": "/p"}}):
+        with pytest.raises(errors.ApiError) as refused:
+            client.add_group_welcome_template(_template(GroupWelcome.model_validate(welcome)))
+        assert refused.value.errcode == 40058, welcome
 
 
 def test_another_corps_group_is_unknown(world):

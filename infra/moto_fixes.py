@@ -21,6 +21,14 @@ distorts what the local stack shows, it is corrected here, in one place.
   `LOCAL_KEY_MATERIAL_TAG` (base64 of 32 bytes) takes that id and material instead (the tags are
   not kept), so infra/local_stack.py can bring its secrets key back with the data it sealed.
 
+- SQS receives cost O(queue length) per message received: moto's ReceiveMessage checks each
+  message's retention through `get_queue_attributes`, which builds the queue's whole attribute
+  dict (counting every message, visible, in flight and delayed) three times over, so a burst's
+  backlog of 500 callbacks made moto spend ~40 % of its CPU counting (py-spy on the welcome burst).
+  AWS keeps these counts for free. The fix reads the retention period directly, builds the
+  attribute dict once per GetQueueAttributes, and reads moto's clock once per pass over the
+  messages (not twice per message); what they answer is unchanged.
+
 `SCRM_STOCK_MOTO=1` leaves moto as it is.
 """
 
@@ -140,9 +148,52 @@ def kms_keys_with_given_material() -> None:
     KmsBackend.create_key = create_key  # type: ignore[method-assign]
 
 
+def cheap_sqs_attributes() -> None:
+    from moto.sqs import models as sqs_models
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "_scrm_cheap_attributes", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > sqs_models.unix_time()  # (moto's clock, as before)
+
+    original = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        if not attribute_names or "All" in attribute_names:
+            return original(self, queue_name, attribute_names)  # (its own checks and "All": built once)
+        queue = self.get_queue(queue_name)
+        valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+        if any(name not in valid for name in attribute_names):
+            return original(self, queue_name, attribute_names)  # its InvalidAttributeName
+        attributes = queue.attributes  # once: each access counts every message again
+        return {name: attributes[name] for name in attribute_names if attributes.get(name) is not None}
+
+    def visible_now(queue: Any) -> list[Any]:
+        now = sqs_models.unix_time_millis()  # once: Message.visible / .delayed read it per message
+        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def count(test: Any) -> property:
+        def counted(queue: Any) -> int:
+            now = sqs_models.unix_time_millis()
+            return sum(1 for m in queue._messages if test(m, now))
+        return property(counted)
+
+    Queue = sqs_models.Queue
+    Queue.messages = property(visible_now)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_delayed = count(lambda m, now: now < m.delayed_until)  # type: ignore
+    Queue.approximate_number_of_messages_not_visible = count(lambda m, now: not now > m.visible_at)  # type: ignore
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+    SQSBackend._scrm_cheap_attributes = True  # type: ignore[attr-defined]
+
+
 def apply() -> None:
     """Apply the fixes (idempotent) unless SCRM_STOCK_MOTO=1."""
     if os.environ.get("SCRM_STOCK_MOTO") != "1":
         cheap_moto_transactions()
         serialized_dynamodb()
         kms_keys_with_given_material()
+        cheap_sqs_attributes()

@@ -417,10 +417,10 @@ def report(args: Any, sb: Any, corp_id: str, code: dict[str, Any], pool: list[st
     print(f"  threshold crossings {len(crossings)}, join-way updates {updates} [{verdict}]")
     print(f"  over-threshold joins: counted {counted}, sandbox truth {truth_over}"
           f" ({truth_over / max(1, len(crossings)):.1f} per crossing)")
+    on_moto = "" if "fake" in req else ", on moto's server: its request time is printed below"
     print(f"  rotation latency (crossing callback posted -> join way updated): p50 {pct(latencies, 50) * 1e3:.0f} ms,"
           f" p99 {pct(latencies, 99) * 1e3:.0f} ms, max {max(latencies, default=float('nan')) * 1e3:.0f} ms"
-          f" [{'meets' if latencies and pct(latencies, 99) < 1.0 else 'ABOVE'} the p99 < 1 s goal"
-          f"{'' if 'fake' in req else ', on moto' + chr(39) + 's server: its request time is printed below'}]")
+          f" [{'meets' if latencies and pct(latencies, 99) < 1.0 else 'ABOVE'} the p99 < 1 s goal{on_moto}]")
     print(f"  rotations from the consumer taking their batch to the update: p50 {pct(handling, 50) * 1e3:.0f} ms,"
           f" p99 {pct(handling, 99) * 1e3:.0f} ms (the rest of the latency is the queue's backlog)")
     rows = stages.report(crossings, pool_listed)

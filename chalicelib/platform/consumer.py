@@ -120,6 +120,7 @@ class _Parsed:
 
     message: Any
     event: Any
+    identity: str  # the event's exactly-once identity
     routes: list[Any]
     reads: list[dict[str, str]]
 
@@ -141,7 +142,7 @@ def _parse(body: str) -> _Parsed | str:
     if not routes:
         return Outcome.UNROUTED
     reads = [k for r in routes if r.reads for k in r.reads(message.corp_id, event)]
-    return _Parsed(message, event, routes, reads)
+    return _Parsed(message, event, event.identity(), routes, reads)
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,7 @@ def _prepare(body: str, budget_until: float | None = None, parsed: _Parsed | Non
     parsed = _parse(body) if parsed is None else parsed
     if isinstance(parsed, str):
         return parsed
-    message, event = parsed.message, parsed.event
-    identity = event.identity()
+    message, event, identity = parsed.message, parsed.event, parsed.identity
     if read is None:
         read = _Read(*event_store.done_steps_and_items(message.corp_id, identity, parsed.reads), context.write_counts())
     todo = [r for r in parsed.routes if r.step not in read.done]
@@ -184,7 +184,7 @@ def _read_all(parsed: list[_Parsed]) -> list[_Read | None]:
     try:
         writes = context.write_counts()
         return [_Read(done, items, writes) for done, items in event_store.done_steps_and_items_of(
-            [(p.message.corp_id, p.event.identity(), p.reads) for p in parsed])]
+            [(p.message.corp_id, p.identity, p.reads) for p in parsed])]
     except Exception:  # noqa: BLE001  (each message reads again, and fails on its own if it must)
         logger.exception("the batch's records could not be read at once")
         return [None] * len(parsed)
